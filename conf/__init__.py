@@ -1,0 +1,1 @@
+"""dlx's Hydra configs, shipped inside the package as ``dlx.conf`` (``pkg://dlx.conf``)."""

@@ -1,0 +1,110 @@
+"""The `dlx` command. Start-up stays light: numpy, hydra, pandas and matplotlib are imported
+inside the commands that need them, never at module level (`dlx --help` is instant)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dlx.errors import UsageError
+
+app = typer.Typer(
+    name="dlx",
+    help="Deep-learning foundations, one command per experiment: NumPy models with explicit "
+         "backprop, Hydra configs, and a reproducible record of every run under runs/.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _runs_root(root: Optional[Path]) -> Path:
+    return root if root is not None else Path(os.environ.get("DLX_RUNS_DIR", "runs"))
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "help_option_names": []},
+    add_help_option=False,
+)
+def run(ctx: typer.Context) -> None:
+    """Train one configuration, or sweep many with -m (Hydra overrides; `dlx run --help`)."""
+    from dlx.app import main
+
+    raise typer.Exit(main(list(ctx.args)))
+
+
+@app.command()
+def plot(
+    path: Path = typer.Argument(..., help="A run or sweep directory."),
+    format: str = typer.Option("png", "--format", "-f", help="png, svg or pdf."),
+) -> None:
+    """Draw a run's figures, or overlay a sweep's members, into PATH/plots/."""
+    from dlx.plots import plot_path
+
+    notes: list[str] = []
+    try:
+        written = plot_path(path, format, notes)
+    except UsageError as e:
+        _fail(str(e))
+    for note in notes:
+        typer.echo(note, err=True)
+    for p in written:
+        typer.echo(str(p))
+
+
+@app.command("list")
+def list_runs(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs")) -> None:
+    """A table of the runs and sweeps under ROOT."""
+    from dlx.records.table import print_runs
+
+    root = _runs_root(root)
+    if not root.is_dir():
+        _fail(f"{root}: no such directory (runs are written to ./runs, or runs_dir=... / $DLX_RUNS_DIR)")
+    print_runs(root)
+
+
+@app.command()
+def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """One run: config highlights, status, final and best metrics, files."""
+    from dlx.records.table import print_run
+
+    try:
+        print_run(path)
+    except UsageError as e:
+        _fail(str(e))
+
+
+def main() -> None:
+    """Entry point: usage errors become one `error:` line (exit 2) like every other error."""
+    from typer.exceptions import Abort, TyperException
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="dlx", standalone_mode=False)
+    except TyperException as e:  # click's usage errors (typer vendors click)
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            code = 0
+        else:
+            name = ctx.command_path if ctx is not None else "dlx"
+            typer.echo(f"error: {e.format_message()} (see `{name} --help`)", err=True)
+            code = 2
+    except (KeyboardInterrupt, Abort):
+        typer.echo("error: interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

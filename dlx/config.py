@@ -1,0 +1,74 @@
+"""Validation of a composed config before anything is created or trained.
+
+Group options are checked against their implementations' signatures (see :mod:`dlx.registry`);
+optimizers, schedules and regularizers are also built once (cheap) so their own range checks run.
+The data set and model are checked by key and type only: building them may cost time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dlx import registry
+from dlx.data import SYNTHETIC
+from dlx.errors import UsageError
+from dlx.nn import INITS, MODELS
+from dlx.optim import OPTIMIZERS, REGULARIZERS, SCHEDULES
+from dlx.records.progress import MODES
+
+GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
+DTYPES = ("float32", "float64")
+
+
+def _int(cfg: dict, key: str, low: int | None = None, allow_none: bool = False) -> None:
+    value = cfg.get(key)
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or (low is not None and value < low):
+        extra = " or null" if allow_none else ""
+        raise UsageError(f"{key} must be an integer >= {low}{extra}, got {value!r}")
+
+
+def _plain(cfg: DictConfig, key: str) -> Any:
+    try:
+        return OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) \
+            else cfg[key]
+    except OmegaConfBaseException as e:
+        raise UsageError(f"{key}: {str(e).splitlines()[0]}") from None
+
+
+def validate(config: DictConfig) -> None:
+    """Raise UsageError (one line: the key, the bad value, what is valid) if ``config`` is bad."""
+    top = {k: _plain(config, k) for k in config if k != "hydra" and k not in GROUPS}
+    _int(top, "seed", 0)
+    _int(top, "epochs", 1)
+    _int(top, "batch_size", 1, allow_none=True)
+    if top.get("dtype") not in DTYPES:
+        raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {top.get('dtype')!r}")
+    factor = top.get("divergence_factor")
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 1:
+        raise UsageError(f"divergence_factor must be a number > 1, got {factor!r}")
+    if top.get("progress") not in MODES:
+        raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
+
+    groups = {g: _plain(config, g) for g in GROUPS}
+    for g, node in groups.items():
+        if not isinstance(node, dict) or "name" not in node:
+            raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
+    lr = groups["optimizer"].get("lr")
+    registry.build(OPTIMIZERS, "optimizer", groups["optimizer"], [])
+    registry.build(REGULARIZERS, "regularizer", groups["regularizer"])
+    registry.build(SCHEDULES, "schedule", groups["schedule"], lr=lr, total_steps=1)
+    _check_keys(MODELS, "model", groups["model"], ("n_in", "n_out", "dtype"))
+    _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
+    dataset = {k: v for k, v in groups["dataset"].items() if k != "val_fraction"}
+    _check_keys(SYNTHETIC, "dataset", dataset, ("rng",))
+
+
+def _check_keys(reg: dict, group: str, node: dict, provided: tuple[str, ...]) -> None:
+    node = dict(node)
+    factory = registry.lookup(reg, group, node.pop("name"))
+    registry.check_kwargs(factory, node, group, provided)

@@ -1,0 +1,45 @@
+"""From-scratch neural-network parts: explicit forward and backward, NumPy only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlx import registry
+from dlx.nn.core import Module, Parameter, Sequential
+from dlx.nn.init import INITS
+from dlx.nn.layers import Linear
+from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy, predictions
+from dlx.nn.models import MODELS
+
+
+def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
+    """Fill every weight (``decay=True``) with the ``init`` option; biases stay zero."""
+    node = dict(init_node)
+    fn = registry.lookup(INITS, "init", node.pop("name", None))
+    kwargs = registry.check_kwargs(fn, node, "init", provided=("shape", "rng"))
+    for p in model.parameters():
+        if p.decay:
+            try:
+                p.data[...] = fn(p.data.shape, rng, **kwargs)
+            except ValueError as e:
+                raise registry.UsageError(f"invalid init {fn.__name__!r}: {e}") from e
+
+
+def build_model(model_node, init_node, n_in: int, n_out: int, rng, dtype) -> Module:
+    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype)
+    initialize(model, init_node, rng)
+    return model
+
+
+def loss_for(n_classes: int):
+    """The loss matching a classifier's output layer: sigmoid-BCE for 2 classes, else softmax-CE."""
+    return BCEWithLogits() if n_classes == 2 else SoftmaxCrossEntropy()
+
+
+def n_outputs(n_classes: int) -> int:
+    return 1 if n_classes == 2 else n_classes
+
+
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "MSE", "BCEWithLogits",
+           "SoftmaxCrossEntropy", "predictions", "build_model", "initialize", "loss_for",
+           "n_outputs", "INITS", "MODELS"]

@@ -1,0 +1,68 @@
+"""Losses on logits, mean-reduced over the batch, computed stably (no exp of a large number).
+
+``forward(logits, y) -> float`` keeps what ``backward() -> dlogits`` needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BCEWithLogits:
+    """Binary cross-entropy of sigmoid(z) against y in {0, 1}.
+
+    loss = mean(max(z, 0) - z*y + log(1 + exp(-|z|)));  dloss/dz = (sigmoid(z) - y) / N.
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        z = logits.reshape(len(logits))  # (N, 1) -> (N,)
+        t = y.astype(z.dtype, copy=False)
+        e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
+        self._cache = (z, t, e, logits.shape)
+        return float(np.mean(np.maximum(z, 0) - z * t + np.log1p(e)))
+
+    def backward(self) -> np.ndarray:
+        z, t, e, shape = self._cache
+        # sigmoid(z) without overflow: 1/(1+e) for z >= 0, e/(1+e) for z < 0
+        p = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        return ((p - t) / len(z)).astype(z.dtype, copy=False).reshape(shape)
+
+
+class SoftmaxCrossEntropy:
+    """Cross-entropy of softmax(z) against integer labels y.
+
+    loss = mean(logsumexp(z) - z[y]);  dloss/dz = (softmax(z) - onehot(y)) / N.
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        n = len(logits)
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0: exp <= 1
+        logsumexp = np.log(np.exp(shifted).sum(axis=1))  # (N,)
+        self._cache = (shifted, logsumexp, y)
+        return float(np.mean(logsumexp - shifted[np.arange(n), y]))
+
+    def backward(self) -> np.ndarray:
+        shifted, logsumexp, y = self._cache
+        n = len(shifted)
+        probs = np.exp(shifted - logsumexp[:, None])
+        probs[np.arange(n), y] -= 1
+        probs /= n
+        return probs
+
+
+class MSE:
+    """Mean squared error: loss = mean((z - y)^2);  dloss/dz = 2 (z - y) / size."""
+
+    def forward(self, pred: np.ndarray, y: np.ndarray) -> float:
+        self._diff = pred - y.reshape(pred.shape).astype(pred.dtype, copy=False)
+        return float(np.mean(self._diff**2))
+
+    def backward(self) -> np.ndarray:
+        return 2.0 * self._diff / self._diff.size
+
+
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """Class predictions from logits: sign for one output column, argmax for several."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > 0).astype(np.int64)
+    return logits.argmax(axis=1)

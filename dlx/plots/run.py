@@ -1,0 +1,104 @@
+"""Figures of one run, drawn only from what the run directory holds."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, save, y_label
+
+log = logging.getLogger("dlx.plots")
+
+SPLIT_STYLE = {"batch": dict(lw=0.8, alpha=0.45, color="tab:gray"),
+               "train": dict(lw=1.8, marker="o", ms=3, color="tab:blue"),
+               "val": dict(lw=1.8, marker="s", ms=3, color="tab:orange")}
+
+
+def run_title(config: dict) -> str:
+    opt = config.get("optimizer", {})
+    parts = [str(config.get("name", "run")), f"{opt.get('name', '?')} lr={opt.get('lr', '?'):g}"
+             if isinstance(opt.get("lr"), (int, float)) else str(opt.get("name", "?")),
+             str(config.get("dataset", {}).get("name", "?")), f"seed {config.get('seed', '?')}"]
+    return " · ".join(parts)
+
+
+def _mark_divergence(ax, summary: dict) -> None:
+    step = summary.get("diverged_at_step")
+    if step is not None:
+        ax.axvline(step, color="tab:red", ls="--", lw=1.2, label=f"diverged at step {step}")
+
+
+def metric_figures(run, out: Path, fmt: str) -> list[Path]:
+    """One figure per metric, its splits overlaid against the step."""
+    df = run.metrics
+    written = []
+    for metric, rows in df.groupby("metric", sort=False):
+        if rows["value"].nunique(dropna=False) <= 1 and metric == "lr":
+            continue  # a constant learning rate says nothing a figure should show
+        fig, ax = figure(f"{metric.replace('_', ' ')} — {run_title(run.config)}", STEP_LABEL,
+                         y_label(metric))
+        for split, series in rows.groupby("split", sort=False):
+            ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
+                    **SPLIT_STYLE.get(split, dict(lw=1.5)))
+        _mark_divergence(ax, run.summary)
+        log_scale_if_wide(ax, rows["value"])
+        ax.legend(loc="best", fontsize=9)
+        written.append(save(fig, out / f"{metric}.{fmt}"))
+    return written
+
+
+def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
+    """Class regions of the trained model over the 2-D data, train and validation points."""
+    from dlx.train import build_data, build_model_for
+
+    weights = run.path / "model.npz"
+    if run.config.get("dataset", {}).get("name") not in ("blobs", "moons", "xor") \
+            or not weights.is_file():
+        return []
+    data = build_data(run.config)
+    model = build_model_for(run.config, data)
+    with np.load(weights, allow_pickle=False) as arrays:
+        model.load_state_dict(arrays)
+    if not all(np.isfinite(p.data).all() for p in model.parameters()):
+        log.warning("decision boundary skipped: the final weights are not finite")
+        return []
+    X = np.concatenate([data.X_train, data.X_val])
+    lo, hi = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
+    grid = np.stack([g1.ravel(), g2.ravel()], axis=1).astype(data.X_train.dtype)
+    model.eval()
+    with np.errstate(over="ignore"):
+        logits = model.forward(grid).astype(np.float64)
+    fig, ax = figure(f"decision boundary — {run_title(run.config)}", "feature x₁", "feature x₂",
+                     size=(6.6, 5.6))
+    if logits.shape[1] == 1:
+        prob = (1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))).reshape(g1.shape)
+        cs = ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
+        ax.contour(g1, g2, prob, levels=[0.5], colors="k", linewidths=1.5)
+        fig.colorbar(cs, ax=ax, label="P(class 1 | x)")
+    else:
+        cls = logits.argmax(axis=1).reshape(g1.shape)
+        ax.contourf(g1, g2, cls, levels=np.arange(data.n_classes + 1) - 0.5, cmap="tab10",
+                    alpha=0.35, vmin=0, vmax=9)
+    cmap = "RdBu_r" if data.n_classes == 2 else "tab10"
+    kw = dict(cmap=cmap, vmin=0, vmax=1 if data.n_classes == 2 else 9, edgecolors="k",
+              linewidths=0.4)
+    ax.scatter(*data.X_train.T, c=data.y_train, s=14, marker="o", label="train", **kw)
+    ax.scatter(*data.X_val.T, c=data.y_val, s=26, marker="^", label="validation", **kw)
+    final = run.summary.get("final", {})
+    if final.get("val/acc") is not None:
+        ax.text(0.02, 0.02, f"validation accuracy {final['val/acc']:.3f}",
+                transform=ax.transAxes, fontsize=9, bbox=dict(fc="white", alpha=0.8))
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    legend = ax.legend(loc="upper right", fontsize=9)
+    for handle in legend.legend_handles:  # marker shape = split; colour = class (colour bar)
+        handle.set_facecolor("lightgray")
+    return [save(fig, out / f"decision_boundary.{fmt}")]
+
+
+def plot_run(run, fmt: str = "png") -> list[Path]:
+    out = run.path / "plots"
+    return metric_figures(run, out, fmt) + decision_boundary(run, out, fmt)

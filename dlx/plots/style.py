@@ -1,0 +1,55 @@
+"""Shared figure conventions: titles, axis labels with units, log scales, atomic saving."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+FORMATS = ("png", "svg", "pdf")
+
+STEP_LABEL = "step (parameter updates)"
+Y_LABELS = {
+    "loss": "loss (nats, mean per example)",
+    "acc": "accuracy (fraction correct)",
+    "lr": "learning rate",
+    "weight_norm": "weight norm ‖w‖₂ (biases excluded)",
+    "penalty": "regularization penalty (nats)",
+}
+SPLIT_NAMES = {"batch": "mini-batch", "train": "train set", "val": "validation set"}
+
+
+def y_label(metric: str) -> str:
+    return Y_LABELS.get(metric, metric.replace("_", " "))
+
+
+def figure(title: str, xlabel: str, ylabel: str, size=(7.5, 4.8)):
+    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    ax = fig.subplots()
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
+
+
+def log_scale_if_wide(ax, values, decades: float = 1.0) -> None:
+    """Log y axis when positive values span more than ``decades`` orders of magnitude."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and np.log10(v.max() / v.min()) > decades:
+        ax.set_yscale("log")
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, format=path.suffix[1:])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,84 @@
+"""Figures of a sweep: one per metric, every member overlaid and labelled by what differs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dlx.errors import UsageError
+from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, save, y_label
+from dlx.records.store import Run, differing, sweep_members
+
+log = logging.getLogger("dlx.plots")
+
+
+def load_members(sweep_dir: Path) -> tuple[list[Run], list[str]]:
+    """The members with readable metrics, and a note for each one skipped."""
+    runs, skipped = [], []
+    for member in sweep_members(sweep_dir):
+        run = Run(member)
+        try:
+            run.summary, run.metrics  # noqa: B018 - read now to report problems per member
+        except UsageError as e:
+            skipped.append(f"member {member.name} skipped: {e}")
+            continue
+        if run.metrics.empty:
+            skipped.append(f"member {member.name} skipped: no metrics recorded")
+            continue
+        runs.append(run)
+    return runs, skipped
+
+
+def member_labels(runs: list[Run]) -> list[str]:
+    diffs = differing([r.overrides for r in runs])
+    labels = []
+    for run, diff in zip(runs, diffs):
+        label = ", ".join(diff) or f"member {run.path.name}"
+        status = run.summary.get("status")
+        if status != "completed":
+            label += f" ({status})"
+        labels.append(label)
+    return labels
+
+
+def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]]:
+    runs, skipped = load_members(sweep_dir)
+    if not runs:
+        raise UsageError(f"{sweep_dir}: no member of this sweep has metrics to plot"
+                         + (f" ({'; '.join(skipped)})" if skipped else ""))
+    labels = member_labels(runs)
+    name = runs[0].config.get("name", sweep_dir.name)
+    keys = []
+    for run in runs:
+        for key in (run.metrics["split"] + "/" + run.metrics["metric"]).unique():
+            if key not in keys:
+                keys.append(key)
+    written = []
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    for key in keys:
+        split, metric = key.split("/", 1)
+        series = [(r, lab, c, r.metrics[(r.metrics["split"] == split) & (r.metrics["metric"] == metric)])
+                  for r, lab, c in zip(runs, labels, colors)]
+        if metric == "lr" and all(s["value"].nunique() <= 1 for *_, s in series):
+            continue  # constant learning rates: nothing to see
+        fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric.replace('_', ' ')}",
+                         STEP_LABEL, y_label(metric))
+        values = []
+        for run, label, color, s in series:
+            if s.empty:
+                continue
+            marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
+            ax.plot(s["step"], s["value"], color=color, label=label,
+                    lw=1.0 if split == "batch" else 1.8, **marker)
+            if run.summary.get("status") == "diverged":
+                finite = s[np.isfinite(s["value"])]
+                if not finite.empty:
+                    ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x", color=color,
+                            ms=10, mew=2)
+            values.extend(s["value"].tolist())
+        log_scale_if_wide(ax, values)
+        ax.legend(loc="best", fontsize=8, title="differs", title_fontsize=8)
+        written.append(save(fig, sweep_dir / "plots" / f"{split}_{metric}.{fmt}"))
+    return written, skipped

@@ -1,0 +1,1 @@
+"""The record a run leaves: run directory, metrics CSV, summary, log; and reading them back."""

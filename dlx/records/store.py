@@ -1,0 +1,191 @@
+"""Reading runs and sweeps back: the notebook API (``dlx.load_run``) and what the CLI lists.
+
+Every reader checks what it opens and raises :class:`~dlx.errors.UsageError` with one line
+naming the problem, so ``dlx plot/show`` on a bad directory fails cleanly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from functools import cached_property
+from pathlib import Path
+
+from dlx.errors import UsageError
+from dlx.records.metrics import HEADER
+
+SUMMARY, METRICS, CONFIG = "summary.json", "metrics.csv", "config.yaml"
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (temp file + rename); non-finite floats become null (strict JSON)."""
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(clean(data), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def is_sweep(path: Path) -> bool:
+    return (path / "multirun.yaml").is_file()
+
+
+def is_run(path: Path) -> bool:
+    return (path / SUMMARY).is_file() or (path / METRICS).is_file()
+
+
+def sweep_members(path: Path) -> list[Path]:
+    """A sweep's member directories (Hydra's job numbers 0, 1, ...), in job order."""
+    return sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+
+
+def check_dir(path: str | Path) -> Path:
+    """``path`` as a run or sweep directory, or a UsageError saying what it is instead."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such directory (give a run or sweep directory under runs/)")
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory (give a run or sweep directory under runs/)")
+    if not (is_run(path) or is_sweep(path)):
+        raise UsageError(f"{path}: not a run or sweep directory "
+                         f"(a run has {SUMMARY} and {METRICS}; a sweep has multirun.yaml)")
+    return path
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = run_dir / SUMMARY
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: missing (the run did not start properly)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: corrupt JSON ({e})") from None
+    if not isinstance(data, dict) or "status" not in data:
+        raise UsageError(f"{path}: not a dlx summary (no 'status')")
+    return data
+
+
+def read_metrics(run_dir: Path):
+    """metrics.csv as a long DataFrame (step, epoch, split, metric, value).
+
+    A last line without its newline is one a crash cut short; it is dropped, as promised by the
+    writer. Anything else that does not parse is reported as corrupt.
+    """
+    import pandas as pd
+
+    path = run_dir / METRICS
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: missing (the run recorded no metrics)") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: corrupt (not UTF-8 text)") from None
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if text.split("\n", 1)[0] != HEADER:
+        raise UsageError(f"{path}: corrupt (the header is not {HEADER!r})")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype={"split": str, "metric": str},
+                         keep_default_na=False, na_values={"value": ["nan"]})
+        df["step"] = df["step"].astype("int64")
+        df["epoch"] = df["epoch"].astype("int64")
+        df["value"] = pd.to_numeric(df["value"], errors="raise").astype("float64")
+    except (ValueError, TypeError, pd.errors.ParserError) as e:
+        raise UsageError(f"{path}: corrupt ({str(e).splitlines()[0]})") from None
+    if df[["split", "metric"]].eq("").any().any():
+        raise UsageError(f"{path}: corrupt (a row has an empty split or metric)")
+    return df
+
+
+def wide(metrics):
+    """One column per ``split/metric``, indexed by step (the last value where a step repeats)."""
+    key = metrics["split"] + "/" + metrics["metric"]
+    table = metrics.assign(key=key).pivot_table(index="step", columns="key", values="value",
+                                                aggfunc="last", dropna=False)
+    table.columns.name = None
+    return table
+
+
+class Run:
+    """A run directory, read lazily: ``config`` and ``summary`` (dicts), ``metrics`` (long
+    DataFrame) and ``wide()`` (one column per split/metric, indexed by step)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, status={self.summary.get('status')!r})"
+
+    @cached_property
+    def summary(self) -> dict:
+        return read_summary(self.path)
+
+    @cached_property
+    def config(self) -> dict:
+        return read_config(self.path)
+
+    @cached_property
+    def metrics(self):
+        return read_metrics(self.path)
+
+    def wide(self):
+        return wide(self.metrics)
+
+    @property
+    def overrides(self) -> list[str]:
+        return read_overrides(self.path)
+
+
+def read_config(run_dir: Path) -> dict:
+    import yaml
+
+    path = run_dir / CONFIG
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: missing") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: corrupt YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: corrupt (not a mapping)")
+    return data
+
+
+def read_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides of a run (Hydra's .hydra/overrides.yaml), [] if none."""
+    import yaml
+
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    return [str(x) for x in data] if isinstance(data, list) else []
+
+
+def load_run(path: str | Path) -> Run:
+    path = check_dir(path)
+    if is_sweep(path) and not is_run(path):
+        members = ", ".join(p.name for p in sweep_members(path)) or "none"
+        raise UsageError(f"{path}: a sweep, not a run (load one of its members: {members})")
+    run = Run(path)
+    run.summary  # noqa: B018 - fail now, not at first attribute access
+    return run
+
+
+def differing(overrides: list[list[str]]) -> list[list[str]]:
+    """For each member's overrides, only those not shared by every member (what varies)."""
+    if not overrides:
+        return []
+    common = set(overrides[0]).intersection(*map(set, overrides[1:]))
+    return [[o for o in ov if o not in common] for ov in overrides]

@@ -1,0 +1,64 @@
+"""Shared fixtures: the CLI in a subprocess, a private runs directory, the torch oracle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def torch():
+    """PyTorch as the test oracle: skipped when not installed, unless CI requires it."""
+    try:
+        import torch as _torch
+    except ImportError:
+        if os.environ.get("DLX_REQUIRE_TORCH") == "1":
+            pytest.fail("torch is required here (DLX_REQUIRE_TORCH=1) but is not installed")
+        pytest.skip("torch not installed (pip install 'dlx[torch]')")
+    _torch.set_default_dtype(_torch.float64)
+    return _torch
+
+
+class CLI:
+    """Runs `python -m dlx.cli ...` in ``cwd`` with runs going to ``cwd/runs``."""
+
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("DLX_RUNS_DIR", "HYDRA_FULL_ERROR")}
+        self.env["MPLBACKEND"] = "Agg"
+
+    def __call__(self, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dlx.cli", *args], cwd=self.cwd,
+                              env=self.env, capture_output=True, text=True, timeout=timeout,
+                              **kw)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "dlx.cli", *args], cwd=self.cwd,
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def run_dir(self, result: subprocess.CompletedProcess) -> Path:
+        assert result.stdout.strip(), result.stderr
+        return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def cli(tmp_path) -> CLI:
+    return CLI(tmp_path)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user mistake: exit 2, exactly one `error:` line naming the problem, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

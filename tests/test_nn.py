@@ -1,0 +1,108 @@
+"""Hand-written backward passes against centered finite differences (float64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dlx.nn import (MSE, BCEWithLogits, Linear, SoftmaxCrossEntropy, build_model, initialize,
+                    predictions)
+from dlx.nn.init import INITS
+from tests.gradcheck import numerical_grad, rel_error
+
+rng = np.random.default_rng(0)
+
+
+def _loss_and_grads(model, loss_fn, X, y):
+    model.zero_grad()
+    loss = loss_fn.forward(model.forward(X), y)
+    dx = model.backward(loss_fn.backward())
+    return loss, dx
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_logreg_gradients_match_finite_differences(n_classes):
+    X = rng.standard_normal((16, 3))
+    y = rng.integers(0, n_classes, 16)
+    n_out = 1 if n_classes == 2 else n_classes
+    model = build_model({"name": "logreg"}, {"name": "normal", "std": 0.5}, 3, n_out,
+                        np.random.default_rng(1), np.float64)
+    model.b.data[...] = rng.standard_normal(n_out)
+    loss_fn = BCEWithLogits() if n_classes == 2 else SoftmaxCrossEntropy()
+    _, dx = _loss_and_grads(model, loss_fn, X, y)
+
+    def f():
+        return loss_fn.forward(model.forward(X), y)
+
+    for p in model.parameters():
+        assert rel_error(p.grad, numerical_grad(f, p.data)) < 1e-7, p.name
+    assert rel_error(dx, numerical_grad(f, X)) < 1e-7
+
+
+def test_linear_accumulates_gradients_like_torch():
+    """backward adds into .grad: two backward passes give twice the gradient."""
+    layer = Linear(3, 2, dtype=np.float64)
+    layer.W.data[...] = rng.standard_normal((3, 2))
+    x, dout = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    layer.forward(x)
+    layer.backward(dout)
+    once = layer.W.grad.copy()
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_allclose(layer.W.grad, 2 * once)
+    np.testing.assert_allclose(once, x.T @ dout)
+
+
+def test_mse_gradient():
+    pred, y = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    loss = MSE()
+    loss.forward(pred, y)
+    grad = loss.backward()
+    assert rel_error(grad, numerical_grad(lambda: loss.forward(pred, y), pred)) < 1e-7
+
+
+def test_losses_are_stable_for_huge_logits():
+    """No overflow: a confident right answer costs ~0, a confident wrong one costs |z|."""
+    z = np.array([[1e4], [-1e4], [1e4]], dtype=np.float32)
+    y = np.array([1, 0, 0])
+    bce = BCEWithLogits()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss = bce.forward(z, y)
+        grad = bce.backward()
+    assert loss == pytest.approx(1e4 / 3)
+    np.testing.assert_allclose(grad[:, 0], [0, 0, 1 / 3], atol=1e-7)
+    ce = SoftmaxCrossEntropy()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        loss = ce.forward(np.array([[1e4, 0.0], [0.0, 1e4]]), np.array([0, 0]))
+    assert loss == pytest.approx(1e4 / 2)
+
+
+def test_initial_losses_are_chance_level():
+    """Zero weights: BCE = ln 2, softmax CE over C classes = ln C."""
+    X, y = rng.standard_normal((50, 3)), rng.integers(0, 5, 50)
+    assert BCEWithLogits().forward(np.zeros((50, 1)), y % 2) == pytest.approx(math.log(2))
+    assert SoftmaxCrossEntropy().forward(np.zeros((50, 5)), y) == pytest.approx(math.log(5))
+
+
+def test_predictions():
+    assert predictions(np.array([[0.3], [-2.0]])).tolist() == [1, 0]
+    assert predictions(np.array([[0.1, 0.9, 0.0]])).tolist() == [1]
+
+
+@pytest.mark.parametrize("name,expected_std", [
+    ("he_normal", math.sqrt(2 / 400)), ("lecun_normal", math.sqrt(1 / 400)),
+    ("xavier_normal", math.sqrt(2 / 600)), ("he_uniform", math.sqrt(2 / 400)),
+    ("xavier_uniform", math.sqrt(2 / 600))])
+def test_initializer_scales(name, expected_std):
+    """Each scheme's weight std matches its formula (fan_in 400, fan_out 200)."""
+    w = INITS[name]((400, 200), np.random.default_rng(0))
+    assert w.std() == pytest.approx(expected_std, rel=0.02)
+    assert abs(w.mean()) < 0.1 * expected_std
+
+
+def test_initialize_leaves_biases_at_zero():
+    model = Linear(4, 3, dtype=np.float64)
+    initialize(model, {"name": "constant", "value": 0.5}, np.random.default_rng(0))
+    assert (model.W.data == 0.5).all() and (model.b.data == 0).all()
