@@ -147,7 +147,7 @@ def main(args: list[str]) -> int:
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         print("error: interrupted (the record so far is kept)", file=sys.stderr)
-        where = _State.sweep_dir or _State.last_dir
+        where = Path(_State.sweep_dir).absolute() if _State.sweep_dir else _State.last_dir
         if where:
             print(where)
         return 130
@@ -167,7 +167,7 @@ def main(args: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
 
     if _State.sweep_dir is not None:
-        return _report_sweep(Path(_State.sweep_dir))
+        return _report_sweep(Path(_State.sweep_dir).absolute())
     if not _State.results:  # --cfg, --info: Hydra printed what was asked
         return 0
     result = _State.results[-1]

@@ -62,3 +62,12 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *needles: str) ->
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """One `dlx run` with the defaults, shared by tests that only read it (copy to modify)."""
+    cli = CLI(tmp_path_factory.mktemp("default"))
+    result = cli("run")
+    assert result.returncode == 0, result.stderr
+    return cli.run_dir(result)

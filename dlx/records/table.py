@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -32,6 +33,11 @@ def _final(summary: dict) -> list[str]:
 def _duration(summary: dict) -> str:
     s = summary.get("wall_time_s")
     return "-" if s is None else f"{s:.3g} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _console() -> Console:
+    # Piped into a file or grep, a table wrapped at 80 columns is unreadable: go wide.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _safe_summary(path: Path) -> dict:
@@ -70,7 +76,7 @@ def print_runs(root: Path) -> None:
             table.add_row(path.name, summary.get("experiment", "-"), _status(summary["status"]),
                           ", ".join(summary.get("overrides") or []) or "-", *_final(summary),
                           _duration(summary))
-    console = Console()
+    console = _console()
     if not entries:
         console.print(f"no runs under {root} yet: `dlx run` makes one")
         return
@@ -81,7 +87,7 @@ def print_run(path: Path) -> None:
     path = check_dir(path)
     run = load_run(path)
     s, cfg = run.summary, run.config
-    console = Console()
+    console = _console()
     console.print(f"[bold]{path.name}[/]  {_status(s['status'])}  ({path})")
     opt = cfg.get("optimizer", {})
     highlights = [

@@ -1,0 +1,245 @@
+"""`dlx` end to end, in subprocesses, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlx.plots.sweep import load_members, member_labels
+from tests.conftest import REPO, assert_one_error_line
+
+pytestmark = pytest.mark.slow
+
+
+def test_help_does_not_import_the_heavy_libraries():
+    code = ("import sys\nfrom dlx.cli import main\nsys.argv = ['dlx', '--help']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+            "heavy = [m for m in ('numpy', 'hydra', 'omegaconf', 'pandas', 'matplotlib') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout
+    assert "run" in out.stdout and "plot" in out.stdout
+
+
+def test_default_run_leaves_the_full_record(default_run: Path):
+    assert default_run.is_absolute() and default_run.parent.name == "runs"
+    parts = default_run.name.split("-")
+    assert len(parts) == 4 and parts[2] == "logreg" and len(parts[3]) == 6
+    for name in ("config.yaml", "metrics.csv", "summary.json", "run.log", ".hydra/overrides.yaml"):
+        assert (default_run / name).is_file(), name
+    assert len(list((default_run / "plots").glob("*.png"))) >= 2
+    assert (default_run / "plots" / "decision_boundary.png").is_file()
+
+    lines = (default_run / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "step,epoch,split,metric,value"
+    epoch_rows = {tuple(ln.split(",")[1:4]) for ln in lines[1:]}
+    for epoch in range(21):
+        for key in ("train,loss", "train,acc", "val,loss", "val,acc"):
+            assert (str(epoch), *key.split(",")) in epoch_rows
+
+    s = json.loads((default_run / "summary.json").read_text())
+    assert s["status"] == "completed" and s["experiment"] == "logreg" and s["seed"] == 0
+    assert s["final"]["val/acc"] >= 0.95
+    assert s["best"]["val/loss"] <= s["final"]["val/loss"]
+    for key in ("started_at", "finished_at", "wall_time_s", "steps_per_s", "versions", "host",
+                "overrides", "diverged_at_step", "error", "optimizer_state_bytes"):
+        assert key in s, key
+    assert s["versions"]["numpy"] and s["optimizer_state_bytes"] == 0
+    assert "git_commit" in s  # the tests run from a checkout
+
+
+def test_same_command_twice_gives_identical_metrics(cli):
+    a = cli.run_dir(cli("run", "epochs=3", "seed=7"))
+    b = cli.run_dir(cli("run", "epochs=3", "seed=7"))
+    assert a != b
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
+
+
+def test_two_runs_started_together_get_their_own_directories(cli):
+    procs = [cli.popen("run", "epochs=2") for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    dirs = [Path(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert dirs[0] != dirs[1]
+    for d in dirs:
+        assert json.loads((d / "summary.json").read_text())["status"] == "completed"
+
+
+def test_divergence_is_a_result_not_a_crash(cli):
+    result = cli("run", "optimizer.lr=1e6")
+    assert result.returncode == 0, result.stderr
+    assert "diverged at step" in result.stderr
+    run = cli.run_dir(result)
+    s = json.loads((run / "summary.json").read_text())
+    assert s["status"] == "diverged" and s["diverged_at_step"] >= 1
+    assert (run / "metrics.csv").is_file() and list((run / "plots").glob("*.png"))
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["run", "optimizer=nope"], ["unknown optimizer 'nope'", "adam, momentum, sgd"]),
+    (["run", "experiment=nope"], ["unknown experiment 'nope'", "logreg"]),
+    (["run", "optimizer.lr=-1"], ["lr must be a finite number > 0"]),
+    (["run", "optimizer.lr=abc"], ["optimizer.lr: expected a number"]),
+    (["run", "optimizer.foo=1"], ["unknown key 'optimizer.foo'"]),
+    (["run", "epochs=0"], ["epochs must be an integer >= 1"]),
+    (["run", "batch_size=0"], ["batch_size"]),
+    (["run", "optimizer.lr=[1"], ["cannot parse override"]),
+    (["run", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["run", "-m", "optimizer.lr=-1"], ["lr must be a finite number > 0"]),
+    (["plot", "/nonexistent"], ["/nonexistent: no such directory"]),
+    (["plot", "."], ["not a run or sweep directory"]),
+    (["show", "/nonexistent"], ["no such directory"]),
+    (["list", "/nonexistent"], ["no such directory"]),
+    (["plot"], ["Missing argument"]),
+    (["frobnicate"], ["No such command"]),
+])
+def test_bad_input_is_one_error_line_and_writes_nothing(cli, args, needles):
+    result = cli(*args)
+    assert_one_error_line(result, *needles)
+    assert not (cli.cwd / "runs").exists() or not any((cli.cwd / "runs").iterdir())
+
+
+def test_plot_and_show_reject_corrupt_runs_without_writing(cli, default_run):
+    run = cli.cwd / "copy"
+    shutil.copytree(default_run, run)
+    shutil.rmtree(run / "plots")
+    (run / "metrics.csv").write_text("step,epoch,split,metric,value\n1,1,batch,loss,oops\n")
+    assert_one_error_line(cli("plot", str(run)), "metrics.csv: corrupt")
+    assert not (run / "plots").exists()
+    (run / "summary.json").write_text("{not json")
+    assert_one_error_line(cli("show", str(run)), "summary.json: corrupt JSON")
+
+
+def test_plot_remakes_a_runs_figures_in_every_format(cli, default_run):
+    for fmt in ("png", "svg", "pdf"):
+        result = cli("plot", str(default_run), "--format", fmt)
+        assert result.returncode == 0, result.stderr
+        written = [Path(p) for p in result.stdout.split()]
+        assert written and all(p.suffix == f".{fmt}" and p.stat().st_size > 0 for p in written)
+    assert_one_error_line(cli("plot", str(default_run), "--format", "gif"), "unknown format")
+
+
+def test_show_and_list(cli, default_run):
+    result = cli("show", str(default_run))
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout and "val/acc" in result.stdout
+    result = cli("list", str(default_run.parent))
+    assert result.returncode == 0, result.stderr
+    assert default_run.name in result.stdout
+
+
+def test_sweep_plot_and_list(cli):
+    result = cli("run", "-m", "optimizer=sgd,momentum,adam", "epochs=3")
+    assert result.returncode == 0, result.stderr
+    assert "sweep of 3 runs: 3 completed" in result.stderr
+    sweep = cli.run_dir(result)
+    assert (sweep / "multirun.yaml").is_file()
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+
+    result = cli("plot", str(sweep))
+    assert result.returncode == 0, result.stderr
+    written = {Path(p).name for p in result.stdout.split()}
+    assert {"val_loss.png", "val_acc.png", "train_loss.png"} <= written
+    runs, skipped = load_members(sweep)
+    assert member_labels(runs) == ["optimizer=sgd", "optimizer=momentum", "optimizer=adam"]
+    assert skipped == []
+
+    listing = cli("list")
+    assert listing.returncode == 0, listing.stderr
+    assert sweep.name in listing.stdout and "optimizer=momentum" in listing.stdout
+
+
+def test_sweep_member_failure_does_not_stop_the_others(cli):
+    result = cli("run", "-m", "optimizer.lr=0.1,-1,1e6", "epochs=2")
+    assert result.returncode == 1, result.stderr
+    assert "1 completed, 1 diverged, 1 failed" in result.stderr
+    assert "member 1 failed" in result.stderr and "lr must be" in result.stderr
+    sweep = cli.run_dir(result)
+    statuses = [json.loads((sweep / m / "summary.json").read_text())["status"] for m in "012"]
+    assert statuses == ["completed", "failed", "diverged"]
+    result = cli("plot", str(sweep))
+    assert result.returncode == 0 and "member 1 skipped" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_the_record(cli, sig):
+    proc = cli.popen("run", "epochs=100000", "progress=log")
+    deadline = time.time() + 60
+    runs = cli.cwd / "runs"
+    while time.time() < deadline:
+        metrics = list(runs.glob("*/metrics.csv")) if runs.exists() else []
+        if metrics and metrics[0].stat().st_size > 2000:
+            break
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    run = Path(out.strip().splitlines()[-1])
+    s = json.loads((run / "summary.json").read_text())
+    assert s["status"] == "interrupted" and s["final"]["val/acc"] > 0.9
+    assert (run / "metrics.csv").read_text().endswith("\n")
+
+
+def test_an_exception_fails_the_run_with_traceback_in_the_log(cli):
+    code = ("import sys, dlx.train\n"
+            "def boom(*a, **k):\n    raise RuntimeError('boom')\n"
+            "dlx.train.train = boom\n"
+            "from dlx.app import main\nsys.exit(main(['epochs=1']))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=cli.cwd, env=cli.env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    run = cli.run_dir(result)
+    s = json.loads((run / "summary.json").read_text())
+    assert s["status"] == "failed" and s["error"] == "RuntimeError: boom"
+    assert "Traceback" in (run / "run.log").read_text()
+    assert "Traceback" not in result.stderr
+
+
+def test_hydra_features_pass_through(cli):
+    result = cli("run", "--help")
+    assert result.returncode == 0
+    assert "optimizer: adam, momentum, sgd" in result.stdout
+    assert "experiment: logreg" in result.stdout
+    result = cli("run", "--cfg", "job", "optimizer=adam")
+    assert result.returncode == 0 and "name: adam" in result.stdout
+    assert not (cli.cwd / "runs").exists()
+    result = cli("run", "+extra_key=1", "epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "extra_key: 1" in (cli.run_dir(result) / "config.yaml").read_text()
+
+
+def test_runs_dir_and_env(cli, tmp_path):
+    result = cli("run", "epochs=1", f"runs_dir={tmp_path / 'elsewhere'}")
+    assert cli.run_dir(result).parent == tmp_path / "elsewhere"
+    cli.env["DLX_RUNS_DIR"] = str(tmp_path / "fromenv")
+    result = cli("run", "epochs=1")
+    assert cli.run_dir(result).parent == tmp_path / "fromenv"
+
+
+def test_non_editable_install_finds_its_configs(tmp_path):
+    """The wheel carries conf/ as dlx.conf: a plain install runs from any directory."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "wheel"), str(REPO)], check=True,
+                   capture_output=True)
+    wheel = next((tmp_path / "wheel").glob("dlx-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import dlx, sys; from dlx.app import main; "
+         "print(dlx.__file__, file=sys.stderr); sys.exit(main(['epochs=1']))"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert str(site) in result.stderr
+    assert (Path(result.stdout.strip().splitlines()[-1]) / "summary.json").is_file()
