@@ -14,9 +14,9 @@ What this module adds around Hydra:
 from __future__ import annotations
 
 import argparse
-import re
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ def main(args: list[str]) -> int:
         return 130
     except _Rejected as e:
         if debug or user_full_error:
-            raise e.args[0]
+            raise e.args[0] from None
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
     except Exception as e:

@@ -10,12 +10,10 @@ recorded and then re-raised, so Ctrl-C stops a whole sweep.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone

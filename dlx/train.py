@@ -66,7 +66,8 @@ def weight_norm(model: Module) -> float:
                          for p in model.parameters() if p.decay))
 
 
-def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto") -> tuple[Module, TrainResult]:
+def train(cfg: Mapping[str, Any], rec: MetricsWriter,
+          progress_mode: str = "auto") -> tuple[Module, TrainResult]:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a

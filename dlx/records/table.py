@@ -9,8 +9,16 @@ from rich.console import Console
 from rich.table import Table
 
 from dlx.errors import UsageError
-from dlx.records.store import (check_dir, differing, is_run, is_sweep, load_run, read_overrides,
-                               read_summary, sweep_members)
+from dlx.records.store import (
+    check_dir,
+    differing,
+    is_run,
+    is_sweep,
+    load_run,
+    read_overrides,
+    read_summary,
+    sweep_members,
+)
 
 HEADLINE = ("val/acc", "val/loss", "train/loss")
 STATUS_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red",
