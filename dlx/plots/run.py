@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, save, y_label
+from dlx.plots.style import (SPLIT_NAMES, STEP_LABEL, epoch_axis, figure, log_scale_if_wide,
+                             metric_title, save, y_label)
 
 log = logging.getLogger("dlx.plots")
 
@@ -33,18 +34,22 @@ def _mark_divergence(ax, summary: dict) -> None:
 def metric_figures(run, out: Path, fmt: str) -> list[Path]:
     """One figure per metric, its splits overlaid against the step."""
     df = run.metrics
+    epochs = df[df["split"] != "batch"]
+    steps_per_epoch = epochs["step"].max() / max(epochs["epoch"].max(), 1) if len(epochs) else 0
     written = []
     for metric, rows in df.groupby("metric", sort=False):
         if rows["value"].nunique(dropna=False) <= 1 and metric == "lr":
             continue  # a constant learning rate says nothing a figure should show
-        fig, ax = figure(f"{metric.replace('_', ' ')} — {run_title(run.config)}", STEP_LABEL,
+        fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
                          y_label(metric))
+        epoch_axis(ax, steps_per_epoch)
         for split, series in rows.groupby("split", sort=False):
             ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
                     **SPLIT_STYLE.get(split, dict(lw=1.5)))
         _mark_divergence(ax, run.summary)
         log_scale_if_wide(ax, rows["value"])
-        ax.legend(loc="best", fontsize=9)
+        if len(ax.get_legend_handles_labels()[0]) > 1:
+            ax.legend(loc="best", fontsize=9)
         written.append(save(fig, out / f"{metric}.{fmt}"))
     return written
 

@@ -18,7 +18,20 @@ Y_LABELS = {
     "weight_norm": "weight norm ‖w‖₂ (biases excluded)",
     "penalty": "regularization penalty (nats)",
 }
+TITLES = {"acc": "accuracy", "lr": "learning rate", "weight_norm": "weight norm"}
 SPLIT_NAMES = {"batch": "mini-batch", "train": "train set", "val": "validation set"}
+
+
+def metric_title(metric: str) -> str:
+    return TITLES.get(metric, metric.replace("_", " "))
+
+
+def epoch_axis(ax, steps_per_epoch: float) -> None:
+    """A second x axis on top, in epochs, for plots against the step."""
+    if steps_per_epoch > 0:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch,
+                                                   lambda e: e * steps_per_epoch))
+        top.set_xlabel("epoch")
 
 
 def y_label(metric: str) -> str:

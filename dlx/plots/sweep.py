@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from dlx.errors import UsageError
-from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, save, y_label
+from dlx.plots.style import (SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, metric_title, save,
+                             y_label)
 from dlx.records.store import Run, differing, sweep_members
 
 log = logging.getLogger("dlx.plots")
@@ -63,7 +64,7 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]
                   for r, lab, c in zip(runs, labels, colors)]
         if metric == "lr" and all(s["value"].nunique() <= 1 for *_, s in series):
             continue  # constant learning rates: nothing to see
-        fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric.replace('_', ' ')}",
+        fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}",
                          STEP_LABEL, y_label(metric))
         values = []
         for run, label, color, s in series:
