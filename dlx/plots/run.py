@@ -7,8 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.plots.style import (SPLIT_NAMES, STEP_LABEL, epoch_axis, figure, log_scale_if_wide,
-                             metric_title, save, y_label)
+from dlx.plots.style import (
+    SPLIT_NAMES,
+    STEP_LABEL,
+    epoch_axis,
+    figure,
+    log_scale_if_wide,
+    metric_title,
+    save,
+    y_label,
+)
 
 log = logging.getLogger("dlx.plots")
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dlx.errors import UsageError
-from dlx.plots.style import (SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, metric_title, save,
-                             y_label)
+from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, metric_title, save, y_label
 from dlx.records.store import Run, differing, sweep_members
 
 log = logging.getLogger("dlx.plots")
