@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -16,11 +17,12 @@ from dlx import registry
 from dlx.data import SYNTHETIC
 from dlx.errors import UsageError
 from dlx.nn import INITS, MODELS
-from dlx.optim import OPTIMIZERS, REGULARIZERS, SCHEDULES
+from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records.progress import MODES
 
 GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
 DTYPES = ("float32", "float64")
+BACKENDS = ("numpy", "torch")
 
 
 def _int(cfg: dict, key: str, low: int | None = None, allow_none: bool = False) -> None:
@@ -51,6 +53,9 @@ def validate(config: DictConfig) -> None:
     factor = top.get("divergence_factor")
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 1:
         raise UsageError(f"divergence_factor must be a number > 1, got {factor!r}")
+    if top.get("backend") not in BACKENDS:
+        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {top.get('backend')!r}")
+    _check_early_stopping(top.get("early_stopping"))
     if top.get("progress") not in MODES:
         raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
 
@@ -61,8 +66,8 @@ def validate(config: DictConfig) -> None:
     lr = groups["optimizer"].get("lr")
     registry.build(OPTIMIZERS, "optimizer", groups["optimizer"], [])
     registry.build(REGULARIZERS, "regularizer", groups["regularizer"])
-    registry.build(SCHEDULES, "schedule", groups["schedule"], lr=lr, total_steps=1)
-    _check_keys(MODELS, "model", groups["model"], ("n_in", "n_out", "dtype"))
+    schedules.build(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
+    registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None)
     _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
     dataset = {k: v for k, v in groups["dataset"].items() if k != "val_fraction"}
     _check_keys(SYNTHETIC, "dataset", dataset, ("rng",))
@@ -72,3 +77,13 @@ def _check_keys(reg: dict, group: str, node: dict, provided: tuple[str, ...]) ->
     node = dict(node)
     factory = registry.lookup(reg, group, node.pop("name"))
     registry.check_kwargs(factory, node, group, provided)
+
+
+def _check_early_stopping(es) -> None:
+    if not isinstance(es, dict) or set(es) != {"patience", "monitor", "min_delta"}:
+        raise UsageError("early_stopping must have exactly patience, monitor and min_delta")
+    _int(es, "patience", 1, allow_none=True)
+    if not isinstance(es["monitor"], str) or "/" not in es["monitor"]:
+        raise UsageError(f"early_stopping.monitor must look like val/loss, got {es['monitor']!r}")
+    if not isinstance(es["min_delta"], (int, float)) or es["min_delta"] < 0:
+        raise UsageError(f"early_stopping.min_delta must be a number >= 0, got {es['min_delta']!r}")

@@ -43,6 +43,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             except UsageError as e:
                 errors.append(str(e))
         raise UsageError(errors[0])
+    if origin is list:
+        (arg,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

@@ -14,6 +14,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +68,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     summary = {
         "run_id": run_dir.name, "status": "running", "experiment": resolved["name"],
+        "backend": resolved["backend"],
         "overrides": overrides, "seed": resolved["seed"], "final": {}, "best": {},
         "started_at": _now(), "finished_at": None, "wall_time_s": None, "steps": 0,
         "steps_per_s": None, "diverged_at_step": None, "error": None,
@@ -81,8 +83,12 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     rec = MetricsWriter(run_dir / METRICS)
     interrupted = False
     try:
-        model, result = train(resolved, rec, resolved["progress"])
-        np.savez(run_dir / "model.npz", **model.state_dict())
+        result = train(resolved, rec, resolved["progress"])
+        np.savez(run_dir / "model.npz", **result.weights)
+        if result.early_stopping:
+            summary["early_stopping"] = result.early_stopping
+        if "torch" in sys.modules:
+            summary["versions"]["torch"] = sys.modules["torch"].__version__
         summary.update(steps=result.steps, optimizer_state_bytes=result.state_bytes,
                        param_bytes=result.param_bytes,
                        steps_per_s=result.steps / result.train_seconds if result.train_seconds else None)

@@ -1,26 +1,111 @@
 """The training loop: (data, model, optimizer, schedule, regularizer) -> metrics, as a config says.
 
-Seeds: one ``seed`` spawns independent streams for the data, the initial weights and the batch
-order, so changing e.g. the batch size does not change the data or the initial weights.
+The loop is the same for both backends; a backend (:class:`NumpyBackend`, or the torch one in
+:mod:`dlx.torch_backend`) does the arithmetic. Seeds: one ``seed`` spawns independent streams for
+the data, the initial weights, the batch order and dropout, so that changing e.g. the batch size
+changes neither the data nor the initial weights.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from dlx import registry
 from dlx.data import Dataset, build_dataset
+from dlx.errors import UsageError
 from dlx.nn import Module, build_model, loss_for, n_outputs, predictions
-from dlx.optim import OPTIMIZERS, REGULARIZERS, SCHEDULES
+from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
+STREAMS = ("data", "init", "batches", "dropout")
+
+
+def rngs(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators per purpose (adding a purpose at the end changes no other)."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+def build_data(cfg: Mapping[str, Any]) -> Dataset:
+    return build_dataset(cfg["dataset"], rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
+
+
+def build_model_for(cfg: Mapping[str, Any], data: Dataset) -> Module:
+    streams = rngs(cfg["seed"])
+    return build_model(cfg["model"], cfg["init"], data.n_features, n_outputs(data.n_classes),
+                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"])
+
+
+class NumpyBackend:
+    """The from-scratch backend: hand-written forward and backward, our optimizers."""
+
+    def __init__(self, cfg: Mapping[str, Any], data: Dataset):
+        self.model = build_model_for(cfg, data)
+        self.params = self.model.parameters()
+        self.loss_fn = loss_for(data.n_classes)
+        self.opt = registry.build(OPTIMIZERS, "optimizer", cfg["optimizer"], self.params)
+        self.reg = registry.build(REGULARIZERS, "regularizer", cfg["regularizer"])
+
+    @property
+    def base_lr(self) -> float:
+        return self.opt.lr
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
+        self.opt.zero_grad()
+        loss = self.loss_fn.forward(self.model.forward(x), y)
+        return loss, self.reg.penalty(self.params) if self.reg.active else 0.0
+
+    def update(self, lr: float) -> None:
+        """Backward through the last forward, then one optimizer step at learning rate lr."""
+        self.model.backward(self.loss_fn.backward())
+        self.reg.add_grad(self.params)
+        self.opt.lr = lr
+        self.opt.step()
+        self.reg.after_step(self.params, lr)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(X), EVAL_CHUNK):
+            xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+            logits = self.model.forward(xb)
+            total_loss += self.loss_fn.forward(logits, yb) * len(xb)
+            correct += int((predictions(logits) == yb).sum())
+        self.model.train()
+        return total_loss / len(X), correct / len(X)
+
+    def weight_norm(self) -> float:
+        return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())
+                             for p in self.params if p.decay))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.model.load_state_dict(arrays)
+
+    def state_bytes(self) -> int:
+        return self.opt.state_bytes()
+
+    def param_bytes(self) -> int:
+        return sum(p.data.nbytes for p in self.params)
+
+
+def make_backend(cfg: Mapping[str, Any], data: Dataset):
+    if cfg["backend"] == "torch":
+        from dlx.torch_backend import TorchBackend
+
+        return TorchBackend(cfg, data)
+    return NumpyBackend(cfg, data)
 
 
 @dataclass
@@ -31,94 +116,89 @@ class TrainResult:
     diverged_reason: str | None
     state_bytes: int
     param_bytes: int
+    weights: dict[str, np.ndarray]
+    early_stopping: dict = field(default_factory=dict)
 
 
-def rngs(seed: int) -> dict[str, np.random.Generator]:
-    data, init, batches = np.random.SeedSequence(seed).spawn(3)
-    return {"data": np.random.default_rng(data), "init": np.random.default_rng(init),
-            "batches": np.random.default_rng(batches)}
+class EarlyStopping:
+    """Stop when ``monitor`` (e.g. val/loss) has not improved by ``min_delta`` for ``patience``
+    epochs; the best weights are restored. Losses are minimized, accuracies maximized."""
 
+    def __init__(self, patience: int | None, monitor: str, min_delta: float):
+        sign = {"loss": 1.0, "acc": -1.0}.get(monitor.rpartition("/")[2])
+        if patience is not None and sign is None:
+            raise UsageError(f"early_stopping.monitor must be a split/loss or split/acc metric, "
+                             f"got {monitor!r}")
+        self.patience, self.monitor, self.min_delta, self.sign = patience, monitor, min_delta, sign
+        self.best, self.best_epoch, self.best_state, self.stopped_at = math.inf, None, None, None
 
-def build_data(cfg: Mapping[str, Any]) -> Dataset:
-    return build_dataset(cfg["dataset"], rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
+    def check(self, epoch: int, values: dict[str, float], backend) -> bool:
+        """Record this epoch; True when training should stop."""
+        if self.patience is None:
+            return False
+        score = self.sign * values[self.monitor]
+        if score < self.best - self.min_delta:
+            self.best, self.best_epoch, self.best_state = score, epoch, backend.state_dict()
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped_at = epoch
+            return True
+        return False
 
-
-def build_model_for(cfg: Mapping[str, Any], data: Dataset) -> Module:
-    return build_model(cfg["model"], cfg["init"], data.n_features, n_outputs(data.n_classes),
-                       rngs(cfg["seed"])["init"], np.dtype(cfg["dtype"]))
-
-
-def evaluate(model: Module, loss_fn, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
-    model.eval()
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(X), EVAL_CHUNK):
-        xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
-        logits = model.forward(xb)
-        total_loss += loss_fn.forward(logits, yb) * len(xb)
-        correct += int((predictions(logits) == yb).sum())
-    model.train()
-    return total_loss / len(X), correct / len(X)
-
-
-def weight_norm(model: Module) -> float:
-    return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())
-                         for p in model.parameters() if p.decay))
+    def summary(self) -> dict:
+        if self.patience is None:
+            return {}
+        return {"monitor": self.monitor, "best_epoch": self.best_epoch,
+                "best_value": self.sign * self.best if self.best_epoch is not None else None,
+                "stopped_at_epoch": self.stopped_at}
 
 
 def train(cfg: Mapping[str, Any], rec: MetricsWriter,
-          progress_mode: str = "auto") -> tuple[Module, TrainResult]:
+          progress_mode: str = "auto") -> TrainResult:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``.
     """
-    streams = rngs(cfg["seed"])
+    order_rng = rngs(cfg["seed"])["batches"]
     data = build_data(cfg)
-    model = build_model_for(cfg, data)
-    params = model.parameters()
-    loss_fn = loss_for(data.n_classes)
-    opt = registry.build(OPTIMIZERS, "optimizer", cfg["optimizer"], params)
-    reg = registry.build(REGULARIZERS, "regularizer", cfg["regularizer"])
+    backend = make_backend(cfg, data)
+    es = cfg["early_stopping"]
+    stopper = EarlyStopping(es["patience"], es["monitor"], es["min_delta"])
 
     n = len(data.X_train)
     batch_size = min(cfg["batch_size"] or n, n)
     steps_per_epoch = math.ceil(n / batch_size)
     epochs = cfg["epochs"]
     total_steps = epochs * steps_per_epoch
-    lr_at = registry.build(SCHEDULES, "schedule", cfg["schedule"],
-                           lr=opt.lr, total_steps=total_steps)
+    lr_at = schedules.build(cfg["schedule"], backend.base_lr, total_steps)
 
-    def log_epoch(step: int, epoch: int) -> str:
+    def log_epoch(step: int, epoch: int) -> dict[str, float]:
         values = {}
         for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
-            values[f"{split}/loss"], values[f"{split}/acc"] = evaluate(model, loss_fn, X, y)
-        values["model/weight_norm"] = weight_norm(model)
+            values[f"{split}/loss"], values[f"{split}/acc"] = backend.evaluate(X, y)
+        values["model/weight_norm"] = backend.weight_norm()
         for key, value in values.items():
             split, metric = key.split("/")
             rec.log(step, epoch, split, metric, value)
-        return " ".join(f"{k} {v:.4g}" for k, v in values.items())
+        return values
 
-    log_epoch(0, 0)
-    initial_loss = rec.final["train/loss"]
+    initial_loss = log_epoch(0, 0)["train/loss"]
     limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
     step, diverged_at, reason = 0, None, None
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
         for epoch in range(1, epochs + 1):
-            order = streams["batches"].permutation(n)
+            order = order_rng.permutation(n)
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
-                lr = opt.lr = lr_at(step)
+                lr = lr_at(step)
                 step += 1
-                opt.zero_grad()
-                loss = loss_fn.forward(model.forward(data.X_train[idx]), data.y_train[idx])
-                penalty = reg.penalty(params) if reg.active else 0.0
+                loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
                 rec.log(step, epoch, "batch", "loss", loss)
                 rec.log(step, epoch, "batch", "lr", lr)
-                if reg.active:
+                if penalty:
                     rec.log(step, epoch, "batch", "penalty", penalty)
                 objective = loss + penalty
                 if not math.isfinite(objective) or objective > limit:
@@ -127,13 +207,19 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter,
                               else f"loss {objective:.3g} > {cfg['divergence_factor']:g} x "
                                    f"the initial loss {initial_loss:.3g}")
                     break
-                model.backward(loss_fn.backward())
-                reg.add_grad(params)
-                opt.step()
+                backend.update(lr)
                 progress.step(step, epoch, loss)
             if diverged_at is not None:
                 break
-            progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: {log_epoch(step, epoch)}")
+            values = log_epoch(step, epoch)
+            progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
+                               + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
+            if stopper.check(epoch, values, backend):
+                progress.epoch_end(f"early stopping: no {stopper.monitor} improvement for "
+                                   f"{stopper.patience} epochs; best weights (epoch "
+                                   f"{stopper.best_epoch}) restored")
+                backend.load_state_dict(stopper.best_state)
+                break
     seconds = time.perf_counter() - start
-    param_bytes = sum(p.data.nbytes for p in params)
-    return model, TrainResult(step, seconds, diverged_at, reason, opt.state_bytes(), param_bytes)
+    return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),
+                       backend.param_bytes(), backend.state_dict(), stopper.summary())

@@ -8,16 +8,30 @@ import pytest
 from dlx import registry
 from dlx.errors import UsageError
 from dlx.nn import Parameter
-from dlx.optim import OPTIMIZERS, SGD, Adam
+from dlx.optim import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, NAdam, RMSprop
 
 CASES = [
     (SGD, "SGD", dict(lr=0.1)),
     (SGD, "SGD", dict(lr=0.05, momentum=0.9)),
     (SGD, "SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
     (SGD, "SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    (Adagrad, "Adagrad", dict(lr=0.05)),
+    (Adagrad, "Adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1,
+                              initial_accumulator_value=0.1, eps=1e-8)),
+    (RMSprop, "RMSprop", dict(lr=0.01)),
+    (RMSprop, "RMSprop", dict(lr=0.01, alpha=0.9, centered=True)),
+    (RMSprop, "RMSprop", dict(lr=0.01, momentum=0.9, weight_decay=0.01)),
+    (RMSprop, "RMSprop", dict(lr=0.005, momentum=0.5, centered=True, eps=1e-6, weight_decay=0.1)),
     (Adam, "Adam", dict(lr=0.01)),
     (Adam, "Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)),
     (Adam, "Adam", dict(lr=0.01, amsgrad=True)),
+    (AdamW, "AdamW", dict(lr=0.01)),
+    (AdamW, "AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True)),
+    (Adamax, "Adamax", dict(lr=0.01)),
+    (Adamax, "Adamax", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1)),
+    (NAdam, "NAdam", dict(lr=0.01)),
+    (NAdam, "NAdam", dict(lr=0.01, momentum_decay=0.01, weight_decay=0.1)),
+    (NAdam, "NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
 ]
 
 
@@ -73,18 +87,23 @@ def test_state_bytes():
     assert after_one_step(SGD, lr=0.1, momentum=0.9) == 1
     assert after_one_step(Adam) == 2
     assert after_one_step(Adam, amsgrad=True) == 3
+    assert after_one_step(AdamW) == 2 and after_one_step(NAdam) == 2
+    assert after_one_step(Adamax) == 2 and after_one_step(Adagrad) == 1
+    assert after_one_step(RMSprop) == 1 and after_one_step(RMSprop, centered=True) == 2
+    assert after_one_step(RMSprop, centered=True, momentum=0.9) == 3
 
 
 @pytest.mark.parametrize("node,message", [
     ({"name": "sgd", "lr": -1.0}, "lr must be a finite number > 0"),
     ({"name": "sgd", "lr": 0.0}, "lr must be a finite number > 0"),
-    ({"name": "sgd", "lr": 0.1, "momentum": 1.5}, "momentum must be in [0, 1)"),
-    ({"name": "sgd", "lr": 0.1, "weight_decay": -1.0}, "weight_decay must be >= 0"),
+    ({"name": "sgd", "lr": 0.1, "momentum": 1.5}, "momentum must be >= 0.0, < 1.0"),
+    ({"name": "sgd", "lr": 0.1, "weight_decay": -1.0}, "weight_decay must be >= 0.0"),
     ({"name": "sgd", "lr": 0.1, "nesterov": True}, "nesterov needs momentum > 0"),
-    ({"name": "adam", "betas": [0.9, 1.0]}, "betas[1] must be in [0, 1)"),
+    ({"name": "adam", "betas": [0.9, 1.0]}, "betas[1] must be >= 0.0, < 1.0"),
     ({"name": "adam", "lr": "fast"}, "optimizer.lr: expected a number"),
     ({"name": "adam", "beta": 0.9}, "unknown key optimizer.beta (valid keys: lr, betas"),
-    ({"name": "adamm"}, "unknown optimizer 'adamm' (valid: adam, momentum, sgd)"),
+    ({"name": "adamm"}, "unknown optimizer 'adamm' (valid: adagrad, adam, adamax, adamw, momentum,"),
+    ({"name": "rmsprop", "alpha": 1.5}, "alpha must be >= 0.0, <= 1.0"),
 ])
 def test_bad_options_are_usage_errors(node, message):
     with pytest.raises(UsageError) as e:

@@ -25,7 +25,7 @@ def config(*overrides: str) -> dict:
 
 def run(tmp_path, *overrides: str):
     rec = MetricsWriter(tmp_path / "metrics.csv")
-    model, result = train(config(*overrides), rec, "none")
+    result = train(config(*overrides), rec, "none")
     rec.close()
     return rec, result
 
@@ -109,3 +109,23 @@ def test_validation(override, message):
     with pytest.raises(UsageError) as e:
         config(override)
     assert message in str(e.value)
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    rec = MetricsWriter(tmp_path / "metrics.csv")
+    result = train(config("model=mlp", "optimizer=adam", "optimizer.lr=0.05", "epochs=300",
+                          "dataset=moons", "dataset.n_samples=200", "model.hidden=[64,64]",
+                          "early_stopping.patience=3"), rec, "none")
+    rec.close()
+    es = result.early_stopping
+    assert es["stopped_at_epoch"] is not None and es["stopped_at_epoch"] < 300
+    assert es["stopped_at_epoch"] - es["best_epoch"] == 3
+    val = [float(line.split(",")[4]) for line in (tmp_path / "metrics.csv").read_text().splitlines()
+           if ",val,loss," in line]
+    assert es["best_value"] == min(val[1:])
+    assert result.steps == es["stopped_at_epoch"] * 5  # 160 points in batches of 32
+
+
+def test_early_stopping_needs_a_loss_or_accuracy():
+    with pytest.raises(UsageError, match="early_stopping.monitor"):
+        config("early_stopping.monitor=loss")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlx import registry
+from dlx.nn.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from dlx.nn.core import Module, Parameter, Sequential
+from dlx.nn.dropout import DropConnectLinear, Dropout
 from dlx.nn.init import INITS
 from dlx.nn.layers import Linear
 from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy, predictions
@@ -25,9 +27,13 @@ def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
                 raise registry.UsageError(f"invalid init {fn.__name__!r}: {e}") from e
 
 
-def build_model(model_node, init_node, n_in: int, n_out: int, rng, dtype) -> Module:
-    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype)
-    initialize(model, init_node, rng)
+def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
+                dropout_rng=None) -> Module:
+    """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
+    ``dropout_rng`` drives its dropout masks."""
+    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
+                           rng=dropout_rng)
+    initialize(model, init_node, init_rng)
     return model
 
 
@@ -40,6 +46,7 @@ def n_outputs(n_classes: int) -> int:
     return 1 if n_classes == 2 else n_classes
 
 
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "MSE", "BCEWithLogits",
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS", "MSE", "BCEWithLogits",
            "SoftmaxCrossEntropy", "predictions", "build_model", "initialize", "loss_for",
            "n_outputs", "INITS", "MODELS"]

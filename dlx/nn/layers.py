@@ -1,4 +1,4 @@
-"""Layers with hand-written backward passes."""
+"""Layers with parameters and hand-written backward passes."""
 
 from __future__ import annotations
 
@@ -8,20 +8,28 @@ from dlx.nn.core import Module, Parameter
 
 
 class Linear(Module):
-    """y = x W + b, with W of shape (in_features, out_features) so a batch is one matmul."""
+    """y = x W + b, with W of shape (in_features, out_features) so a batch is one matmul.
 
-    def __init__(self, in_features: int, out_features: int, *, dtype=np.float32, name: str = ""):
+    backward: dW += x^T dout, db += sum_rows(dout), dx = dout W^T. A first layer sets
+    ``input_grad=False``: nothing upstream needs dx, so its matmul is skipped (returns None).
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, dtype=np.float32, name: str = "",
+                 input_grad: bool = True):
         prefix = f"{name}." if name else ""
         self.W = Parameter(np.zeros((in_features, out_features), dtype=dtype), prefix + "W")
         self.b = Parameter(np.zeros(out_features, dtype=dtype), prefix + "b", decay=False)
+        self.input_grad = input_grad
         self._x: np.ndarray | None = None
+        self._dW = np.empty_like(self.W.data)  # reused every step: no allocation in backward
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x  # (N, in)
         return x @ self.W.data + self.b.data  # (N, out)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
         x = self._x  # (N, in); dout: (N, out)
-        self.W.grad += x.T @ dout
+        np.matmul(x.T, dout, out=self._dW)
+        self.W.grad += self._dW
         self.b.grad += dout.sum(axis=0)
-        return dout @ self.W.data.T  # (N, in)
+        return dout @ self.W.data.T if self.input_grad else None  # (N, in)

@@ -1,16 +1,64 @@
-"""Models by name: ``factory(n_in, n_out, *, dtype, **options) -> Module`` producing logits."""
+"""Models by name: ``factory(n_in, n_out, *, dtype, rng, **options) -> Module`` giving logits.
+
+``rng`` feeds the model's own randomness (dropout masks), not the initial weights.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlx.nn.core import Module
+from dlx.nn.activations import ACTIVATIONS
+from dlx.nn.core import Module, Sequential
+from dlx.nn.dropout import DropConnectLinear, Dropout
 from dlx.nn.layers import Linear
 
 
-def logreg(n_in: int, n_out: int, *, dtype=np.float32) -> Module:
+def logreg(n_in: int, n_out: int, *, dtype=np.float32, rng=None) -> Module:
     """Logistic regression: logits = x W + b (one output for 2 classes, else one per class)."""
-    return Linear(n_in, n_out, dtype=dtype, name="linear")
+    return Linear(n_in, n_out, dtype=dtype, name="linear", input_grad=False)
 
 
-MODELS = {"logreg": logreg}
+def _per_layer(value, n: int, key: str) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"{key} has {len(values)} entries for {n} hidden layers")
+    return values
+
+
+def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
+        activation: str | list[str] = "relu", keep_prob: float | list[float] = 1.0,
+        dropconnect: bool = False, dtype=np.float32, rng=None) -> Module:
+    """A multi-layer perceptron: [Linear -> activation -> dropout] per hidden layer, then Linear.
+
+    ``hidden`` lists the widths (its length is the depth); ``activation`` and ``keep_prob`` are
+    one value for every hidden layer or a list with one per layer. ``keep_prob < 1`` drops
+    activations (inverted dropout), or, with ``dropconnect``, the hidden layers' weights.
+    """
+    hidden = [int(h) for h in hidden]
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"hidden must list widths >= 1, got {hidden}")
+    acts = _per_layer(activation, len(hidden), "activation")
+    keeps = _per_layer(keep_prob, len(hidden), "keep_prob")
+    for a in acts:
+        if a not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)})")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    layers: list[Module] = []
+    width = n_in
+    for i, (h, act, keep) in enumerate(zip(hidden, acts, keeps)):
+        name, first = f"fc{i + 1}", i == 0
+        if dropconnect and keep < 1.0:
+            layers.append(DropConnectLinear(width, h, keep, rng, dtype=dtype, name=name))
+            layers[-1].input_grad = not first
+        else:
+            layers.append(Linear(width, h, dtype=dtype, name=name, input_grad=not first))
+        if ACTIVATIONS[act] is not None:
+            layers.append(ACTIVATIONS[act]())
+        if keep < 1.0 and not dropconnect:
+            layers.append(Dropout(keep, rng))
+        width = h
+    layers.append(Linear(width, n_out, dtype=dtype, name=f"fc{len(hidden) + 1}"))
+    return Sequential(*layers)
+
+
+MODELS = {"logreg": logreg, "mlp": mlp}

@@ -1,7 +1,8 @@
 """Optimizers, learning-rate schedules and regularizers."""
 
-from dlx.optim.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
-from dlx.optim.regularizers import L2, REGULARIZERS, NoPenalty
+from dlx.optim.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RMSprop
+from dlx.optim.regularizers import REGULARIZERS
 from dlx.optim.schedules import SCHEDULES
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "SCHEDULES", "REGULARIZERS", "L2", "NoPenalty"]
+__all__ = ["OPTIMIZERS", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
+           "Optimizer", "SCHEDULES", "REGULARIZERS"]

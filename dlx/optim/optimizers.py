@@ -1,8 +1,10 @@
 """Optimizers with torch.optim's update rules and defaults (torch 2.x, single-tensor path).
 
 Every optimizer takes a list of :class:`~dlx.nn.Parameter`, keeps its state per parameter
-(created lazily at the first step, as torch does), reads ``p.grad`` and updates ``p.data`` in
-place. ``lr`` is a plain attribute so a schedule can set it before each step.
+(created at the first step, as torch does, except Adagrad's accumulator), reads ``p.grad`` and
+updates ``p.data`` in place. ``lr`` is a plain attribute: a schedule sets it before each step.
+Arithmetic is in place on preallocated scratch buffers, so a step allocates nothing.
+``state_bytes()`` counts the state an optimizer must keep (not the scratch).
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ import numpy as np
 from dlx.nn.core import Parameter
 
 
+def _check(name: str, value: float, low: float, high: float | None = None,
+           high_open: bool = True) -> None:
+    ok = value >= low and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        bound = "" if high is None else (f", < {high}" if high_open else f", <= {high}")
+        raise ValueError(f"{name} must be >= {low}{bound}, got {value}")
+
+
 class Optimizer:
-    def __init__(self, params, lr: float):
-        if not lr > 0 or not math.isfinite(lr):
+    def __init__(self, params, lr: float, weight_decay: float = 0.0):
+        if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
+        _check("weight_decay", weight_decay, 0.0)
         self.params: list[Parameter] = list(params)
-        self.lr = lr
+        self.lr, self.weight_decay = lr, weight_decay
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
+        self._scratch = [np.empty_like(p.data) for p in self.params]
         self.steps = 0
 
     def zero_grad(self) -> None:
@@ -29,20 +41,19 @@ class Optimizer:
 
     def step(self) -> None:
         self.steps += 1
-        for p, state in zip(self.params, self.state):
-            self._update(p, state)
+        for p, state, tmp in zip(self.params, self.state, self._scratch):
+            self._update(p, p.grad, state, tmp)
 
-    def _update(self, p: Parameter, state: dict) -> None:
+    def _update(self, p: Parameter, g: np.ndarray, state: dict, tmp: np.ndarray) -> None:
         raise NotImplementedError
 
+    def _l2(self, p: Parameter, g: np.ndarray) -> np.ndarray:
+        """g + weight_decay * p: L2 regularization folded into the gradient (coupled decay)."""
+        return g + self.weight_decay * p.data if self.weight_decay else g
+
     def state_bytes(self) -> int:
-        """Bytes of optimizer state (buffers beyond the parameters and their grads)."""
+        """Bytes of optimizer state (buffers kept across steps beyond parameters and grads)."""
         return sum(v.nbytes for s in self.state for v in s.values() if isinstance(v, np.ndarray))
-
-
-def _check_weight_decay(weight_decay: float) -> None:
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
 
 
 class SGD(Optimizer):
@@ -50,7 +61,7 @@ class SGD(Optimizer):
 
     For each parameter p with gradient g, at step t::
 
-        g <- g + weight_decay * p                       (L2 folded into the gradient)
+        g <- g + weight_decay * p
         if momentum != 0:
             b <- g                                      at t = 1 (no dampening on the first step)
             b <- momentum * b + (1 - dampening) * g     for t > 1
@@ -58,41 +69,132 @@ class SGD(Optimizer):
         p <- p - lr * g
 
     Defaults: lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0.
-    State: the momentum buffer ``b`` (one parameter's worth) when momentum != 0.
+    State: the momentum buffer b (1x the parameters) when momentum != 0, else nothing.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
-        super().__init__(params, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if not 0.0 <= dampening <= 1.0:
-            raise ValueError(f"dampening must be in [0, 1], got {dampening}")
+        super().__init__(params, lr, weight_decay)
+        _check("momentum", momentum, 0.0, 1.0)
+        _check("dampening", dampening, 0.0, 1.0, high_open=False)
         if nesterov and (momentum == 0 or dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening = 0")
-        _check_weight_decay(weight_decay)
-        self.momentum, self.dampening = momentum, dampening
-        self.nesterov, self.weight_decay = nesterov, weight_decay
+        self.momentum, self.dampening, self.nesterov = momentum, dampening, nesterov
 
-    def _update(self, p: Parameter, state: dict) -> None:
-        g = p.grad
-        if self.weight_decay:
-            g = g + self.weight_decay * p.data
+    def _update(self, p, g, state, tmp):
+        g = self._l2(p, g)
         if self.momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
-                buf += (1.0 - self.dampening) * g
-            g = g + self.momentum * buf if self.nesterov else buf
-        p.data -= self.lr * g
+                if self.dampening:
+                    buf += (1.0 - self.dampening) * g
+                else:
+                    buf += g
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=tmp)
+                tmp += g
+                g = tmp
+            else:
+                g = buf
+        np.multiply(g, self.lr, out=tmp)
+        p.data -= tmp
+
+
+class Adagrad(Optimizer):
+    r"""AdaGrad (Duchi et al. 2011), as torch.optim.Adagrad.
+
+    For each parameter p with gradient g, at step t (from 1)::
+
+        g <- g + weight_decay * p
+        s <- s + g^2                                    (s starts at initial_accumulator_value)
+        p <- p - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)
+
+    Defaults: lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10.
+    State: the sum of squares s (1x).
+    """
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, lr, weight_decay)
+        _check("lr_decay", lr_decay, 0.0)
+        _check("initial_accumulator_value", initial_accumulator_value, 0.0)
+        _check("eps", eps, 0.0)
+        self.lr_decay, self.eps = lr_decay, eps
+        for p, state in zip(self.params, self.state):
+            state["sum"] = np.full_like(p.data, initial_accumulator_value)
+
+    def _update(self, p, g, state, tmp):
+        g = self._l2(p, g)
+        s = state["sum"]
+        np.multiply(g, g, out=tmp)
+        s += tmp
+        np.sqrt(s, out=tmp)
+        tmp += self.eps
+        np.divide(g, tmp, out=tmp)
+        tmp *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
+        p.data -= tmp
+
+
+class RMSprop(Optimizer):
+    r"""RMSProp (Hinton 2012), as torch.optim.RMSprop: eps is added *outside* the square root.
+
+    For each parameter p with gradient g::
+
+        g <- g + weight_decay * p
+        v <- alpha * v + (1 - alpha) * g^2
+        if centered:  a <- alpha * a + (1 - alpha) * g;   d <- sqrt(v - a^2) + eps
+        else:         d <- sqrt(v) + eps
+        if momentum > 0:  b <- momentum * b + g / d;   p <- p - lr * b
+        else:             p <- p - lr * g / d
+
+    Defaults: lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False.
+    State: v (1x), plus a if centered, plus b if momentum > 0.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, lr, weight_decay)
+        _check("alpha", alpha, 0.0, 1.0, high_open=False)
+        _check("eps", eps, 0.0)
+        _check("momentum", momentum, 0.0, 1.0)
+        self.alpha, self.eps, self.momentum, self.centered = alpha, eps, momentum, centered
+
+    def _update(self, p, g, state, tmp):
+        g = self._l2(p, g)
+        if not state:
+            state["square_avg"] = np.zeros_like(p.data)
+            if self.centered:
+                state["grad_avg"] = np.zeros_like(p.data)
+            if self.momentum > 0:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+        v = state["square_avg"]
+        v *= self.alpha
+        v += (1.0 - self.alpha) * g * g
+        if self.centered:
+            a = state["grad_avg"]
+            a += (1.0 - self.alpha) * (g - a)  # torch's lerp
+            np.subtract(v, a * a, out=tmp)
+            np.sqrt(tmp, out=tmp)
+        else:
+            np.sqrt(v, out=tmp)
+        tmp += self.eps
+        if self.momentum > 0:
+            b = state["momentum_buffer"]
+            b *= self.momentum
+            b += g / tmp
+            p.data -= self.lr * b
+        else:
+            np.divide(g, tmp, out=tmp)
+            tmp *= self.lr
+            p.data -= tmp
 
 
 def _check_betas(betas: tuple[float, float]) -> None:
     for i, b in enumerate(betas):
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"betas[{i}] must be in [0, 1), got {b}")
+        _check(f"betas[{i}]", b, 0.0, 1.0)
 
 
 class Adam(Optimizer):
@@ -100,48 +202,166 @@ class Adam(Optimizer):
 
     For each parameter p with gradient g, at step t (from 1)::
 
-        g <- g + weight_decay * p                       (L2, coupled: see AdamW for decoupled)
+        p <- p * (1 - lr * weight_decay)                if decoupled (AdamW)
+        g <- g + weight_decay * p                       otherwise (L2 in the gradient)
         m <- beta1 * m + (1 - beta1) * g
         v <- beta2 * v + (1 - beta2) * g^2
-        v_max <- max(v_max, v)   and use v_max for v    if amsgrad
+        v_max <- max(v_max, v) and v <- v_max           if amsgrad
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     Defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False.
-    State: m and v (two parameters' worth; three with amsgrad).
+    State: m and v (2x the parameters; 3x with amsgrad).
     """
+
+    decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
-        super().__init__(params, lr)
+        super().__init__(params, lr, weight_decay)
         _check_betas(betas)
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
-        _check_weight_decay(weight_decay)
-        self.betas, self.eps = tuple(betas), eps
-        self.weight_decay, self.amsgrad = weight_decay, amsgrad
+        _check("eps", eps, 0.0)
+        self.betas, self.eps, self.amsgrad = tuple(betas), eps, amsgrad
 
-    def _update(self, p: Parameter, state: dict) -> None:
+    def _update(self, p, g, state, tmp):
         b1, b2 = self.betas
-        g = p.grad
-        if self.weight_decay:
-            g = g + self.weight_decay * p.data
+        if self.decoupled:
+            p.data *= 1.0 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = self._l2(p, g)
         if not state:
             state["exp_avg"] = np.zeros_like(p.data)
             state["exp_avg_sq"] = np.zeros_like(p.data)
             if self.amsgrad:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1.0 - b1) * (g - m)  # torch's lerp: m + (1 - b1)(g - m)
+        np.subtract(g, m, out=tmp)  # m <- m + (1 - b1)(g - m): torch's lerp
+        tmp *= 1.0 - b1
+        m += tmp
         v *= b2
-        v += (1.0 - b2) * g * g
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
         if self.amsgrad:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         t = self.steps
-        step_size = self.lr / (1.0 - b1**t)
-        denom = np.sqrt(v) / math.sqrt(1.0 - b2**t) + self.eps
-        p.data -= step_size * m / denom
+        np.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1.0 - b2**t)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / (1.0 - b1**t)
+        p.data -= tmp
 
 
-# Config option name -> class. `momentum` is SGD with its own defaults (conf/optimizer/momentum.yaml).
-OPTIMIZERS = {"sgd": SGD, "momentum": SGD, "adam": Adam}
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter 2019), as torch.optim.AdamW: Adam with *decoupled* weight
+    decay, p <- p * (1 - lr * weight_decay) before the Adam step (see :class:`Adam`).
+
+    Defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False.
+    """
+
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+
+
+class Adamax(Optimizer):
+    r"""AdaMax (Kingma & Ba 2015, section 7: Adam with the infinity norm), as torch.optim.Adamax.
+
+    For each parameter p with gradient g, at step t (from 1)::
+
+        g <- g + weight_decay * p
+        m <- beta1 * m + (1 - beta1) * g
+        u <- max(beta2 * u, |g| + eps)
+        p <- p - lr / (1 - beta1^t) * m / u
+
+    Defaults: lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.  State: m and u (2x).
+    """
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
+        _check_betas(betas)
+        _check("eps", eps, 0.0)
+        self.betas, self.eps = tuple(betas), eps
+
+    def _update(self, p, g, state, tmp):
+        b1, b2 = self.betas
+        g = self._l2(p, g)
+        if not state:
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_inf"] = np.zeros_like(p.data)
+        m, u = state["exp_avg"], state["exp_inf"]
+        m += (1.0 - b1) * (g - m)
+        u *= b2
+        np.abs(g, out=tmp)
+        tmp += self.eps
+        np.maximum(u, tmp, out=u)
+        np.divide(m, u, out=tmp)
+        tmp *= self.lr / (1.0 - b1**self.steps)
+        p.data -= tmp
+
+
+class NAdam(Optimizer):
+    r"""NAdam (Dozat 2016): Adam with Nesterov momentum, as torch.optim.NAdam, including its
+    momentum-decay schedule mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)).
+
+    For each parameter p with gradient g, at step t (from 1)::
+
+        g <- g + weight_decay * p                       (or p <- p (1 - lr wd) if decoupled)
+        P_t = prod_{i<=t} mu_i
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        d = sqrt(v / (1 - beta2^t)) + eps
+        p <- p - lr (1 - mu_t) / (1 - P_t) * g / d - lr mu_{t+1} / (1 - P_t mu_{t+1}) * m / d
+
+    Defaults: lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+    decoupled_weight_decay=False.  State: m and v (2x; the scalar P_t is negligible).
+    """
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False):
+        super().__init__(params, lr, weight_decay)
+        _check_betas(betas)
+        _check("eps", eps, 0.0)
+        _check("momentum_decay", momentum_decay, 0.0)
+        self.betas, self.eps = tuple(betas), eps
+        self.momentum_decay, self.decoupled = momentum_decay, decoupled_weight_decay
+        self.mu_product = 1.0
+
+    def step(self) -> None:
+        b1 = self.betas[0]
+        t = self.steps + 1
+        self._mu = b1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+        self._mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+        self.mu_product *= self._mu
+        super().step()
+
+    def _update(self, p, g, state, tmp):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p.data *= 1.0 - self.lr * self.weight_decay
+            else:
+                g = self._l2(p, g)
+        if not state:
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_avg_sq"] = np.zeros_like(p.data)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1.0 - b1) * (g - m)
+        v *= b2
+        v += (1.0 - b2) * g * g
+        np.divide(v, 1.0 - b2**self.steps, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp += self.eps
+        mu, mu_next = self._mu, self._mu_next
+        p.data -= (self.lr * (1.0 - mu) / (1.0 - self.mu_product)) * g / tmp
+        p.data -= (self.lr * mu_next / (1.0 - self.mu_product * mu_next)) * m / tmp
+
+
+# Config option -> class. momentum and nesterov are SGD with their own defaults (conf/optimizer/).
+OPTIMIZERS = {"sgd": SGD, "momentum": SGD, "nesterov": SGD, "adagrad": Adagrad,
+              "rmsprop": RMSprop, "adam": Adam, "adamax": Adamax, "nadam": NAdam, "adamw": AdamW}

@@ -1,0 +1,67 @@
+"""Dropout (Srivastava et al. 2014) and DropConnect (Wan et al. 2013), both inverted: the kept
+values are scaled by 1/keep_prob during training, so evaluation needs no rescaling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlx.nn.core import Module
+from dlx.nn.layers import Linear
+
+
+def _check_keep(keep_prob: float) -> None:
+    if not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
+
+
+class Dropout(Module):
+    """Training: y = x * m / keep_prob, m ~ Bernoulli(keep_prob) per element; eval: y = x.
+
+    backward uses the same mask as the forward pass it follows.
+    """
+
+    def __init__(self, keep_prob: float, rng: np.random.Generator):
+        _check_keep(keep_prob)
+        self.keep_prob, self.rng = keep_prob, rng
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.keep_prob == 1.0:
+            self._mask = None
+            return x
+        self._mask = (self.rng.random(x.shape) < self.keep_prob).astype(x.dtype) / x.dtype.type(
+            self.keep_prob)
+        return x * self._mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout if self._mask is None else dout * self._mask
+
+
+class DropConnectLinear(Linear):
+    """A Linear layer whose *weights* are dropped: training uses W * M / keep_prob with
+    M ~ Bernoulli(keep_prob) per weight, one mask per forward pass (per mini-batch)."""
+
+    def __init__(self, in_features: int, out_features: int, keep_prob: float,
+                 rng: np.random.Generator, *, dtype=np.float32, name: str = ""):
+        super().__init__(in_features, out_features, dtype=dtype, name=name)
+        _check_keep(keep_prob)
+        self.keep_prob, self.rng = keep_prob, rng
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.keep_prob == 1.0:
+            self._mask = None
+            return super().forward(x)
+        W = self.W.data
+        self._mask = (self.rng.random(W.shape) < self.keep_prob).astype(W.dtype) / W.dtype.type(
+            self.keep_prob)
+        self._x = x
+        self._W_eff = W * self._mask
+        return x @ self._W_eff + self.b.data
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            return super().backward(dout)
+        self.W.grad += (self._x.T @ dout) * self._mask
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self._W_eff.T if self.input_grad else None
