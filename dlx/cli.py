@@ -84,6 +84,26 @@ def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
         _fail(str(e))
 
 
+@app.command()
+def bench(
+    steps: int = typer.Option(50, min=1, help="Training steps per timed repetition."),
+    repeats: int = typer.Option(7, min=1, help="Repetitions per backend (interleaved)."),
+    warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
+    torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
+    out: Optional[Path] = typer.Option(None, help="JSON file (default: <runs>/bench/bench-<time>.json)."),
+) -> None:
+    """Training throughput, NumPy vs torch: medians of interleaved repetitions, saved as JSON."""
+    import time as _time
+
+    from dlx import bench as _bench
+
+    report = _bench.run(steps=steps, repeats=repeats, warmup=warmup, include_torch=torch)
+    _bench.print_report(report)
+    if out is None:
+        out = _runs_root(None) / "bench" / f"bench-{_time.strftime('%Y%m%d-%H%M%S')}.json"
+    typer.echo(str(_bench.save(report, out)))
+
+
 def main() -> None:
     """Entry point: usage errors become one `error:` line (exit 2) like every other error."""
     from typer.exceptions import Abort, TyperException

@@ -21,8 +21,10 @@ def torch():
         if os.environ.get("DLX_REQUIRE_TORCH") == "1":
             pytest.fail("torch is required here (DLX_REQUIRE_TORCH=1) but is not installed")
         pytest.skip("torch not installed (pip install 'dlx[torch]')")
+    previous = _torch.get_default_dtype()
     _torch.set_default_dtype(_torch.float64)
-    return _torch
+    yield _torch
+    _torch.set_default_dtype(previous)
 
 
 class CLI:

@@ -83,7 +83,7 @@ def test_divergence_is_a_result_not_a_crash(cli):
 
 
 @pytest.mark.parametrize("args,needles", [
-    (["run", "optimizer=nope"], ["unknown optimizer 'nope'", "adam, momentum, sgd"]),
+    (["run", "optimizer=nope"], ["unknown optimizer 'nope'", "adam, adamax, adamw, momentum"]),
     (["run", "experiment=nope"], ["unknown experiment 'nope'", "logreg"]),
     (["run", "optimizer.lr=-1"], ["lr must be a finite number > 0"]),
     (["run", "optimizer.lr=abc"], ["optimizer.lr: expected a number"]),
@@ -93,6 +93,15 @@ def test_divergence_is_a_result_not_a_crash(cli):
     (["run", "optimizer.lr=[1"], ["cannot parse override"]),
     (["run", "--bogus"], ["unrecognized arguments: --bogus"]),
     (["run", "-m", "optimizer.lr=-1"], ["lr must be a finite number > 0"]),
+    (["run", "optimizer=adam", "optimizer.betas=[0.9,1.0]"], ["betas[1] must be >= 0.0, < 1.0"]),
+    (["run", "optimizer=adamw", "optimizer.weight_decay=-0.1"], ["weight_decay must be >= 0.0"]),
+    (["run", "optimizer=rmsprop", "+optimizer.beta=0.9"], ["unknown key optimizer.beta"]),
+    (["run", "model=mlp", "model.keep_prob=1.5"], ["keep_prob must be in (0, 1]"]),
+    (["run", "model=mlp", "model.keep_prob=0"], ["keep_prob must be in (0, 1]"]),
+    (["run", "schedule=step", "schedule.step_size=0"], ["step_size must be >= 1"]),
+    (["run", "regularizer=elastic_net", "regularizer.l1_ratio=2"], ["l1_ratio must be in [0, 1]"]),
+    (["run", "backend=jax"], ["backend must be one of numpy, torch"]),
+    (["bench", "--repeats", "0"], ["--repeats"]),
     (["plot", "/nonexistent"], ["/nonexistent: no such directory"]),
     (["plot", "."], ["not a run or sweep directory"]),
     (["show", "/nonexistent"], ["no such directory"]),
@@ -206,7 +215,8 @@ def test_an_exception_fails_the_run_with_traceback_in_the_log(cli):
 def test_hydra_features_pass_through(cli):
     result = cli("run", "--help")
     assert result.returncode == 0
-    assert "optimizer: adam, momentum, sgd" in result.stdout
+    assert "optimizer: adagrad, adam, adamax, adamw, momentum, nadam, nesterov, rmsprop, sgd" \
+        in result.stdout
     assert "experiment: logreg" in result.stdout
     result = cli("run", "--cfg", "job", "optimizer=adam")
     assert result.returncode == 0 and "name: adam" in result.stdout

@@ -9,7 +9,7 @@ from dlx.nn.core import Module
 from dlx.nn.layers import Linear
 
 
-def _check_keep(keep_prob: float) -> None:
+def check_keep(keep_prob: float) -> None:
     if not 0.0 < keep_prob <= 1.0:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
 
@@ -21,7 +21,7 @@ class Dropout(Module):
     """
 
     def __init__(self, keep_prob: float, rng: np.random.Generator):
-        _check_keep(keep_prob)
+        check_keep(keep_prob)
         self.keep_prob, self.rng = keep_prob, rng
         self._mask: np.ndarray | None = None
 
@@ -44,7 +44,7 @@ class DropConnectLinear(Linear):
     def __init__(self, in_features: int, out_features: int, keep_prob: float,
                  rng: np.random.Generator, *, dtype=np.float32, name: str = ""):
         super().__init__(in_features, out_features, dtype=dtype, name=name)
-        _check_keep(keep_prob)
+        check_keep(keep_prob)
         self.keep_prob, self.rng = keep_prob, rng
         self._mask: np.ndarray | None = None
 

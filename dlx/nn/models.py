@@ -9,7 +9,7 @@ import numpy as np
 
 from dlx.nn.activations import ACTIVATIONS
 from dlx.nn.core import Module, Sequential
-from dlx.nn.dropout import DropConnectLinear, Dropout
+from dlx.nn.dropout import DropConnectLinear, Dropout, check_keep
 from dlx.nn.layers import Linear
 
 
@@ -39,6 +39,8 @@ def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
         raise ValueError(f"hidden must list widths >= 1, got {hidden}")
     acts = _per_layer(activation, len(hidden), "activation")
     keeps = _per_layer(keep_prob, len(hidden), "keep_prob")
+    for keep in keeps:
+        check_keep(keep)
     for a in acts:
         if a not in ACTIVATIONS:
             raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)})")
