@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dlx import registry
 from dlx.data import SYNTHETIC
 from dlx.errors import UsageError
+from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS
 from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records.progress import MODES
@@ -71,6 +72,9 @@ def validate(config: DictConfig) -> None:
     _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
     dataset = {k: v for k, v in groups["dataset"].items() if k != "val_fraction"}
     _check_keys(SYNTHETIC, "dataset", dataset, ("rng",))
+    module = hooks(top.get("name"))
+    if hasattr(module, "validate"):
+        module.validate(top)
 
 
 def _check_keys(reg: dict, group: str, node: dict, provided: tuple[str, ...]) -> None:

@@ -62,7 +62,7 @@ def _raise_interrupt(signum, frame):
 
 
 def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
-    from dlx.train import train  # after logging is configured
+    from dlx.experiments import task_for  # after logging is configured
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
@@ -83,10 +83,12 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     rec = MetricsWriter(run_dir / METRICS)
     interrupted = False
     try:
-        result = train(resolved, rec, resolved["progress"])
-        np.savez(run_dir / "model.npz", **result.weights)
+        result = task_for(resolved)(resolved, rec, run_dir)
+        if result.weights:
+            np.savez(run_dir / "model.npz", **result.weights)
         if result.early_stopping:
             summary["early_stopping"] = result.early_stopping
+        summary.update(result.extra)
         if "torch" in sys.modules:
             summary["versions"]["torch"] = sys.modules["torch"].__version__
         summary.update(steps=result.steps, optimizer_state_bytes=result.state_bytes,

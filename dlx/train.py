@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -116,8 +117,9 @@ class TrainResult:
     diverged_reason: str | None
     state_bytes: int
     param_bytes: int
-    weights: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # task-specific results for summary.json
 
 
 class EarlyStopping:
@@ -152,13 +154,15 @@ class EarlyStopping:
                 "stopped_at_epoch": self.stopped_at}
 
 
-def train(cfg: Mapping[str, Any], rec: MetricsWriter,
-          progress_mode: str = "auto") -> TrainResult:
+def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
+          timing: Path | None = None) -> TrainResult:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``.
+    Wall-clock time per epoch goes to ``timing`` (a CSV of its own: metrics.csv has no timings,
+    so that it is byte-identical across runs of the same config and seed).
     """
     order_rng = rngs(cfg["seed"])["batches"]
     data = build_data(cfg)
@@ -186,6 +190,9 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter,
     initial_loss = log_epoch(0, 0)["train/loss"]
     limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
     step, diverged_at, reason = 0, None, None
+    clock = open(timing, "w", buffering=1) if timing is not None else None
+    if clock is not None:
+        clock.write("epoch,step,seconds\n0,0,0.0\n")
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
@@ -211,6 +218,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter,
                 progress.step(step, epoch, loss)
             if diverged_at is not None:
                 break
+            if clock is not None:
+                clock.write(f"{epoch},{step},{time.perf_counter() - start:.6f}\n")
             values = log_epoch(step, epoch)
             progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
                                + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
@@ -221,5 +230,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter,
                 backend.load_state_dict(stopper.best_state)
                 break
     seconds = time.perf_counter() - start
+    if clock is not None:
+        clock.close()
     return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),
                        backend.param_bytes(), backend.state_dict(), stopper.summary())

@@ -65,7 +65,7 @@ def test_mlp_backward_equals_autograd(torch):
     model.backward(loss_fn.backward())
     tloss = torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(X)), torch.from_numpy(y))
     tloss.backward()
-    assert loss == pytest.approx(float(tloss), rel=1e-12)
+    assert loss == pytest.approx(tloss.item(), rel=1e-12)
     for p, tp, kind in pairs:
         expected = tp.grad.numpy().T if kind == "W" else tp.grad.numpy()
         np.testing.assert_allclose(p.grad, expected, rtol=1e-10, atol=1e-12)

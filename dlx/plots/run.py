@@ -62,21 +62,23 @@ def metric_figures(run, out: Path, fmt: str) -> list[Path]:
     return written
 
 
-def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
-    """Class regions of the trained model over the 2-D data, train and validation points."""
+def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
+    """Class regions of the run's final model over its 2-D data, train and validation points.
+    False (nothing drawn) when the data is not 2-D synthetic or the weights are missing or
+    not finite."""
     from dlx.train import build_data, build_model_for
 
     weights = run.path / "model.npz"
     if run.config.get("dataset", {}).get("name") not in ("blobs", "moons", "xor") \
             or not weights.is_file():
-        return []
+        return False
     data = build_data(run.config)
     model = build_model_for(run.config, data)
     with np.load(weights, allow_pickle=False) as arrays:
         model.load_state_dict(arrays)
     if not all(np.isfinite(p.data).all() for p in model.parameters()):
-        log.warning("decision boundary skipped: the final weights are not finite")
-        return []
+        log.warning(f"{run.path.name}: decision boundary skipped (the final weights are not finite)")
+        return False
     X = np.concatenate([data.X_train, data.X_val])
     lo, hi = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
@@ -84,13 +86,12 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
     model.eval()
     with np.errstate(over="ignore"):
         logits = model.forward(grid).astype(np.float64)
-    fig, ax = figure(f"decision boundary — {run_title(run.config)}", "feature x₁", "feature x₂",
-                     size=(6.6, 5.6))
     if logits.shape[1] == 1:
         prob = (1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))).reshape(g1.shape)
         cs = ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
         ax.contour(g1, g2, prob, levels=[0.5], colors="k", linewidths=1.5)
-        fig.colorbar(cs, ax=ax, label="P(class 1 | x)")
+        if colorbar:
+            fig.colorbar(cs, ax=ax, label="P(class 1 | x)")
     else:
         cls = logits.argmax(axis=1).reshape(g1.shape)
         ax.contourf(g1, g2, cls, levels=np.arange(data.n_classes + 1) - 0.5, cmap="tab10",
@@ -106,12 +107,29 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
                 transform=ax.transAxes, fontsize=9, bbox=dict(fc="white", alpha=0.8))
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("feature x₁")
+    ax.set_ylabel("feature x₂")
     legend = ax.legend(loc="upper right", fontsize=9)
     for handle in legend.legend_handles:  # marker shape = split; colour = class (colour bar)
         handle.set_facecolor("lightgray")
-    return [save(fig, out / f"decision_boundary.{fmt}")]
+    return True
+
+
+def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
+    fig, ax = figure(f"decision boundary — {run_title(run.config)}", "feature x₁", "feature x₂",
+                     size=(6.6, 5.6))
+    return [save(fig, out / f"decision_boundary.{fmt}")] if draw_decision_boundary(fig, ax, run) \
+        else []
 
 
 def plot_run(run, fmt: str = "png") -> list[Path]:
+    from dlx.experiments import hooks
+
     out = run.path / "plots"
-    return metric_figures(run, out, fmt) + decision_boundary(run, out, fmt)
+    module = hooks(run.config.get("name"))
+    written = []
+    if getattr(module, "GENERIC_RUN_PLOTS", True):
+        written += metric_figures(run, out, fmt) + decision_boundary(run, out, fmt)
+    if hasattr(module, "plot_run"):
+        written += module.plot_run(run, out, fmt)
+    return written

@@ -48,6 +48,16 @@ def figure(title: str, xlabel: str, ylabel: str, size=(7.5, 4.8)):
     return fig, ax
 
 
+def panels(title: str, ncols: int, size=(11, 4.4)):
+    """A titled figure with ``ncols`` side-by-side axes (label each axis yourself)."""
+    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    axes = fig.subplots(1, ncols)
+    fig.suptitle(title, fontsize=11)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return fig, axes
+
+
 def log_scale_if_wide(ax, values, decades: float = 1.0) -> None:
     """Log y axis when positive values span more than ``decades`` orders of magnitude."""
     v = np.asarray(values, dtype=float)

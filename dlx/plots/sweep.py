@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dlx.errors import UsageError
+from dlx.experiments import hooks
 from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, metric_title, save, y_label
 from dlx.records.store import Run, differing, sweep_members
 
@@ -81,4 +82,7 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]
         log_scale_if_wide(ax, values)
         ax.legend(loc="best", fontsize=8, title="differs", title_fontsize=8)
         written.append(save(fig, sweep_dir / "plots" / f"{split}_{metric}.{fmt}"))
+    module = hooks(runs[0].config.get("name"))
+    if hasattr(module, "plot_sweep"):
+        written += module.plot_sweep(sweep_dir, runs, labels, fmt)
     return written, skipped

@@ -1,0 +1,36 @@
+"""What is particular to an experiment of the plan, found by the experiment's name.
+
+A module ``dlx.experiments.<name>`` may define (all optional):
+
+* ``run(cfg, rec, run_dir) -> TrainResult`` — the experiment's own task instead of training;
+* ``plot_run(run, out, fmt) -> list[Path]`` — extra figures for one of its runs;
+  ``GENERIC_RUN_PLOTS = False`` drops the generic per-metric figures;
+* ``plot_sweep(sweep_dir, runs, labels, fmt) -> list[Path]`` — figures for a sweep of it.
+
+Experiments without a module are plain training runs with the generic figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+
+def hooks(name: str | None) -> ModuleType | None:
+    if not name or not name.isidentifier():
+        return None
+    if not (Path(__file__).parent / f"{name}.py").is_file():
+        return None
+    return importlib.import_module(f"dlx.experiments.{name}")
+
+
+def task_for(cfg: Mapping[str, Any]) -> Callable:
+    """The function a run of ``cfg`` executes: the experiment's ``run``, or plain training."""
+    module = hooks(cfg.get("name"))
+    if module is not None and hasattr(module, "run"):
+        return module.run
+    from dlx.train import train
+
+    return lambda cfg, rec, run_dir: train(cfg, rec, cfg["progress"], run_dir / "timing.csv")
