@@ -141,6 +141,18 @@ class Run:
     def wide(self):
         return wide(self.metrics)
 
+    def series(self, split: str, metric: str):
+        """Rows of one split/metric (step, epoch, value), in order."""
+        m = self.metrics
+        return m[(m["split"] == split) & (m["metric"] == metric)][["step", "epoch", "value"]]
+
+    def timing(self):
+        """timing.csv (epoch, step, seconds since training started), or None if absent."""
+        import pandas as pd
+
+        path = self.path / "timing.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
     @property
     def overrides(self) -> list[str]:
         return read_overrides(self.path)

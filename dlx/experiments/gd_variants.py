@@ -1,0 +1,38 @@
+"""gd_variants: batch vs stochastic vs mini-batch gradient descent for the same epochs — loss
+against epochs (equal work: every variant sees every example once per epoch) and against
+gradient steps (updates), where the stochastic step losses show their noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlx.plots.style import panels, save, y_label
+
+
+def variant(run) -> str:
+    b = run.config.get("batch_size")
+    if b is None or run.summary.get("steps") == run.config.get("epochs"):
+        return "batch GD (whole training set per step)"
+    return "stochastic GD (1 example per step)" if b == 1 else f"mini-batch GD ({b} per step)"
+
+
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+    fig, axes = panels("batch vs stochastic vs mini-batch gradient descent, same epochs", 2,
+                       size=(12, 4.8))
+    for i, run in enumerate(runs):
+        name, color = variant(run), f"C{i}"
+        s = run.series("train", "loss")
+        axes[0].plot(s["epoch"], s["value"], "-o", ms=3, color=color, label=name)
+        b = run.series("batch", "loss")
+        axes[1].plot(b["step"], b["value"], color=color, lw=0.5, alpha=0.35)
+        axes[1].plot(s["step"].clip(lower=1), s["value"], "-o", ms=3, color=color, label=name)
+    axes[0].set_xlabel("epoch (passes over the training set)")
+    axes[0].set_ylabel("train " + y_label("loss") + ", full training set")
+    axes[1].set_xlabel("gradient steps (updates, log scale)")
+    axes[1].set_ylabel("loss (nats): thin = each step's batch, dots = full set")
+    axes[1].set_xscale("log")
+    start = runs[0].series("train", "loss")["value"].iloc[0]
+    axes[1].set_ylim(0, 2.5 * start)  # a single example's loss ranges over decades: clip
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    return [save(fig, sweep_dir / "plots" / f"gd_variants.{fmt}")]
