@@ -188,9 +188,11 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     X, Y = np.meshgrid(xs, ys)
     mlp = problem == "mlp"
     xlabel, ylabel = ("α (direction 1)", "β (direction 2)") if mlp else ("w₁", "w₂")
-    positive = np.nanmin(Z) > 0
-    norm = LogNorm(vmin=np.nanmin(Z), vmax=np.nanmax(Z)) if positive and \
-        np.nanmax(Z) / np.nanmin(Z) > 100 else None
+    # losses spanning decades (Rosenbrock) get log colours; a floor keeps log(0) away
+    floor = max(float(np.nanmin(Z)), 1e-4 * float(np.nanmax(Z)))
+    norm = LogNorm(vmin=floor, vmax=np.nanmax(Z)) if np.nanmax(Z) / floor > 100 else None
+    if norm is not None:
+        Z = np.maximum(Z, floor)
     title = {"quadratic": "ill-conditioned quadratic (κ = 20, rotated)",
              "rosenbrock": "Rosenbrock function", "logreg2d": "logistic regression, 2 weights",
              "mlp": "MLP loss along two random filter-normalized directions"}[problem]
@@ -200,9 +202,11 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax = fig.add_subplot(projection="3d")
     Zplot = np.log10(Z) if norm is not None else Z
     ax.plot_surface(X, Y, Zplot, cmap="viridis", alpha=0.75, linewidth=0, antialiased=True)
+    widths = {"sgd": 3.5, "momentum": 2.5, "adam": 1.5}  # overlapping paths stay visible
     for name, p in paths.groupby("optimizer", sort=False):
-        z = np.log10(p["loss"]) if norm is not None else p["loss"]
-        ax.plot(p["x"], p["y"], z, color=colors.get(name), lw=2, label=name, zorder=10)
+        z = np.log10(np.maximum(p["loss"], floor)) if norm is not None else p["loss"]
+        ax.plot(p["x"], p["y"], z, color=colors.get(name), lw=widths.get(name, 2), label=name,
+                zorder=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_zlabel("log₁₀ loss" if norm is not None else "loss (nats)" if problem != "quadratic"
@@ -219,7 +223,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax.contour(X, Y, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.4, norm=norm)
     fig.colorbar(cs, ax=ax, label="loss" + (" (log colour scale)" if norm is not None else ""))
     for name, p in paths.groupby("optimizer", sort=False):
-        ax.plot(p["x"], p["y"], "-", color=colors.get(name), lw=2,
+        ax.plot(p["x"], p["y"], "-", color=colors.get(name), lw=widths.get(name, 2),
                 label=f"{name} ({len(p) - 1} steps, final loss {p['loss'].iloc[-1]:.3g})")
         ax.plot(p["x"].iloc[0], p["y"].iloc[0], "o", color="white", mec="k")
     if mlp:

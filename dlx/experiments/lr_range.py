@@ -22,9 +22,10 @@ from dlx.train import train
 def validate(cfg) -> None:
     c = cfg.get("lr_range") or {}
     lo, hi = c.get("min_lr"), c.get("max_lr")
-    if not (isinstance(lo, float) and isinstance(hi, float) and 0 < lo < hi):
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi))
+    if not (numbers and 0 < lo < hi):
         raise UsageError(f"lr_range needs 0 < min_lr < max_lr, got {lo!r}, {hi!r}")
-    if not (isinstance(c.get("smoothing"), float) and 0 <= c["smoothing"] < 1):
+    if not (isinstance(c.get("smoothing"), (int, float)) and 0 <= c["smoothing"] < 1):
         raise UsageError(f"lr_range.smoothing must be in [0, 1), got {c.get('smoothing')!r}")
 
 

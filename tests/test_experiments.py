@@ -1,0 +1,141 @@
+"""Phase 1 experiments: each shows the result it exists to show (on small, fast settings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlx.experiments import task_for
+from dlx.experiments.optimizers import steps_to
+from dlx.records.metrics import MetricsWriter
+from dlx.records.store import Run
+from tests.conftest import assert_one_error_line
+from tests.test_train import config
+
+
+def run(tmp_path: Path, *overrides: str) -> Run:
+    """One member run of an experiment, in-process; its directory as a Run."""
+    run_dir = tmp_path / "_".join(o.replace("/", "_") for o in overrides)[:80]
+    run_dir.mkdir(parents=True)
+    cfg = config(*overrides)
+    rec = MetricsWriter(run_dir / "metrics.csv")
+    result = task_for(cfg)(cfg, rec, run_dir)
+    rec.close()
+    summary = {"status": "diverged" if result.diverged_at_step else "completed",
+               "steps": result.steps, "diverged_at_step": result.diverged_at_step,
+               "final": rec.final, **result.extra}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return Run(run_dir)
+
+
+def test_conditioning_slopes_boundary_and_standardization(tmp_path):
+    r = run(tmp_path, "experiment=conditioning", "conditioning.kappas=[10,100,1000]")
+    info = r.summary["conditioning"]
+    assert 0.9 < info["slopes"]["gd"] < 1.1          # iterations ~ kappa
+    assert 0.4 < info["slopes"]["momentum"] < 0.65   # iterations ~ sqrt(kappa)
+    assert info["boundary"] == {"step_above_2_over_L": "diverged",
+                                "step_below_2_over_L": "converged", "margin": 0.01}
+    raw, std = info["logreg"]["raw"], info["logreg"]["standardized"]
+    assert std["kappa"] < 2 < 1000 < raw["kappa"]
+    assert std["iterations"] * 20 < raw["iterations"]
+
+
+def test_logreg_weight_norm_grows_only_on_separable_data(tmp_path):
+    def norms(std):
+        s = run(tmp_path, "experiment=logreg", f"dataset.std={std}", "epochs=40").series(
+            "model", "weight_norm")
+        return s.set_index("epoch")["value"]
+
+    separable, overlapping = norms(0.35), norms(2.0)
+    assert separable[40] > 1.25 * separable[10] and separable[40] > separable[30] + 0.05
+    assert abs(overlapping[40] - overlapping[20]) < 0.05 * overlapping[20]
+
+
+def test_learning_rate_too_low_good_too_high(tmp_path):
+    low, good, high = (run(tmp_path, "experiment=learning_rate", f"optimizer.lr={lr}",
+                           "epochs=10") for lr in (0.002, 0.2, 20.0))
+    assert high.summary["status"] == "diverged" and high.summary["diverged_at_step"] < 50
+    assert low.summary["status"] == good.summary["status"] == "completed"
+    assert good.summary["final"]["train/loss"] < 0.5 * low.summary["final"]["train/loss"]
+
+
+def test_lr_range_suggests_a_rate_below_divergence(tmp_path):
+    r = run(tmp_path, "experiment=lr_range")
+    info = r.summary["lr_range"]
+    assert r.summary["status"] == "completed"  # running away is how the test ends
+    assert info["stopped_at_step"] is not None
+    assert 1e-3 < info["suggested_lr"] < info["stopped_at_lr"]
+    lrs = r.series("batch", "lr")["value"].to_numpy()
+    np.testing.assert_allclose(lrs[1:] / lrs[:-1], lrs[1] / lrs[0])  # exponential growth
+    assert lrs[0] == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "time_based", "cosine",
+                                      "warmup_cosine", "onecycle"])
+def test_lr_schedules_decay_and_train(tmp_path, schedule):
+    r = run(tmp_path, "experiment=lr_schedules", f"schedule={schedule}", "epochs=10")
+    lr = r.series("batch", "lr")["value"].to_numpy()
+    assert lr[-1] <= 0.5 * lr.max()  # every schedule here ends at half its peak or below
+    if schedule == "warmup_cosine":
+        assert lr[0] == pytest.approx(0.5 * 0.01) and lr.argmax() == 50
+    loss = r.series("train", "loss")["value"].to_numpy()
+    assert loss[-1] < 0.35 * loss[0]
+
+
+def test_gd_variants(tmp_path):
+    full, sgd, mini = (run(tmp_path, "experiment=gd_variants", f"batch_size={b}", "epochs=5")
+                       for b in ("null", 1, 32))
+    assert (full.summary["steps"], sgd.summary["steps"], mini.summary["steps"]) == (5, 4000, 125)
+    loss = {name: r.series("train", "loss")["value"].to_numpy()
+            for name, r in (("full", full), ("sgd", sgd), ("mini", mini))}
+    # equal epochs: more (noisier) updates go further
+    assert loss["sgd"][-1] < loss["mini"][-1] < loss["full"][-1]
+    assert (np.diff(loss["full"]) < 0).all()  # batch GD: smooth, monotone
+    noise = {name: np.std(np.diff(r.series("batch", "loss")["value"].to_numpy()[-100:]))
+             for name, r in (("full", full), ("sgd", sgd), ("mini", mini))}
+    assert noise["sgd"] > 3 * noise["mini"] > 3 * noise["full"]
+
+
+def test_optimizers_momentum_and_adaptive_beat_plain_sgd(tmp_path):
+    steps = {}
+    for name in ("sgd", "momentum", "adam"):
+        r = run(tmp_path, "experiment=optimizers", f"optimizer={name}")
+        steps[name] = steps_to(r, 0.15)
+    assert steps["momentum"] < steps["sgd"] and steps["adam"] < steps["sgd"]
+
+
+@pytest.mark.parametrize("problem,argmin", [("quadratic", [0.0, 0.0]), ("rosenbrock", [1.0, 1.0])])
+def test_loss_surface_exact_problems(tmp_path, problem, argmin):
+    r = run(tmp_path, "experiment=loss_surface", f"loss_surface.problem={problem}")
+    info = r.summary["loss_surface"]
+    np.testing.assert_allclose(info["grid_argmin"], argmin, atol=1e-9)
+    paths = __import__("pandas").read_csv(r.path / "trajectories.csv")
+    for name in ("sgd", "momentum", "adam"):
+        p = paths[paths["optimizer"] == name]
+        assert p["loss"].iloc[-1] < 0.5 * p["loss"].iloc[0], name
+
+
+def test_loss_surface_mlp_slice_is_centred_on_the_trained_weights(tmp_path):
+    r = run(tmp_path, "experiment=loss_surface", "loss_surface.problem=mlp", "epochs=15",
+            "loss_surface.grid=21")
+    info = r.summary["loss_surface"]
+    assert info["centre_loss"] == pytest.approx(info["trained_loss"], rel=1e-9)
+    assert info["argmin_cells_from_centre"] <= 1
+    grid = __import__("pandas").read_csv(r.path / "surface.csv")
+    assert len(grid) == 21 * 21 and grid["loss"].max() > 3 * info["centre_loss"]
+
+
+@pytest.mark.slow
+def test_an_experiment_sweep_end_to_end(cli):
+    result = cli("run", "-m", "experiment=learning_rate", "epochs=3")
+    assert result.returncode == 0, result.stderr
+    assert "2 completed, 1 diverged" in result.stderr
+    sweep = cli.run_dir(result)
+    plotted = cli("plot", str(sweep))
+    assert plotted.returncode == 0, plotted.stderr
+    assert (sweep / "plots" / "learning_rates.png").is_file()
+    assert_one_error_line(cli("run", "experiment=lr_range", "lr_range.min_lr=100.0"),
+                          "lr_range needs 0 < min_lr < max_lr")
