@@ -193,7 +193,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     clock = open(timing, "w", buffering=1) if timing is not None else None
     if clock is not None:
         clock.write("epoch,step,seconds\n0,0,0.0\n")
-    start = time.perf_counter()
+    start, eval_seconds = time.perf_counter(), 0.0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
         for epoch in range(1, epochs + 1):
@@ -218,9 +218,11 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                 progress.step(step, epoch, loss)
             if diverged_at is not None:
                 break
-            if clock is not None:
-                clock.write(f"{epoch},{step},{time.perf_counter() - start:.6f}\n")
+            if clock is not None:  # training time only: evaluations are not counted
+                clock.write(f"{epoch},{step},{time.perf_counter() - start - eval_seconds:.6f}\n")
+            t_eval = time.perf_counter()
             values = log_epoch(step, epoch)
+            eval_seconds += time.perf_counter() - t_eval
             progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
                                + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
             if stopper.check(epoch, values, backend):
@@ -229,7 +231,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                                    f"{stopper.best_epoch}) restored")
                 backend.load_state_dict(stopper.best_state)
                 break
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - eval_seconds
     if clock is not None:
         clock.close()
     return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),

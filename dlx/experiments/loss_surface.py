@@ -76,7 +76,7 @@ def exact_problem(name: str, cfg):
         z = X @ w
         return X.T @ (0.5 * (1 + np.tanh(z / 2)) - y) / len(X)
     return f, g, np.array([1.5, 2.5]), (-4.0, 2.0, -3.0, 3.0), \
-        {"sgd": 1.0, "momentum": 0.2, "adam": 0.1}, 200
+        {"sgd": 1.0, "momentum": 0.1, "adam": 0.1}, 200
 
 
 def run_exact(cfg, c, rec) -> tuple[list, list, dict]:
@@ -97,8 +97,13 @@ def run_exact(cfg, c, rec) -> tuple[list, list, dict]:
                 break
             p.grad[...] = g(p.data)
             opt.step()
-    xs = np.linspace(extent[0], extent[1], c["grid"])
-    ys = np.linspace(extent[2], extent[3], c["grid"])
+    # the grid covers the preset window and every finite point of every path
+    pts = np.array([(x, y) for _, _, x, y, v in paths if math.isfinite(v)])
+    pad = 0.05 * max(extent[1] - extent[0], extent[3] - extent[2])
+    x0, x1 = min(extent[0], pts[:, 0].min() - pad), max(extent[1], pts[:, 0].max() + pad)
+    y0, y1 = min(extent[2], pts[:, 1].min() - pad), max(extent[3], pts[:, 1].max() + pad)
+    xs = np.linspace(x0, x1, c["grid"])
+    ys = np.linspace(y0, y1, c["grid"])
     grid = [(float(x), float(y), float(f(np.array([x, y])))) for y in ys for x in xs]
     return grid, paths, {"start": start.tolist(), "steps": steps}
 

@@ -51,6 +51,21 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]
                          + (f" ({'; '.join(skipped)})" if skipped else ""))
     labels = member_labels(runs)
     name = runs[0].config.get("name", sweep_dir.name)
+    module = hooks(runs[0].config.get("name"))
+    written = overlays(sweep_dir, runs, labels, name, fmt) \
+        if getattr(module, "GENERIC_RUN_PLOTS", True) else []
+    if hasattr(module, "plot_sweep"):
+        written += module.plot_sweep(sweep_dir, runs, labels, fmt)
+    elif hasattr(module, "plot_run"):  # no sweep figure of its own: remake each member's
+        from dlx.plots.run import plot_run
+
+        for run in runs:
+            written += plot_run(run, fmt)
+    return written, skipped
+
+
+def overlays(sweep_dir: Path, runs: list[Run], labels: list[str], name: str, fmt: str) -> list[Path]:
+    """One figure per split/metric with every member's line."""
     keys = []
     for run in runs:
         for key in (run.metrics["split"] + "/" + run.metrics["metric"]).unique():
@@ -82,7 +97,4 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]
         log_scale_if_wide(ax, values)
         ax.legend(loc="best", fontsize=8, title="differs", title_fontsize=8)
         written.append(save(fig, sweep_dir / "plots" / f"{split}_{metric}.{fmt}"))
-    module = hooks(runs[0].config.get("name"))
-    if hasattr(module, "plot_sweep"):
-        written += module.plot_sweep(sweep_dir, runs, labels, fmt)
-    return written, skipped
+    return written
