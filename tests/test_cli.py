@@ -217,7 +217,7 @@ def test_hydra_features_pass_through(cli):
     assert result.returncode == 0
     assert "optimizer: adagrad, adam, adamax, adamw, momentum, nadam, nesterov, rmsprop, sgd" \
         in result.stdout
-    assert "experiment: logreg" in result.stdout
+    assert "experiment: conditioning, gd_variants, learning_rate, logreg, loss_surface" in result.stdout
     result = cli("run", "--cfg", "job", "optimizer=adam")
     assert result.returncode == 0 and "name: adam" in result.stdout
     assert not (cli.cwd / "runs").exists()
