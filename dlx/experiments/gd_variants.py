@@ -24,15 +24,19 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         s = run.series("train", "loss")
         axes[0].plot(s["epoch"], s["value"], "-o", ms=3, color=color, label=name)
         b = run.series("batch", "loss")
-        axes[1].plot(b["step"], b["value"], color=color, lw=0.5, alpha=0.35)
+        window = max(1, run.summary["steps"] // run.config["epochs"] // 10)  # 1/10 epoch
+        axes[1].plot(b["step"], b["value"].rolling(window, min_periods=1).mean(), color=color,
+                     lw=0.8, alpha=0.5)
         axes[1].plot(s["step"].clip(lower=1), s["value"], "-o", ms=3, color=color, label=name)
     axes[0].set_xlabel("epoch (passes over the training set)")
     axes[0].set_ylabel("train " + y_label("loss") + ", full training set")
     axes[1].set_xlabel("gradient steps (updates, log scale)")
-    axes[1].set_ylabel("loss (nats): thin = each step's batch, dots = full set")
+    axes[1].set_ylabel(y_label("loss"))
+    axes[1].set_title("thin: step losses (mean over 1/10 epoch); dots: full training set",
+                      fontsize=9)
     axes[1].set_xscale("log")
     start = runs[0].series("train", "loss")["value"].iloc[0]
-    axes[1].set_ylim(0, 2.5 * start)  # a single example's loss ranges over decades: clip
+    axes[1].set_ylim(0, 1.4 * start)  # a single example's loss ranges over decades: clip
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=8)
     return [save(fig, sweep_dir / "plots" / f"gd_variants.{fmt}")]
