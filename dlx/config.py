@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dlx import registry
-from dlx.data import SYNTHETIC
+from dlx.data import check_dataset
 from dlx.errors import UsageError
 from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS
@@ -70,8 +70,7 @@ def validate(config: DictConfig) -> None:
     schedules.build(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
     registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None)
     _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
-    dataset = {k: v for k, v in groups["dataset"].items() if k != "val_fraction"}
-    _check_keys(SYNTHETIC, "dataset", dataset, ("rng",))
+    check_dataset(groups["dataset"])
     module = hooks(top.get("name"))
     if hasattr(module, "validate"):
         module.validate(top)

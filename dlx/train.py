@@ -160,7 +160,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
-    ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``.
+    ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``. At the
+    end, for data sets with a test split: ``test/loss``, ``test/acc``.
     Wall-clock time per epoch goes to ``timing`` (a CSV of its own: metrics.csv has no timings,
     so that it is byte-identical across runs of the same config and seed).
     """
@@ -234,5 +235,9 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     seconds = time.perf_counter() - start - eval_seconds
     if clock is not None:
         clock.close()
+    if data.X_test is not None and diverged_at is None:  # once, at the end: never for choices
+        loss, acc = backend.evaluate(data.X_test, data.y_test)
+        rec.log(step, epoch, "test", "loss", loss)
+        rec.log(step, epoch, "test", "acc", acc)
     return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),
                        backend.param_bytes(), backend.state_dict(), stopper.summary())

@@ -1,14 +1,17 @@
-"""Data sets: a config node -> a seeded train/validation split."""
+"""Data sets: a config node -> a seeded train/validation(/test) split, features as rows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dlx import registry
 from dlx.data.synthetic import SYNTHETIC
 from dlx.errors import UsageError
+
+IDX_DATASETS = ("mnist", "fashion_mnist")
+SCALINGS = ("unit", "standardize")
 
 
 @dataclass
@@ -19,15 +22,59 @@ class Dataset:
     X_val: np.ndarray
     y_val: np.ndarray
     n_classes: int
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    classes: list[str] = field(default_factory=list)
+    image_shape: tuple[int, ...] | None = None  # e.g. (28, 28): rows are flattened images
 
     @property
     def n_features(self) -> int:
         return self.X_train.shape[1]
 
 
+def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
+                subset: int | None = None, scaling: str = "unit", dtype=np.float32) -> Dataset:
+    """MNIST-like IDX data: ``val_size`` examples carved (seeded) from the 60000 training ones,
+    the first ``subset`` of the rest kept (None = all), pixels scaled to [0, 1] (``unit``) or
+    standardized with the training pixels' mean and std (``standardize``); the official 10000
+    test examples as the test split."""
+    from dlx.data import mnist
+
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    if not 1 <= val_size < 60000:
+        raise ValueError(f"val_size must be in [1, 60000), got {val_size}")
+    if subset is not None and not 1 <= subset <= 60000 - val_size:
+        raise ValueError(f"subset must be in [1, {60000 - val_size}] or null, got {subset}")
+    arrays = mnist.load(name)
+    order = rng.permutation(60000)
+    val, train = order[:val_size], order[val_size:]
+    if subset is not None:
+        train = train[:subset]
+    images = arrays["train_images"].reshape(60000, -1)
+
+    def prep(x: np.ndarray) -> np.ndarray:
+        return x.astype(dtype) / dtype(255)
+
+    X_train, X_val = prep(images[train]), prep(images[val])
+    X_test = prep(arrays["test_images"].reshape(10000, -1))
+    if scaling == "standardize":
+        mean, std = X_train.mean(), X_train.std()
+        X_train, X_val, X_test = ((x - mean) / std for x in (X_train, X_val, X_test))
+    labels = arrays["train_labels"].astype(np.int64)
+    return Dataset(name, X_train, labels[train], X_val, labels[val], 10, X_test,
+                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], (28, 28))
+
+
 def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
-    """Generate (or load) the data set named by ``node.name`` and carve out the validation split."""
+    """Generate (or load) the data set named by ``node.name`` with its train/validation split."""
     node = dict(node)
+    if node.get("name") in IDX_DATASETS:
+        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
+        try:
+            return idx_dataset(rng, **kwargs, dtype=np.dtype(dtype).type)
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from e
     val_fraction = node.pop("val_fraction", 0.2)
     if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -40,4 +87,20 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     return Dataset(node["name"], X[train], y[train], X[val], y[val], int(y.max()) + 1)
 
 
-__all__ = ["Dataset", "build_dataset", "SYNTHETIC"]
+def check_dataset(node) -> None:
+    """Validate a dataset node without building it; IDX files are found (or fetched) and
+    verified now, so a missing or corrupt file is reported before anything runs."""
+    node = dict(node)
+    if node.get("name") in IDX_DATASETS:
+        from dlx.data import mnist
+
+        registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
+        mnist.load(node["name"])
+        return
+    node.pop("val_fraction", None)
+    factory = registry.lookup({**SYNTHETIC, **{n: None for n in IDX_DATASETS}}, "dataset",
+                              node.pop("name", None))
+    registry.check_kwargs(factory, node, "dataset", ("rng",))
+
+
+__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "IDX_DATASETS"]

@@ -1,0 +1,70 @@
+"""mnist_mlp: the 2-layer MLP on MNIST — a confusion matrix and the misclassified test digits,
+besides the curves (the initial loss is ~ln 10: ten classes, no idea yet)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dlx.plots.style import save
+
+
+def test_predictions(run):
+    """(test images, labels, predictions, class names) of the run's final model."""
+    from dlx.nn import predictions
+    from dlx.train import build_data, build_model_for
+
+    data = build_data(run.config)
+    model = build_model_for(run.config, data)
+    with np.load(run.path / "model.npz", allow_pickle=False) as arrays:
+        model.load_state_dict(arrays)
+    model.eval()
+    return data.X_test, data.y_test, predictions(model.forward(data.X_test)), data
+
+
+def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    if not (run.path / "model.npz").is_file():
+        return []
+    X, y, pred, data = test_predictions(run)
+    k = data.n_classes
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y, pred), 1)
+    acc = float((pred == y).mean())
+
+    fig = Figure(figsize=(7.2, 6.4), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(cm, cmap="Blues", norm=__import__("matplotlib.colors").colors.LogNorm(
+        vmin=1, vmax=cm.max()))
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > cm.max() / 4 else "black")
+    ax.set_xticks(range(k), data.classes, rotation=45 if k and len(data.classes[0]) > 2 else 0)
+    ax.set_yticks(range(k), data.classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"confusion matrix on the {len(y)} test images — accuracy {acc:.2%}",
+                 fontsize=11)
+    fig.colorbar(im, ax=ax, label="test images (log colour scale)")
+    written = [save(fig, out / f"confusion_matrix.{fmt}")]
+
+    wrong = np.flatnonzero(pred != y)[:36]
+    if len(wrong):
+        cols = 6
+        rows = math.ceil(len(wrong) / cols)
+        fig = Figure(figsize=(cols * 1.45, rows * 1.6 + 0.5), dpi=110, layout="constrained")
+        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+        for ax, i in zip(axes, wrong):
+            ax.imshow(X[i].reshape(data.image_shape), cmap="gray_r")
+            ax.set_title(f"true {data.classes[y[i]]} / pred {data.classes[pred[i]]}", fontsize=7,
+                         color="tab:red")
+        for ax in axes:
+            ax.axis("off")
+        fig.suptitle(f"misclassified test images (first {len(wrong)} of {(pred != y).sum()})",
+                     fontsize=10)
+        written.append(save(fig, out / f"misclassified.{fmt}"))
+    return written
