@@ -34,7 +34,7 @@ class Dataset:
 
 def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
                 subset: int | None = None, scaling: str = "unit", dtype=np.float32) -> Dataset:
-    """MNIST-like IDX data: ``val_size`` examples carved (seeded) from the 60000 training ones,
+    """MNIST-like IDX data: ``val_size`` examples carved (seeded) from the training ones (60000),
     the first ``subset`` of the rest kept (None = all), pixels scaled to [0, 1] (``unit``) or
     standardized with the training pixels' mean and std (``standardize``); the official 10000
     test examples as the test split."""
@@ -42,28 +42,30 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
 
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
-    if not 1 <= val_size < 60000:
-        raise ValueError(f"val_size must be in [1, 60000), got {val_size}")
-    if subset is not None and not 1 <= subset <= 60000 - val_size:
-        raise ValueError(f"subset must be in [1, {60000 - val_size}] or null, got {subset}")
     arrays = mnist.load(name)
-    order = rng.permutation(60000)
+    n = len(arrays["train_labels"])
+    if not 1 <= val_size < n:
+        raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
+    if subset is not None and not 1 <= subset <= n - val_size:
+        raise ValueError(f"subset must be in [1, {n - val_size}] or null, got {subset}")
+    order = rng.permutation(n)
     val, train = order[:val_size], order[val_size:]
     if subset is not None:
         train = train[:subset]
-    images = arrays["train_images"].reshape(60000, -1)
+    images = arrays["train_images"].reshape(n, -1)
+    shape = arrays["train_images"].shape[1:]
 
     def prep(x: np.ndarray) -> np.ndarray:
         return x.astype(dtype) / dtype(255)
 
     X_train, X_val = prep(images[train]), prep(images[val])
-    X_test = prep(arrays["test_images"].reshape(10000, -1))
+    X_test = prep(arrays["test_images"].reshape(len(arrays["test_images"]), -1))
     if scaling == "standardize":
         mean, std = X_train.mean(), X_train.std()
         X_train, X_val, X_test = ((x - mean) / std for x in (X_train, X_val, X_test))
     labels = arrays["train_labels"].astype(np.int64)
     return Dataset(name, X_train, labels[train], X_val, labels[val], 10, X_test,
-                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], (28, 28))
+                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], shape)
 
 
 def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:

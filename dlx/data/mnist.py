@@ -30,20 +30,22 @@ FILES = {  # split/kind -> file name (without .gz)
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
 }
-SHAPES = {"train_images": (60000, 28, 28), "train_labels": (60000,),
-          "test_images": (10000, 28, 28), "test_labels": (10000,)}
 
 # Known checksums: sha256 of the uncompressed file and/or md5 of the original .gz.
 CHECKSUMS = {
     "mnist": {
-        "train-images-idx3-ubyte": {"sha256": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-                                    "md5_gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873"},
-        "train-labels-idx1-ubyte": {"sha256": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-                                    "md5_gz": "d53e105ee54ea40749a09fcbcd1e9432"},
-        "t10k-images-idx3-ubyte": {"sha256": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-                                   "md5_gz": "9fb629c4189551a2d022fa330f9573f3"},
-        "t10k-labels-idx1-ubyte": {"sha256": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-                                   "md5_gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        "train-images-idx3-ubyte": {
+            "sha256": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "md5_gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873"},
+        "train-labels-idx1-ubyte": {
+            "sha256": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "md5_gz": "d53e105ee54ea40749a09fcbcd1e9432"},
+        "t10k-images-idx3-ubyte": {
+            "sha256": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "md5_gz": "9fb629c4189551a2d022fa330f9573f3"},
+        "t10k-labels-idx1-ubyte": {
+            "sha256": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            "md5_gz": "ec29112dd5afa0611ce80d1b7f02629c"},
     },
     "fashion_mnist": {
         "train-images-idx3-ubyte": {"md5_gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d"},
@@ -85,8 +87,7 @@ def _download(name: str, file: str, target: Path) -> Path:
         except (OSError, ValueError) as e:
             errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
             continue
-        if hashlib.md5(data).hexdigest() != CHECKSUMS[name][file].get("md5_gz") and \
-                hashlib.sha256(_gunzip(data, file)).hexdigest() != CHECKSUMS[name][file].get("sha256"):
+        if not _matches(name, file, data):
             errors.append(f"{mirror}: checksum mismatch")
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +96,16 @@ def _download(name: str, file: str, target: Path) -> Path:
         os.replace(tmp.name, target)
         return target
     raise UsageError(_missing_message(name, [file], errors))
+
+
+def _matches(name: str, file: str, gz_bytes: bytes) -> bool:
+    known = CHECKSUMS[name][file]
+    if hashlib.md5(gz_bytes).hexdigest() == known.get("md5_gz"):
+        return True
+    try:
+        return hashlib.sha256(_gunzip(gz_bytes, file)).hexdigest() == known.get("sha256")
+    except UsageError:
+        return False
 
 
 def _read_with_progress(response, label: str) -> bytes:
@@ -123,7 +134,7 @@ def _gunzip(data: bytes, file: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError) as e:
-        raise IDXError(f"{file}.gz: corrupt gzip data ({e})") from None
+        raise UsageError(f"{file}.gz: corrupt gzip data ({e})") from None
 
 
 def _missing_message(name: str, files: list[str], errors: list[str]) -> str:
@@ -173,10 +184,19 @@ def load(name: str) -> dict[str, np.ndarray]:
             arrays[key] = parse_idx(data, file)
         except IDXError as e:
             raise UsageError(str(e)) from None
-        if arrays[key].shape != SHAPES[key]:
-            raise UsageError(f"{file}: shape {arrays[key].shape}, expected {SHAPES[key]}")
+    _check_shapes(arrays)
     _save_cache(name, arrays, sums)
     return arrays
+
+
+def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UsageError(f"{split} images {images.shape} and labels {labels.shape} do not "
+                             f"match (expected (N, rows, cols) and (N,))")
+        if labels.max(initial=0) > 9:
+            raise UsageError(f"{split} labels: values up to {labels.max()}, expected 0-9")
 
 
 def _cache_path(name: str) -> Path:
@@ -192,7 +212,7 @@ def _load_cache(name: str) -> dict[str, np.ndarray] | None:
         arrays = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in FILES}
     except (OSError, ValueError):
         return None
-    if any(arrays[k].shape != SHAPES[k] or arrays[k].dtype != np.uint8 for k in FILES):
+    if any(arrays[k].dtype != np.uint8 for k in FILES):
         return None
     # the cache is trusted only while its source files are the ones it was made from
     for key, file in FILES.items():
