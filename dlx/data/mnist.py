@@ -75,13 +75,32 @@ def cache_dir() -> Path:
     return Path(base) / "dlx" / "parsed"
 
 
+def _fetch_missing(name: str) -> None:
+    """Download every file of ``name`` that is neither there gzipped nor raw; one error naming
+    all the files still missing if that fails."""
+    folder = data_dir() / name
+    missing = [f for f in FILES.values()
+               if not (folder / f"{f}.gz").is_file() and not (folder / f).is_file()]
+    errors: list[str] = []
+    still = []
+    for file in missing:
+        try:
+            _download(name, file, folder / f"{file}.gz")
+        except OSError as e:  # every mirror failed: offline, most likely; do not try the rest
+            errors = [str(e)]
+            still = missing[missing.index(file):]
+            break
+    if still:
+        raise UsageError(_missing_message(name, still, errors))
+
+
 def _download(name: str, file: str, target: Path) -> Path:
-    """Fetch ``file``.gz from the mirrors into ``target`` (verified); UsageError if none works."""
+    """Fetch ``file``.gz from the mirrors into ``target`` (verified); OSError if none works."""
     errors = []
     for mirror in MIRRORS[name]:
         url = f"{mirror}{file}.gz"
         try:
-            log.info(f"downloading {url}")
+            log.debug(f"downloading {url}")
             with urllib.request.urlopen(url, timeout=30) as response:
                 data = _read_with_progress(response, f"{file}.gz")
         except (OSError, ValueError) as e:
@@ -94,8 +113,9 @@ def _download(name: str, file: str, target: Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
             tmp.write(data)
         os.replace(tmp.name, target)
+        log.info(f"downloaded {url} ({len(data) / 1e6:.1f} MB, checksum verified)")
         return target
-    raise UsageError(_missing_message(name, [file], errors))
+    raise OSError("; ".join(errors))
 
 
 def _matches(name: str, file: str, gz_bytes: bytes) -> bool:
@@ -139,7 +159,7 @@ def _gunzip(data: bytes, file: str) -> bytes:
 
 def _missing_message(name: str, files: list[str], errors: list[str]) -> str:
     where = data_dir() / name
-    why = f"; download failed ({'; '.join(errors[:3])})" if errors else ""
+    why = f"; download failed ({errors[0]})" if errors else ""
     return (f"{name} files missing: put {', '.join(f + '.gz' for f in files)} (gzip or raw) "
             f"in {where}, or set DLX_DATA_DIR{why}")
 
@@ -149,8 +169,6 @@ def _read_verified(name: str, file: str) -> tuple[bytes, str]:
     folder = data_dir() / name
     gz, raw = folder / f"{file}.gz", folder / file
     known = CHECKSUMS[name][file]
-    if not gz.is_file() and not raw.is_file():
-        _download(name, file, gz)
     if gz.is_file():
         blob = gz.read_bytes()
         md5 = hashlib.md5(blob).hexdigest()
@@ -177,6 +195,7 @@ def load(name: str) -> dict[str, np.ndarray]:
     cached = _load_cache(name)
     if cached is not None:
         return cached
+    _fetch_missing(name)
     arrays, sums = {}, {}
     for key, file in FILES.items():
         data, sums[key] = _read_verified(name, file)
