@@ -49,6 +49,8 @@ def validate(config: DictConfig) -> None:
     _int(top, "seed", 0)
     _int(top, "epochs", 1)
     _int(top, "batch_size", 1, allow_none=True)
+    _int(top, "probe_every", 0, allow_none=True)
+    _int(top, "probe_batch", 1)
     if top.get("dtype") not in DTYPES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {top.get('dtype')!r}")
     factor = top.get("divergence_factor")

@@ -88,6 +88,11 @@ class NumpyBackend:
         return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())
                              for p in self.params if p.decay))
 
+    def layer_stats(self, X: np.ndarray, y: np.ndarray) -> list[dict]:
+        from dlx.nn.probe import layer_stats
+
+        return layer_stats(self.model, self.loss_fn, X, y)
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.model.state_dict().items()}
 
@@ -120,6 +125,35 @@ class TrainResult:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     early_stopping: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # task-specific results for summary.json
+
+
+class _Probe:
+    """Per-layer statistics every ``probe_every`` steps (0: at initialization only; null: never)
+    on a fixed batch of the first ``probe_batch`` training examples, into layer_stats.csv."""
+
+    STATS = ("z_std", "act_std", "grad_z_norm", "grad_W_norm")
+
+    def __init__(self, cfg, data: Dataset, backend, run_dir: Path | None):
+        self.every = cfg.get("probe_every")
+        self.file = None
+        if self.every is None or run_dir is None or not hasattr(backend, "layer_stats"):
+            return
+        n = cfg.get("probe_batch", 512)
+        self.X, self.y, self.backend = data.X_train[:n], data.y_train[:n], backend
+        self.file = open(run_dir / "layer_stats.csv", "w", buffering=1)
+        self.file.write("step,layer,stat,value\n")
+
+    def __call__(self, step: int) -> None:
+        if self.file is None or (step and (not self.every or step % self.every)):
+            return
+        for row in self.backend.layer_stats(self.X, self.y):
+            for stat in self.STATS:
+                if stat in row:
+                    self.file.write(f"{step},{row['layer']},{stat},{row[stat]!r}\n")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 class EarlyStopping:
@@ -188,6 +222,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
             rec.log(step, epoch, split, metric, value)
         return values
 
+    probe = _Probe(cfg, data, backend, timing.parent if timing is not None else None)
+    probe(0)
     initial_loss = log_epoch(0, 0)["train/loss"]
     limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
     step, diverged_at, reason = 0, None, None
@@ -202,6 +238,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 lr = lr_at(step)
+                if step:
+                    probe(step)
                 step += 1
                 loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
                 rec.log(step, epoch, "batch", "loss", loss)
@@ -235,6 +273,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     seconds = time.perf_counter() - start - eval_seconds
     if clock is not None:
         clock.close()
+    probe.close()
     if data.X_test is not None and diverged_at is None:  # once, at the end: never for choices
         loss, acc = backend.evaluate(data.X_test, data.y_test)
         rec.log(step, epoch, "test", "loss", loss)

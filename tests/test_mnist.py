@@ -136,3 +136,67 @@ def test_mnist_mlp_reaches_975_percent(tmp_path):
     assert rec.final["test/acc"] >= 0.975
     first = (tmp_path / "metrics.csv").read_text().splitlines()[1].split(",")
     assert first[2:4] == ["train", "loss"] and float(first[4]) == pytest.approx(math.log(10), rel=0.1)
+
+
+def _experiment(tmp_path, *overrides):
+    from tests.test_experiments import run
+
+    return run(tmp_path, *overrides)
+
+
+@pytest.mark.slow
+def test_init_symmetry_vanishing_exploding_and_he(tmp_path):
+    real_mnist()
+    from dlx.experiments.layers import at_step, read
+
+    common = ("experiment=init", "epochs=1", "dataset.subset=2000")
+
+    def act_std(init, activation):
+        r = _experiment(tmp_path, *common, f"init={init}", f"model.activation={activation}")
+        return r, at_step(read(r), 0, "act_std")[1]
+
+    zeros, _ = act_std("zeros", "relu")
+    weights = np.load(zeros.path / "model.npz") if (zeros.path / "model.npz").exists() else None
+    _, small = act_std("normal", "tanh")
+    _, large = act_std("standard_normal", "relu")
+    _, he = act_std("he_normal", "relu")
+    assert small[-1] < 1e-6 * small[0]      # N(0, 0.01^2): the signal vanishes with depth
+    assert large[-1] > 1e6 * large[0]       # N(0, 1): it explodes
+    assert 0.5 < he[-1] / he[0] < 2         # He keeps ReLU activations at one scale
+    del weights
+
+
+@pytest.mark.slow
+def test_zeros_init_keeps_hidden_units_identical(tmp_path):
+    """Symmetry: with every weight equal, every hidden unit gets the same gradient forever."""
+    real_mnist()
+    from dlx.train import NumpyBackend, build_data
+    from tests.test_train import config
+
+    cfg = config("experiment=init", "init=constant", "init.value=0.01", "dataset.subset=500",
+                 "model.hidden=[16,16,16]")
+    data = build_data(cfg)
+    backend = NumpyBackend(cfg, data)
+    for i in range(20):
+        backend.forward(data.X_train[i * 25:(i + 1) * 25], data.y_train[i * 25:(i + 1) * 25])
+        backend.update(0.1)
+    hidden = [p for p in backend.params[:-2] if p.decay]  # every layer feeding hidden units
+    for p in hidden:  # each unit's incoming weights (a column) are the same for all units...
+        assert np.ptp(p.data, axis=1).max() < 1e-7
+        assert np.abs(p.data - 0.01).max() > 1e-5  # ...though training did move them
+    assert np.ptp(hidden[0].data) > 1e-5  # (different inputs, different weights: rows differ)
+
+
+@pytest.mark.slow
+def test_grad_flow_vanishes_for_sigmoid_not_for_relu_he(tmp_path):
+    real_mnist()
+    from dlx.experiments.grad_flow import first_last_ratio
+    from dlx.experiments.layers import read
+
+    ratios = {}
+    for act in ("sigmoid", "relu"):
+        r = _experiment(tmp_path, "experiment=grad_flow", f"model.activation={act}", "epochs=1",
+                        "dataset.subset=1000")
+        ratios[act] = first_last_ratio(read(r))
+    assert ratios["sigmoid"] < 1e-3
+    assert 0.3 < ratios["relu"] < 3
