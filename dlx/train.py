@@ -246,11 +246,12 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                 rec.log(step, epoch, "batch", "lr", lr)
                 if penalty:
                     rec.log(step, epoch, "batch", "penalty", penalty)
-                objective = loss + penalty
-                if not math.isfinite(objective) or objective > limit:
+                # the data loss runs away when training diverges; a penalty is large by design
+                if not math.isfinite(loss + penalty) or loss > limit:
                     diverged_at = step
-                    reason = (f"loss {objective:.3g} is not finite" if not math.isfinite(objective)
-                              else f"loss {objective:.3g} > {cfg['divergence_factor']:g} x "
+                    reason = (f"loss {loss + penalty:.3g} is not finite"
+                              if not math.isfinite(loss + penalty)
+                              else f"loss {loss:.3g} > {cfg['divergence_factor']:g} x "
                                    f"the initial loss {initial_loss:.3g}")
                     break
                 backend.update(lr)

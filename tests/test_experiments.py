@@ -24,6 +24,8 @@ def run(tmp_path: Path, *overrides: str) -> Run:
     rec = MetricsWriter(run_dir / "metrics.csv")
     result = task_for(cfg)(cfg, rec, run_dir)
     rec.close()
+    if result.weights:
+        np.savez(run_dir / "model.npz", **result.weights)
     summary = {"status": "diverged" if result.diverged_at_step else "completed",
                "steps": result.steps, "diverged_at_step": result.diverged_at_step,
                "final": rec.final, **result.extra}

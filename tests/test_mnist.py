@@ -200,3 +200,27 @@ def test_grad_flow_vanishes_for_sigmoid_not_for_relu_he(tmp_path):
         ratios[act] = first_last_ratio(read(r))
     assert ratios["sigmoid"] < 1e-3
     assert 0.3 < ratios["relu"] < 3
+
+
+@pytest.mark.slow
+def test_dropout_narrows_the_generalization_gap(tmp_path):
+    real_mnist()
+    from dlx.experiments.dropout import gap
+
+    full, half = (_experiment(tmp_path, "experiment=dropout", f"model.keep_prob={k}")
+                  for k in (1.0, 0.5))
+    assert gap(half)[1] < gap(full)[1]  # validation minus train loss
+
+
+@pytest.mark.slow
+def test_l1_makes_weights_exactly_zero_l2_only_shrinks(tmp_path):
+    real_mnist()
+    from dlx.experiments.regularization import sparsity
+
+    common = ("experiment=regularization", "epochs=5", "dataset.subset=500")
+    none, l1, l2 = (_experiment(tmp_path, *common, f"regularizer={r}", f"regularizer.lam={lam}")
+                    for r, lam in (("l2", 0.0), ("l1", 0.01), ("l2", 0.01)))
+    assert sparsity(l1) > 0.3 and sparsity(l2) == 0 and sparsity(none) == 0
+    norm = {name: r.summary["final"]["model/weight_norm"] for name, r in
+            (("none", none), ("l1", l1), ("l2", l2))}
+    assert norm["l2"] < 0.8 * norm["none"] and norm["l1"] < 0.8 * norm["none"]
