@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,7 @@ from tests.test_train import config
 
 def run(tmp_path: Path, *overrides: str) -> Run:
     """One member run of an experiment, in-process; its directory as a Run."""
-    run_dir = tmp_path / "_".join(o.replace("/", "_") for o in overrides)[:80]
-    run_dir.mkdir(parents=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=tmp_path))
     cfg = config(*overrides)
     rec = MetricsWriter(run_dir / "metrics.csv")
     result = task_for(cfg)(cfg, rec, run_dir)
