@@ -217,7 +217,7 @@ def test_l1_makes_weights_exactly_zero_l2_only_shrinks(tmp_path):
     real_mnist()
     from dlx.experiments.regularization import sparsity
 
-    common = ("experiment=regularization", "epochs=5", "dataset.subset=500")
+    common = ("experiment=regularization",)
     none, l1, l2 = (_experiment(tmp_path, *common, f"regularizer={r}", f"regularizer.lam={lam}")
                     for r, lam in (("l2", 0.0), ("l1", 0.01), ("l2", 0.01)))
     assert sparsity(l1) > 0.3 and sparsity(l2) == 0 and sparsity(none) == 0
