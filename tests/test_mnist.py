@@ -220,7 +220,7 @@ def test_l1_makes_weights_exactly_zero_l2_only_shrinks(tmp_path):
     common = ("experiment=regularization",)
     none, l1, l2 = (_experiment(tmp_path, *common, f"regularizer={r}", f"regularizer.lam={lam}")
                     for r, lam in (("l2", 0.0), ("l1", 0.01), ("l2", 0.01)))
-    assert sparsity(l1) > 0.3 and sparsity(l2) == 0 and sparsity(none) == 0
+    assert sparsity(l1) > 0.3 and sparsity(l2) < 1e-3 and sparsity(none) < 1e-3
     norm = {name: r.summary["final"]["model/weight_norm"] for name, r in
             (("none", none), ("l1", l1), ("l2", l2))}
     assert norm["l2"] < 0.8 * norm["none"] and norm["l1"] < 0.8 * norm["none"]
