@@ -48,6 +48,7 @@ class NumpyBackend:
     """The from-scratch backend: hand-written forward and backward, our optimizers."""
 
     def __init__(self, cfg: Mapping[str, Any], data: Dataset):
+        self.data = data
         self.model = build_model_for(cfg, data)
         self.params = self.model.parameters()
         self.loss_fn = loss_for(data.n_classes)
@@ -189,19 +190,21 @@ class EarlyStopping:
 
 
 def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
-          timing: Path | None = None) -> TrainResult:
+          timing: Path | None = None, hooks: list | None = None,
+          backend=None) -> TrainResult:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``. At the
     end, for data sets with a test split: ``test/loss``, ``test/acc``.
-    Wall-clock time per epoch goes to ``timing`` (a CSV of its own: metrics.csv has no timings,
+    ``backend`` (with its ``data``) may be given ready-made. ``hooks`` are called as ``hook(step, backend)`` before training and before every update
+    (an experiment's own measurements). Wall-clock time per epoch goes to ``timing`` (a CSV of its own: metrics.csv has no timings,
     so that it is byte-identical across runs of the same config and seed).
     """
     order_rng = rngs(cfg["seed"])["batches"]
-    data = build_data(cfg)
-    backend = make_backend(cfg, data)
+    data = build_data(cfg) if backend is None else backend.data
+    backend = make_backend(cfg, data) if backend is None else backend
     es = cfg["early_stopping"]
     stopper = EarlyStopping(es["patience"], es["monitor"], es["min_delta"])
 
@@ -223,7 +226,9 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
         return values
 
     probe = _Probe(cfg, data, backend, timing.parent if timing is not None else None)
-    probe(0)
+    hooks = [lambda step, _backend: probe(step), *(hooks or [])]
+    for hook in hooks:
+        hook(0, backend)
     initial_loss = log_epoch(0, 0)["train/loss"]
     limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
     step, diverged_at, reason = 0, None, None
@@ -239,7 +244,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 lr = lr_at(step)
                 if step:
-                    probe(step)
+                    for hook in hooks:
+                        hook(step, backend)
                 step += 1
                 loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
                 rec.log(step, epoch, "batch", "loss", loss)
