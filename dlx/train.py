@@ -198,9 +198,12 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``. At the
     end, for data sets with a test split: ``test/loss``, ``test/acc``.
-    ``backend`` (with its ``data``) may be given ready-made. ``hooks`` are called as ``hook(step, backend)`` before training and before every update
-    (an experiment's own measurements). Wall-clock time per epoch goes to ``timing`` (a CSV of its own: metrics.csv has no timings,
-    so that it is byte-identical across runs of the same config and seed).
+
+    ``backend`` (with its ``data``) may be given ready-made. ``hooks`` are called as
+    ``hook(step, backend)`` before training and before every update (an experiment's own
+    measurements). Wall-clock time per epoch goes to ``timing`` (a CSV of its own:
+    metrics.csv has no timings, so that it is byte-identical across runs of the same config
+    and seed).
     """
     order_rng = rngs(cfg["seed"])["batches"]
     data = build_data(cfg) if backend is None else backend.data
