@@ -85,6 +85,28 @@ def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
 
 
 @app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Runs and sweeps to put in the report."),
+    out: Optional[Path] = typer.Option(None, help="Folder (default: <runs>/reports/report-<time>)."),
+    title: str = typer.Option("Gradient flow in deep networks: a technical report",
+                              help="The report's title."),
+) -> None:
+    """The Phase 2 report skeleton: HTML (figures embedded) and Markdown from runs and sweeps."""
+    import time as _time
+
+    from dlx.report import build
+
+    if out is None:
+        out = _runs_root(None) / "reports" / f"report-{_time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        written = build(paths, out, title)
+    except UsageError as e:
+        _fail(str(e))
+    for p in written:
+        typer.echo(str(p))
+
+
+@app.command()
 def bench(
     steps: int = typer.Option(50, min=1, help="Training steps per timed repetition."),
     repeats: int = typer.Option(7, min=1, help="Repetitions per backend (interleaved)."),

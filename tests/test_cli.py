@@ -253,3 +253,19 @@ def test_non_editable_install_finds_its_configs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert str(site) in result.stderr
     assert (Path(result.stdout.strip().splitlines()[-1]) / "summary.json").is_file()
+
+
+def test_report_assembles_records_without_writing_analysis(cli, default_run, tmp_path):
+    sweep = cli.run_dir(cli("run", "-m", "optimizer=sgd,adam", "epochs=2"))
+    out = tmp_path / "report"
+    result = cli("report", str(default_run), str(sweep), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    assert page.count("data:image/png;base64,") >= 4  # self-contained: figures embedded
+    assert md.count("*Your explanation:* …") == 2 * 2 + 2  # each record, plus the frame
+    assert "optimizer=adam" in md and "val/acc" in md and "dlx run" in md
+    for figure in (line.split("(")[1].rstrip(")") for line in md.splitlines()
+                   if line.startswith("![")):
+        assert (out / figure).is_file()
+    assert_one_error_line(cli("report", str(tmp_path / "nope")), "no such directory")

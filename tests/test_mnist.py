@@ -167,24 +167,29 @@ def test_init_symmetry_vanishing_exploding_and_he(tmp_path):
 
 
 @pytest.mark.slow
-def test_zeros_init_keeps_hidden_units_identical(tmp_path):
-    """Symmetry: with every weight equal, every hidden unit gets the same gradient forever."""
+@pytest.mark.parametrize("init", [("init=zeros",), ("init=constant", "init.value=0.01")])
+def test_equal_initial_weights_keep_hidden_units_identical(tmp_path, init):
+    """Symmetry: with every weight equal, every hidden unit gets the same gradient forever
+    (with zeros the hidden weights get no gradient at all)."""
     real_mnist()
     from dlx.train import NumpyBackend, build_data
     from tests.test_train import config
 
-    cfg = config("experiment=init", "init=constant", "init.value=0.01", "dataset.subset=500",
-                 "model.hidden=[16,16,16]")
+    cfg = config("experiment=init", *init, "dataset.subset=500", "model.hidden=[16,16,16]")
     data = build_data(cfg)
     backend = NumpyBackend(cfg, data)
+    start = [p.data.copy() for p in backend.params]
     for i in range(20):
         backend.forward(data.X_train[i * 25:(i + 1) * 25], data.y_train[i * 25:(i + 1) * 25])
         backend.update(0.1)
     hidden = [p for p in backend.params[:-2] if p.decay]  # every layer feeding hidden units
-    for p in hidden:  # each unit's incoming weights (a column) are the same for all units...
+    for p in hidden:  # each unit's incoming weights (a column) are the same for all units
         assert np.ptp(p.data, axis=1).max() < 1e-7
-        assert np.abs(p.data - 0.01).max() > 1e-5  # ...though training did move them
-    assert np.ptp(hidden[0].data) > 1e-5  # (different inputs, different weights: rows differ)
+    moved = [np.abs(p.data - s).max() > 1e-5 for p, s in zip(backend.params, start) if p.decay]
+    if init[0] == "init=zeros":  # zero activations, zero gradients: only output biases learn
+        assert not any(moved) and np.abs(backend.params[-1].data).max() > 0
+    else:
+        assert all(moved) and np.ptp(hidden[0].data) > 1e-5  # rows (inputs) do differ
 
 
 @pytest.mark.slow

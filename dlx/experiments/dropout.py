@@ -14,6 +14,11 @@ def gap(run) -> tuple[float, float]:
     return f["train/acc"] - f["val/acc"], f["val/loss"] - f["train/loss"]
 
 
+def report_numbers(run) -> dict:
+    acc_gap, loss_gap = gap(run)
+    return {"train − val accuracy": acc_gap, "val − train loss": loss_gap}
+
+
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     fig, axes = panels("dropout on an overfitting MLP (1000 training images): the final gap", 2)
     for kind, marker, connect in (("dropout (activations)", "o", False),

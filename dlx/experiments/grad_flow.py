@@ -17,6 +17,14 @@ def first_last_ratio(stats, step: int = 0, stat: str = "grad_z_norm") -> float:
     return float(values[0] / values[-2])
 
 
+def report_numbers(run) -> dict:
+    stats = read(run)
+    if stats is None:
+        return {}
+    return {"‖∂L/∂z‖ first / last hidden layer, at init": first_last_ratio(stats),
+            "... at the end": first_last_ratio(stats, int(stats["step"].max()))}
+
+
 def _title(run) -> str:
     m = run.config["model"]
     return f"{m['activation']}, {len(m['hidden'])} hidden layers, init {run.config['init']['name']}"

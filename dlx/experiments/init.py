@@ -18,6 +18,20 @@ def init_label(config: dict) -> str:
             "he_normal": "He (normal)"}.get(name, name)
 
 
+def report_numbers(run) -> dict:
+    """Last over first hidden layer, at initialization ('all zero' where zeros make it 0/0)."""
+    stats = read(run)
+    if stats is None:
+        return {}
+    out = {}
+    for stat, label, last in (("act_std", "activation std", -1), ("grad_z_norm", "‖∂L/∂z‖", -2)):
+        values = stats[(stats["step"] == 0) & (stats["stat"] == stat)].sort_values("layer")
+        values = values["value"].to_numpy()
+        key = f"{label}: last / first hidden layer, at init"
+        out[key] = "all zero" if values[0] == 0 else values[last] / values[0]
+    return out
+
+
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     acts = sorted({r.config["model"]["activation"] for r in runs})
     written = []

@@ -23,6 +23,12 @@ def sparsity(run) -> float:
     return float((np.abs(w) < ZERO).mean())
 
 
+def report_numbers(run) -> dict:
+    if not (run.path / "model.npz").is_file():
+        return {}
+    return {f"fraction of weights with |w| < {ZERO:g}": sparsity(run)}
+
+
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     runs = [r for r in runs if (r.path / "model.npz").is_file()]
     kinds = list(dict.fromkeys(r.config["regularizer"]["name"] for r in runs))
