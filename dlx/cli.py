@@ -85,6 +85,53 @@ def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
 
 
 @app.command()
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Runs and/or sweeps."),
+    all_columns: bool = typer.Option(False, "--all", help="Every config key and metric, not "
+                                     "only what differs and the headline metrics."),
+    sort: Optional[str] = typer.Option(None, help="Sort by a key or metric; -KEY descending."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Aggregate the other "
+                                           "members (e.g. seeds) into mean ± std per value."),
+    csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV."),
+    md: bool = typer.Option(False, "--md", help="Print the table as Markdown."),
+) -> None:
+    """Final and best metrics of runs or sweep members, and the settings that differ."""
+    import csv as _csv
+
+    from dlx.records.compare import table, to_markdown
+
+    try:
+        head, rows = table(paths, all_columns, sort, group_by)
+    except UsageError as e:
+        _fail(str(e))
+    if csv is not None:
+        with open(csv, "w", newline="") as f:
+            writer = _csv.writer(f)
+            writer.writerow(head)
+            writer.writerows(rows)
+    if md:
+        typer.echo(to_markdown(head, rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table()
+    for i, h in enumerate(head):
+        t.add_column(h, overflow="fold", no_wrap=i == 0)
+    for r in rows:
+        t.add_row(*r)
+    (Console() if sys.stdout.isatty() else Console(width=250)).print(t)
+
+
+@app.command()
+def plan(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs")) -> None:
+    """The 60-day plan: phase, deliverable, experiment, command, and whether it has been run."""
+    from dlx.plan import print_plan
+
+    print_plan(_runs_root(root))
+
+
+@app.command()
 def report(
     paths: list[Path] = typer.Argument(..., help="Runs and sweeps to put in the report."),
     out: Optional[Path] = typer.Option(None, help="Folder (default: <runs>/reports/report-<time>)."),

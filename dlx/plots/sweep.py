@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from dlx.errors import UsageError
 from dlx.experiments import hooks
@@ -64,37 +65,58 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]
     return written, skipped
 
 
+def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
+    """Members grouped by what differs between them apart from the seed: (label, indices)."""
+    diffs = differing([[o for o in r.overrides if not o.startswith("seed=")] for r in runs])
+    groups: dict[str, list[int]] = {}
+    for i, diff in enumerate(diffs):
+        groups.setdefault(", ".join(diff) or "all", []).append(i)
+    return list(groups.items())
+
+
 def overlays(sweep_dir: Path, runs: list[Run], labels: list[str], name: str, fmt: str) -> list[Path]:
-    """One figure per split/metric with every member's line."""
+    """One figure per split/metric with every member's line — or, when members repeat a
+    setting with several seeds, the mean of each setting with a ±1 std band."""
+    groups = seed_groups(runs)
+    banded = any(len(members) > 1 for _, members in groups)
     keys = []
     for run in runs:
         for key in (run.metrics["split"] + "/" + run.metrics["metric"]).unique():
             if key not in keys:
                 keys.append(key)
     written = []
-    colors = [f"C{i % 10}" for i in range(len(runs))]
     for key in keys:
         split, metric = key.split("/", 1)
-        series = [(r, lab, c, r.metrics[(r.metrics["split"] == split) & (r.metrics["metric"] == metric)])
-                  for r, lab, c in zip(runs, labels, colors)]
-        if metric == "lr" and all(s["value"].nunique() <= 1 for *_, s in series):
+        series = [r.series(split, metric) for r in runs]
+        if metric == "lr" and all(s["value"].nunique() <= 1 for s in series):
             continue  # constant learning rates: nothing to see
         fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}",
                          STEP_LABEL, y_label(metric))
         values = []
-        for run, label, color, s in series:
-            if s.empty:
-                continue
-            marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
-            ax.plot(s["step"], s["value"], color=color, label=label,
-                    lw=1.0 if split == "batch" else 1.8, **marker)
-            if run.summary.get("status") == "diverged":
-                finite = s[np.isfinite(s["value"])]
-                if not finite.empty:
-                    ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x", color=color,
-                            ms=10, mew=2)
-            values.extend(s["value"].tolist())
+        if banded:
+            for i, (label, members) in enumerate(groups):
+                table = pd.concat([series[m].set_index("step")["value"] for m in members], axis=1)
+                mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
+                ax.plot(mean.index, mean, color=f"C{i % 10}", lw=1.8,
+                        label=f"{label} (mean of {len(members)} seeds)")
+                ax.fill_between(mean.index, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+                values.extend(mean.tolist())
+        else:
+            for i, (run, label, s) in enumerate(zip(runs, labels, series)):
+                if s.empty:
+                    continue
+                color = f"C{i % 10}"
+                marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
+                ax.plot(s["step"], s["value"], color=color, label=label,
+                        lw=1.0 if split == "batch" else 1.8, **marker)
+                if run.summary.get("status") == "diverged":
+                    finite = s[np.isfinite(s["value"])]
+                    if not finite.empty:
+                        ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x",
+                                color=color, ms=10, mew=2)
+                values.extend(s["value"].tolist())
         log_scale_if_wide(ax, values)
-        ax.legend(loc="best", fontsize=8, title="differs", title_fontsize=8)
+        ax.legend(loc="best", fontsize=8, title="differs" + (" (band: ±1 std over seeds)"
+                                                          if banded else ""), title_fontsize=8)
         written.append(save(fig, sweep_dir / "plots" / f"{split}_{metric}.{fmt}"))
     return written

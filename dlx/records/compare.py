@@ -1,0 +1,136 @@
+"""`dlx compare`: final and best metrics of runs and sweep members side by side, the config
+values that differ between them, and mean ± std over the members of a group (e.g. seeds)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dlx.errors import UsageError
+from dlx.records.store import Run, check_dir, is_sweep, sweep_members
+
+HEADLINE = ("val/loss", "val/acc", "test/acc", "train/loss")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if not isinstance(v, list) else str(v)
+    return out
+
+
+IGNORED = {"progress", "runs_dir"}  # how a run was shown or stored, not what it was
+
+
+def collect(paths: list[Path]) -> list[dict]:
+    """One row per run (sweep members expanded): id, status, config.*, final.* and best.*."""
+    rows = []
+    for path in paths:
+        path = check_dir(path)
+        members = sweep_members(path) if is_sweep(path) else [path]
+        for member in members:
+            run = Run(member)
+            try:
+                summary, config = run.summary, run.config
+            except UsageError as e:
+                raise UsageError(f"cannot compare {member}: {e}") from None
+            row = {"id": f"{path.name}/{member.name}" if member != path else path.name,
+                   "status": summary.get("status", "?")}
+            row.update({f"config.{k}": v for k, v in _flatten(config).items()
+                        if k.split(".")[0] not in IGNORED})
+            row.update({f"final.{k}": v for k, v in (summary.get("final") or {}).items()})
+            row.update({f"best.{k}": v for k, v in (summary.get("best") or {}).items()})
+            rows.append(row)
+    if not rows:
+        raise UsageError("nothing to compare: the paths hold no runs")
+    return rows
+
+
+def columns(rows: list[dict], show_all: bool) -> list[str]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    config = [k for k in keys if k.startswith("config.")]
+    if not show_all:
+        config = [k for k in config if len({str(r.get(k)) for r in rows}) > 1]
+        # a group option that differs (optimizer.name) implies its own options: show those only
+        # where they vary between runs of the same option
+        names = {k.rsplit(".", 1)[0] for k in config if k.endswith(".name")}
+
+        def varies_within(k: str) -> bool:
+            group = k.rsplit(".", 1)[0]
+            by_option: dict[str, set] = {}
+            for r in rows:
+                by_option.setdefault(str(r.get(f"{group}.name")), set()).add(str(r.get(k)))
+            return any(len(v) > 1 for v in by_option.values())
+
+        config = [k for k in config if k.endswith((".name", ".lr"))
+                  or k.rsplit(".", 1)[0] not in names or varies_within(k)]
+    metrics = [k for k in keys if k.startswith(("final.", "best."))]
+    if not show_all:
+        metrics = [k for k in metrics if k.split(".", 1)[1] in HEADLINE]
+    return ["id", "status", *config, *metrics]
+
+
+def resolve_key(rows: list[dict], key: str) -> str:
+    """A user's key (``optimizer``, ``optimizer.lr``, ``val/loss``) as a column name."""
+    keys = set().union(*rows)
+    for candidate in (key, f"config.{key}", f"config.{key}.name", f"final.{key}"):
+        if candidate in keys:
+            return candidate
+    valid = sorted(k.removeprefix("config.") for k in keys if k.startswith("config."))[:12]
+    raise UsageError(f"unknown key {key!r} (e.g. {', '.join(valid)}, or a metric like val/loss)")
+
+
+def group(rows: list[dict], key: str, cols: list[str]) -> tuple[list[str], list[list[str]]]:
+    """mean ± std (and n) of every numeric metric column, per value of ``key``."""
+    values = list(dict.fromkeys(str(r.get(key)) for r in rows))
+    metrics = [c for c in cols if c.startswith(("final.", "best."))]
+    head = [key.removeprefix("config."), "n", *metrics]
+    out = []
+    for v in values:
+        members = [r for r in rows if str(r.get(key)) == v]
+        cells = [v, str(len(members))]
+        for m in metrics:
+            xs = [r[m] for r in members if isinstance(r.get(m), (int, float))
+                  and math.isfinite(r[m])]
+            if not xs:
+                cells.append("–")
+                continue
+            mean = sum(xs) / len(xs)
+            if len(xs) == 1:
+                cells.append(f"{mean:.4g}")
+                continue
+            std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))  # sample std
+            cells.append(f"{mean:.4g} ± {std:.2g}")
+        out.append(cells)
+    return head, out
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def table(paths: list[Path], show_all: bool = False, sort: str | None = None,
+          group_by: str | None = None) -> tuple[list[str], list[list[str]]]:
+    rows = collect(paths)
+    cols = columns(rows, show_all)
+    if sort:
+        descending = sort.startswith("-")
+        key = resolve_key(rows, sort.lstrip("-"))
+        rows.sort(key=lambda r: (r.get(key) is None, r.get(key) if isinstance(r.get(key), (int, float))
+                                 else str(r.get(key))), reverse=descending)
+    if group_by:
+        return group(rows, resolve_key(rows, group_by), cols)
+    head = [c.removeprefix("config.") for c in cols]
+    return head, [[fmt(r.get(c)) for c in cols] for r in rows]
+
+
+def to_markdown(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
