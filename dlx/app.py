@@ -61,6 +61,12 @@ class ValidateCallback(Callback):
         _validate(config)
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving it creates it
 
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # the basic sweeper writes multirun.yaml; others (Optuna) do not: every sweep has one
+        path = Path(_State.sweep_dir or str(config.hydra.sweep.dir)) / "multirun.yaml"
+        if not path.exists():
+            OmegaConf.save(config, path)
+
 
 def _validate(config: DictConfig) -> None:
     try:
@@ -70,12 +76,16 @@ def _validate(config: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://dlx.conf", config_name="config")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> float:
+    """One job. Returns the monitored metric (``monitor``, e.g. the best val/loss) for sweepers
+    that optimize it (Optuna); +inf for a run that failed or diverged."""
     from dlx.runner import run_job
 
     hc = HydraConfig.get()
     _State.last_dir = Path(hc.runtime.output_dir)
-    _State.results.append(run_job(cfg, _State.last_dir, list(hc.overrides.task)))
+    result = run_job(cfg, _State.last_dir, list(hc.overrides.task))
+    _State.results.append(result)
+    return result.objective
 
 
 def _args_parser() -> argparse.ArgumentParser:
@@ -98,7 +108,10 @@ def describe(exc: BaseException) -> str:
 
     if isinstance(exc, MissingConfigException) and exc.options and exc.missing_cfg_file:
         group, _, option = exc.missing_cfg_file.rpartition("/")
-        return f"unknown {group or 'config'} {option!r} (valid: {', '.join(sorted(exc.options))})"
+        extra = {"hydra/launcher": "launchers", "hydra/sweeper": "optuna"}.get(group)
+        hint = f"; plugins come with pip install 'dlx[{extra}]'" if extra else ""
+        return (f"unknown {group or 'config'} {option!r} "
+                f"(valid: {', '.join(sorted(exc.options))}{hint})")
     if isinstance(exc, OverrideParseException):
         return f"cannot parse override {exc.override!r}: {exc.message.splitlines()[0]}"
     match = re.match(r"Could not override '([^']+)'", str(exc))

@@ -56,6 +56,10 @@ def validate(config: DictConfig) -> None:
     factor = top.get("divergence_factor")
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 1:
         raise UsageError(f"divergence_factor must be a number > 1, got {factor!r}")
+    monitor = top.get("monitor", "best:val/loss")
+    if not (isinstance(monitor, str) and monitor.partition(":")[0] in ("best", "final")
+            and "/" in monitor):
+        raise UsageError(f"monitor must look like best:val/loss or final:val/acc, got {monitor!r}")
     if top.get("backend") not in BACKENDS:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {top.get('backend')!r}")
     _check_early_stopping(top.get("early_stopping"))

@@ -9,7 +9,9 @@ recorded and then re-raised, so Ctrl-C stops a whole sweep.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import platform
 import signal
 import socket
@@ -25,8 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import dlx
 from dlx.errors import UsageError
+from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, SUMMARY, write_json
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 log = logging.getLogger("dlx")
 
@@ -36,6 +41,7 @@ class JobResult:
     run_dir: Path
     status: str
     message: str
+    objective: float = float("inf")  # the monitored metric, for sweepers that minimize it
 
 
 def _now() -> str:
@@ -61,10 +67,29 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _previous(run_dir: Path, resolved: dict) -> dict | None:
+    """The summary of a run already in ``run_dir`` with the same config, if any."""
+    import yaml
+
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+        old = yaml.safe_load((run_dir / CONFIG).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    same = isinstance(old, dict) and checkpoint.config_key(old) == checkpoint.config_key(resolved)
+    return summary if same else None
+
+
 def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     from dlx.experiments import task_for  # after logging is configured
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    previous = _previous(run_dir, resolved)
+    if previous is not None and previous.get("status") == "completed":  # a re-run sweep
+        log.info(f"{run_dir.name}: already completed with this config; skipped")
+        return JobResult(run_dir, "completed", "skipped (already completed)",
+                         _objective(resolved, previous))
+    resume = checkpoint.load(run_dir, resolved) if previous is not None else None
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     summary = {
         "run_id": run_dir.name, "status": "running", "experiment": resolved["name"],
@@ -76,14 +101,19 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "dlx": dlx.__version__},
         **_git_info(), "host": socket.gethostname(),
+        "resumed_from_epoch": resume[1]["epoch"] if resume else None,
+        "threads": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
     }
+    if resume:
+        log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
     write_json(run_dir / SUMMARY, summary)
     start = time.perf_counter()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
-    rec = MetricsWriter(run_dir / METRICS)
+    rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"]["metrics.csv"], resume[1]["final"],
+                                            resume[1]["best"]) if resume else None)
     interrupted = False
     try:
-        result = task_for(resolved)(resolved, rec, run_dir)
+        result = task_for(resolved)(resolved, rec, run_dir, resume)
         if result.weights:
             np.savez(run_dir / "model.npz", **result.weights)
         if result.early_stopping:
@@ -115,6 +145,8 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         rec.close()
     summary.update(final=rec.final, best=rec.best, finished_at=_now(),
                    wall_time_s=round(time.perf_counter() - start, 3))
+    if summary["status"] in ("completed", "diverged"):
+        checkpoint.remove(run_dir)  # kept only while there is something to resume
     write_json(run_dir / SUMMARY, summary)
     if rec.final:
         message = _plot(run_dir, summary, message)
@@ -123,7 +155,17 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         f"{message}{': ' + headline if headline else ''} ({summary['wall_time_s']:.2f} s)")
     if interrupted:
         raise KeyboardInterrupt
-    return JobResult(run_dir, summary["status"], message)
+    return JobResult(run_dir, summary["status"], message, _objective(resolved, summary))
+
+
+def _objective(cfg: dict, summary: dict) -> float:
+    """``monitor`` (e.g. ``best:val/loss``, ``final:val/acc``) as a number to minimize: losses
+    as they are, accuracies negated; +inf unless the run completed."""
+    kind, _, key = cfg.get("monitor", "best:val/loss").rpartition(":")
+    value = (summary.get(kind or "best") or {}).get(key)
+    if summary.get("status") != "completed" or not isinstance(value, (int, float)):
+        return float("inf")
+    return -float(value) if "acc" in key else float(value)
 
 
 def _plot(run_dir: Path, summary: dict, message: str) -> str:

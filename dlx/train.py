@@ -18,9 +18,10 @@ import numpy as np
 
 from dlx import registry
 from dlx.data import Dataset, build_dataset
-from dlx.errors import UsageError
+from dlx.monitors import EarlyStopping, Probe
 from dlx.nn import Module, build_model, loss_for, n_outputs, predictions
 from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
+from dlx.records import checkpoint as ckpt
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
@@ -38,8 +39,8 @@ def build_data(cfg: Mapping[str, Any]) -> Dataset:
     return build_dataset(cfg["dataset"], rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
 
 
-def build_model_for(cfg: Mapping[str, Any], data: Dataset) -> Module:
-    streams = rngs(cfg["seed"])
+def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
+    streams = streams or rngs(cfg["seed"])
     return build_model(cfg["model"], cfg["init"], data.n_features, n_outputs(data.n_classes),
                        streams["init"], np.dtype(cfg["dtype"]), streams["dropout"])
 
@@ -49,7 +50,9 @@ class NumpyBackend:
 
     def __init__(self, cfg: Mapping[str, Any], data: Dataset):
         self.data = data
-        self.model = build_model_for(cfg, data)
+        streams = rngs(cfg["seed"])
+        self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
+        self.model = build_model_for(cfg, data, streams)
         self.params = self.model.parameters()
         self.loss_fn = loss_for(data.n_classes)
         self.opt = registry.build(OPTIMIZERS, "optimizer", cfg["optimizer"], self.params)
@@ -103,6 +106,28 @@ class NumpyBackend:
     def state_bytes(self) -> int:
         return self.opt.state_bytes()
 
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Weights, optimizer state and the dropout generator: all a resumed run needs."""
+        arrays = {f"w.{k}": v for k, v in self.model.state_dict().items()}
+        for i, state in enumerate(self.opt.state):
+            arrays.update({f"o.{i}.{k}": v for k, v in state.items()})
+        meta = {"opt_steps": self.opt.steps, "dropout_rng": self.dropout_rng.bit_generator.state,
+                "opt_scalars": {k: getattr(self.opt, k) for k in ("mu_product",)
+                                if hasattr(self.opt, k)}}
+        return arrays, meta
+
+    def restore(self, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+        self.model.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
+        for i, state in enumerate(self.opt.state):
+            prefix = f"o.{i}."
+            state.clear()
+            state.update({k[len(prefix):]: v.copy() for k, v in arrays.items()
+                          if k.startswith(prefix)})
+        self.opt.steps = meta["opt_steps"]
+        for k, v in meta["opt_scalars"].items():
+            setattr(self.opt, k, v)
+        self.dropout_rng.bit_generator.state = meta["dropout_rng"]
+
     def param_bytes(self) -> int:
         return sum(p.data.nbytes for p in self.params)
 
@@ -128,70 +153,9 @@ class TrainResult:
     extra: dict = field(default_factory=dict)  # task-specific results for summary.json
 
 
-class _Probe:
-    """Per-layer statistics every ``probe_every`` steps (0: at initialization only; null: never)
-    on a fixed batch of the first ``probe_batch`` training examples, into layer_stats.csv."""
-
-    STATS = ("z_std", "act_std", "grad_z_norm", "grad_W_norm")
-
-    def __init__(self, cfg, data: Dataset, backend, run_dir: Path | None):
-        self.every = cfg.get("probe_every")
-        self.file = None
-        if self.every is None or run_dir is None or not hasattr(backend, "layer_stats"):
-            return
-        n = cfg.get("probe_batch", 512)
-        self.X, self.y, self.backend = data.X_train[:n], data.y_train[:n], backend
-        self.file = open(run_dir / "layer_stats.csv", "w", buffering=1)
-        self.file.write("step,layer,stat,value\n")
-
-    def __call__(self, step: int) -> None:
-        if self.file is None or (step and (not self.every or step % self.every)):
-            return
-        for row in self.backend.layer_stats(self.X, self.y):
-            for stat in self.STATS:
-                if stat in row:
-                    self.file.write(f"{step},{row['layer']},{stat},{row[stat]!r}\n")
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-
-
-class EarlyStopping:
-    """Stop when ``monitor`` (e.g. val/loss) has not improved by ``min_delta`` for ``patience``
-    epochs; the best weights are restored. Losses are minimized, accuracies maximized."""
-
-    def __init__(self, patience: int | None, monitor: str, min_delta: float):
-        sign = {"loss": 1.0, "acc": -1.0}.get(monitor.rpartition("/")[2])
-        if patience is not None and sign is None:
-            raise UsageError(f"early_stopping.monitor must be a split/loss or split/acc metric, "
-                             f"got {monitor!r}")
-        self.patience, self.monitor, self.min_delta, self.sign = patience, monitor, min_delta, sign
-        self.best, self.best_epoch, self.best_state, self.stopped_at = math.inf, None, None, None
-
-    def check(self, epoch: int, values: dict[str, float], backend) -> bool:
-        """Record this epoch; True when training should stop."""
-        if self.patience is None:
-            return False
-        score = self.sign * values[self.monitor]
-        if score < self.best - self.min_delta:
-            self.best, self.best_epoch, self.best_state = score, epoch, backend.state_dict()
-        elif epoch - self.best_epoch >= self.patience:
-            self.stopped_at = epoch
-            return True
-        return False
-
-    def summary(self) -> dict:
-        if self.patience is None:
-            return {}
-        return {"monitor": self.monitor, "best_epoch": self.best_epoch,
-                "best_value": self.sign * self.best if self.best_epoch is not None else None,
-                "stopped_at_epoch": self.stopped_at}
-
-
 def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
-          timing: Path | None = None, hooks: list | None = None,
-          backend=None) -> TrainResult:
+          run_dir: Path | None = None, hooks: list | None = None, backend=None,
+          resume: tuple | None = None, checkpoint: bool = False) -> TrainResult:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
@@ -199,11 +163,12 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``. At the
     end, for data sets with a test split: ``test/loss``, ``test/acc``.
 
-    ``backend`` (with its ``data``) may be given ready-made. ``hooks`` are called as
-    ``hook(step, backend)`` before training and before every update (an experiment's own
-    measurements). Wall-clock time per epoch goes to ``timing`` (a CSV of its own:
-    metrics.csv has no timings, so that it is byte-identical across runs of the same config
-    and seed).
+    In ``run_dir``: timing.csv (wall-clock training time per epoch; kept out of metrics.csv,
+    which must be byte-identical for the same config and seed), layer_stats.csv (with
+    ``probe_every``) and, with ``checkpoint``, checkpoint.npz after every epoch; ``resume`` (a
+    loaded checkpoint) continues from it exactly. ``backend`` (with its ``data``) may be given
+    ready-made. ``hooks`` are called as ``hook(step, backend)`` before training and before
+    every update (an experiment's own measurements).
     """
     order_rng = rngs(cfg["seed"])["batches"]
     data = build_data(cfg) if backend is None else backend.data
@@ -228,20 +193,48 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
             rec.log(step, epoch, split, metric, value)
         return values
 
-    probe = _Probe(cfg, data, backend, timing.parent if timing is not None else None)
+    files = (resume[1]["files"] if resume else {})
+    probe = Probe(cfg, data, backend, run_dir, files.get("layer_stats.csv"))
     hooks = [lambda step, _backend: probe(step), *(hooks or [])]
-    for hook in hooks:
-        hook(0, backend)
-    initial_loss = log_epoch(0, 0)["train/loss"]
+    clock = None
+    if run_dir is not None:
+        if resume:
+            ckpt.truncate(run_dir / "timing.csv", files["timing.csv"])
+        clock = open(run_dir / "timing.csv", "a" if resume else "w", buffering=1)
+        if not resume:
+            clock.write("epoch,step,seconds\n0,0,0.0\n")
+    if resume:  # continue exactly where the checkpoint left off
+        arrays, meta = resume
+        backend.restore(arrays, meta["backend"])
+        order_rng.bit_generator.state = meta["rng_batches"]
+        step, first_epoch, initial_loss = meta["step"], meta["epoch"] + 1, meta["initial_loss"]
+        stopper.restore(meta["early_stopping"],
+                        {k[3:]: v for k, v in arrays.items() if k.startswith("es.")})
+        offset = meta["train_seconds"]
+    else:
+        for hook in hooks:
+            hook(0, backend)
+        step, first_epoch, initial_loss = 0, 1, log_epoch(0, 0)["train/loss"]
+        offset = 0.0
     limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
-    step, diverged_at, reason = 0, None, None
-    clock = open(timing, "w", buffering=1) if timing is not None else None
-    if clock is not None:
-        clock.write("epoch,step,seconds\n0,0,0.0\n")
-    start, eval_seconds = time.perf_counter(), 0.0
+    diverged_at, reason, epoch = None, None, first_epoch - 1
+    can_checkpoint = checkpoint and run_dir is not None and hasattr(backend, "checkpoint_state")
+
+    def save_checkpoint(epoch: int, train_seconds: float) -> None:
+        arrays, backend_meta = backend.checkpoint_state()
+        arrays.update({f"es.{k}": v for k, v in (stopper.best_state or {}).items()})
+        ckpt.save(run_dir, arrays, {
+            "config_key": ckpt.config_key(dict(cfg)), "step": step, "epoch": epoch,
+            "initial_loss": initial_loss, "rng_batches": order_rng.bit_generator.state,
+            "backend": backend_meta, "early_stopping": stopper.state(),
+            "final": rec.final, "best": rec.best, "train_seconds": train_seconds,
+            "files": {"metrics.csv": rec.tell(), "timing.csv": clock.tell() if clock else 0,
+                      "layer_stats.csv": probe.tell()}})
+
+    start, eval_seconds = time.perf_counter() - offset, 0.0
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
             Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             order = order_rng.permutation(n)
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size:(b + 1) * batch_size]
@@ -280,6 +273,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                                    f"{stopper.best_epoch}) restored")
                 backend.load_state_dict(stopper.best_state)
                 break
+            if can_checkpoint and epoch < epochs:
+                save_checkpoint(epoch, time.perf_counter() - start - eval_seconds)
     seconds = time.perf_counter() - start - eval_seconds
     if clock is not None:
         clock.close()

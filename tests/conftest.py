@@ -73,3 +73,18 @@ def default_run(tmp_path_factory) -> Path:
     result = cli("run")
     assert result.returncode == 0, result.stderr
     return cli.run_dir(result)
+
+
+@pytest.fixture
+def plugins():
+    """Hydra's joblib/submitit launchers and Optuna sweeper (extras `launchers`, `optuna`):
+    skipped when absent, unless CI requires them (DLX_REQUIRE_PLUGINS=1)."""
+    import importlib.util
+
+    names = ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher",
+             "hydra_plugins.hydra_optuna_sweeper")
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if missing:
+        if os.environ.get("DLX_REQUIRE_PLUGINS") == "1":
+            pytest.fail(f"required Hydra plugins missing: {missing}")
+        pytest.skip("Hydra plugins not installed (pip install 'dlx[launchers,optuna]')")

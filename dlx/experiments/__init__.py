@@ -27,10 +27,12 @@ def hooks(name: str | None) -> ModuleType | None:
 
 
 def task_for(cfg: Mapping[str, Any]) -> Callable:
-    """The function a run of ``cfg`` executes: the experiment's ``run``, or plain training."""
+    """The function a run of ``cfg`` executes: ``task(cfg, rec, run_dir, resume=None)`` — the
+    experiment's ``run``, or plain training (which checkpoints each epoch and can resume)."""
     module = hooks(cfg.get("name"))
     if module is not None and hasattr(module, "run"):
-        return module.run
+        return lambda cfg, rec, run_dir, resume=None: module.run(cfg, rec, run_dir)
     from dlx.train import train
 
-    return lambda cfg, rec, run_dir: train(cfg, rec, cfg["progress"], run_dir / "timing.csv")
+    return lambda cfg, rec, run_dir, resume=None: train(
+        cfg, rec, cfg["progress"], run_dir, resume=resume, checkpoint=cfg.get("checkpoint", True))

@@ -98,7 +98,7 @@ def run(cfg, rec, run_dir: Path):
     dev = np.array([r["mean_sq_dev"] for r in rows])
     slope = float(np.polyfit(np.log10(sizes), np.log10(dev), 1)[0])
     try:
-        result = train(cfg, rec, cfg["progress"], run_dir / "timing.csv", hooks=[meter],
+        result = train(cfg, rec, cfg["progress"], run_dir, hooks=[meter],
                        backend=backend)
     finally:
         meter.close()

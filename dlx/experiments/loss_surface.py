@@ -126,7 +126,7 @@ def filter_normalized(params, rng) -> list[np.ndarray]:
 def run_mlp(cfg, c, rec, run_dir: Path):
     from dlx.train import NumpyBackend
 
-    result = train(cfg, rec, cfg["progress"], run_dir / "timing.csv")
+    result = train(cfg, rec, cfg["progress"], run_dir)
     data = build_data(cfg)
     backend = NumpyBackend(cfg, data)
     backend.load_state_dict(result.weights)

@@ -58,7 +58,7 @@ def run(cfg, rec, run_dir: Path):
     gamma = (c["max_lr"] / c["min_lr"]) ** (1.0 / max(steps - 1, 1))
     cfg = {**cfg, "optimizer": {**cfg["optimizer"], "lr": c["min_lr"]},
            "schedule": {"name": "exponential", "gamma": gamma}}
-    result = train(cfg, rec, cfg["progress"], run_dir / "timing.csv")
+    result = train(cfg, rec, cfg["progress"], run_dir)
     rec.close()  # flushed: read the step losses back
     from dlx.records.store import Run
 

@@ -39,7 +39,7 @@ def y_label(metric: str) -> str:
 
 
 def figure(title: str, xlabel: str, ylabel: str, size=(7.5, 4.8)):
-    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    fig = Figure(figsize=size, dpi=110, layout="tight")
     ax = fig.subplots()
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
@@ -50,7 +50,7 @@ def figure(title: str, xlabel: str, ylabel: str, size=(7.5, 4.8)):
 
 def panels(title: str, ncols: int, size=(11, 4.4)):
     """A titled figure with ``ncols`` side-by-side axes (label each axis yourself)."""
-    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    fig = Figure(figsize=size, dpi=110, layout="tight")
     axes = fig.subplots(1, ncols)
     fig.suptitle(title, fontsize=11)
     for ax in axes:

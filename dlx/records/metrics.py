@@ -23,11 +23,27 @@ def better(metric: str):
 
 
 class MetricsWriter:
-    def __init__(self, path: str | Path):
-        self._file = open(path, "w", buffering=1, encoding="utf-8", newline="\n")  # line-buffered
-        self._file.write(HEADER + "\n")
+    """Appends rows to metrics.csv. ``resume`` = (size, final, best) from a checkpoint: the
+    file is cut back to that size and continued, as if the run had never stopped."""
+
+    def __init__(self, path: str | Path, resume: tuple[int, dict, dict] | None = None):
+        self.path = Path(path)
         self.final: dict[str, float] = {}
         self.best: dict[str, float] = {}
+        if resume is not None:
+            size, final, best = resume
+            with open(self.path, "r+b") as f:
+                f.truncate(size)
+            self.final, self.best = dict(final), dict(best)
+            self._file = open(self.path, "a", buffering=1, encoding="utf-8", newline="\n")
+        else:
+            self._file = open(self.path, "w", buffering=1, encoding="utf-8", newline="\n")
+            self._file.write(HEADER + "\n")
+
+    def tell(self) -> int:
+        """Bytes written so far (all flushed: the file is line-buffered)."""
+        self._file.flush()
+        return self._file.tell()
 
     def log(self, step: int, epoch: int, split: str, metric: str, value: float) -> None:
         value = float(value)
