@@ -37,6 +37,17 @@ OmegaConf.register_new_resolver(
     replace=True)
 
 
+def _width_for(n_layers: int, budget: int) -> int:
+    """The d_model whose transformer blocks (4d^2 attention + 8d^2 MLP + biases and norms per
+    layer) come closest to ``budget`` non-embedding parameters at this depth."""
+    def params(d: int) -> int:
+        return n_layers * (12 * d * d + 13 * d)
+    return min(range(2, 1024), key=lambda d: abs(params(d) - budget))
+
+
+OmegaConf.register_new_resolver("dlx_width", _width_for, replace=True)
+
+
 class _Rejected(BaseException):
     """Carries a UsageError out of a Hydra callback (which would swallow an Exception)."""
 

@@ -123,23 +123,127 @@ def run_mlp_case(backends: list[str], steps: int, repeats: int, warmup: int,
             inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
     result = CaseResult("mlp", f"MLP {'-'.join(map(str, sizes))} ReLU, batch {batch}, Adam, "
                         "float32", _mlp_flops(batch, sizes), batch, {b: [] for b in backends})
+    _time_interleaved(result, steppers, inputs, steps, repeats, warmup)
+    return result
 
+
+def numpy_transformer_step(cfg: dict):
+    from dlx.nn.losses import SequenceCrossEntropy
+    from dlx.nn.transformer import TransformerLM
+    from dlx.optim import AdamW
+
+    model = TransformerLM(cfg["vocab"], cfg["seq"], n_layers=cfg["layers"], d_model=cfg["d"],
+                          n_heads=cfg["heads"])
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        if p.decay:
+            p.data[...] = rng.normal(0, 0.02, p.data.shape)
+    loss_fn, opt = SequenceCrossEntropy(), AdamW(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn.forward(model.forward(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+        return loss
+
+    return step
+
+
+def torch_transformer_step(cfg: dict):
+    """The same computation in torch: pre-LN blocks, causal SDPA, tanh-GELU MLP, AdamW."""
+    import torch
+    from torch import nn
+
+    d, h = cfg["d"], cfg["heads"]
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"),
+                                     nn.Linear(4 * d, d))
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = (t.view(B, T, h, C // h).transpose(1, 2)
+                       for t in self.qkv(self.ln1(x)).split(C, dim=2))
+            y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+            return x + self.mlp(self.ln2(x))
+
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(cfg["vocab"], d), nn.Embedding(cfg["seq"], d)
+            self.blocks = nn.Sequential(*[Block() for _ in range(cfg["layers"])])
+            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, cfg["vocab"])
+
+        def forward(self, idx):
+            x = self.tok(idx) + self.pos.weight[: idx.shape[1]]
+            return self.head(self.ln(self.blocks(x)))
+
+    model = LM()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _transformer_flops(cfg: dict) -> float:
+    """6 x non-embedding parameters x tokens, plus attention's 12 x layers x T x d per token
+    (Kaplan et al. 2020's training-compute estimate)."""
+    d, L, T, B = cfg["d"], cfg["layers"], cfg["seq"], cfg["batch"]
+    n = L * 12 * d * d + d * cfg["vocab"]
+    return 6.0 * n * B * T + 12.0 * L * T * d * B * T
+
+
+def run_transformer_case(backends: list[str], steps: int, repeats: int, warmup: int) -> CaseResult:
+    cfg = {"vocab": 16, "seq": 16, "batch": 64, "d": 128, "layers": 2, "heads": 4}
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, cfg["vocab"], (8, cfg["batch"], cfg["seq"]))
+    Y = rng.integers(0, cfg["vocab"], (8, cfg["batch"], cfg["seq"]))
+    steppers, inputs = {}, {}
+    for b in backends:
+        if b == "numpy":
+            steppers[b], inputs[b] = numpy_transformer_step(cfg), list(zip(X, Y))
+        else:
+            import torch
+
+            steppers[b] = torch_transformer_step(cfg)
+            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    result = CaseResult("transformer", "transformer d_model 128, 2 layers, 4 heads, sequence 16,"
+                        " batch 64, AdamW, float32", _transformer_flops(cfg), cfg["batch"],
+                        {b: [] for b in backends})
+    _time_interleaved(result, steppers, inputs, steps, repeats, warmup)
+    return result
+
+
+def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warmup) -> None:
     def chunk(b: str, n: int) -> float:
         step, data = steppers[b], inputs[b]
         start = time.perf_counter()
         for i in range(n):
-            step(*data[i % n_batches])
+            step(*data[i % len(data)])
         return time.perf_counter() - start
 
-    for b in backends:
+    for b in steppers:
         chunk(b, warmup)
     for _ in range(repeats):
-        for b in backends:  # interleaved
-            result.samples_per_s[b].append(steps * batch / chunk(b, steps))
-    return result
+        for b in steppers:  # interleaved
+            result.samples_per_s[b].append(steps * result.batch / chunk(b, steps))
 
 
-def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool = True) -> dict:
+def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool = True,
+        cases: tuple[str, ...] = ("mlp", "transformer")) -> dict:
     backends = ["numpy"]
     torch_version = None
     if include_torch:
@@ -151,7 +255,11 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
         except ImportError:
             pass
     peaks = {b: sgemm_gflops(b) for b in backends}
-    case = run_mlp_case(backends, steps, repeats, warmup)
+    results = []
+    if "mlp" in cases:
+        results.append(run_mlp_case(backends, steps, repeats, warmup))
+    if "transformer" in cases:
+        results.append(run_transformer_case(backends, max(steps // 2, 1), repeats, warmup))
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,
@@ -161,15 +269,16 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
         "sgemm_peak_gflops": peaks,
         "cases": [],
     }
-    entry = asdict(case)
-    entry["median_samples_per_s"] = {b: case.median(b) for b in backends}
-    entry["achieved_gflops"] = {b: case.median(b) / case.batch * case.flops_per_step / 1e9
-                                for b in backends}
-    entry["fraction_of_peak"] = {b: entry["achieved_gflops"][b] / max(peaks.values())
-                                 for b in backends}
-    if "torch" in backends:
-        entry["numpy_over_torch"] = case.median("numpy") / case.median("torch")
-    report["cases"].append(entry)
+    for case in results:
+        entry = asdict(case)
+        entry["median_samples_per_s"] = {b: case.median(b) for b in backends}
+        entry["achieved_gflops"] = {b: case.median(b) / case.batch * case.flops_per_step / 1e9
+                                    for b in backends}
+        entry["fraction_of_peak"] = {b: entry["achieved_gflops"][b] / max(peaks.values())
+                                     for b in backends}
+        if "torch" in backends:
+            entry["numpy_over_torch"] = case.median("numpy") / case.median("torch")
+        report["cases"].append(entry)
     return report
 
 

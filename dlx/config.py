@@ -50,6 +50,7 @@ def validate(config: DictConfig) -> None:
     _int(top, "epochs", 1)
     _int(top, "batch_size", 1, allow_none=True)
     _int(top, "probe_every", 0, allow_none=True)
+    _int(top, "max_steps", 1, allow_none=True)
     _int(top, "probe_batch", 1)
     if top.get("dtype") not in DTYPES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {top.get('dtype')!r}")
@@ -74,7 +75,9 @@ def validate(config: DictConfig) -> None:
     registry.build(OPTIMIZERS, "optimizer", groups["optimizer"], [])
     registry.build(REGULARIZERS, "regularizer", groups["regularizer"])
     schedules.build(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
-    registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None)
+    seq = {"max_len": 8} if groups["model"].get("name") == "transformer" else {}  # options only
+    registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None,
+                   **seq)
     _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
     check_dataset(groups["dataset"])
     module = hooks(top.get("name"))

@@ -19,7 +19,7 @@ import numpy as np
 from dlx import registry
 from dlx.data import Dataset, build_dataset
 from dlx.monitors import EarlyStopping, Probe
-from dlx.nn import Module, build_model, loss_for, n_outputs, predictions
+from dlx.nn import Module, accuracy, build_model, loss_for, n_outputs
 from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records import checkpoint as ckpt
 from dlx.records.metrics import MetricsWriter
@@ -41,8 +41,11 @@ def build_data(cfg: Mapping[str, Any]) -> Dataset:
 
 def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
     streams = streams or rngs(cfg["seed"])
-    return build_model(cfg["model"], cfg["init"], data.n_features, n_outputs(data.n_classes),
-                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"])
+    seq = data.seq_len is not None
+    n_in = data.n_classes if seq else data.n_features  # tokens: the vocabulary
+    return build_model(cfg["model"], cfg["init"], n_in, n_outputs(data.n_classes, seq),
+                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"],
+                       data.seq_len)
 
 
 class NumpyBackend:
@@ -54,7 +57,7 @@ class NumpyBackend:
         self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
         self.model = build_model_for(cfg, data, streams)
         self.params = self.model.parameters()
-        self.loss_fn = loss_for(data.n_classes)
+        self.loss_fn = loss_for(data.n_classes, data.seq_len is not None)
         self.opt = registry.build(OPTIMIZERS, "optimizer", cfg["optimizer"], self.params)
         self.reg = registry.build(REGULARIZERS, "regularizer", cfg["regularizer"])
 
@@ -84,7 +87,7 @@ class NumpyBackend:
             xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
             logits = self.model.forward(xb)
             total_loss += self.loss_fn.forward(logits, yb) * len(xb)
-            correct += int((predictions(logits) == yb).sum())
+            correct += accuracy(logits, yb) * len(xb)
         self.model.train()
         return total_loss / len(X), correct / len(X)
 
@@ -180,7 +183,10 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     batch_size = min(cfg["batch_size"] or n, n)
     steps_per_epoch = math.ceil(n / batch_size)
     epochs = cfg["epochs"]
-    total_steps = epochs * steps_per_epoch
+    max_steps = cfg.get("max_steps")  # a budget in updates: epochs follow from it
+    if max_steps:
+        epochs = math.ceil(max_steps / steps_per_epoch)
+    total_steps = max_steps or epochs * steps_per_epoch
     lr_at = schedules.build(cfg["schedule"], backend.base_lr, total_steps)
 
     def log_epoch(step: int, epoch: int) -> dict[str, float]:
@@ -236,7 +242,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
             Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
         for epoch in range(first_epoch, epochs + 1):
             order = order_rng.permutation(n)
-            for b in range(steps_per_epoch):
+            for b in range(min(steps_per_epoch, total_steps - step)):
                 idx = order[b * batch_size:(b + 1) * batch_size]
                 lr = lr_at(step)
                 if step:
@@ -283,5 +289,11 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
         loss, acc = backend.evaluate(data.X_test, data.y_test)
         rec.log(step, epoch, "test", "loss", loss)
         rec.log(step, epoch, "test", "acc", acc)
+    model = getattr(backend, "model", None)
+    sizes = {"params": sum(p.data.size for p in backend.params)} if hasattr(backend, "params") \
+        else {}
+    if hasattr(model, "n_params"):
+        sizes["non_embedding_params"] = model.n_params(embeddings=False)
     return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),
-                       backend.param_bytes(), backend.state_dict(), stopper.summary())
+                       backend.param_bytes(), backend.state_dict(), stopper.summary(),
+                       extra=sizes)

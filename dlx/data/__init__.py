@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlx import registry
+from dlx.data.sequences import SEQUENCES
 from dlx.data.synthetic import SYNTHETIC
 from dlx.errors import UsageError
 
@@ -26,6 +27,7 @@ class Dataset:
     y_test: np.ndarray | None = None
     classes: list[str] = field(default_factory=list)
     image_shape: tuple[int, ...] | None = None  # e.g. (28, 28): rows are flattened images
+    seq_len: int | None = None  # token sequences: X and y are (N, T) ints, n_classes the vocab
 
     @property
     def n_features(self) -> int:
@@ -80,6 +82,13 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     val_fraction = node.pop("val_fraction", 0.2)
     if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
+    if node.get("name") in SEQUENCES:
+        X, Y, vocab = registry.build(SEQUENCES, "dataset", node, rng)
+        n_val = max(1, int(round(len(X) * val_fraction)))
+        order = rng.permutation(len(X))
+        val, train = order[:n_val], order[n_val:]
+        return Dataset(node["name"], X[train], Y[train], X[val], Y[val], vocab,
+                       seq_len=X.shape[1])
     X, y = registry.build(SYNTHETIC, "dataset", node, rng)
     n_val = max(1, int(round(len(X) * val_fraction)))
     order = rng.permutation(len(X))
@@ -100,9 +109,9 @@ def check_dataset(node) -> None:
         mnist.load(node["name"])
         return
     node.pop("val_fraction", None)
-    factory = registry.lookup({**SYNTHETIC, **{n: None for n in IDX_DATASETS}}, "dataset",
-                              node.pop("name", None))
+    factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
+                              "dataset", node.pop("name", None))
     registry.check_kwargs(factory, node, "dataset", ("rng",))
 
 
-__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "IDX_DATASETS"]
+__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "SEQUENCES", "IDX_DATASETS"]

@@ -10,7 +10,14 @@ from dlx.nn.core import Module, Parameter, Sequential
 from dlx.nn.dropout import DropConnectLinear, Dropout
 from dlx.nn.init import INITS
 from dlx.nn.layers import Linear
-from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy, predictions
+from dlx.nn.losses import (
+    MSE,
+    BCEWithLogits,
+    SequenceCrossEntropy,
+    SoftmaxCrossEntropy,
+    predictions,
+    sequence_accuracy,
+)
 from dlx.nn.models import MODELS
 
 
@@ -28,22 +35,36 @@ def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
 
 
 def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
-                dropout_rng=None) -> Module:
+                dropout_rng=None, max_len: int | None = None) -> Module:
     """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
-    ``dropout_rng`` drives its dropout masks."""
+    ``dropout_rng`` drives its dropout masks; ``max_len`` is given for token sequences."""
+    seq = {"max_len": max_len} if model_node.get("name") == "transformer" else {}
+    if max_len and not seq:
+        raise registry.UsageError(f"model {model_node.get('name')!r} cannot read token "
+                                  "sequences: use model=transformer")
     model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
-                           rng=dropout_rng)
+                           rng=dropout_rng, **seq)
     initialize(model, init_node, init_rng)
     return model
 
 
-def loss_for(n_classes: int):
-    """The loss matching a classifier's output layer: sigmoid-BCE for 2 classes, else softmax-CE."""
+def loss_for(n_classes: int, sequences: bool = False):
+    """The loss matching the output layer: token-level CE for sequences, sigmoid-BCE for
+    2 classes, else softmax-CE."""
+    if sequences:
+        return SequenceCrossEntropy()
     return BCEWithLogits() if n_classes == 2 else SoftmaxCrossEntropy()
 
 
-def n_outputs(n_classes: int) -> int:
-    return 1 if n_classes == 2 else n_classes
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Fraction right: classes, or whole sequences (every answer token) for token data."""
+    if y.ndim == 2:
+        return sequence_accuracy(logits, y)
+    return float((predictions(logits) == y).mean())
+
+
+def n_outputs(n_classes: int, sequences: bool = False) -> int:
+    return n_classes if sequences or n_classes != 2 else 1
 
 
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",

@@ -69,13 +69,28 @@ class GELU(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        self._t = np.tanh(_GELU_C * (x + 0.044715 * x**3))
-        return 0.5 * x * (1.0 + self._t)
+        x2 = x * x  # x*x, not x**3: far faster; kept for backward
+        t = x2 * 0.044715
+        t += 1.0
+        t *= x
+        t *= _GELU_C
+        np.tanh(t, out=t)
+        self._x2, self._t = x2, t
+        out = t + 1.0
+        out *= x
+        out *= 0.5
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x, t = self._x, self._t
-        return dout * (0.5 * (1.0 + t)
-                       + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * x * x))
+        x, x2, t = self._x, self._x2, self._t
+        g = x2 * (3 * 0.044715)  # c (1 + 3a x^2) * x/2 * (1 - t^2) + (1 + t)/2, in place
+        g += 1.0
+        g *= _GELU_C * 0.5
+        g *= x
+        g *= 1.0 - t * t
+        g += 0.5 * (1.0 + t)
+        g *= dout
+        return g
 
 
 class Softmax(Module):

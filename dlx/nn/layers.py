@@ -24,12 +24,17 @@ class Linear(Module):
         self._dW = np.empty_like(self.W.data)  # reused every step: no allocation in backward
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._x = x  # (N, in)
-        return x @ self.W.data + self.b.data  # (N, out)
+        self._x = x  # (N, in), or (B, T, in): one 2-D matmul, not B small ones
+        out = x.reshape(-1, x.shape[-1]) @ self.W.data
+        out += self.b.data
+        return out.reshape(*x.shape[:-1], out.shape[-1])  # (N, out) / (B, T, out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        x = self._x  # (N, in); dout: (N, out)
-        np.matmul(x.T, dout, out=self._dW)
+        x = self._x  # (N, in) or (B, T, in): leading axes are all rows
+        x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
+        np.matmul(x2.T, d2, out=self._dW)
         self.W.grad += self._dW
-        self.b.grad += dout.sum(axis=0)
-        return dout @ self.W.data.T if self.input_grad else None  # (N, in)
+        self.b.grad += d2.sum(axis=0)
+        if not self.input_grad:
+            return None
+        return (d2 @ self.W.data.T).reshape(x.shape)  # (..., in)

@@ -66,3 +66,36 @@ def predictions(logits: np.ndarray) -> np.ndarray:
     if logits.shape[1] == 1:
         return (logits[:, 0] > 0).astype(np.int64)
     return logits.argmax(axis=1)
+
+
+IGNORE = -100  # a target position that does not count (e.g. the prompt of a sequence task)
+
+
+class SequenceCrossEntropy:
+    """Token-level softmax cross-entropy for logits (B, T, V) and targets (B, T), averaged over
+    the positions whose target is not IGNORE."""
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        V = logits.shape[-1]
+        flat, t = logits.reshape(-1, V), y.reshape(-1)
+        keep = t != IGNORE
+        shifted = flat - flat.max(axis=1, keepdims=True)
+        logsumexp = np.log(np.exp(shifted).sum(axis=1))
+        rows = np.flatnonzero(keep)
+        self._cache = (shifted, logsumexp, t, rows, logits.shape)
+        return float(np.mean(logsumexp[rows] - shifted[rows, t[rows]]))
+
+    def backward(self) -> np.ndarray:
+        shifted, logsumexp, t, rows, shape = self._cache
+        grad = np.zeros_like(shifted)
+        probs = np.exp(shifted[rows] - logsumexp[rows, None])
+        probs[np.arange(len(rows)), t[rows]] -= 1
+        grad[rows] = probs / len(rows)
+        return grad.reshape(shape)
+
+
+def sequence_accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of sequences whose every counted target token is predicted exactly."""
+    keep = y != IGNORE
+    right = (logits.argmax(axis=-1) == y) | ~keep
+    return float(right.all(axis=1).mean())

@@ -63,4 +63,20 @@ def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
     return Sequential(*layers)
 
 
-MODELS = {"logreg": logreg, "mlp": mlp}
+def transformer(n_in: int, n_out: int, *, max_len: int = 0, n_layers: int = 2,
+                d_model: int = 64, n_heads: int = 4, d_ff: int | None = None,
+                positional: str = "learned", pre_ln: bool = True, dtype=np.float32,
+                rng=None) -> Module:
+    """A decoder-only transformer over a vocabulary of n_in tokens (see dlx.nn.transformer);
+    d_ff defaults to 4 * d_model. Needs token-sequence data (max_len = its length)."""
+    from dlx.nn.transformer import TransformerLM
+
+    if max_len < 1:
+        raise ValueError("model=transformer needs a token-sequence data set (e.g. dataset=reverse)")
+    if n_layers < 1 or d_model < 1 or n_heads < 1:
+        raise ValueError("n_layers, d_model and n_heads must be >= 1")
+    return TransformerLM(n_in, max_len, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
+                         d_ff=d_ff, positional=positional, pre_ln=pre_ln, dtype=dtype)
+
+
+MODELS = {"logreg": logreg, "mlp": mlp, "transformer": transformer}

@@ -1,0 +1,177 @@
+"""A decoder-only transformer from scratch: embeddings, positional encodings, LayerNorm,
+pre-LN and post-LN blocks, each with a hand-written backward pass. Shapes: (B, T, C)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dlx.nn.activations import GELU
+from dlx.nn.attention import MultiHeadAttention
+from dlx.nn.core import Module, Parameter
+from dlx.nn.layers import Linear
+
+
+class Embedding(Module):
+    """Row lookup: out[b, t] = W[idx[b, t]];  dW[i] += sum of dout where idx == i."""
+
+    def __init__(self, n: int, d: int, *, dtype=np.float32, name: str = "emb"):
+        self.W = Parameter(np.zeros((n, d), dtype=dtype), f"{name}.W")
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        self._idx = idx  # (B, T) ints
+        return self.W.data[idx]  # (B, T, C)
+
+    def backward(self, dout: np.ndarray) -> None:
+        np.add.at(self.W.grad, self._idx, dout)
+        return None  # token indices have no gradient
+
+
+def sinusoidal(max_len: int, d: int) -> np.ndarray:
+    """Vaswani et al. (2017): PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(...)."""
+    pos = np.arange(max_len)[:, None]
+    freq = np.exp(-math.log(10000.0) * np.arange(0, d, 2) / d)
+    pe = np.zeros((max_len, d))
+    pe[:, 0::2] = np.sin(pos * freq)
+    pe[:, 1::2] = np.cos(pos * freq)[:, : d // 2]
+    return pe
+
+
+class PositionalEncoding(Module):
+    """x + P[:T]: P learned (a parameter) or sinusoidal (fixed); ``none`` adds nothing."""
+
+    def __init__(self, max_len: int, d: int, kind: str = "learned", *, dtype=np.float32):
+        if kind not in ("learned", "sinusoidal", "none"):
+            raise ValueError(f"positional must be learned, sinusoidal or none, got {kind!r}")
+        self.kind = kind
+        if kind == "learned":
+            self.P = Parameter(np.zeros((max_len, d), dtype=dtype), "pos.P", decay=False)
+        else:
+            self._fixed = sinusoidal(max_len, d).astype(dtype) if kind == "sinusoidal" else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        T = x.shape[1]
+        if self.kind == "learned":
+            return x + self.P.data[:T]
+        return x + self._fixed[:T] if self._fixed is not None else x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.kind == "learned":
+            self.P.grad[: dout.shape[1]] += dout.sum(axis=0)
+        return dout
+
+
+class LayerNorm(Module):
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta over the last axis (Ba et al. 2016).
+
+    backward: dx = (g - mean(g) - xhat * mean(g * xhat)) / std, with g = dout * gamma.
+    """
+
+    def __init__(self, d: int, eps: float = 1e-5, *, dtype=np.float32, name: str = "ln"):
+        self.eps = eps
+        self.gamma = Parameter(np.ones(d, dtype=dtype), f"{name}.gamma", decay=False)
+        self.beta = Parameter(np.zeros(d, dtype=dtype), f"{name}.beta", decay=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        mean = x.mean(axis=-1, keepdims=True)
+        std = np.sqrt(x.var(axis=-1, keepdims=True) + self.eps)
+        self._xhat, self._std = (x - mean) / std, std
+        return self.gamma.data * self._xhat + self.beta.data
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        xhat, std = self._xhat, self._std
+        axes = tuple(range(dout.ndim - 1))
+        self.gamma.grad += (dout * xhat).sum(axis=axes)
+        self.beta.grad += dout.sum(axis=axes)
+        g = dout * self.gamma.data
+        return (g - g.mean(axis=-1, keepdims=True)
+                - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / std
+
+
+class FeedForward(Module):
+    """Position-wise MLP: Linear(C, d_ff) -> GELU -> Linear(d_ff, C)."""
+
+    def __init__(self, d_model: int, d_ff: int, *, dtype=np.float32, name: str = "mlp"):
+        self.fc = Linear(d_model, d_ff, dtype=dtype, name=f"{name}.fc")
+        self.act = GELU()
+        self.out = Linear(d_ff, d_model, dtype=dtype, name=f"{name}.out")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.out.forward(self.act.forward(self.fc.forward(x)))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.fc.backward(self.act.backward(self.out.backward(dout)))
+
+
+class Block(Module):
+    """A residual transformer block.
+
+    pre-LN (GPT-2):   x = x + attn(ln1(x));   x = x + mlp(ln2(x))
+    post-LN (2017):   x = ln1(x + attn(x));   x = ln2(x + mlp(x))
+    """
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, *, pre_ln: bool = True,
+                 causal: bool = True, dtype=np.float32, name: str = "block"):
+        self.pre_ln = pre_ln
+        self.ln1 = LayerNorm(d_model, dtype=dtype, name=f"{name}.ln1")
+        self.attn = MultiHeadAttention(d_model, n_heads, causal=causal, dtype=dtype,
+                                       name=f"{name}.attn")
+        self.ln2 = LayerNorm(d_model, dtype=dtype, name=f"{name}.ln2")
+        self.mlp = FeedForward(d_model, d_ff, dtype=dtype, name=f"{name}.mlp")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.pre_ln:
+            x = x + self.attn.forward(self.ln1.forward(x))
+            return x + self.mlp.forward(self.ln2.forward(x))
+        x = self.ln1.forward(x + self.attn.forward(x))
+        return self.ln2.forward(x + self.mlp.forward(x))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.pre_ln:
+            dout = dout + self.ln2.backward(self.mlp.backward(dout))
+            return dout + self.ln1.backward(self.attn.backward(dout))
+        d = self.ln2.backward(dout)
+        d = d + self.mlp.backward(d)
+        d = self.ln1.backward(d)
+        return d + self.attn.backward(d)
+
+
+class TransformerLM(Module):
+    """Decoder-only transformer: token embedding + positions -> blocks -> (final LN) -> logits
+    over the vocabulary at every position. Input (B, T) token ids, output (B, T, V)."""
+
+    def __init__(self, vocab: int, max_len: int, *, n_layers: int = 2, d_model: int = 64,
+                 n_heads: int = 4, d_ff: int | None = None, positional: str = "learned",
+                 pre_ln: bool = True, causal: bool = True, dtype=np.float32):
+        d_ff = d_ff or 4 * d_model
+        self.tok = Embedding(vocab, d_model, dtype=dtype, name="tok")
+        self.pos = PositionalEncoding(max_len, d_model, positional, dtype=dtype)
+        self.blocks = [Block(d_model, n_heads, d_ff, pre_ln=pre_ln, causal=causal, dtype=dtype,
+                             name=f"block{i}") for i in range(n_layers)]
+        self.ln_f = LayerNorm(d_model, dtype=dtype, name="ln_f") if pre_ln else None
+        self.head = Linear(d_model, vocab, dtype=dtype, name="head")
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        x = self.pos.forward(self.tok.forward(idx))  # (B, T, C)
+        for block in self.blocks:
+            x = block.forward(x)
+        if self.ln_f is not None:
+            x = self.ln_f.forward(x)
+        return self.head.forward(x)  # (B, T, V)
+
+    def backward(self, dout: np.ndarray) -> None:
+        d = self.head.backward(dout)
+        if self.ln_f is not None:
+            d = self.ln_f.backward(d)
+        for block in reversed(self.blocks):
+            d = block.backward(d)
+        self.tok.backward(self.pos.backward(d))
+
+    def attention_maps(self) -> list[np.ndarray]:
+        """The last forward's attention weights, one (B, H, T, T) array per layer."""
+        return [b.attn.attention for b in self.blocks]
+
+    def n_params(self, embeddings: bool = True) -> int:
+        skip = {id(self.tok.W)} | ({id(self.pos.P)} if hasattr(self.pos, "P") else set())
+        return sum(p.data.size for p in self.parameters() if embeddings or id(p) not in skip)
