@@ -83,8 +83,9 @@ class NumpyBackend:
         """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
         self.model.eval()
         total_loss, correct = 0.0, 0
-        for start in range(0, len(X), EVAL_CHUNK):
-            xb, yb = X[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+        chunk = EVAL_CHUNK // (X.shape[1] if X.ndim == 2 and X.dtype.kind == "i" else 1)
+        for start in range(0, len(X), chunk):  # token data: EVAL_CHUNK tokens, not sequences
+            xb, yb = X[start:start + chunk], y[start:start + chunk]
             logits = self.model.forward(xb)
             total_loss += self.loss_fn.forward(logits, yb) * len(xb)
             correct += accuracy(logits, yb) * len(xb)

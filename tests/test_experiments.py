@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from dlx.experiments import task_for
 from dlx.experiments.optimizers import steps_to
@@ -30,6 +31,7 @@ def run(tmp_path: Path, *overrides: str) -> Run:
                "steps": result.steps, "diverged_at_step": result.diverged_at_step,
                "final": rec.final, **result.extra}
     (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
     return Run(run_dir)
 
 

@@ -7,8 +7,7 @@ import pytest
 
 from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.losses import IGNORE, SequenceCrossEntropy
-from dlx.nn.transformer import (Block, Embedding, FeedForward, LayerNorm, PositionalEncoding,
-                                TransformerLM)
+from dlx.nn.transformer import Block, Embedding, FeedForward, LayerNorm, PositionalEncoding, TransformerLM
 from tests.gradcheck import numerical_grad, rel_error
 
 rng = np.random.default_rng(0)
@@ -143,3 +142,64 @@ def test_block_matches_torch(torch):
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-6, atol=1e-9)
     for p in block.parameters():
         np.testing.assert_allclose(p.grad, t[p.name].grad.numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_toy_tasks_are_prompt_separator_answer():
+    from dlx.data.sequences import SEQUENCES
+
+    g = np.random.default_rng(0)
+    for name, answer in (("copy", lambda x: x), ("reverse", lambda x: x[:, ::-1]),
+                         ("sort", lambda x: np.sort(x, axis=1))):
+        X, Y, vocab = SEQUENCES[name](g, n_samples=50, length=5, symbols=7)
+        assert vocab == 8 and X.shape == Y.shape == (50, 10)
+        assert (X[:, 5] == 7).all()  # the separator
+        np.testing.assert_array_equal(Y[:, 5:], answer(X[:, :5]))
+        assert (Y[:, :5] == IGNORE).all()
+        np.testing.assert_array_equal(X[:, 6:], Y[:, 5:-1])  # inputs are targets shifted
+    X, Y, vocab = SEQUENCES["modular_addition"](g, n_samples=100, p=11)
+    assert vocab == 12 and (Y[:, -1] == (X[:, 0] + X[:, 1]) % 11).all()
+    assert len({(a, b) for a, b in X[:, :2]}) == 100  # distinct pairs
+
+
+def test_scaling_law_fit_recovers_known_parameters():
+    from dlx.experiments import fits
+
+    N = np.geomspace(1e3, 1e5, 7)
+    L = 0.05 + 30.0 * N ** -0.6
+    sat = fits.fit_saturating(N, L)
+    assert sat["alpha"] == pytest.approx(0.6, rel=1e-3) and sat["E"] == pytest.approx(0.05, rel=1e-2)
+    assert sat["r2_log"] > 0.9999
+    noisy = L * np.exp(np.random.default_rng(0).normal(0, 0.02, len(N)))
+    ci = fits.bootstrap(fits.fit_saturating, N, noisy, n=200)["alpha"]
+    assert ci[0] < 0.6 < ci[1]
+    power = fits.fit_power(N, 30.0 * N ** -0.6)
+    assert power["alpha"] == pytest.approx(0.6) and power["r2_log"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 8])
+def test_depth_width_widths_keep_the_parameter_budget(depth):
+    from dlx.app import _width_for
+
+    d = _width_for(depth, 24576)
+    model = TransformerLM(11, 16, n_layers=depth, d_model=d, n_heads=1)
+    assert model.n_params(embeddings=False) == pytest.approx(24576, rel=0.05)
+
+
+@pytest.mark.slow
+def test_a_tiny_transformer_learns_to_reverse(tmp_path):
+    from tests.test_experiments import run
+
+    r = run(tmp_path, "experiment=transformer", "epochs=2")
+    assert r.summary["final"]["val/acc"] >= 0.99  # exact sequences, on held-out prompts
+    from dlx.experiments.transformer import plot_run
+
+    assert [p.name for p in plot_run(r, tmp_path, "png")] == ["attention_maps.png"]
+
+
+@pytest.mark.torch
+def test_bench_has_a_transformer_case(torch):
+    from dlx import bench
+
+    report = bench.run(steps=2, repeats=2, warmup=1, cases=("transformer",))
+    case = report["cases"][0]
+    assert case["name"] == "transformer" and case["numpy_over_torch"] > 0
