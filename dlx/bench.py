@@ -47,9 +47,11 @@ def _mlp_flops(batch: int, sizes: list[int]) -> float:
 def numpy_mlp_step(sizes: list[int], batch: int, rng) -> Callable[[np.ndarray, np.ndarray], float]:
     model = build_model({"name": "mlp", "hidden": sizes[1:-1]}, {"name": "he_normal"}, sizes[0],
                         sizes[-1], rng, np.float32)
-    loss_fn = SoftmaxCrossEntropy()
-    opt = Adam(model.parameters(), lr=1e-3)
+    return _numpy_step(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-3))
 
+
+def _numpy_step(model, loss_fn, opt):
+    """One training step of the from-scratch library: zero_grad, forward, backward, step."""
     def step(x, y):
         opt.zero_grad()
         loss = loss_fn.forward(model.forward(x), y)
@@ -138,16 +140,7 @@ def numpy_transformer_step(cfg: dict):
     for p in model.parameters():
         if p.decay:
             p.data[...] = rng.normal(0, 0.02, p.data.shape)
-    loss_fn, opt = SequenceCrossEntropy(), AdamW(model.parameters(), lr=1e-3)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward())
-        opt.step()
-        return loss
-
-    return step
+    return _numpy_step(model, SequenceCrossEntropy(), AdamW(model.parameters(), lr=1e-3))
 
 
 def torch_transformer_step(cfg: dict):

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dlx.errors import UsageError
+from dlx.records.compare import fmt
 from dlx.records.store import Run, check_dir, is_sweep, read_summary, sweep_members
 
 ORDER = ["mnist_mlp", "init", "grad_flow", "batch_noise", "regularization", "dropout"]
@@ -76,7 +77,7 @@ class Source:
         for run, diff in zip(self.runs, diffs):
             final = run.summary.get("final") or {}
             rows.append([", ".join(diff) or run.path.name, run.summary.get("status", "?"),
-                         *[_num(final.get(k)) for k in keys]])
+                         *[fmt(final.get(k)) for k in keys]])
         return head, rows
 
     def extra_numbers(self) -> list[tuple[str, str]]:
@@ -91,11 +92,11 @@ class Source:
         for run, diff in zip(self.runs, diffs):
             label = ", ".join(diff) or run.path.name
             if hasattr(module, "report_numbers"):
-                out += [(f"{label}: {k}", _num(v)) for k, v in module.report_numbers(run).items()]
+                out += [(f"{label}: {k}", fmt(v)) for k, v in module.report_numbers(run).items()]
             block = run.summary.get(self.name)
             if isinstance(block, dict):
                 for k, v in _flatten(block):
-                    out.append((f"{label}: {k}", _num(v)))
+                    out.append((f"{label}: {k}", fmt(v)))
         return out
 
 
@@ -105,14 +106,6 @@ def _flatten(d: dict, prefix: str = ""):
             yield from _flatten(v, f"{prefix}{k}.")
         elif not isinstance(v, list):
             yield f"{prefix}{k}", v
-
-
-def _num(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def build(paths: list[Path], out: Path, title: str) -> list[Path]:

@@ -14,6 +14,11 @@ def check_keep(keep_prob: float) -> None:
         raise ValueError(f"keep_prob must be in (0, 1], got {keep_prob}")
 
 
+def inverted_mask(rng: np.random.Generator, shape, keep_prob: float, dtype) -> np.ndarray:
+    """Bernoulli(keep_prob) entries scaled by 1/keep_prob: E[mask] = 1."""
+    return (rng.random(shape) < keep_prob).astype(dtype) / np.dtype(dtype).type(keep_prob)
+
+
 class Dropout(Module):
     """Training: y = x * m / keep_prob, m ~ Bernoulli(keep_prob) per element; eval: y = x.
 
@@ -29,8 +34,7 @@ class Dropout(Module):
         if not self.training or self.keep_prob == 1.0:
             self._mask = None
             return x
-        self._mask = (self.rng.random(x.shape) < self.keep_prob).astype(x.dtype) / x.dtype.type(
-            self.keep_prob)
+        self._mask = inverted_mask(self.rng, x.shape, self.keep_prob, x.dtype)
         return x * self._mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -53,8 +57,7 @@ class DropConnectLinear(Linear):
             self._mask = None
             return super().forward(x)
         W = self.W.data
-        self._mask = (self.rng.random(W.shape) < self.keep_prob).astype(W.dtype) / W.dtype.type(
-            self.keep_prob)
+        self._mask = inverted_mask(self.rng, W.shape, self.keep_prob, W.dtype)
         self._x = x
         self._W_eff = W * self._mask
         return x @ self._W_eff + self.b.data
