@@ -240,7 +240,7 @@ def test_runs_dir_and_env(cli, tmp_path):
 
 def test_non_editable_install_finds_its_configs(tmp_path):
     """The wheel carries conf/ as dlx.conf: a plain install runs from any directory."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                     "-q", "-w", str(tmp_path / "wheel"), str(REPO)], check=True,
                    capture_output=True)
     wheel = next((tmp_path / "wheel").glob("dlx-*.whl"))
