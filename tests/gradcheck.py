@@ -24,3 +24,20 @@ def numerical_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b| / max(|a| + |b|): scale-free, and 0 only if they agree."""
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a) + np.abs(b)), 1e-30))
+
+
+def check_module(module, x: np.ndarray, rng: np.random.Generator, tol: float = 1e-7) -> None:
+    """backward against finite differences of sum(forward(x) * r), r random: the input
+    gradient (when backward returns one) and every parameter's gradient."""
+    r = rng.standard_normal(module.forward(x).shape)
+
+    def f():
+        return float((module.forward(x) * r).sum())
+
+    f()
+    module.zero_grad()
+    dx = module.backward(r)
+    if dx is not None:
+        assert rel_error(dx, numerical_grad(f, x)) < tol
+    for p in module.parameters():
+        assert rel_error(p.grad.copy(), numerical_grad(f, p.data)) < tol, p.name

@@ -22,25 +22,13 @@ from dlx.nn import (
     build_model,
 )
 from dlx.optim import REGULARIZERS
-from tests.gradcheck import numerical_grad, rel_error
+from tests.gradcheck import check_module, numerical_grad, rel_error
 
 rng = np.random.default_rng(0)
 
 
-def check_layer(layer, x, tol=1e-7):
-    """d(sum(out * r))/dx and /dparams by backward vs by finite differences."""
-    r = rng.standard_normal(layer.forward(x).shape)
-
-    def f():
-        return float((layer.forward(x) * r).sum())
-
-    f()
-    layer.zero_grad()
-    dx = layer.backward(r)
-    assert rel_error(dx, numerical_grad(f, x)) < tol
-    for p in layer.parameters():
-        analytic = p.grad.copy()
-        assert rel_error(analytic, numerical_grad(f, p.data)) < tol, p.name
+def check_layer(module, x, tol=1e-7):
+    check_module(module, x, rng, tol)
 
 
 def away_from_zero(shape):

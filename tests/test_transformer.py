@@ -8,7 +8,7 @@ import pytest
 from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.losses import IGNORE, SequenceCrossEntropy
 from dlx.nn.transformer import Block, Embedding, FeedForward, LayerNorm, PositionalEncoding, TransformerLM
-from tests.gradcheck import numerical_grad, rel_error
+from tests.gradcheck import check_module, numerical_grad, rel_error
 
 rng = np.random.default_rng(0)
 
@@ -19,18 +19,7 @@ def randomize(module, scale=0.3):
 
 
 def check(module, x, tol=1e-7):
-    r = rng.standard_normal(module.forward(x).shape)
-
-    def f():
-        return float((module.forward(x) * r).sum())
-
-    f()
-    module.zero_grad()
-    dx = module.backward(r)
-    if dx is not None:
-        assert rel_error(dx, numerical_grad(f, x)) < tol
-    for p in module.parameters():
-        assert rel_error(p.grad.copy(), numerical_grad(f, p.data)) < tol, p.name
+    check_module(module, x, rng, tol)
 
 
 X = rng.standard_normal((2, 5, 8))

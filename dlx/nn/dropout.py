@@ -19,45 +19,51 @@ def inverted_mask(rng: np.random.Generator, shape, keep_prob: float, dtype) -> n
     return (rng.random(shape) < keep_prob).astype(dtype) / np.dtype(dtype).type(keep_prob)
 
 
-class Dropout(Module):
+class _Dropping:
+    """What dropout and DropConnect share: keep_prob, a generator, and the mask of the last
+    training-mode forward pass (None in eval mode or at keep_prob 1)."""
+
+    def _init_dropping(self, keep_prob: float, rng: np.random.Generator) -> None:
+        check_keep(keep_prob)
+        self.keep_prob, self.rng = keep_prob, rng
+        self._mask: np.ndarray | None = None
+
+    def _new_mask(self, shape, dtype) -> np.ndarray | None:
+        active = self.training and self.keep_prob < 1.0
+        self._mask = inverted_mask(self.rng, shape, self.keep_prob, dtype) if active else None
+        return self._mask
+
+
+class Dropout(_Dropping, Module):
     """Training: y = x * m / keep_prob, m ~ Bernoulli(keep_prob) per element; eval: y = x.
 
     backward uses the same mask as the forward pass it follows.
     """
 
     def __init__(self, keep_prob: float, rng: np.random.Generator):
-        check_keep(keep_prob)
-        self.keep_prob, self.rng = keep_prob, rng
-        self._mask: np.ndarray | None = None
+        self._init_dropping(keep_prob, rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not self.training or self.keep_prob == 1.0:
-            self._mask = None
-            return x
-        self._mask = inverted_mask(self.rng, x.shape, self.keep_prob, x.dtype)
-        return x * self._mask
+        mask = self._new_mask(x.shape, x.dtype)
+        return x if mask is None else x * mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return dout if self._mask is None else dout * self._mask
 
 
-class DropConnectLinear(Linear):
+class DropConnectLinear(_Dropping, Linear):
     """A Linear layer whose *weights* are dropped: training uses W * M / keep_prob with
     M ~ Bernoulli(keep_prob) per weight, one mask per forward pass (per mini-batch)."""
 
     def __init__(self, in_features: int, out_features: int, keep_prob: float,
                  rng: np.random.Generator, *, dtype=np.float32, name: str = ""):
         super().__init__(in_features, out_features, dtype=dtype, name=name)
-        check_keep(keep_prob)
-        self.keep_prob, self.rng = keep_prob, rng
-        self._mask: np.ndarray | None = None
+        self._init_dropping(keep_prob, rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if not self.training or self.keep_prob == 1.0:
-            self._mask = None
-            return super().forward(x)
         W = self.W.data
-        self._mask = inverted_mask(self.rng, W.shape, self.keep_prob, W.dtype)
+        if self._new_mask(W.shape, W.dtype) is None:
+            return super().forward(x)
         self._x = x
         self._W_eff = W * self._mask
         return x @ self._W_eff + self.b.data
