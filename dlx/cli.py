@@ -155,22 +155,51 @@ def report(
 
 @app.command()
 def bench(
+    sweep: Optional[list[str]] = typer.Argument(
+        None, help="With --launchers: the sweep's overrides (default: experiment=optimizers)."),
+    launchers: bool = typer.Option(
+        False, "--launchers", help="Time a sweep under the basic and joblib launchers instead."),
     steps: int = typer.Option(50, min=1, help="Training steps per timed repetition."),
-    repeats: int = typer.Option(7, min=1, help="Repetitions per backend (interleaved)."),
+    repeats: Optional[int] = typer.Option(
+        None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps)."),
     warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
     torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
-    out: Optional[Path] = typer.Option(None, help="JSON file (default: <runs>/bench/bench-<time>.json)."),
+    out: Optional[Path] = typer.Option(None, help="JSON file (default: <runs>/bench/<kind>-<time>.json)."),
 ) -> None:
-    """Training throughput, NumPy vs torch: medians of interleaved repetitions, saved as JSON."""
+    """Training throughput, NumPy vs torch (or with --launchers, a sweep's wall time, serial vs
+    parallel): medians of interleaved repetitions, printed and saved as JSON."""
     import time as _time
 
     from dlx import bench as _bench
 
-    report = _bench.run(steps=steps, repeats=repeats, warmup=warmup, include_torch=torch)
-    _bench.print_report(report)
+    if launchers:
+        report, kind = _bench_launchers(list(sweep or []), repeats or 3), "launchers"
+    elif sweep:
+        _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
+    else:
+        report, kind = _bench.run(steps=steps, repeats=repeats or 7, warmup=warmup,
+                                  include_torch=torch), "bench"
+        _bench.print_report(report)
     if out is None:
-        out = _runs_root(None) / "bench" / f"bench-{_time.strftime('%Y%m%d-%H%M%S')}.json"
+        out = _runs_root(None) / "bench" / f"{kind}-{_time.strftime('%Y%m%d-%H%M%S')}.json"
     typer.echo(str(_bench.save(report, out)))
+
+
+def _bench_launchers(sweep: list[str], repeats: int) -> dict:
+    import importlib.util
+
+    from dlx import bench_launchers
+
+    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+        _fail("the joblib launcher is not installed (pip install 'dlx[launchers]')")
+    if any(a.startswith(("hydra/launcher=", "-")) for a in sweep):
+        _fail("give only the sweep's overrides: --launchers chooses the launcher and adds -m")
+    try:
+        report = bench_launchers.run(sweep or list(bench_launchers.DEFAULT_SWEEP), repeats)
+    except RuntimeError as e:
+        _fail(str(e))
+    bench_launchers.print_report(report)
+    return report
 
 
 def main() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from dlx import bench
+from dlx import bench, bench_launchers
+from tests.conftest import assert_one_error_line
 
 
 def test_flop_count_of_the_mlp_step():
@@ -33,3 +35,53 @@ def test_report_with_torch_has_the_ratio_of_medians(torch):
     case = report["cases"][0]
     assert case["numpy_over_torch"] == pytest.approx(
         case["median_samples_per_s"]["numpy"] / case["median_samples_per_s"]["torch"])
+
+
+# --- `dlx bench --launchers`: a sweep's wall time, basic vs joblib launcher ---------------------
+
+def test_parallel_bound_is_serial_part_plus_rounds_of_concurrent_members():
+    # 9 members of 1 s after 1 s of serial work; 2 workers that each run at k = 0.5 (ideal)
+    b = bench_launchers.parallel_bound(total=10.0, n=9, span=9.0, jobs=2, k=0.5)
+    assert b["rounds"] == 5 and b["serial_s"] == pytest.approx(1.0)
+    assert b["best_parallel_s"] == pytest.approx(1.0 + 5 * 1.0)
+    assert b["best_ratio"] == pytest.approx(0.6)
+    assert b["best_ratio_without_serial"] == pytest.approx(5 / 9)
+    # a machine whose two "cores" share one: no gain at all from the rounds
+    assert bench_launchers.parallel_bound(10.0, 9, 9.0, 2, 1.0)["best_ratio"] == pytest.approx(1.1)
+
+
+def test_member_timeline_spans_first_start_to_last_end(tmp_path):
+    for member, (start, end) in {"0": (100.0, 103.0), "1": (103.5, 107.0)}.items():
+        for name, t in ((".hydra/config.yaml", start), ("run.log", end)):
+            path = tmp_path / member / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+            os.utime(path, (t, t))
+    (tmp_path / "multirun.yaml").write_text("x")
+    assert bench_launchers.member_timeline(tmp_path) == (2, 100.0, 107.0)
+
+
+@pytest.mark.slow
+def test_launcher_benchmark_report(cli, plugins):
+    result = cli("bench", "--launchers", "optimizer=sgd,adam", "epochs=1", "--repeats", "1",
+                 "--out", "launchers.json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "launchers.json"
+    report = json.loads((cli.cwd / "launchers.json").read_text())
+    assert report["metrics_identical"] is True
+    assert set(report["wall_s"]) == {"basic", "joblib"}
+    assert report["joblib_over_basic"] == pytest.approx(
+        report["median_s"]["joblib"] / report["median_s"]["basic"])
+    bound = report["bound"]
+    assert bound["members"] == 2 and bound["rounds"] == 1
+    assert 0 < bound["serial_s"] < report["median_s"]["basic"]
+    assert "joblib / basic wall time" in result.stdout
+    assert not (cli.cwd / "runs").exists() or not any((cli.cwd / "runs").iterdir())
+
+
+def test_launcher_benchmark_bad_input(cli, plugins):
+    assert_one_error_line(cli("bench", "optimizer=sgd"), "'optimizer=sgd'", "--launchers")
+    assert_one_error_line(cli("bench", "--launchers", "hydra/launcher=joblib"),
+                          "only the sweep's overrides")
+    assert_one_error_line(cli("bench", "--launchers", "optimizer=nope", "--repeats", "1"),
+                          "exited 2", "unknown optimizer 'nope'")
