@@ -39,15 +39,16 @@ def test_report_with_torch_has_the_ratio_of_medians(torch):
 
 # --- `dlx bench --launchers`: a sweep's wall time, basic vs joblib launcher ---------------------
 
-def test_parallel_bound_is_serial_part_plus_rounds_of_concurrent_members():
-    # 9 members of 1 s after 1 s of serial work; 2 workers that each run at k = 0.5 (ideal)
-    b = bench_launchers.parallel_bound(total=10.0, n=9, span=9.0, jobs=2, k=0.5)
+def test_ideal_parallel_is_serial_part_plus_rounds_of_concurrent_members():
+    # 9 members of 1 s after 1 s of serial work, 2 workers: 5 rounds
+    b = bench_launchers.ideal_parallel(total=10.0, n=9, span=9.0, jobs=2, k=0.5)
     assert b["rounds"] == 5 and b["serial_s"] == pytest.approx(1.0)
-    assert b["best_parallel_s"] == pytest.approx(1.0 + 5 * 1.0)
-    assert b["best_ratio"] == pytest.approx(0.6)
-    assert b["best_ratio_without_serial"] == pytest.approx(5 / 9)
-    # a machine whose two "cores" share one: no gain at all from the rounds
-    assert bench_launchers.parallel_bound(10.0, 9, 9.0, 2, 1.0)["best_ratio"] == pytest.approx(1.1)
+    assert b["independent_cores_s"] == pytest.approx(1.0 + 5 * 1.0)
+    assert b["independent_cores_ratio"] == pytest.approx(0.6)
+    assert b["measured_k_s"] == pytest.approx(b["independent_cores_s"])  # k = 1/2 is independent
+    # two "cores" that share one (k = 1): the rounds gain nothing
+    b = bench_launchers.ideal_parallel(10.0, 9, 9.0, 2, 1.0)
+    assert b["measured_k_ratio"] == pytest.approx(1.1) and b["independent_cores_ratio"] < 1
 
 
 def test_member_timeline_spans_first_start_to_last_end(tmp_path):
@@ -72,9 +73,9 @@ def test_launcher_benchmark_report(cli, plugins):
     assert set(report["wall_s"]) == {"basic", "joblib"}
     assert report["joblib_over_basic"] == pytest.approx(
         report["median_s"]["joblib"] / report["median_s"]["basic"])
-    bound = report["bound"]
-    assert bound["members"] == 2 and bound["rounds"] == 1
-    assert 0 < bound["serial_s"] < report["median_s"]["basic"]
+    ideal = report["ideal"]
+    assert ideal["members"] == 2 and ideal["rounds"] == 1
+    assert 0 < ideal["serial_s"] < report["median_s"]["basic"]
     assert "joblib / basic wall time" in result.stdout
     assert not (cli.cwd / "runs").exists() or not any((cli.cwd / "runs").iterdir())
 
