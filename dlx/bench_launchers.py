@@ -38,6 +38,15 @@ DEFAULT_SWEEP = ("experiment=optimizers",)
 _SPIN = "s = 0\nfor i in range(15_000_000):\n    s += i * i\n"
 
 
+class SweepFailed(RuntimeError):
+    """A benchmarked sweep did not complete; ``code`` is its exit code (2 bad usage, 1 a member
+    failed, 130 interrupted)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def machine_efficiency(jobs: int) -> float:
     """``k``: wall time of ``jobs`` concurrent CPU-bound processes / ``jobs`` x one alone."""
     def wall(n: int) -> float:
@@ -86,8 +95,8 @@ def _sweep(overrides: list[str], launcher: str, runs: Path) -> tuple[float, Path
     wall = time.perf_counter() - t0
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"`dlx run -m {' '.join(overrides)} hydra/launcher={launcher}` "
-                           f"exited {result.returncode}: {last}")
+        raise SweepFailed(f"`dlx run -m {' '.join(overrides)} hydra/launcher={launcher}` "
+                          f"exited {result.returncode}: {last}", result.returncode)
     return wall, Path(result.stdout.strip().splitlines()[-1])
 
 

@@ -196,8 +196,8 @@ def _bench_launchers(sweep: list[str], repeats: int) -> dict:
         _fail("give only the sweep's overrides: --launchers chooses the launcher and adds -m")
     try:
         report = bench_launchers.run(sweep or list(bench_launchers.DEFAULT_SWEEP), repeats)
-    except RuntimeError as e:
-        _fail(str(e))
+    except bench_launchers.SweepFailed as e:
+        _fail(str(e), e.code if e.code in (1, 2, 130) else 1)
     bench_launchers.print_report(report)
     return report
 
