@@ -81,7 +81,8 @@ def ideal_parallel(total: float, n: int, span: float, jobs: int, k: float) -> di
     measured = serial + rounds * jobs * k * m
     return {"members": n, "per_member_s": m, "serial_s": serial, "rounds": rounds,
             "independent_cores_s": independent, "independent_cores_ratio": independent / total,
-            "measured_k_s": measured, "measured_k_ratio": measured / total}
+            "measured_k_s": measured, "measured_k_ratio": measured / total,
+            "measured_k_no_serial_ratio": rounds * jobs * k / n}
 
 
 def _sweep(overrides: list[str], launcher: str, runs: Path) -> tuple[float, Path]:
@@ -158,4 +159,5 @@ def print_report(report: dict) -> None:
                   f"{b['independent_cores_ratio']:.2f} x basic; at this machine's measured "
                   f"efficiency (k = {report['machine_efficiency']:.2f}: {report['cpus']} concurrent "
                   f"CPU-bound processes take k x their serial time) {b['measured_k_s']:.2f} s = "
-                  f"{b['measured_k_ratio']:.2f} x")
+                  f"{b['measured_k_ratio']:.2f} x ({b['measured_k_no_serial_ratio']:.2f} x if "
+                  f"nothing were serial)")

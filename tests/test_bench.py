@@ -46,6 +46,7 @@ def test_ideal_parallel_is_serial_part_plus_rounds_of_concurrent_members():
     assert b["independent_cores_s"] == pytest.approx(1.0 + 5 * 1.0)
     assert b["independent_cores_ratio"] == pytest.approx(0.6)
     assert b["measured_k_s"] == pytest.approx(b["independent_cores_s"])  # k = 1/2 is independent
+    assert b["measured_k_no_serial_ratio"] == pytest.approx(5 / 9)
     # two "cores" that share one (k = 1): the rounds gain nothing
     b = bench_launchers.ideal_parallel(10.0, 9, 9.0, 2, 1.0)
     assert b["measured_k_ratio"] == pytest.approx(1.1) and b["independent_cores_ratio"] < 1
