@@ -6,7 +6,11 @@ What this module adds around Hydra:
   resolver, like Hydra's ``${now:}``, so every sweep member sees the same sweep directory.
 * ``ValidateCallback`` checks the composed config before any directory is created; a bad value
   aborts the whole command (a BaseException, because Hydra turns callbacks' Exceptions into
-  warnings).
+  warnings). A sweep checks EVERY member (its values, and that its directory holds no run of
+  another config) before the sweeper writes or launches anything.
+* Signals: SIGTERM is turned into KeyboardInterrupt for the whole command, so Ctrl-C and SIGTERM
+  stop it the same way at any moment: exit 130, the run's record kept, directories this command
+  created and left without any run removed.
 * Errors: Hydra is run with HYDRA_FULL_ERROR=1 so its exceptions reach :func:`main`, which prints
   them as one ``error:`` line (exit 2) unless the user asked for tracebacks.
 """
@@ -28,13 +32,32 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlx.config import validate
 from dlx.errors import UsageError
-from dlx.records.rundir import create_unique_dir
+from dlx.records import rundir
 
 log = logging.getLogger("dlx")
 
-OmegaConf.register_new_resolver(
-    "dlx_run_dir", lambda root, name: str(create_unique_dir(root, name)), use_cache=True,
-    replace=True)
+
+class _Rejected(BaseException):
+    """Carries a UsageError out of a Hydra callback or resolver (which would turn an Exception
+    into a warning, or wrap it in an interpolation error)."""
+
+
+def _new_run_dir(root, name) -> str:
+    if root is None or not str(root).strip():
+        raise _Rejected(UsageError("runs_dir must be a directory path, got ''"))
+    if not Path(root).exists():
+        _State.created.append((Path(root), False))  # removed again only if it stays empty
+    try:
+        path = rundir.create_unique_dir(root, name)
+    except OSError as e:
+        where = e.filename or root
+        raise _Rejected(UsageError(f"cannot create {where}: {e.strerror or e}"
+                                   " (choose another runs_dir= or $DLX_RUNS_DIR)")) from None
+    _State.created.append((path, True))
+    return str(path)
+
+
+OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, replace=True)
 
 
 def _width_for(n_layers: int, budget: int) -> int:
@@ -48,29 +71,30 @@ def _width_for(n_layers: int, budget: int) -> int:
 OmegaConf.register_new_resolver("dlx_width", _width_for, replace=True)
 
 
-class _Rejected(BaseException):
-    """Carries a UsageError out of a Hydra callback (which would swallow an Exception)."""
-
-
 class _State:
     """What the jobs of this process did, and where the sweep went (read by :func:`main`)."""
 
     results: list = []  # JobResult of each job run in this process
     last_dir: Path | None = None  # the run directory of the job started last
     sweep_dir: str | None = None
+    n_members: int | None = None  # how many members the sweep asked for
+    created: list = []  # (directory, whether it is ours alone) that this command created
 
     @classmethod
     def reset(cls) -> None:
-        cls.results, cls.last_dir, cls.sweep_dir = [], None, None
+        cls.results, cls.last_dir, cls.sweep_dir, cls.n_members, cls.created = [], None, None, \
+            None, []
 
 
 class ValidateCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _validate(config)
+        _check_dir(Path(config.hydra.run.dir), config)  # resolving the default creates it
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _install_sweep_checks()  # now: Hydra's plugin scan re-executes the sweeper modules
         _validate(config)
-        _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving it creates it
+        _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # the basic sweeper writes multirun.yaml; others (Optuna) do not: every sweep has one
@@ -84,6 +108,79 @@ def _validate(config: DictConfig) -> None:
         validate(config)
     except UsageError as e:
         raise _Rejected(e) from None
+    except Exception as e:  # noqa: BLE001 - e.g. a model too large to build: never run it
+        raise _Rejected(UsageError(f"invalid config: {type(e).__name__}: {e}")) from e
+
+
+def _job_config(config: DictConfig) -> dict:
+    """The resolved config a job would record in config.yaml (without Hydra's node)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]),
+                                  resolve=True)
+
+
+def _check_dir(run_dir: Path, config: DictConfig, where: str = "") -> None:
+    """Refuse a run directory that holds anything but a run of this same config (which is
+    skipped or resumed): a different run's result is never overwritten."""
+    from dlx.records.store import occupant
+
+    try:
+        problem = occupant(run_dir, _job_config(config))
+    except UsageError as e:
+        raise _Rejected(e) from None
+    if problem:
+        raise _Rejected(UsageError(f"{where}{problem}; choose another directory"))
+
+
+def _check_members(sweeper, batch, start: int) -> None:
+    """Compose and check each member of ``batch`` (job numbers from ``start``): its values, and
+    its directory. Raises _Rejected naming the member's overrides."""
+    from omegaconf import open_dict
+
+    loader = sweeper.hydra_context.config_loader
+    for num, overrides in enumerate(batch, start):
+        member = loader.load_sweep_config(sweeper.config, list(overrides))
+        label = f"sweep member {num} ({' '.join(overrides) or 'no overrides'}): "
+        try:
+            _validate(member)
+        except _Rejected as e:
+            raise _Rejected(UsageError(f"{label}{e.args[0]}")) from None
+        with open_dict(member):
+            member.hydra.job.num = num
+        _check_dir(Path(member.hydra.sweep.dir) / str(member.hydra.sweep.subdir), member, label)
+
+
+def _install_sweep_checks() -> None:
+    """Every sweeper checks each batch before launching it (Hydra composes it there anyway);
+    the basic sweeper checks ALL its members before it creates or writes anything."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.plugins.sweeper import Sweeper
+
+    if getattr(BasicSweeper, "_dlx_checked", False):
+        return
+    compose_only = getattr(Sweeper, "_dlx_compose_only", Sweeper.validate_batch_is_legal)
+    basic_sweep = BasicSweeper.sweep
+
+    def validate_batch_is_legal(self, batch) -> None:
+        if getattr(self, "_dlx_all_checked", False):
+            return
+        compose_only(self, batch)
+        _check_members(self, batch, getattr(self, "job_idx", 0) or 0)
+
+    def sweep(self, arguments):
+        params = self._parse_config()
+        params.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        members = [m for b in self.split_arguments(parser.parse_overrides(params), None) for m in b]
+        _State.n_members = len(members)
+        _check_members(self, members, 0)
+        self._dlx_all_checked = True
+        return basic_sweep(self, arguments)
+
+    Sweeper._dlx_compose_only = compose_only
+    Sweeper.validate_batch_is_legal = validate_batch_is_legal
+    BasicSweeper.sweep = sweep
+    BasicSweeper._dlx_checked = True
 
 
 @hydra.main(version_base="1.3", config_path="pkg://dlx.conf", config_name="config")
@@ -123,6 +220,10 @@ def describe(exc: BaseException) -> str:
         hint = f"; plugins come with pip install 'dlx[{extra}]'" if extra else ""
         return (f"unknown {group or 'config'} {option!r} "
                 f"(valid: {', '.join(sorted(exc.options))}{hint})")
+    if str(exc).startswith("Ambiguous value for argument"):
+        arg = str(exc).splitlines()[0].partition("argument ")[2]
+        return (f"ambiguous value {arg}: to sweep over it add -m (dlx run -m {arg.strip(chr(39))}); "
+                "for a list write key=[a,b]; for a string quote it: key='a,b'")
     if isinstance(exc, OverrideParseException):
         return f"cannot parse override {exc.override!r}: {exc.message.splitlines()[0]}"
     match = re.match(r"Could not override '([^']+)'", str(exc))
@@ -151,8 +252,38 @@ def _member_status(sweep_dir: Path) -> list[tuple[str, str, str | None]]:
     return rows
 
 
+def _hint(args: list[str]) -> str:
+    """Hydra's advice that one line would otherwise lose: quoting values with spaces."""
+    split = [a for a in args if not a.startswith("-") and "=" not in a]
+    unbalanced = [a for a in args if a.count("[") != a.count("]") or a.count("'") % 2]
+    if split or unbalanced:
+        return (" (a value with spaces must reach dlx as one argument: quote it, e.g. "
+                "\"model.hidden=[64, 64]\" or \"key='a b'\")")
+    return ""
+
+
+def _discard_unused() -> None:
+    """Remove the directories this command created that hold no run (Ctrl-C or a rejection
+    at start-up keeps nothing); a directory with any run's record is kept."""
+    import shutil
+
+    for path, ours in reversed(_State.created):
+        if not path.is_dir():
+            continue
+        if ours:  # a new run or sweep directory: no other process writes into it
+            if not any(path.rglob("summary.json")):
+                shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                path.rmdir()  # the runs root: only if nothing else is in it
+            except OSError:
+                pass
+
+
 def main(args: list[str]) -> int:
     """Run ``dlx run ARGS``; return the exit code (0 ok or diverged, 1 failed, 2 usage, 130 ^C)."""
+    from dlx import interrupts
+
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -162,31 +293,37 @@ def main(args: list[str]) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    saved_argv = sys.argv
+    saved = sys.argv, os.environ.get("DLX_DEBUG")
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if debug:
+        os.environ["DLX_DEBUG"] = "1"  # runner: a failed run's traceback on the console too
     sys.argv = ["dlx run", *args]
+    interrupts.clear()
+    handlers = interrupts.install()
     try:
         _hydra_main()
+        interrupts.check()  # one that Hydra or a library swallowed
     except SystemExit as e:  # --help, --hydra-help, --info
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
-        print("error: interrupted (the record so far is kept)", file=sys.stderr)
-        where = Path(_State.sweep_dir).absolute() if _State.sweep_dir else _State.last_dir
-        if where:
-            print(where)
-        return 130
+        return _interrupted()
     except _Rejected as e:
+        _discard_unused()
         if debug or user_full_error:
             raise e.args[0] from None
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
     except Exception as e:
+        _discard_unused()
         if debug or user_full_error:
             raise
-        print(f"error: {describe(e)}", file=sys.stderr)
+        print(f"error: {describe(e)}{_hint(args) if _is_parse_error(e) else ''}", file=sys.stderr)
         return 2
     finally:
-        sys.argv = saved_argv
+        interrupts.restore(handlers)
+        sys.argv = saved[0]
+        if saved[1] is None:
+            os.environ.pop("DLX_DEBUG", None)
         if not user_full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
 
@@ -199,15 +336,46 @@ def main(args: list[str]) -> int:
     return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)
 
 
-def _report_sweep(sweep_dir: Path) -> int:
+def _is_parse_error(e: Exception) -> bool:
+    from hydra.errors import OverrideParseException
+
+    return isinstance(e, OverrideParseException)
+
+
+def _interrupted() -> int:
+    """Ctrl-C or SIGTERM anywhere: say what was kept (or keep nothing), exit 130."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the report short
+    try:
+        _discard_unused()
+        if _State.sweep_dir is not None and Path(_State.sweep_dir).is_dir():
+            _report_sweep(Path(_State.sweep_dir).absolute(), interrupted=True)
+        elif _State.last_dir is not None and _State.last_dir.is_dir():
+            print("interrupted: the record so far is kept", file=sys.stderr)
+            print(_State.last_dir)
+        else:
+            print("interrupted before any run started: nothing was kept", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return 130
+
+
+def _report_sweep(sweep_dir: Path, interrupted: bool = False) -> int:
     rows = _member_status(sweep_dir)
     counts: dict[str, int] = {}
     for _, status, _ in rows:
         counts[status] = counts.get(status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    print(f"sweep of {len(rows)} runs: {summary or 'no members'}", file=sys.stderr)
+    asked = _State.n_members or len(rows)
+    done = counts.get("completed", 0) + counts.get("diverged", 0)
+    head = (f"sweep interrupted: {done} of {asked} runs finished" if interrupted
+            else f"sweep of {asked} runs")
+    print(f"{head}: {summary or 'no members'}", file=sys.stderr)
     for name, status, error in rows:
         if status == "failed":
             print(f"  member {name} failed: {error}", file=sys.stderr)
     print(sweep_dir)
-    return 1 if any(s in ("failed", "running") for _, s, _ in rows) else 0
+    if interrupted:
+        return 130
+    return 1 if any(s in ("failed", "running", "lost") for _, s, _ in rows) else 0

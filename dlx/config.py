@@ -7,6 +7,7 @@ The data set and model are checked by key and type only: building them may cost 
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dlx import registry
-from dlx.data import check_dataset
+from dlx.data import check_dataset, is_sequence
 from dlx.errors import UsageError
 from dlx.experiments import hooks
-from dlx.nn import INITS, MODELS
+from dlx.nn import INITS, MODELS, model_data_mismatch, reads_tokens
 from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records.progress import MODES
 
@@ -63,6 +64,9 @@ def validate(config: DictConfig) -> None:
         raise UsageError(f"monitor must look like best:val/loss or final:val/acc, got {monitor!r}")
     if top.get("backend") not in BACKENDS:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {top.get('backend')!r}")
+    if top["backend"] == "torch" and importlib.util.find_spec("torch") is None:
+        raise UsageError("backend=torch needs PyTorch, which is not installed "
+                         "(pip install 'dlx[torch]')")
     _check_early_stopping(top.get("early_stopping"))
     if top.get("progress") not in MODES:
         raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
@@ -75,10 +79,16 @@ def validate(config: DictConfig) -> None:
     registry.build(OPTIMIZERS, "optimizer", groups["optimizer"], [])
     registry.build(REGULARIZERS, "regularizer", groups["regularizer"])
     schedules.build(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
-    seq = {"max_len": 8} if groups["model"].get("name") == "transformer" else {}  # options only
+    tokens = reads_tokens(groups["model"]["name"])
+    seq = {"max_len": 8} if tokens else {}  # options only: the data's sizes come later
     registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None,
                    **seq)
     _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
+    if is_sequence(groups["dataset"]) != tokens:
+        raise UsageError(model_data_mismatch(groups["model"]["name"], not tokens))
+    if tokens and top.get("probe_every") is not None:
+        raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
+                         f"row (logreg, mlp), not {groups['model']['name']!r}")
     check_dataset(groups["dataset"])
     module = hooks(top.get("name"))
     if hasattr(module, "validate"):
@@ -95,7 +105,9 @@ def _check_early_stopping(es) -> None:
     if not isinstance(es, dict) or set(es) != {"patience", "monitor", "min_delta"}:
         raise UsageError("early_stopping must have exactly patience, monitor and min_delta")
     _int(es, "patience", 1, allow_none=True)
-    if not isinstance(es["monitor"], str) or "/" not in es["monitor"]:
-        raise UsageError(f"early_stopping.monitor must look like val/loss, got {es['monitor']!r}")
+    split, _, metric = str(es["monitor"]).partition("/")
+    if split not in ("train", "val") or metric not in ("loss", "acc"):
+        raise UsageError("early_stopping.monitor must be one of val/loss, val/acc, train/loss, "
+                         f"train/acc, got {es['monitor']!r}")
     if not isinstance(es["min_delta"], (int, float)) or es["min_delta"] < 0:
         raise UsageError(f"early_stopping.min_delta must be a number >= 0, got {es['min_delta']!r}")

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +25,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import dlx
+from dlx import interrupts
 from dlx.errors import UsageError
 from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
-from dlx.records.store import CONFIG, METRICS, SUMMARY, write_json
+from dlx.records.store import CONFIG, METRICS, SUMMARY, process_start, write_json
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -63,10 +63,6 @@ def _git_info() -> dict:
         return {}
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _previous(run_dir: Path, resolved: dict) -> dict | None:
     """The summary of a run already in ``run_dir`` with the same config, if any."""
     import yaml
@@ -95,67 +91,90 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         "run_id": run_dir.name, "status": "running", "experiment": resolved["name"],
         "backend": resolved["backend"],
         "overrides": overrides, "seed": resolved["seed"], "final": {}, "best": {},
-        "started_at": _now(), "finished_at": None, "wall_time_s": None, "steps": 0,
+        "started_at": (previous or {}).get("started_at") if resume else _now(),
+        "finished_at": None, "wall_time_s": None, "steps": resume[1]["step"] if resume else 0,
         "steps_per_s": None, "diverged_at_step": None, "error": None,
         "optimizer_state_bytes": None, "param_bytes": None,
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "dlx": dlx.__version__},
         **_git_info(), "host": socket.gethostname(),
+        "pid": os.getpid(), "pid_start": process_start(os.getpid()),  # `lost` if it dies
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
         "threads": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
     }
+    earlier = float((previous or {}).get("wall_time_s") or 0.0) if resume else 0.0
     if resume:
         log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
     write_json(run_dir / SUMMARY, summary)
     start = time.perf_counter()
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    handlers = interrupts.install()
     rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"]["metrics.csv"], resume[1]["final"],
                                             resume[1]["best"]) if resume else None)
-    interrupted = False
+    message, plotted = "interrupted", False
     try:
-        result = task_for(resolved)(resolved, rec, run_dir, resume)
-        if result.weights:
-            np.savez(run_dir / "model.npz", **result.weights)
-        if result.early_stopping:
-            summary["early_stopping"] = result.early_stopping
-        summary.update(result.extra)
-        if "torch" in sys.modules:
-            summary["versions"]["torch"] = sys.modules["torch"].__version__
-        summary.update(steps=result.steps, optimizer_state_bytes=result.state_bytes,
-                       param_bytes=result.param_bytes,
-                       steps_per_s=result.steps / result.train_seconds if result.train_seconds else None)
-        if result.diverged_at_step is not None:
-            summary.update(status="diverged", diverged_at_step=result.diverged_at_step)
-            message = f"diverged at step {result.diverged_at_step}: {result.diverged_reason}"
-        else:
-            summary["status"] = "completed"
-            message = "completed"
+        try:
+            message = _execute(task_for(resolved), resolved, rec, run_dir, resume, summary)
+            interrupts.check()  # one swallowed on its way (see dlx.interrupts)
+        finally:
+            rec.close()
+            summary.update(final=rec.final, best=rec.best, finished_at=_now(),
+                           steps=max(summary["steps"] or 0, rec.last_step),
+                           wall_time_s=round(earlier + time.perf_counter() - start, 3))
+            write_json(run_dir / SUMMARY, summary)
+        if rec.final:
+            _plot(run_dir)
+        interrupts.check()
+        plotted = True
+        if summary["status"] in ("completed", "diverged"):
+            checkpoint.remove(run_dir)  # kept only while there is something to resume
     except KeyboardInterrupt:
-        interrupted = True
-        summary["status"], message = "interrupted", "interrupted"
-    except UsageError as e:  # an invalid value in one member of a sweep
-        summary.update(status="failed", error=str(e))
-        message = f"failed: {e}"
-    except Exception as e:  # noqa: BLE001 - any failure is recorded, the sweep goes on
-        log.error("run failed", exc_info=True, extra={"console": False})
-        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        message = f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
+        summary["status"] = "interrupted"
+        if summary["finished_at"] is not None and not plotted:  # training had ended
+            summary["error"] = ("interrupted while drawing the figures (training had ended; "
+                                "`dlx plot` draws them)")
+        summary.update(finished_at=_now(),
+                       wall_time_s=round(earlier + time.perf_counter() - start, 3))
+        write_json(run_dir / SUMMARY, summary)
+        message = summary["error"] or "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        rec.close()
-    summary.update(final=rec.final, best=rec.best, finished_at=_now(),
-                   wall_time_s=round(time.perf_counter() - start, 3))
-    if summary["status"] in ("completed", "diverged"):
-        checkpoint.remove(run_dir)  # kept only while there is something to resume
-    write_json(run_dir / SUMMARY, summary)
-    if rec.final:
-        message = _plot(run_dir, summary, message)
-    headline = " ".join(f"{k} {rec.final[k]:.4g}" for k in ("val/loss", "val/acc") if k in rec.final)
+        interrupts.restore(handlers)
+    headline = " ".join(f"{k} {rec.final[k]:.4g}" for k in ("val/loss", "val/acc")
+                        if isinstance(rec.final.get(k), float))
     (log.warning if summary["status"] != "completed" else log.info)(
         f"{message}{': ' + headline if headline else ''} ({summary['wall_time_s']:.2f} s)")
-    if interrupted:
+    if summary["status"] == "interrupted":
         raise KeyboardInterrupt
     return JobResult(run_dir, summary["status"], message, _objective(resolved, summary))
+
+
+def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, summary: dict) -> str:
+    """Run the task, fill ``summary`` with its result and status; return the status message.
+    A failure is recorded (a sweep goes on); an interrupt propagates."""
+    try:
+        result = task(resolved, rec, run_dir, resume)
+    except UsageError as e:  # an invalid value found only while building (e.g. data on disk)
+        summary.update(status="failed", error=str(e))
+        return f"failed: {e}"
+    except Exception as e:  # noqa: BLE001 - any failure is recorded, the sweep goes on
+        debug = os.environ.get("DLX_DEBUG") == "1"
+        log.error("run failed", exc_info=True, extra={"console": debug})
+        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+        return f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
+    if result.weights:
+        np.savez(run_dir / "model.npz", **result.weights)
+    if result.early_stopping:
+        summary["early_stopping"] = result.early_stopping
+    summary.update(result.extra)
+    if "torch" in sys.modules:
+        summary["versions"]["torch"] = sys.modules["torch"].__version__
+    summary.update(steps=result.steps, optimizer_state_bytes=result.state_bytes,
+                   param_bytes=result.param_bytes,
+                   steps_per_s=result.steps / result.train_seconds if result.train_seconds else None)
+    if result.diverged_at_step is not None:
+        summary.update(status="diverged", diverged_at_step=result.diverged_at_step)
+        return f"diverged at step {result.diverged_at_step}: {result.diverged_reason}"
+    summary["status"] = "completed"
+    return "completed"
 
 
 def _objective(cfg: dict, summary: dict) -> float:
@@ -168,18 +187,17 @@ def _objective(cfg: dict, summary: dict) -> float:
     return -float(value) if "acc" in key else float(value)
 
 
-def _plot(run_dir: Path, summary: dict, message: str) -> str:
-    """Draw the run's figures; a plotting failure fails the run (the figures are its output)."""
+def _plot(run_dir: Path) -> None:
+    """Draw the run's figures. A figure that cannot be drawn is skipped with a warning: the
+    run keeps its status (its record is complete without it; `dlx plot` can retry)."""
     from dlx.plots import plot_path
 
+    notes: list[str] = []
     try:
-        for path in plot_path(run_dir):
+        for path in plot_path(run_dir, notes=notes):
             log.info(f"wrote {path}", extra={"console": False})
-    except KeyboardInterrupt:
-        log.warning("plots skipped (interrupted); `dlx plot` remakes them")
     except Exception as e:  # noqa: BLE001
-        log.error("plotting failed", exc_info=True, extra={"console": False})
-        summary.update(status="failed", error=f"plotting failed: {type(e).__name__}: {e}")
-        write_json(run_dir / SUMMARY, summary)
-        return f"failed: {summary['error']}"
-    return message
+        log.debug("figures failed", exc_info=True)
+        notes.append(f"figures not drawn: {type(e).__name__}: {e}")
+    for note in notes:
+        log.warning(note)

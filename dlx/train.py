@@ -190,7 +190,10 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     total_steps = max_steps or epochs * steps_per_epoch
     lr_at = schedules.build(cfg["schedule"], backend.base_lr, total_steps)
 
+    evaluated_at = [None]  # the step of the latest evaluation
+
     def log_epoch(step: int, epoch: int) -> dict[str, float]:
+        evaluated_at[0] = step
         values = {}
         for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
             values[f"{split}/loss"], values[f"{split}/acc"] = backend.evaluate(X, y)
@@ -239,49 +242,58 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                       "layer_stats.csv": probe.tell()}})
 
     start, eval_seconds = time.perf_counter() - offset, 0.0
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-            Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
-        for epoch in range(first_epoch, epochs + 1):
-            order = order_rng.permutation(n)
-            for b in range(min(steps_per_epoch, total_steps - step)):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                lr = lr_at(step)
-                if step:
-                    for hook in hooks:
-                        hook(step, backend)
-                step += 1
-                loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
-                rec.log(step, epoch, "batch", "loss", loss)
-                rec.log(step, epoch, "batch", "lr", lr)
-                if penalty:
-                    rec.log(step, epoch, "batch", "penalty", penalty)
-                # the data loss runs away when training diverges; a penalty is large by design
-                if not math.isfinite(loss + penalty) or loss > limit:
-                    diverged_at = step
-                    reason = (f"loss {loss + penalty:.3g} is not finite"
-                              if not math.isfinite(loss + penalty)
-                              else f"loss {loss:.3g} > {cfg['divergence_factor']:g} x "
-                                   f"the initial loss {initial_loss:.3g}")
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
+                Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
+            for epoch in range(first_epoch, epochs + 1):
+                order = order_rng.permutation(n)
+                for b in range(min(steps_per_epoch, total_steps - step)):
+                    idx = order[b * batch_size:(b + 1) * batch_size]
+                    lr = lr_at(step)
+                    if step:
+                        for hook in hooks:
+                            hook(step, backend)
+                    step += 1
+                    loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
+                    rec.log(step, epoch, "batch", "loss", loss)
+                    rec.log(step, epoch, "batch", "lr", lr)
+                    if penalty:
+                        rec.log(step, epoch, "batch", "penalty", penalty)
+                    # the data loss runs away when training diverges; a penalty is large by design
+                    if not math.isfinite(loss + penalty) or loss > limit:
+                        diverged_at = step
+                        reason = (f"loss {loss + penalty:.3g} is not finite"
+                                  if not math.isfinite(loss + penalty)
+                                  else f"loss {loss:.3g} > {cfg['divergence_factor']:g} x "
+                                       f"the initial loss {initial_loss:.3g}")
+                        break
+                    backend.update(lr)
+                    progress.step(step, epoch, loss)
+                if diverged_at is not None:
                     break
-                backend.update(lr)
-                progress.step(step, epoch, loss)
-            if diverged_at is not None:
-                break
-            if clock is not None:  # training time only: evaluations are not counted
-                clock.write(f"{epoch},{step},{time.perf_counter() - start - eval_seconds:.6f}\n")
-            t_eval = time.perf_counter()
-            values = log_epoch(step, epoch)
-            eval_seconds += time.perf_counter() - t_eval
-            progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
-                               + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
-            if stopper.check(epoch, values, backend):
-                progress.epoch_end(f"early stopping: no {stopper.monitor} improvement for "
-                                   f"{stopper.patience} epochs; best weights (epoch "
-                                   f"{stopper.best_epoch}) restored")
-                backend.load_state_dict(stopper.best_state)
-                break
-            if can_checkpoint and epoch < epochs:
-                save_checkpoint(epoch, time.perf_counter() - start - eval_seconds)
+                if clock is not None:  # training time only: evaluations are not counted
+                    clock.write(f"{epoch},{step},{time.perf_counter() - start - eval_seconds:.6f}\n")
+                t_eval = time.perf_counter()
+                values = log_epoch(step, epoch)
+                eval_seconds += time.perf_counter() - t_eval
+                progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
+                                   + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
+                if stopper.check(epoch, values, backend):
+                    progress.epoch_end(f"early stopping: no {stopper.monitor} improvement for "
+                                       f"{stopper.patience} epochs; best weights (epoch "
+                                       f"{stopper.best_epoch}) restored")
+                    backend.load_state_dict(stopper.best_state)
+                    break
+                if can_checkpoint and epoch < epochs:
+                    save_checkpoint(epoch, time.perf_counter() - start - eval_seconds)
+    except KeyboardInterrupt:
+        with np.errstate(all="ignore"):
+            if evaluated_at[0] != step:  # the record ends with the model as it was stopped
+                log_epoch(step, epoch)
+        raise
+    if diverged_at is not None:  # ...and with the model where it diverged
+        with np.errstate(all="ignore"):
+            log_epoch(step, epoch)
     seconds = time.perf_counter() - start - eval_seconds
     if clock is not None:
         clock.close()

@@ -42,14 +42,9 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
     test examples as the test split."""
     from dlx.data import mnist
 
-    if scaling not in SCALINGS:
-        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
     arrays = mnist.load(name)
     n = len(arrays["train_labels"])
-    if not 1 <= val_size < n:
-        raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
-    if subset is not None and not 1 <= subset <= n - val_size:
-        raise ValueError(f"subset must be in [1, {n - val_size}] or null, got {subset}")
+    _check_idx_split(n, val_size, subset, scaling)
     order = rng.permutation(n)
     val, train = order[:val_size], order[val_size:]
     if subset is not None:
@@ -68,6 +63,20 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
     labels = arrays["train_labels"].astype(np.int64)
     return Dataset(name, X_train, labels[train], X_val, labels[val], 10, X_test,
                    arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], shape)
+
+
+def _check_idx_split(n: int, val_size, subset, scaling) -> None:
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    if not 1 <= val_size < n:
+        raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
+    if subset is not None and not 1 <= subset <= n - val_size:
+        raise ValueError(f"subset must be in [1, {n - val_size}] or null, got {subset}")
+
+
+def is_sequence(node) -> bool:
+    """Whether the data set named by ``node`` is token sequences (else feature rows)."""
+    return node.get("name") in SEQUENCES
 
 
 def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
@@ -99,19 +108,30 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
 
 
 def check_dataset(node) -> None:
-    """Validate a dataset node without building it; IDX files are found (or fetched) and
-    verified now, so a missing or corrupt file is reported before anything runs."""
+    """Validate a dataset node, values included, so that a bad one is reported before anything
+    runs: IDX files are found (or fetched) and verified and the split checked against them;
+    synthetic and sequence data sets (cheap) are generated once and thrown away."""
     node = dict(node)
     if node.get("name") in IDX_DATASETS:
         from dlx.data import mnist
 
-        registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
-        mnist.load(node["name"])
+        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
+        n = len(mnist.load(node["name"])["train_labels"])
+        defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
+        try:
+            _check_idx_split(n, **{**defaults, **kwargs})
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
         return
-    node.pop("val_fraction", None)
     factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
-                              "dataset", node.pop("name", None))
-    registry.check_kwargs(factory, node, "dataset", ("rng",))
+                              "dataset", node.get("name"))
+    registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
+                                    ("name", "val_fraction")}, "dataset", ("rng",))
+    data = build_dataset(node, np.random.default_rng(0))
+    if len(data.X_train) < 1:
+        raise UsageError(f"dataset {node['name']!r}: no training examples left after the "
+                         f"validation split (val_fraction {node.get('val_fraction', 0.2)})")
 
 
-__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "SEQUENCES", "IDX_DATASETS"]
+__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "SEQUENCES", "IDX_DATASETS",
+           "is_sequence"]

@@ -188,12 +188,28 @@ def _read_verified(name: str, file: str) -> tuple[bytes, str]:
     return data, sha
 
 
+_LOADED: dict[tuple, dict[str, np.ndarray]] = {}  # the last data set loaded, by _stamp
+
+
+def _stamp(name: str) -> tuple:
+    """The source files as they are now (path, mtime, size): a loaded copy is reused only while
+    they are unchanged."""
+    folder = data_dir() / name
+    files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+    return (name, str(folder), *((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+
+
 def load(name: str) -> dict[str, np.ndarray]:
     """The four arrays of ``name`` (uint8 images (N, 28, 28), uint8 labels), verified."""
     if name not in CHECKSUMS:
         raise UsageError(f"unknown IDX data set {name!r} (valid: {', '.join(CHECKSUMS)})")
+    key = _stamp(name)
+    if key in _LOADED:  # validation and training in one process read the same files once
+        return _LOADED[key]
     cached = _load_cache(name)
     if cached is not None:
+        _LOADED.clear()
+        _LOADED[key] = cached
         return cached
     _fetch_missing(name)
     arrays, sums = {}, {}
@@ -205,6 +221,8 @@ def load(name: str) -> dict[str, np.ndarray]:
             raise UsageError(str(e)) from None
     _check_shapes(arrays)
     _save_cache(name, arrays, sums)
+    _LOADED.clear()
+    _LOADED[_stamp(name)] = arrays
     return arrays
 
 

@@ -18,7 +18,7 @@ from dlx.nn.losses import (
     predictions,
     sequence_accuracy,
 )
-from dlx.nn.models import MODELS
+from dlx.nn.models import MODELS, reads_tokens
 
 
 def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
@@ -38,14 +38,23 @@ def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
                 dropout_rng=None, max_len: int | None = None) -> Module:
     """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
     ``dropout_rng`` drives its dropout masks; ``max_len`` is given for token sequences."""
-    seq = {"max_len": max_len} if model_node.get("name") == "transformer" else {}
-    if max_len and not seq:
-        raise registry.UsageError(f"model {model_node.get('name')!r} cannot read token "
-                                  "sequences: use model=transformer")
+    tokens = reads_tokens(model_node.get("name"))
+    if bool(max_len) != tokens:
+        raise registry.UsageError(model_data_mismatch(model_node.get("name"), bool(max_len)))
+    seq = {"max_len": max_len} if tokens else {}
     model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
                            rng=dropout_rng, **seq)
     initialize(model, init_node, init_rng)
     return model
+
+
+def model_data_mismatch(model: str, sequences: bool) -> str:
+    if sequences:
+        valid = ", ".join(n for n in MODELS if reads_tokens(n))
+        return f"model {model!r} cannot read token sequences (models that can: {valid})"
+    valid = ", ".join(n for n in MODELS if not reads_tokens(n))
+    return (f"model {model!r} reads token sequences, not feature vectors (use a sequence data "
+            f"set, e.g. dataset=reverse, or a model for features: {valid})")
 
 
 def loss_for(n_classes: int, sequences: bool = False):
@@ -70,4 +79,4 @@ def n_outputs(n_classes: int, sequences: bool = False) -> int:
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS", "MSE", "BCEWithLogits",
            "SoftmaxCrossEntropy", "predictions", "build_model", "initialize", "loss_for",
-           "n_outputs", "INITS", "MODELS"]
+           "n_outputs", "INITS", "MODELS", "reads_tokens", "model_data_mismatch"]

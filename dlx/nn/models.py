@@ -79,4 +79,11 @@ def transformer(n_in: int, n_out: int, *, max_len: int = 0, n_layers: int = 2,
                          d_ff=d_ff, positional=positional, pre_ln=pre_ln, dtype=dtype)
 
 
+# What a model reads: feature rows (the default) or token sequences.
+transformer.reads = "tokens"
+
 MODELS = {"logreg": logreg, "mlp": mlp, "transformer": transformer}
+
+
+def reads_tokens(name: str) -> bool:
+    return getattr(MODELS.get(name), "reads", "features") == "tokens"

@@ -10,15 +10,17 @@ from dlx.nn.core import Sequential
 from dlx.nn.layers import Linear
 
 
-def layer_stats(model: Sequential, loss_fn, X: np.ndarray, y: np.ndarray) -> list[dict]:
+def layer_stats(model: Sequential | Linear, loss_fn, X: np.ndarray, y: np.ndarray) -> list[dict]:
     """For each Linear layer l (1 = first): std of its output z_l (the pre-activation), std of
-    the activation that follows (hidden layers), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius)."""
+    the activation that follows (hidden layers), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius). A
+    single Linear layer (logistic regression) is a one-layer network."""
+    layers = model.layers if isinstance(model, Sequential) else [model]
     was_training = model.training
     model.eval()
     model.zero_grad()
     stats: list[dict] = []
     x = X
-    for layer in model.layers:
+    for layer in layers:
         x = layer.forward(x)
         if isinstance(layer, Linear):
             stats.append({"layer": len(stats) + 1, "z_std": float(np.std(x, dtype=np.float64))})
@@ -27,7 +29,7 @@ def layer_stats(model: Sequential, loss_fn, X: np.ndarray, y: np.ndarray) -> lis
     loss_fn.forward(x, y)
     dout = loss_fn.backward()
     index = len(stats)
-    for layer in reversed(model.layers):
+    for layer in reversed(layers):
         if isinstance(layer, Linear):
             index -= 1
             stats[index]["grad_z_norm"] = float(np.linalg.norm(dout.astype(np.float64)))

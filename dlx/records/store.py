@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import socket
 from functools import cached_property
 from pathlib import Path
 
@@ -62,6 +64,33 @@ def check_dir(path: str | Path) -> Path:
     return path
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None if unknown:
+    with the pid, it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22, after the command name
+
+
+def _dead(summary: dict) -> bool:
+    """True if the process that wrote a ``running`` summary is known to be gone: it ran on this
+    host and its pid is no longer that process. (From another host nothing is known.)"""
+    pid = summary.get("pid")
+    if not isinstance(pid, int) or summary.get("host") != socket.gethostname():
+        return False
+    if Path("/proc/self/stat").exists():
+        return process_start(pid) != summary.get("pid_start")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def read_summary(run_dir: Path) -> dict:
     path = run_dir / SUMMARY
     try:
@@ -72,7 +101,61 @@ def read_summary(run_dir: Path) -> dict:
         raise UsageError(f"{path}: corrupt JSON ({e})") from None
     if not isinstance(data, dict) or "status" not in data:
         raise UsageError(f"{path}: not a dlx summary (no 'status')")
+    if data["status"] == "running" and _dead(data):
+        data["status"] = "lost"  # killed (SIGKILL, a crash, a reboot) before it could say so
     return data
+
+
+# What Hydra and the log may leave in a directory before a run has started in it.
+BEFORE_A_RUN = {".hydra", "run.log"}
+
+
+def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """What differs between two configs, as ``key: old -> new`` (a group by its name)."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            if "name" in a and a.get("name") != b.get("name"):
+                out.append(f"{prefix}{key}: {a['name']} -> {b.get('name')}")
+            else:
+                out.extend(_changes(a, b, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
+def occupant(run_dir: Path, config: dict) -> str | None:
+    """Why ``run_dir`` cannot take a run of ``config``, or None if it can: it is new, holds
+    nothing but what a start-up leaves, or holds a finished or stopped run of the same config
+    (skipped or resumed)."""
+    from dlx.records.checkpoint import config_key
+
+    if not run_dir.exists():
+        return None
+    if not run_dir.is_dir():
+        return f"{run_dir} is a file, not a run directory"
+    entries = {p.name for p in run_dir.iterdir()}
+    if not entries - BEFORE_A_RUN:
+        return None
+    if is_sweep(run_dir):
+        return f"{run_dir} holds a sweep, not a run"
+    if SUMMARY not in entries or CONFIG not in entries:
+        return f"{run_dir} is not empty and holds no dlx run"
+    summary, old = read_summary(run_dir), read_config(run_dir)
+    status = summary["status"]
+    if config_key(old) == config_key(config):
+        if status == "running":
+            return (f"{run_dir} holds a run of this config still in progress "
+                    f"(pid {summary.get('pid')} on {summary.get('host')})")
+        return None
+    changes = _changes({k: v for k, v in old.items() if k not in ("progress", "runs_dir")},
+                       {k: v for k, v in config.items() if k not in ("progress", "runs_dir")})
+    more = f", +{len(changes) - 3} more" if len(changes) > 3 else ""
+    return (f"{run_dir} holds a{'n' if status[0] in 'aeiou' else ''} {status} run with a "
+            f"different config ({', '.join(changes[:3])}{more})")
 
 
 def read_metrics(run_dir: Path):
