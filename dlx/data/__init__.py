@@ -119,7 +119,7 @@ def check_dataset(node) -> None:
         n = len(mnist.load(node["name"])["train_labels"])
         defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
         try:
-            _check_idx_split(n, **{**defaults, **kwargs})
+            _check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
         return
