@@ -109,8 +109,50 @@ def shorten_id(text: str, limit: int = 24) -> str:
     return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
-def _cell(value) -> Text:
-    return value.copy() if isinstance(value, Text) else Text(str(value))
+class Items:
+    """A list shown as ``a, b, c`` that wraps only between items: ``model.hidden=[64, 64]`` is
+    never split at its inner space (rich would wrap at any space)."""
+
+    def __init__(self, items: list[str], sep: str = ", ", style: str = ""):
+        self.items, self.sep, self.style = [str(i) for i in items], sep, style
+
+    @property
+    def plain(self) -> str:
+        return self.sep.join(self.items)
+
+    def _pieces(self) -> list[str]:
+        mark = self.sep.rstrip()
+        return [item + (mark if i < len(self.items) - 1 else "")
+                for i, item in enumerate(self.items)]
+
+    def __rich_measure__(self, console, options) -> Measurement:
+        from rich.cells import cell_len
+
+        pieces = self._pieces()
+        return Measurement(max((cell_len(p) for p in pieces), default=0), cell_len(self.plain))
+
+    def __rich_console__(self, console, options):
+        from rich.cells import cell_len
+
+        gap = self.sep[len(self.sep.rstrip()):]
+        lines: list[str] = []
+        line = ""
+        for piece in self._pieces():
+            if line and cell_len(line) + len(gap) + cell_len(piece) > options.max_width:
+                lines.append(line)
+                line = piece
+            else:
+                line = f"{line}{gap}{piece}" if line else piece
+        lines.append(line)
+        yield Text("\n".join(lines), style=self.style, no_wrap=True, overflow="fold")
+
+
+def _cell(value):
+    if isinstance(value, Text):
+        return value.copy()
+    if isinstance(value, Items):
+        return value
+    return Text(str(value))
 
 
 def _build(columns: list[Column], rows: list[list], shorten: bool) -> Table:
@@ -239,12 +281,12 @@ def list_rows(root: Path) -> list[list]:
             diffs = differing([read_overrides(m) for m in members])
             for member, summary, diff in zip(members, summaries, diffs):
                 rows.append([f"  └ {member.name}", summary.get("experiment", "-"),
-                             status_text(summary["status"]), ", ".join(diff) or "-",
+                             status_text(summary["status"]), Items(diff or ["-"]),
                              *_final(summary), _duration(summary)])
         else:
             summary = _safe_summary(path)
             rows.append([path.name, summary.get("experiment", "-"), status_text(summary["status"]),
-                         ", ".join(summary.get("overrides") or []) or "-", *_final(summary),
+                         Items(summary.get("overrides") or ["-"]), *_final(summary),
                          _duration(summary)])
     return rows
 
@@ -270,9 +312,10 @@ def print_runs(root: Path, width: int | None = None, file=None) -> None:
 
 def compare_columns(head: list[str], rows: list[list[str]], grouped: bool) -> list[Column]:
     """Columns of `dlx compare`. The first (the id, or the grouping key) is always kept; when
-    the table is too wide, dropped first are the ``best.*`` metrics, then ``final.*`` metrics
-    and settings beyond the first two of each, then those (rightmost first)."""
-    columns, n_final, n_config = [], 0, 0
+    the table is too wide, dropped first are the ``best.*`` metrics, then the other metrics
+    and the settings beyond the first two, then the first two settings, then the validation
+    loss and accuracy (rightmost first among equals)."""
+    columns, n_config = [], 0
     for i, name in enumerate(head):
         widest = max((len(r[i]) for r in rows), default=0)
         metric = name.startswith(("final.", "best.")) or grouped and i > 1
@@ -283,8 +326,7 @@ def compare_columns(head: list[str], rows: list[list[str]], grouped: bool) -> li
         elif name.startswith("best."):
             keep = 1
         elif metric:
-            n_final += 1
-            keep = 7 if n_final <= 2 else 3
+            keep = 7 if name in ("final.val/loss", "final.val/acc") else 3
         else:
             n_config += 1
             keep = 6 if n_config <= 2 else 4
@@ -316,15 +358,15 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     opt = cfg.get("optimizer", {})
     highlights = [
         ("experiment", s.get("experiment")),
-        ("overrides", " ".join(s.get("overrides") or []) or "-"),
+        ("overrides", Items(s.get("overrides") or ["-"], sep=" ")),
         ("model", cfg.get("model", {}).get("name")),
-        ("optimizer", ", ".join(f"{k}={v}" for k, v in opt.items())),
+        ("optimizer", Items([f"{k}={v}" for k, v in opt.items()])),
         ("schedule", cfg.get("schedule", {}).get("name")),
-        ("regularizer", ", ".join(f"{k}={v}" for k, v in cfg.get("regularizer", {}).items())),
-        ("dataset", ", ".join(f"{k}={v}" for k, v in cfg.get("dataset", {}).items())),
+        ("regularizer", Items([f"{k}={v}" for k, v in cfg.get("regularizer", {}).items()])),
+        ("dataset", Items([f"{k}={v}" for k, v in cfg.get("dataset", {}).items()])),
         ("init", cfg.get("init", {}).get("name")),
-        ("training", f"epochs={cfg.get('epochs')} batch_size={cfg.get('batch_size')} "
-                     f"dtype={cfg.get('dtype')} seed={cfg.get('seed')}"),
+        ("training", Items([f"epochs={cfg.get('epochs')}", f"batch_size={cfg.get('batch_size')}",
+                            f"dtype={cfg.get('dtype')}", f"seed={cfg.get('seed')}"], sep=" ")),
         ("time", f"{_duration(s)}, {s.get('steps', 0)} steps"
                  + (f", {s['steps_per_s']:.0f} steps/s" if s.get("steps_per_s") else "")),
     ]
@@ -336,7 +378,7 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     info.add_column(style="bold", no_wrap=True)
     info.add_column(overflow="fold")
     for k, v in highlights:
-        info.add_row(k, Text(_fmt(v)))
+        info.add_row(k, v if isinstance(v, Items) else Text(_fmt(v)))
     console.print(info)
 
     final, best = s.get("final") or {}, s.get("best") or {}
@@ -346,4 +388,8 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
                   Column("best", "right", keep=1)], rows, width=width, file=file)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
                    if p.is_file() and ".hydra" not in p.parts)
-    console.print(Text.assemble(("files", "bold"), " ", "  ".join(files)))
+    files_row = Table(show_header=False, box=None, pad_edge=False)
+    files_row.add_column(style="bold", no_wrap=True)
+    files_row.add_column()
+    files_row.add_row("files", Items(files, sep="  "))
+    console.print(files_row)
