@@ -70,12 +70,7 @@ def columns(rows: list[dict], show_all: bool) -> list[str]:
     metrics = [k for k in keys if k.startswith(("final.", "best."))]
     if not show_all:
         metrics = [k for k in metrics if k.split(".", 1)[1] in HEADLINE]
-
-    def order(k: str):  # final before best; the headline metrics first, in HEADLINE's order
-        kind, name = k.split(".", 1)
-        return (kind != "final", HEADLINE.index(name) if name in HEADLINE else len(HEADLINE))
-
-    return ["id", "status", *config, *sorted(metrics, key=order)]
+    return ["id", "status", *config, *metrics]
 
 
 def resolve_key(rows: list[dict], key: str) -> str:
