@@ -93,6 +93,8 @@ def plot(
         written = plot_path(path, format, notes, out)
     except UsageError as e:
         _fail(str(e))
+    except OSError as e:  # e.g. a file of the run that cannot be read
+        _fail(f"{e.filename or path}: {e.strerror or e}")
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
     for p in written:
@@ -122,6 +124,8 @@ def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
         print_run(path)
     except UsageError as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"{e.filename or path}: {e.strerror or e}")
 
 
 @app.command()

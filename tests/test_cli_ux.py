@@ -100,6 +100,20 @@ def test_plot_path_skips_a_figure_that_fails_and_notes_it(default_run, tmp_path,
     assert all(p.parent == tmp_path / "elsewhere" for p in written)
 
 
+def test_without_a_notes_list_skipped_figures_are_logged(default_run, tmp_path, monkeypatch,
+                                                          caplog):
+    # the runner's call, plot_path(run_dir): a figure that fails is a warning, not an exception
+    from dlx.plots import plot_path
+    from dlx.plots import run as run_plots
+
+    run = copy_run(default_run, tmp_path / "run")
+    monkeypatch.setattr(run_plots, "decision_boundary", lambda *a: 1 / 0)
+    with caplog.at_level("WARNING", logger="dlx.plots"):
+        written = plot_path(run)
+    assert written and [r.getMessage() for r in caplog.records] == [
+        "skipped figure decision_boundary: ZeroDivisionError: division by zero"]
+
+
 def test_a_wide_model_draws_its_decision_boundary_in_bounded_memory(cli):
     # the boundary grid used to go through the model in one batch: 300 x 300 x 100000 floats
     import resource
