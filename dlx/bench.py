@@ -277,6 +277,7 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
 
 def print_report(report: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -284,7 +285,7 @@ def print_report(report: dict) -> None:
     console.print("sgemm peak (1024x1024 float32): "
                   + ", ".join(f"{b} {v:.1f} GFLOP/s" for b, v in peaks.items()))
     for case in report["cases"]:
-        table = Table(title=case["description"], title_justify="left")
+        table = Table(title=escape(case["description"]), title_justify="left")
         for col in ("backend", "median samples/s", "min", "max", "GFLOP/s", "of peak"):
             table.add_column(col, justify="right" if col != "backend" else "left")
         for b, values in case["samples_per_s"].items():
@@ -296,7 +297,8 @@ def print_report(report: dict) -> None:
             console.print(f"NumPy / torch throughput (ratio of medians): "
                           f"[bold]{case['numpy_over_torch']:.2f}[/]")
         else:
-            console.print("torch not installed: NumPy only (pip install 'dlx[torch]' to compare)")
+            console.print(escape("torch not installed: NumPy only (pip install 'dlx[torch]' to "
+                                 "compare)"))
 
 
 def save(report: dict, out: Path) -> Path:

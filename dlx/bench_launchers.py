@@ -138,10 +138,12 @@ def run(overrides: list[str], repeats: int = 3) -> dict:
 
 def print_report(report: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    console.print(f"{' '.join(report['sweep'])}: {report['repeats']} interleaved repeats per launcher")
+    console.print(escape(f"{' '.join(report['sweep'])}: {report['repeats']} interleaved repeats "
+                         "per launcher"))
     table = Table()
     for col in ("launcher", "median s", "min", "max"):
         table.add_column(col, justify="left" if col == "launcher" else "right")

@@ -12,14 +12,47 @@ import typer
 
 from dlx.errors import UsageError
 
+
+def _flags_without_placeholder() -> None:
+    """Typer's rich help shows a flag as ``--md <bool>``, as if it took a value: it does not."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_dlx", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._dlx = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_placeholder()
+
 app = typer.Typer(
     name="dlx",
     help="Deep-learning foundations, one command per experiment: NumPy models with explicit "
          "backprop, Hydra configs, and a reproducible record of every run under runs/.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from dlx import __version__
+
+        typer.echo(f"dlx {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print dlx's version and exit.")) -> None:
+    pass
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -47,17 +80,23 @@ def run(ctx: typer.Context) -> None:
 def plot(
     path: Path = typer.Argument(..., help="A run or sweep directory."),
     format: str = typer.Option("png", "--format", "-f", help="png, svg or pdf."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR",
+                                       help="Write the figures into DIR instead of PATH/plots/ "
+                                            "(e.g. for a read-only run)."),
 ) -> None:
-    """Draw a run's figures, or overlay a sweep's members, into PATH/plots/."""
+    """Draw a run's figures, or overlay a sweep's members, into PATH/plots/ (or --out DIR).
+    A figure that cannot be drawn is skipped with a warning."""
     from dlx.plots import plot_path
 
     notes: list[str] = []
     try:
-        written = plot_path(path, format, notes)
+        written = plot_path(path, format, notes, out)
     except UsageError as e:
         _fail(str(e))
+    except OSError as e:  # e.g. a file of the run that cannot be read
+        _fail(f"{e.filename or path}: {e.strerror or e}")
     for note in notes:
-        typer.echo(note, err=True)
+        typer.echo(f"warning: {note}", err=True)
     for p in written:
         typer.echo(str(p))
 
@@ -70,7 +109,10 @@ def list_runs(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RU
     root = _runs_root(root)
     if not root.is_dir():
         _fail(f"{root}: no such directory (runs are written to ./runs, or runs_dir=... / $DLX_RUNS_DIR)")
-    print_runs(root)
+    try:
+        print_runs(root)
+    except OSError as e:
+        _fail(f"cannot read {root}: {e.strerror or e}")
 
 
 @app.command()
@@ -82,6 +124,8 @@ def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
         print_run(path)
     except UsageError as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"{e.filename or path}: {e.strerror or e}")
 
 
 @app.command()
@@ -92,35 +136,35 @@ def compare(
     sort: Optional[str] = typer.Option(None, help="Sort by a key or metric; -KEY descending."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Aggregate the other "
                                            "members (e.g. seeds) into mean ± std per value."),
-    csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV."),
+    csv: Optional[Path] = typer.Option(None, metavar="FILE", help="Also write the table as CSV."),
     md: bool = typer.Option(False, "--md", help="Print the table as Markdown."),
 ) -> None:
     """Final and best metrics of runs or sweep members, and the settings that differ."""
     import csv as _csv
 
     from dlx.records.compare import table, to_markdown
+    from dlx.writable import check_file
 
     try:
+        if csv is not None:
+            check_file(csv)
         head, rows = table(paths, all_columns, sort, group_by)
     except UsageError as e:
         _fail(str(e))
     if csv is not None:
-        with open(csv, "w", newline="") as f:
-            writer = _csv.writer(f)
-            writer.writerow(head)
-            writer.writerows(rows)
+        try:
+            with open(csv, "w", newline="") as f:
+                writer = _csv.writer(f)
+                writer.writerow(head)
+                writer.writerows(rows)
+        except OSError as e:
+            _fail(f"cannot write {csv}: {e.strerror or e}")
     if md:
         typer.echo(to_markdown(head, rows))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from dlx.records.table import print_compare
 
-    t = Table()
-    for i, h in enumerate(head):
-        t.add_column(h, overflow="fold", no_wrap=i == 0)
-    for r in rows:
-        t.add_row(*r)
-    (Console() if sys.stdout.isatty() else Console(width=250)).print(t)
+    print_compare(head, rows, grouped=group_by is not None)
 
 
 @app.command()
@@ -134,7 +178,8 @@ def plan(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DI
 @app.command()
 def report(
     paths: list[Path] = typer.Argument(..., help="Runs and sweeps to put in the report."),
-    out: Optional[Path] = typer.Option(None, help="Folder (default: <runs>/reports/report-<time>)."),
+    out: Optional[Path] = typer.Option(None, metavar="DIR",
+                                       help="Folder (default: <runs>/reports/report-<time>)."),
     title: str = typer.Option("Gradient flow in deep networks: a technical report",
                               help="The report's title."),
 ) -> None:
@@ -142,13 +187,20 @@ def report(
     import time as _time
 
     from dlx.report import build
+    from dlx.writable import check_dir
 
-    if out is None:
-        out = _runs_root(None) / "reports" / f"report-{_time.strftime('%Y%m%d-%H%M%S')}"
+    notes: list[str] = []
     try:
-        written = build(paths, out, title)
+        if out is None:
+            out = _runs_root(None) / "reports" / f"report-{_time.strftime('%Y%m%d-%H%M%S')}"
+            check_dir(out, create_parents=True)
+        else:
+            check_dir(out)
+        written = build(paths, out, title, notes)
     except UsageError as e:
         _fail(str(e))
+    for note in notes:
+        typer.echo(f"warning: {note}", err=True)
     for p in written:
         typer.echo(str(p))
 
@@ -164,36 +216,59 @@ def bench(
         None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps)."),
     warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
     torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
-    out: Optional[Path] = typer.Option(None, help="JSON file (default: <runs>/bench/<kind>-<time>.json)."),
+    out: Optional[Path] = typer.Option(None, metavar="FILE",
+                                       help="JSON file (default: <runs>/bench/<kind>-<time>.json)."),
 ) -> None:
     """Training throughput, NumPy vs torch (or with --launchers, a sweep's wall time, serial vs
     parallel): medians of interleaved repetitions, printed and saved as JSON."""
     import time as _time
 
+    from dlx.writable import check_file
+
+    if sweep and not launchers:
+        _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
+    if launchers:
+        _check_launchers(list(sweep or []))
+    kind = "launchers" if launchers else "bench"
+    try:  # before measuring for minutes: can the report be written?
+        if out is None:
+            out = _runs_root(None) / "bench" / f"{kind}-{_time.strftime('%Y%m%d-%H%M%S')}.json"
+            check_file(out, create_parents=True)
+        else:
+            check_file(out)
+    except UsageError as e:
+        _fail(str(e))
     from dlx import bench as _bench
 
     if launchers:
-        report, kind = _bench_launchers(list(sweep or []), repeats or 3), "launchers"
-    elif sweep:
-        _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
+        report = _bench_launchers(list(sweep or []), repeats or 3)
     else:
-        report, kind = _bench.run(steps=steps, repeats=repeats or 7, warmup=warmup,
-                                  include_torch=torch), "bench"
+        report = _bench.run(steps=steps, repeats=repeats or 7, warmup=warmup, include_torch=torch)
         _bench.print_report(report)
-    if out is None:
-        out = _runs_root(None) / "bench" / f"{kind}-{_time.strftime('%Y%m%d-%H%M%S')}.json"
     typer.echo(str(_bench.save(report, out)))
 
 
-def _bench_launchers(sweep: list[str], repeats: int) -> dict:
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (find_spec of a dotted name raises, rather than
+    answering None, when a parent package is missing)."""
     import importlib.util
 
-    from dlx import bench_launchers
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
-    if importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
+
+def _check_launchers(sweep: list[str]) -> None:
+    if not (_installed("hydra_plugins.hydra_joblib_launcher") and _installed("joblib")):
         _fail("the joblib launcher is not installed (pip install 'dlx[launchers]')")
     if any(a.startswith(("hydra/launcher=", "-")) for a in sweep):
         _fail("give only the sweep's overrides: --launchers chooses the launcher and adds -m")
+
+
+def _bench_launchers(sweep: list[str], repeats: int) -> dict:
+    from dlx import bench_launchers
+
     try:
         report = bench_launchers.run(sweep or list(bench_launchers.DEFAULT_SWEEP), repeats)
     except bench_launchers.SweepFailed as e:
@@ -207,12 +282,15 @@ def main() -> None:
     from typer.exceptions import Abort, TyperException
 
     command = typer.main.get_command(app)
+    args = sys.argv[1:] or ["--help"]  # bare `dlx`: the help, once, exit 0
     try:
-        code = command.main(args=sys.argv[1:], prog_name="dlx", standalone_mode=False)
+        code = command.main(args=args, prog_name="dlx", standalone_mode=False)
     except TyperException as e:  # click's usage errors (typer vendors click)
         ctx = getattr(e, "ctx", None)
-        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            typer.echo(ctx.get_help())
+        if type(e).__name__ == "NoArgsIsHelpError":
+            help_text = e.format_message()  # rich help has been printed already: text is ""
+            if help_text.strip():
+                typer.echo(help_text)
             code = 0
         else:
             name = ctx.command_path if ctx is not None else "dlx"

@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import shutil
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -56,13 +57,15 @@ class Source:
         fixed = [o for o in first if o.split("=", 1)[0] not in keys]
         return "dlx run -m " + " ".join(fixed) + "  # a sweep of " + str(len(self.runs))
 
-    def figures(self) -> list[Path]:
-        """The record's figures (drawn now if it has none), the experiment's own first."""
+    def figures(self, scratch: Path, notes: list[str]) -> list[Path]:
+        """The record's figures, the experiment's own first. A record without figures is drawn
+        into ``scratch`` (the record itself is only read: it may be read-only)."""
         folder = self.path / "plots"
         if not folder.is_dir() or not any(folder.glob("*.png")):
             from dlx.plots import plot_path
 
-            plot_path(self.path)
+            plot_path(self.path, "png", notes, out=scratch)
+            folder = scratch
         m = self.runs[0].metrics
         generic = set(m["metric"]) | set(m["split"] + "_" + m["metric"]) | {"decision_boundary"}
         return sorted(folder.glob("*.png"), key=lambda p: (p.stem in generic, p.name))
@@ -108,10 +111,24 @@ def _flatten(d: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-def build(paths: list[Path], out: Path, title: str) -> list[Path]:
+def build(paths: list[Path], out: Path, title: str, notes: list[str] | None = None) -> list[Path]:
+    """Write ``out/report.html``, ``out/report.md`` and ``out/figures/``; figures that cannot
+    be drawn are skipped with a line in ``notes``."""
+    notes = [] if notes is None else notes
     sources = [Source(check_dir(p)) for p in paths]
     sources.sort(key=lambda s: (ORDER.index(s.name) if s.name in ORDER else len(ORDER), s.name))
+    for src in sources:  # read every record before writing anything
+        src.runs[0].metrics  # noqa: B018
     out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".figures-", dir=out))
+    try:
+        return _write(sources, out, title, notes, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write(sources: list[Source], out: Path, title: str, notes: list[str],
+           scratch: Path) -> list[Path]:
     figdir = out / "figures"
     figdir.mkdir(exist_ok=True)
     md, body = [], []
@@ -143,7 +160,7 @@ def build(paths: list[Path], out: Path, title: str) -> list[Path]:
             md += ["Measured:", ""] + [f"- {k}: **{v}**" for k, v in extra] + [""]
             body += ["<ul>"] + [f"<li>{html.escape(k)}: <b>{html.escape(v)}</b></li>"
                                 for k, v in extra] + ["</ul>"]
-        for fig in src.figures():
+        for fig in src.figures(scratch / str(i), notes):
             target = figdir / f"{i:02d}-{src.name}-{fig.name}"
             shutil.copyfile(fig, target)
             caption = fig.stem.replace("_", " ")

@@ -5,7 +5,11 @@ A module ``dlx.experiments.<name>`` may define (all optional):
 * ``run(cfg, rec, run_dir) -> TrainResult`` — the experiment's own task instead of training;
 * ``plot_run(run, out, fmt) -> list[Path]`` — extra figures for one of its runs;
   ``GENERIC_RUN_PLOTS = False`` drops the generic per-metric figures;
-* ``plot_sweep(sweep_dir, runs, labels, fmt) -> list[Path]`` — figures for a sweep of it.
+* ``plot_sweep(sweep_dir, runs, labels, fmt, out) -> list[Path]`` — figures for a sweep of it,
+  written into ``out`` (default ``sweep_dir/plots``).
+
+Each hook is drawn on its own (:func:`dlx.plots.style.guarded`): one that raises is skipped
+with a note, and never fails the run.
 
 Experiments without a module are plain training runs with the generic figures.
 """

@@ -110,9 +110,10 @@ def run(cfg, rec, run_dir: Path):
     return result
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
     import pandas as pd
 
+    out = sweep_dir / "plots" if out is None else out
     runs = sorted(runs, key=lambda r: r.config.get("batch_size") or 10**9)
     written = []
     first = runs[0]
@@ -140,7 +141,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     axes[1].set_title("the gradient noise scale during training (McCandlish et al. 2018)",
                       fontsize=10)
     axes[1].legend(fontsize=8)
-    written.append(save(fig, sweep_dir / "plots" / f"gradient_noise.{fmt}"))
+    written.append(save(fig, out / f"gradient_noise.{fmt}"))
 
     fig, axes = panels("loss by batch size: at equal epochs and at equal steps", 2)
     for i, run in enumerate(runs):
@@ -155,5 +156,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_ylabel("train " + y_label("loss") + " (log scale)")
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-    written.append(save(fig, sweep_dir / "plots" / f"loss_by_batch_size.{fmt}"))
+    written.append(save(fig, out / f"loss_by_batch_size.{fmt}"))
     return written

@@ -27,9 +27,11 @@ def rows(runs) -> list[dict]:
     return out
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     table = rows(runs)
-    with open(sweep_dir / "plots" / "depth_width.csv", "w", newline="") as f:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "depth_width.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(table[0]))
         w.writeheader()
         w.writerows(table)
@@ -53,5 +55,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     axes[1].set_ylabel("final validation loss (nats, log scale)")
     for ax in axes:
         ax.set_yscale("log")
-    return [save(fig, sweep_dir / "plots" / f"depth_width.{fmt}"),
-            sweep_dir / "plots" / "depth_width.csv"]
+    return [save(fig, out / f"depth_width.{fmt}"),
+            out / "depth_width.csv"]

@@ -19,7 +19,8 @@ def report_numbers(run) -> dict:
     return {"train − val accuracy": acc_gap, "val − train loss": loss_gap}
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     fig, axes = panels("dropout on an overfitting MLP (1000 training images): the final gap", 2)
     for kind, marker, connect in (("dropout (activations)", "o", False),
                                   ("DropConnect (weights)", "s", True)):
@@ -35,4 +36,4 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_xlabel("keep probability (1.0 = no dropout)")
         ax.invert_xaxis()
         ax.legend(fontsize=9)
-    return [save(fig, sweep_dir / "plots" / f"dropout_gap.{fmt}")]
+    return [save(fig, out / f"dropout_gap.{fmt}")]

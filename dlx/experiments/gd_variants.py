@@ -16,7 +16,8 @@ def variant(run) -> str:
     return "stochastic GD (1 example per step)" if b == 1 else f"mini-batch GD ({b} per step)"
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     fig, axes = panels("batch vs stochastic vs mini-batch gradient descent, same epochs", 2,
                        size=(12, 4.8))
     for i, run in enumerate(runs):
@@ -39,4 +40,4 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     axes[1].set_ylim(0, 1.4 * start)  # a single example's loss ranges over decades: clip
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=8)
-    return [save(fig, sweep_dir / "plots" / f"gd_variants.{fmt}")]
+    return [save(fig, out / f"gd_variants.{fmt}")]

@@ -53,7 +53,8 @@ def _profiles(ax, stats) -> None:
     ax.legend(fontsize=7)
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     runs = [r for r in runs if read(r) is not None]
     fig, axes = panels("gradient flow: log₁₀ ‖∂L/∂z‖, layer x step", len(runs),
                        size=(5.2 * len(runs), 4.4))
@@ -65,7 +66,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         heatmap(fig, ax, stats, "grad_z_norm",
                 f"{_title(run)}\nfirst/last hidden layer: {first_last_ratio(stats):.2g} at init",
                 vmin=lo, vmax=hi)
-    written = [save(fig, sweep_dir / "plots" / f"grad_flow_heatmaps.{fmt}")]
+    written = [save(fig, out / f"grad_flow_heatmaps.{fmt}")]
 
     fig, axes = panels("per-layer ‖∂L/∂z‖ at initialization and at the end", 2, size=(12, 4.6))
     for i, run in enumerate(runs):
@@ -79,5 +80,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_xlabel("layer (1 = nearest the input)")
         ax.set_ylabel(STAT_LABELS["grad_z_norm"] + " (log scale)")
     axes[0].legend(fontsize=8)
-    written.append(save(fig, sweep_dir / "plots" / f"grad_flow_profiles.{fmt}"))
+    written.append(save(fig, out / f"grad_flow_profiles.{fmt}"))
     return written

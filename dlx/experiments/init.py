@@ -32,7 +32,8 @@ def report_numbers(run) -> dict:
     return out
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     acts = sorted({r.config["model"]["activation"] for r in runs})
     written = []
     for stat in ("act_std", "grad_z_norm"):
@@ -50,7 +51,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
             ax.set_xlabel("layer (1 = nearest the input)")
             ax.set_ylabel(STAT_LABELS[stat] + " (log scale)")
             ax.legend(fontsize=8, title=f"init (exact 0 drawn at {FLOOR:g})", title_fontsize=7)
-        written.append(save(fig, sweep_dir / "plots" / f"init_{stat}.{fmt}"))
+        written.append(save(fig, out / f"init_{stat}.{fmt}"))
 
     fig, axes = panels("training from each initialization (validation loss)", len(acts),
                        size=(6 * len(acts), 4.8))
@@ -65,5 +66,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_xlabel("step (parameter updates)")
         ax.set_ylabel("validation loss (nats, log scale)")
         ax.legend(fontsize=8)
-    written.append(save(fig, sweep_dir / "plots" / f"init_training.{fmt}"))
+    written.append(save(fig, out / f"init_training.{fmt}"))
     return written

@@ -9,8 +9,8 @@ import numpy as np
 from dlx.plots.style import STEP_LABEL, figure, save, y_label
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
-    out = sweep_dir / "plots"
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     fig, ax = figure("learning rate: too low, good, too high", STEP_LABEL + " (log scale)",
                      y_label("loss") + " (log scale)")
     for i, run in enumerate(runs):

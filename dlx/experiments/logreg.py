@@ -9,8 +9,8 @@ from dlx.plots.run import draw_decision_boundary
 from dlx.plots.style import STEP_LABEL, figure, panels, save, y_label
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
-    out = sweep_dir / "plots"
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     fig, ax = figure("logistic regression: the weight norm grows without bound on separable data",
                      STEP_LABEL + " (log scale)", y_label("weight_norm"))
     for i, (run, label) in enumerate(zip(runs, labels)):

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from dlx.plots.style import STEP_LABEL, save, y_label
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     fig = Figure(figsize=(8, 7.5), dpi=110, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     fig.suptitle("learning-rate schedules: the LR and the loss it gives", fontsize=11)
@@ -26,4 +27,4 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     bottom.set_xlabel(STEP_LABEL)
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
-    return [save(fig, sweep_dir / "plots" / f"schedules.{fmt}")]
+    return [save(fig, out / f"schedules.{fmt}")]

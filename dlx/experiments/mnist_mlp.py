@@ -13,7 +13,8 @@ from dlx.plots.style import save
 
 
 def test_predictions(run):
-    """(test images, labels, predictions, class names) of the run's final model."""
+    """(images, labels, predictions, data, which set) of the run's final model: the test set,
+    or the validation set for data without one (e.g. ``dataset=blobs``)."""
     from dlx.nn import predictions
     from dlx.train import build_data, build_model_for
 
@@ -22,14 +23,21 @@ def test_predictions(run):
     with np.load(run.path / "model.npz", allow_pickle=False) as arrays:
         model.load_state_dict(arrays)
     model.eval()
-    return data.X_test, data.y_test, predictions(model.forward(data.X_test)), data
+    X, y, which = (data.X_test, data.y_test, "test") if data.X_test is not None \
+        else (data.X_val, data.y_val, "validation")
+    return X, y, predictions(model.forward(X)), data, which
 
 
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    """The confusion matrix (any classification data) and the misclassified images (image data
+    only: for other data there is nothing to show)."""
     if not (run.path / "model.npz").is_file():
         return []
-    X, y, pred, data = test_predictions(run)
+    X, y, pred, data, which = test_predictions(run)
+    if data.seq_len is not None:
+        return []  # token sequences: neither figure applies
     k = data.n_classes
+    classes = list(data.classes) or [str(i) for i in range(k)]
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (y, pred), 1)
     acc = float((pred == y).mean())
@@ -37,34 +45,35 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     fig = Figure(figsize=(7.2, 6.4), dpi=110, layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(cm, cmap="Blues", norm=__import__("matplotlib.colors").colors.LogNorm(
-        vmin=1, vmax=cm.max()))
+        vmin=1, vmax=max(cm.max(), 2)))
     for i in range(k):
         for j in range(k):
             if cm[i, j]:
-                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8 if k > 5 else 14,
                         color="white" if cm[i, j] > cm.max() / 4 else "black")
-    ax.set_xticks(range(k), data.classes, rotation=45 if k and len(data.classes[0]) > 2 else 0)
-    ax.set_yticks(range(k), data.classes)
+    ax.set_xticks(range(k), classes, rotation=45 if k and len(classes[0]) > 2 else 0)
+    ax.set_yticks(range(k), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"confusion matrix on the {len(y)} test images — accuracy {acc:.2%}",
-                 fontsize=11)
-    fig.colorbar(im, ax=ax, label="test images (log colour scale)")
+    ax.set_title(f"confusion matrix on the {len(y)} {which} {'images' if data.image_shape else 'examples'}"
+                 f" — accuracy {acc:.2%}", fontsize=11)
+    fig.colorbar(im, ax=ax, label=f"{which} {'images' if data.image_shape else 'examples'} "
+                 "(log colour scale)")
     written = [save(fig, out / f"confusion_matrix.{fmt}")]
 
     wrong = np.flatnonzero(pred != y)[:36]
-    if len(wrong):
+    if len(wrong) and data.image_shape is not None:
         cols = 6
         rows = math.ceil(len(wrong) / cols)
         fig = Figure(figsize=(cols * 1.45, rows * 1.6 + 0.5), dpi=110, layout="constrained")
         axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         for ax, i in zip(axes, wrong):
             ax.imshow(X[i].reshape(data.image_shape), cmap="gray_r")
-            ax.set_title(f"true {data.classes[y[i]]} / pred {data.classes[pred[i]]}", fontsize=7,
+            ax.set_title(f"true {classes[y[i]]} / pred {classes[pred[i]]}", fontsize=7,
                          color="tab:red")
         for ax in axes:
             ax.axis("off")
-        fig.suptitle(f"misclassified test images (first {len(wrong)} of {(pred != y).sum()})",
+        fig.suptitle(f"misclassified {which} images (first {len(wrong)} of {(pred != y).sum()})",
                      fontsize=10)
         written.append(save(fig, out / f"misclassified.{fmt}"))
     return written

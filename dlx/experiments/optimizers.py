@@ -32,8 +32,8 @@ def table(runs, labels) -> list[dict]:
     return rows
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
-    out = sweep_dir / "plots"
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     written = []
     fig, axes = panels("optimizers: loss against wall-clock time", 2)
     for ax, split in zip(axes, ("train", "val")):

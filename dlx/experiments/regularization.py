@@ -29,7 +29,8 @@ def report_numbers(run) -> dict:
     return {f"fraction of weights with |w| < {ZERO:g}": sparsity(run)}
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
     runs = [r for r in runs if (r.path / "model.npz").is_file()]
     kinds = list(dict.fromkeys(r.config["regularizer"]["name"] for r in runs))
     lams = sorted({r.config["regularizer"]["lam"] for r in runs})
@@ -52,7 +53,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_xscale("log")
         ax.set_xlabel("λ (log scale)")
         ax.legend(fontsize=9)
-    written = [save(fig, sweep_dir / "plots" / f"regularization_path.{fmt}")]
+    written = [save(fig, out / f"regularization_path.{fmt}")]
 
     top = max(lams)
     fig, axes = panels(f"weight histograms at λ = {top:g} (and without regularization)",
@@ -69,5 +70,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
         ax.set_xlabel("weight value")
         ax.set_ylabel("count (log scale)")
         ax.legend(fontsize=8)
-    written.append(save(fig, sweep_dir / "plots" / f"weight_histograms.{fmt}"))
+    written.append(save(fig, out / f"weight_histograms.{fmt}"))
     return written

@@ -21,7 +21,9 @@ def size(run, axis: str) -> float:
     return float(run.summary.get("non_embedding_params") or 0)
 
 
-def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    fit_path = (sweep_dir if out is None else out) / "scaling_fit.json"  # beside the sweep
+    out = sweep_dir / "plots" if out is None else out
     axis = runs[0].config.get("scaling_axis", "model")
     runs = [r for r in runs if r.summary.get("status") == "completed"]
     N = np.array([size(r, axis) for r in runs])
@@ -32,7 +34,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     result = {"axis": axis, "N": N.tolist(), "loss": L.tolist(),
               "saturating": {**sat, "ci95": fits.bootstrap(fits.fit_saturating, N, L)},
               "power_law": {**power, "ci95": fits.bootstrap(fits.fit_power, N, L)}}
-    (sweep_dir / "scaling_fit.json").write_text(json.dumps(result, indent=2) + "\n")
+    fit_path.parent.mkdir(parents=True, exist_ok=True)
+    fit_path.write_text(json.dumps(result, indent=2) + "\n")
 
     xlabel = ("non-embedding parameters N (log scale)" if axis == "model"
               else "training examples D (log scale)")
@@ -49,5 +52,5 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str) -> list[Path]:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    return [save(fig, sweep_dir / "plots" / f"scaling_{axis}.{fmt}"),
-            sweep_dir / "scaling_fit.json"]
+    return [save(fig, out / f"scaling_{axis}.{fmt}"),
+            fit_path]

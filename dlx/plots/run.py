@@ -12,6 +12,7 @@ from dlx.plots.style import (
     STEP_LABEL,
     epoch_axis,
     figure,
+    guarded,
     log_scale_if_wide,
     metric_title,
     save,
@@ -39,27 +40,57 @@ def _mark_divergence(ax, summary: dict) -> None:
         ax.axvline(step, color="tab:red", ls="--", lw=1.2, label=f"diverged at step {step}")
 
 
-def metric_figures(run, out: Path, fmt: str) -> list[Path]:
-    """One figure per metric, its splits overlaid against the step."""
+def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> list[Path]:
+    """One figure per metric, its splits overlaid against the step; each drawn on its own (one
+    that fails is noted in ``notes`` and skipped)."""
     df = run.metrics
     epochs = df[df["split"] != "batch"]
     steps_per_epoch = epochs["step"].max() / max(epochs["epoch"].max(), 1) if len(epochs) else 0
+    notes = [] if notes is None else notes
     written = []
     for metric, rows in df.groupby("metric", sort=False):
         if rows["value"].nunique(dropna=False) <= 1 and metric == "lr":
             continue  # a constant learning rate says nothing a figure should show
-        fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
-                         y_label(metric))
-        epoch_axis(ax, steps_per_epoch)
-        for split, series in rows.groupby("split", sort=False):
-            ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
-                    **SPLIT_STYLE.get(split, dict(lw=1.5)))
-        _mark_divergence(ax, run.summary)
-        log_scale_if_wide(ax, rows["value"])
-        if len(ax.get_legend_handles_labels()[0]) > 1:
-            ax.legend(loc="best", fontsize=9)
-        written.append(save(fig, out / f"{metric}.{fmt}"))
+        written += guarded(notes, str(metric), _metric_figure, run, metric, rows, steps_per_epoch,
+                           out, fmt)
     return written
+
+
+def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fmt: str):
+    fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
+                     y_label(metric))
+    epoch_axis(ax, steps_per_epoch)
+    for split, series in rows.groupby("split", sort=False):
+        ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
+                **SPLIT_STYLE.get(split, dict(lw=1.5)))
+    _mark_divergence(ax, run.summary)
+    log_scale_if_wide(ax, rows["value"])
+    if len(ax.get_legend_handles_labels()[0]) > 1:
+        ax.legend(loc="best", fontsize=9)
+    return [save(fig, out / f"{metric}.{fmt}")]
+
+
+#: values of the widest layer evaluated at once when drawing a decision boundary (~32 MB of
+#: float64 per activation): a 300 x 300 grid through a 100k-unit layer would need 33 GiB at once
+GRID_CHUNK_VALUES = 1 << 22
+#: grid points x widest layer for the whole boundary: beyond it the grid gets coarser (down to
+#: 100 x 100), so that a very wide model costs seconds, not minutes
+GRID_WORK = 4e8
+
+
+def _widest(model) -> int:
+    return max([max(p.data.shape) for p in model.parameters() if p.data.ndim] or [1])
+
+
+def predict_in_chunks(model, X: np.ndarray, chunk_values: int = GRID_CHUNK_VALUES) -> np.ndarray:
+    """``model.forward(X)`` in row chunks sized so that the widest layer's activations stay
+    near ``chunk_values`` values: memory is bounded whatever the model's width."""
+    rows = max(1, chunk_values // _widest(model))
+    parts = []
+    with np.errstate(over="ignore"):
+        for start in range(0, len(X), rows):
+            parts.append(np.asarray(model.forward(X[start:start + rows]), dtype=np.float64))
+    return np.concatenate(parts)
 
 
 def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
@@ -81,11 +112,11 @@ def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
         return False
     X = np.concatenate([data.X_train, data.X_val])
     lo, hi = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
-    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
+    side = int(np.clip(np.sqrt(GRID_WORK / _widest(model)), 100, 300))
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], side), np.linspace(lo[1], hi[1], side))
     grid = np.stack([g1.ravel(), g2.ravel()], axis=1).astype(data.X_train.dtype)
     model.eval()
-    with np.errstate(over="ignore"):
-        logits = model.forward(grid).astype(np.float64)
+    logits = predict_in_chunks(model, grid)
     if logits.shape[1] == 1:
         prob = (1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))).reshape(g1.shape)
         cs = ax.contourf(g1, g2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
@@ -122,14 +153,20 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
         else []
 
 
-def plot_run(run, fmt: str = "png") -> list[Path]:
+def plot_run(run, fmt: str = "png", out: Path | None = None,
+             notes: list[str] | None = None) -> list[Path]:
+    """The run's figures into ``out`` (default ``run.path/plots``), each drawn on its own: one
+    that raises is skipped with a note in ``notes`` (see :func:`dlx.plots.style.guarded`)."""
     from dlx.experiments import hooks
 
-    out = run.path / "plots"
-    module = hooks(run.config.get("name"))
+    out = run.path / "plots" if out is None else Path(out)
+    notes = [] if notes is None else notes
+    name = run.config.get("name")
+    module = hooks(name)
     written = []
     if getattr(module, "GENERIC_RUN_PLOTS", True):
-        written += metric_figures(run, out, fmt) + decision_boundary(run, out, fmt)
+        written += metric_figures(run, out, fmt, notes)
+        written += guarded(notes, "decision_boundary", decision_boundary, run, out, fmt)
     if hasattr(module, "plot_run"):
-        written += module.plot_run(run, out, fmt)
+        written += guarded(notes, f"{name}.plot_run", module.plot_run, run, out, fmt)
     return written

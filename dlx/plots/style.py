@@ -76,3 +76,21 @@ def save(fig: Figure, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def guarded(notes: list[str], name: str, draw, *args, **kwargs) -> list[Path]:
+    """``draw(*args, **kwargs)`` (a function returning the files it wrote), or — when it raises —
+    nothing, with ``skipped figure NAME: ExcType: message`` appended to ``notes``. A figure that
+    cannot be drawn never costs the others, nor the run its status."""
+    import logging
+
+    try:
+        return list(draw(*args, **kwargs))
+    except Exception as e:  # noqa: BLE001 - any failure of one figure: skip it, say so
+        message = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        if len(message) > 200:
+            message = message[:199] + "…"
+        notes.append(f"skipped figure {name}: {type(e).__name__}" + (f": {message}" if message else ""))
+        logging.getLogger("dlx.plots").debug(f"figure {name} failed", exc_info=True,
+                                             extra={"console": False})
+        return []

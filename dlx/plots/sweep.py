@@ -10,7 +10,16 @@ import pandas as pd
 
 from dlx.errors import UsageError
 from dlx.experiments import hooks
-from dlx.plots.style import SPLIT_NAMES, STEP_LABEL, figure, log_scale_if_wide, metric_title, save, y_label
+from dlx.plots.style import (
+    SPLIT_NAMES,
+    STEP_LABEL,
+    figure,
+    guarded,
+    log_scale_if_wide,
+    metric_title,
+    save,
+    y_label,
+)
 from dlx.records.store import Run, differing, sweep_members
 
 log = logging.getLogger("dlx.plots")
@@ -45,24 +54,33 @@ def member_labels(runs: list[Run]) -> list[str]:
     return labels
 
 
-def plot_sweep(sweep_dir: Path, fmt: str = "png") -> tuple[list[Path], list[str]]:
-    runs, skipped = load_members(sweep_dir)
+def plot_sweep(sweep_dir: Path, fmt: str = "png", out: Path | None = None,
+               notes: list[str] | None = None, runs: list[Run] | None = None) -> list[Path]:
+    """The sweep's figures into ``out`` (default ``sweep_dir/plots``), each drawn on its own:
+    one that raises is skipped with a note in ``notes``. ``runs``: the readable members (read
+    here when not given; members that cannot be read are noted)."""
+    notes = [] if notes is None else notes
+    out = sweep_dir / "plots" if out is None else Path(out)
+    if runs is None:
+        runs, skipped = load_members(sweep_dir)
+        notes.extend(skipped)
     if not runs:
-        raise UsageError(f"{sweep_dir}: no member of this sweep has metrics to plot"
-                         + (f" ({'; '.join(skipped)})" if skipped else ""))
+        raise UsageError(f"{sweep_dir}: no member of this sweep has metrics to plot")
     labels = member_labels(runs)
     name = runs[0].config.get("name", sweep_dir.name)
     module = hooks(runs[0].config.get("name"))
-    written = overlays(sweep_dir, runs, labels, name, fmt) \
+    written = overlays(out, runs, labels, name, fmt, notes) \
         if getattr(module, "GENERIC_RUN_PLOTS", True) else []
     if hasattr(module, "plot_sweep"):
-        written += module.plot_sweep(sweep_dir, runs, labels, fmt)
+        written += guarded(notes, f"{name}.plot_sweep", module.plot_sweep, sweep_dir, runs,
+                           labels, fmt, out)
     elif hasattr(module, "plot_run"):  # no sweep figure of its own: remake each member's
         from dlx.plots.run import plot_run
 
         for run in runs:
-            written += plot_run(run, fmt)
-    return written, skipped
+            written += plot_run(run, fmt, out / run.path.name if out != sweep_dir / "plots"
+                                else None, notes)
+    return written
 
 
 def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
@@ -74,7 +92,8 @@ def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
     return list(groups.items())
 
 
-def overlays(sweep_dir: Path, runs: list[Run], labels: list[str], name: str, fmt: str) -> list[Path]:
+def overlays(out: Path, runs: list[Run], labels: list[str], name: str, fmt: str,
+             notes: list[str] | None = None) -> list[Path]:
     """One figure per split/metric with every member's line — or, when members repeat a
     setting with several seeds, the mean of each setting with a ±1 std band."""
     groups = seed_groups(runs)
@@ -84,39 +103,45 @@ def overlays(sweep_dir: Path, runs: list[Run], labels: list[str], name: str, fmt
         for key in (run.metrics["split"] + "/" + run.metrics["metric"]).unique():
             if key not in keys:
                 keys.append(key)
+    notes = [] if notes is None else notes
     written = []
     for key in keys:
         split, metric = key.split("/", 1)
         series = [r.series(split, metric) for r in runs]
         if metric == "lr" and all(s["value"].nunique() <= 1 for s in series):
             continue  # constant learning rates: nothing to see
-        fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}",
-                         STEP_LABEL, y_label(metric))
-        values = []
-        if banded:
-            for i, (label, members) in enumerate(groups):
-                table = pd.concat([series[m].set_index("step")["value"] for m in members], axis=1)
-                mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
-                ax.plot(mean.index, mean, color=f"C{i % 10}", lw=1.8,
-                        label=f"{label} (mean of {len(members)} seeds)")
-                ax.fill_between(mean.index, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
-                values.extend(mean.tolist())
-        else:
-            for i, (run, label, s) in enumerate(zip(runs, labels, series)):
-                if s.empty:
-                    continue
-                color = f"C{i % 10}"
-                marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
-                ax.plot(s["step"], s["value"], color=color, label=label,
-                        lw=1.0 if split == "batch" else 1.8, **marker)
-                if run.summary.get("status") == "diverged":
-                    finite = s[np.isfinite(s["value"])]
-                    if not finite.empty:
-                        ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x",
-                                color=color, ms=10, mew=2)
-                values.extend(s["value"].tolist())
-        log_scale_if_wide(ax, values)
-        ax.legend(loc="best", fontsize=8, title="differs" + (" (band: ±1 std over seeds)"
-                                                          if banded else ""), title_fontsize=8)
-        written.append(save(fig, sweep_dir / "plots" / f"{split}_{metric}.{fmt}"))
+        written += guarded(notes, f"{split}_{metric}", _overlay, out, runs, labels, name, fmt,
+                           split, metric, series, groups, banded)
     return written
+
+
+def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded) -> list[Path]:
+    fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}",
+                     STEP_LABEL, y_label(metric))
+    values = []
+    if banded:
+        for i, (label, members) in enumerate(groups):
+            table = pd.concat([series[m].set_index("step")["value"] for m in members], axis=1)
+            mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
+            ax.plot(mean.index, mean, color=f"C{i % 10}", lw=1.8,
+                    label=f"{label} (mean of {len(members)} seeds)")
+            ax.fill_between(mean.index, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+            values.extend(mean.tolist())
+    else:
+        for i, (run, label, s) in enumerate(zip(runs, labels, series)):
+            if s.empty:
+                continue
+            color = f"C{i % 10}"
+            marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
+            ax.plot(s["step"], s["value"], color=color, label=label,
+                    lw=1.0 if split == "batch" else 1.8, **marker)
+            if run.summary.get("status") == "diverged":
+                finite = s[np.isfinite(s["value"])]
+                if not finite.empty:
+                    ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x",
+                            color=color, ms=10, mew=2)
+            values.extend(s["value"].tolist())
+    log_scale_if_wide(ax, values)
+    ax.legend(loc="best", fontsize=8, title="differs" + (" (band: ±1 std over seeds)"
+                                                      if banded else ""), title_fontsize=8)
+    return [save(fig, out / f"{split}_{metric}.{fmt}")]

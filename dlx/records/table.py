@@ -1,12 +1,26 @@
-"""`dlx list` and `dlx show`: runs and sweeps as rich tables."""
+"""`dlx list`, `dlx show` and the table of `dlx compare`, as rich tables that stay readable.
+
+Every value is printed as plain text (never parsed as rich markup: ``[torch]`` or
+``model.hidden=[64]`` stay as they are) and is never split across lines. When a table does
+not fit the terminal, long run ids are shortened in the middle and then whole columns are
+dropped, least important first, with one note on stderr saying which. In a pipe the table is
+as wide as it needs to be (``COLUMNS=N`` asks for a width explicitly).
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from dlx.errors import UsageError
 from dlx.records.store import (
@@ -22,15 +36,17 @@ from dlx.records.store import (
 
 HEADLINE = ("val/acc", "val/loss", "train/loss")
 STATUS_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red",
-                "interrupted": "magenta", "running": "cyan"}
+                "interrupted": "magenta", "running": "cyan", "lost": "bold red",
+                "missing": "dim", "unreadable": "red"}
 
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def status_text(status: str) -> Text:
+    """A status in its colour, as text (a status is data, never markup)."""
+    return Text(str(status), style=STATUS_STYLE.get(status, "white"))
 
 
 def _final(summary: dict) -> list[str]:
@@ -43,9 +59,177 @@ def _duration(summary: dict) -> str:
     return "-" if s is None else f"{s:.3g} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _console() -> Console:
-    # Piped into a file or grep, a table wrapped at 80 columns is unreadable: go wide.
-    return Console() if sys.stdout.isatty() else Console(width=200)
+def output_width() -> int | None:
+    """The width to fit tables to: ``$COLUMNS`` if set, the terminal's on a terminal, and
+    None (as wide as the table needs: nothing wrapped or dropped) in a pipe."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def console_for(width: int | None, file=None) -> Console:
+    """A console ``width`` wide (None: wide enough never to wrap what it prints)."""
+    return Console(file=file, width=width or 10_000, soft_wrap=width is None)
+
+
+# ---------------------------------------------------------------------------------------------
+# tables that fit
+
+
+@dataclass
+class Column:
+    """A column of a fitted table. ``keep``: higher is dropped later (None: never dropped);
+    ``wrap``: may wrap between words (otherwise every cell stays on its line(s));
+    ``run_id``: cells are run ids that may be shortened in the middle."""
+
+    header: str
+    justify: str = "left"
+    keep: int | None = 0
+    wrap: bool = False
+    run_id: bool = False
+
+
+_RUN_ID = re.compile(r"^(\s*)(\d{8}-\d{6})-(.+)-([0-9a-f]{4,})(/.*)?$")
+
+
+def shorten_id(text: str, limit: int = 24) -> str:
+    """A run id with its middle elided: ``20261122-000701-mnist_mlp-ebda33/3`` becomes
+    ``20261122-000701-…-ebda33/3`` (time and random suffix kept: still unique)."""
+    m = _RUN_ID.match(text)
+    if m:
+        indent, stamp, name, hexa, member = m.groups()
+        short = f"{indent}{stamp}-…-{hexa}{member or ''}"
+        return short if len(short) < len(text) else text
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+class Items:
+    """A list shown as ``a, b, c`` that wraps only between items: ``model.hidden=[64, 64]`` is
+    never split at its inner space (rich would wrap at any space)."""
+
+    def __init__(self, items: list[str], sep: str = ", ", style: str = ""):
+        self.items, self.sep, self.style = [str(i) for i in items], sep, style
+
+    @property
+    def plain(self) -> str:
+        return self.sep.join(self.items)
+
+    def _pieces(self) -> list[str]:
+        mark = self.sep.rstrip()
+        return [item + (mark if i < len(self.items) - 1 else "")
+                for i, item in enumerate(self.items)]
+
+    def __rich_measure__(self, console, options) -> Measurement:
+        from rich.cells import cell_len
+
+        pieces = self._pieces()
+        return Measurement(max((cell_len(p) for p in pieces), default=0), cell_len(self.plain))
+
+    def __rich_console__(self, console, options):
+        from rich.cells import cell_len
+
+        gap = self.sep[len(self.sep.rstrip()):]
+        lines: list[str] = []
+        line = ""
+        for piece in self._pieces():
+            if line and cell_len(line) + len(gap) + cell_len(piece) > options.max_width:
+                lines.append(line)
+                line = piece
+            else:
+                line = f"{line}{gap}{piece}" if line else piece
+        lines.append(line)
+        yield Text("\n".join(lines), style=self.style, no_wrap=True, overflow="fold")
+
+
+def _cell(value):
+    if isinstance(value, Text):
+        return value.copy()
+    if isinstance(value, Items):
+        return value
+    return Text(str(value))
+
+
+def _build(columns: list[Column], rows: list[list], shorten: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(Text(col.header), justify=col.justify, no_wrap=not col.wrap,
+                         overflow="fold")
+    for row in rows:
+        cells = []
+        for col, value in zip(columns, row):
+            cell = _cell(value)
+            if shorten and col.run_id:
+                short = shorten_id(cell.plain)
+                if short != cell.plain:
+                    cell = Text(short, style=cell.style)
+            cells.append(cell)
+        table.add_row(*cells)
+    return table
+
+
+def _needed(table: Table) -> int:
+    """The fewest columns the table can be drawn in without splitting a word."""
+    console = Console(width=100_000)
+    return Measurement.get(console, console.options, table).minimum
+
+
+def fit_table(columns: list[Column], rows: list[list], width: int | None
+              ) -> tuple[Table, list[str]]:
+    """The table as it fits ``width`` (None: any width), and the headers of the columns that
+    had to be dropped. First run ids are shortened, then columns are dropped, the lowest
+    ``keep`` first (rightmost first among equals)."""
+    columns, rows = list(columns), [list(r) for r in rows]
+    table = _build(columns, rows, shorten=False)
+    if width is None or _needed(table) <= width:
+        return table, []
+    table = _build(columns, rows, shorten=True)
+    dropped: list[str] = []
+    while _needed(table) > width:
+        candidates = [i for i, c in enumerate(columns) if c.keep is not None]
+        if not candidates:
+            break
+        i = min(candidates, key=lambda i: (columns[i].keep, -i))
+        dropped.append(columns.pop(i).header.replace("\n", ""))
+        for row in rows:
+            row.pop(i)
+        table = _build(columns, rows, shorten=True)
+    return table, dropped
+
+
+def print_fitted(columns: list[Column], rows: list[list], title: str | None = None,
+                 width: int | None = None, file=None) -> list[str]:
+    """Print a fitted table (see :func:`fit_table`) and, on stderr, one note naming the
+    columns left out. ``width`` defaults to :func:`output_width`."""
+    width = output_width() if width is None else width
+    table, dropped = fit_table(columns, rows, width)
+    console = console_for(width, file)
+    if title:
+        console.print(Text(title, style="bold"), soft_wrap=True)
+    console.print(table)
+    if dropped:
+        print(f"note: {len(dropped)} column{'s' * (len(dropped) > 1)} left out to fit "
+              f"{width} columns: {', '.join(dropped)} (a wider terminal shows them; "
+              "in a pipe nothing is left out)", file=sys.stderr)
+    return dropped
+
+
+def two_line_header(name: str, widest_value: int) -> str:
+    """``final.val/loss`` as ``final.`` over ``val/loss`` when the name is wider than its values,
+    so that a column of short numbers is not as wide as its name."""
+    if "." not in name or len(name) <= widest_value:
+        return name
+    first, rest = name.split(".", 1)
+    return f"{first}.\n{rest}"
+
+
+# ---------------------------------------------------------------------------------------------
+# dlx list
 
 
 def _safe_summary(path: Path) -> dict:
@@ -55,60 +239,134 @@ def _safe_summary(path: Path) -> dict:
         return {"status": "unreadable"}
 
 
-def print_runs(root: Path) -> None:
-    table = Table(title=f"runs under {root}", title_justify="left")
-    table.add_column("id", no_wrap=True)
-    for col in ("experiment", "status", "differs"):
-        table.add_column(col, overflow="fold")
-    for col in (*HEADLINE, "time"):
-        table.add_column(col, justify="right")
+def sweep_status(summaries: list[dict], expected: int | None) -> Text:
+    """``4 of 7 completed`` (members asked for by the sweep, when fewer completed), then the
+    other statuses, one per line."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    done = counts.pop("completed", 0)
+    parts = []
+    if expected is not None and done < expected:
+        parts.append((f"{done} of {expected} completed", "completed" if done else "missing"))
+    elif done or not counts:
+        parts.append((f"{done} completed", "completed"))
+    parts += [(f"{n} {k}", k) for k, n in sorted(counts.items())]
+    if expected is not None and len(summaries) < expected and not any(
+            k in counts for k in ("running",)):
+        parts.append((f"{expected - len(summaries)} not run", "missing"))
+    text = Text()
+    for i, (label, status) in enumerate(parts):
+        if i:
+            text.append("\n")
+        text.append(label, style=STATUS_STYLE.get(status, "white"))
+    return text
+
+
+def list_rows(root: Path) -> list[list]:
+    """The rows of `dlx list`: each run, and each sweep followed by its members."""
+    from dlx.records.sweeps import expected_members
+
+    rows: list[list] = []
     entries = sorted(p for p in root.iterdir() if p.is_dir() and (is_run(p) or is_sweep(p)))
     for path in entries:
         if is_sweep(path):
             members = sweep_members(path)
             summaries = [_safe_summary(m) for m in members]
-            counts: dict[str, int] = {}
-            for s in summaries:
-                counts[s["status"]] = counts.get(s["status"], 0) + 1
-            status = ", ".join(f"{n} {_status(k)}" for k, n in sorted(counts.items())) or "empty"
             name = next((s.get("experiment") for s in summaries if s.get("experiment")), "-")
-            table.add_row(f"[bold]{path.name}[/]", name, status,
-                          f"sweep of {len(members)}", *[""] * (len(HEADLINE) + 1))
+            expected = expected_members(path)
+            size = f"sweep of {expected}" if expected is not None else f"sweep of {len(members)}"
+            rows.append([Text(path.name, style="bold"), name, sweep_status(summaries, expected),
+                         size, *[""] * (len(HEADLINE) + 1)])
             diffs = differing([read_overrides(m) for m in members])
             for member, summary, diff in zip(members, summaries, diffs):
-                table.add_row(f"  └ {member.name}", summary.get("experiment", "-"),
-                              _status(summary["status"]), ", ".join(diff) or "-",
-                              *_final(summary), _duration(summary))
+                rows.append([f"  └ {member.name}", summary.get("experiment", "-"),
+                             status_text(summary["status"]), Items(diff or ["-"]),
+                             *_final(summary), _duration(summary)])
         else:
             summary = _safe_summary(path)
-            table.add_row(path.name, summary.get("experiment", "-"), _status(summary["status"]),
-                          ", ".join(summary.get("overrides") or []) or "-", *_final(summary),
-                          _duration(summary))
-    console = _console()
-    if not entries:
-        console.print(f"no runs under {root} yet: `dlx run` makes one")
+            rows.append([path.name, summary.get("experiment", "-"), status_text(summary["status"]),
+                         Items(summary.get("overrides") or ["-"]), *_final(summary),
+                         _duration(summary)])
+    return rows
+
+
+LIST_COLUMNS = [Column("id", keep=None, run_id=True), Column("experiment", keep=5),
+                Column("status", keep=9), Column("differs", keep=8, wrap=True),
+                Column("val/acc", "right", keep=7), Column("val/loss", "right", keep=6),
+                Column("train/loss", "right", keep=3), Column("time", "right", keep=4)]
+
+
+def print_runs(root: Path, width: int | None = None, file=None) -> None:
+    rows = list_rows(root)
+    if not rows:
+        console_for(width or output_width(), file).print(
+            Text(f"no runs under {root} yet: `dlx run` makes one"), soft_wrap=True)
         return
-    console.print(table)
+    print_fitted(LIST_COLUMNS, rows, title=f"runs under {root}", width=width, file=file)
 
 
-def print_run(path: Path) -> None:
+# ---------------------------------------------------------------------------------------------
+# dlx compare
+
+
+def compare_columns(head: list[str], rows: list[list[str]], grouped: bool) -> list[Column]:
+    """Columns of `dlx compare`. The first (the id, or the grouping key) is always kept; when
+    the table is too wide, dropped first are the ``best.*`` metrics, then the other metrics
+    and the settings beyond the first two, then the first two settings, then the validation
+    loss and accuracy (rightmost first among equals)."""
+    columns, n_config = [], 0
+    for i, name in enumerate(head):
+        widest = max((len(r[i]) for r in rows), default=0)
+        metric = name.startswith(("final.", "best.")) or grouped and i > 1
+        if i == 0:
+            keep = None
+        elif name in ("status", "n"):
+            keep = 8
+        elif name.startswith("best."):
+            keep = 1
+        elif metric:
+            keep = 7 if name in ("final.val/loss", "final.val/acc") else 3
+        else:
+            n_config += 1
+            keep = 6 if n_config <= 2 else 4
+        columns.append(Column(two_line_header(name, widest) if i else name,
+                              "right" if metric or name == "n" else "left", keep=keep,
+                              run_id=i == 0 and not grouped))
+    return columns
+
+
+def print_compare(head: list[str], rows: list[list[str]], grouped: bool = False,
+                  width: int | None = None, file=None) -> list[str]:
+    status = head.index("status") if "status" in head else None
+    cells = [[status_text(v) if j == status else v for j, v in enumerate(r)] for r in rows]
+    return print_fitted(compare_columns(head, rows, grouped), cells, width=width, file=file)
+
+
+# ---------------------------------------------------------------------------------------------
+# dlx show
+
+
+def print_run(path: Path, width: int | None = None, file=None) -> None:
     path = check_dir(path)
     run = load_run(path)
     s, cfg = run.summary, run.config
-    console = _console()
-    console.print(f"[bold]{path.name}[/]  {_status(s['status'])}  ({path})")
+    width = output_width() if width is None else width
+    console = console_for(width, file)
+    console.print(Text.assemble((path.name, "bold"), "  ", status_text(s["status"]),
+                                f"  ({path})"), soft_wrap=True)
     opt = cfg.get("optimizer", {})
     highlights = [
         ("experiment", s.get("experiment")),
-        ("overrides", " ".join(s.get("overrides") or []) or "-"),
+        ("overrides", Items(s.get("overrides") or ["-"], sep=" ")),
         ("model", cfg.get("model", {}).get("name")),
-        ("optimizer", ", ".join(f"{k}={v}" for k, v in opt.items())),
+        ("optimizer", Items([f"{k}={v}" for k, v in opt.items()])),
         ("schedule", cfg.get("schedule", {}).get("name")),
-        ("regularizer", ", ".join(f"{k}={v}" for k, v in cfg.get("regularizer", {}).items())),
-        ("dataset", ", ".join(f"{k}={v}" for k, v in cfg.get("dataset", {}).items())),
+        ("regularizer", Items([f"{k}={v}" for k, v in cfg.get("regularizer", {}).items()])),
+        ("dataset", Items([f"{k}={v}" for k, v in cfg.get("dataset", {}).items()])),
         ("init", cfg.get("init", {}).get("name")),
-        ("training", f"epochs={cfg.get('epochs')} batch_size={cfg.get('batch_size')} "
-                     f"dtype={cfg.get('dtype')} seed={cfg.get('seed')}"),
+        ("training", Items([f"epochs={cfg.get('epochs')}", f"batch_size={cfg.get('batch_size')}",
+                            f"dtype={cfg.get('dtype')}", f"seed={cfg.get('seed')}"], sep=" ")),
         ("time", f"{_duration(s)}, {s.get('steps', 0)} steps"
                  + (f", {s['steps_per_s']:.0f} steps/s" if s.get("steps_per_s") else "")),
     ]
@@ -117,19 +375,21 @@ def print_run(path: Path) -> None:
     if s.get("error"):
         highlights.append(("error", s["error"]))
     info = Table(show_header=False, box=None, pad_edge=False)
-    info.add_column(style="bold")
+    info.add_column(style="bold", no_wrap=True)
     info.add_column(overflow="fold")
     for k, v in highlights:
-        info.add_row(k, _fmt(v))
+        info.add_row(k, v if isinstance(v, Items) else Text(_fmt(v)))
     console.print(info)
 
-    metrics = Table(title="metrics", title_justify="left")
-    for col in ("metric", "final", "best"):
-        metrics.add_column(col)
     final, best = s.get("final") or {}, s.get("best") or {}
-    for key in final:
-        metrics.add_row(key, _fmt(final[key]), _fmt(best.get(key)))
-    console.print(metrics)
+    rows = [[key, _fmt(final[key]), _fmt(best.get(key))] for key in final]
+    console.print(Text("metrics", style="bold"))
+    print_fitted([Column("metric", keep=None), Column("final", "right", keep=2),
+                  Column("best", "right", keep=1)], rows, width=width, file=file)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
                    if p.is_file() and ".hydra" not in p.parts)
-    console.print("[bold]files[/] " + "  ".join(files))
+    files_row = Table(show_header=False, box=None, pad_edge=False)
+    files_row.add_column(style="bold", no_wrap=True)
+    files_row.add_column()
+    files_row.add_row("files", Items(files, sep="  "))
+    console.print(files_row)
