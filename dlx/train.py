@@ -253,14 +253,16 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                     if step:
                         for hook in hooks:
                             hook(step, backend)
-                    step += 1
+                    # `step` counts updates made: an interrupt in the middle of this one
+                    # leaves it uncounted (its batch rows, if written, are at step + 1)
                     loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
-                    rec.log(step, epoch, "batch", "loss", loss)
-                    rec.log(step, epoch, "batch", "lr", lr)
+                    rec.log(step + 1, epoch, "batch", "loss", loss)
+                    rec.log(step + 1, epoch, "batch", "lr", lr)
                     if penalty:
-                        rec.log(step, epoch, "batch", "penalty", penalty)
+                        rec.log(step + 1, epoch, "batch", "penalty", penalty)
                     # the data loss runs away when training diverges; a penalty is large by design
                     if not math.isfinite(loss + penalty) or loss > limit:
+                        step += 1
                         diverged_at = step
                         reason = (f"loss {loss + penalty:.3g} is not finite"
                                   if not math.isfinite(loss + penalty)
@@ -268,6 +270,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                                        f"the initial loss {initial_loss:.3g}")
                         break
                     backend.update(lr)
+                    step += 1
                     progress.step(step, epoch, loss)
                 if diverged_at is not None:
                     break

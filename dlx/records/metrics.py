@@ -30,7 +30,7 @@ class MetricsWriter:
         self.path = Path(path)
         self.final: dict[str, float] = {}
         self.best: dict[str, float] = {}
-        self.last_step = 0  # the latest step a value was logged at
+        self.last_step = 0  # the latest step a model was measured at (rows other than batch ones)
         if resume is not None:
             size, final, best = resume
             with open(self.path, "r+b") as f:
@@ -51,7 +51,8 @@ class MetricsWriter:
         self._file.write(f"{step},{epoch},{split},{metric},{value!r}\n")
         key = f"{split}/{metric}"
         self.final[key] = value
-        self.last_step = max(self.last_step, step)
+        if split != "batch":  # a batch row may belong to an update that never completed
+            self.last_step = max(self.last_step, step)
         pick = better(metric)
         if pick is not None and math.isfinite(value):
             self.best[key] = pick(self.best.get(key, value), value)
