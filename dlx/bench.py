@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.nn import SoftmaxCrossEntropy, build_model
+from dlx.assemble import build_model
+from dlx.nn import SoftmaxCrossEntropy
 from dlx.optim import Adam
 
 

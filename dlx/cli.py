@@ -86,7 +86,7 @@ def plot(
 ) -> None:
     """Draw a run's figures, or overlay a sweep's members, into PATH/plots/ (or --out DIR).
     A figure that cannot be drawn is skipped with a warning."""
-    from dlx.plots import plot_path
+    from dlx.figures import plot_path
 
     notes: list[str] = []
     try:

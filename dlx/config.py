@@ -15,11 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dlx import registry
-from dlx.data import check_dataset, is_sequence
+from dlx.assemble import build_optimizer, build_regularizer, build_schedule, check_dataset
+from dlx.data import is_sequence
 from dlx.errors import UsageError
 from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS, model_data_mismatch, reads_tokens
-from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
 from dlx.records.progress import MODES
 
 GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
@@ -76,9 +76,9 @@ def validate(config: DictConfig) -> None:
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
     lr = groups["optimizer"].get("lr")
-    registry.build(OPTIMIZERS, "optimizer", groups["optimizer"], [])
-    registry.build(REGULARIZERS, "regularizer", groups["regularizer"])
-    schedules.build(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
+    build_optimizer(groups["optimizer"], [])
+    build_regularizer(groups["regularizer"])
+    build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
     tokens = reads_tokens(groups["model"]["name"])
     seq = {"max_len": 8} if tokens else {}  # options only: the data's sizes come later
     registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None,

@@ -62,7 +62,7 @@ class Source:
         into ``scratch`` (the record itself is only read: it may be read-only)."""
         folder = self.path / "plots"
         if not folder.is_dir() or not any(folder.glob("*.png")):
-            from dlx.plots import plot_path
+            from dlx.figures import plot_path
 
             plot_path(self.path, "png", notes, out=scratch)
             folder = scratch

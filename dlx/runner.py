@@ -190,7 +190,7 @@ def _objective(cfg: dict, summary: dict) -> float:
 def _plot(run_dir: Path) -> None:
     """Draw the run's figures. A figure that cannot be drawn is skipped with a warning: the
     run keeps its status (its record is complete without it; `dlx plot` can retry)."""
-    from dlx.plots import plot_path
+    from dlx.figures import plot_path
 
     notes: list[str] = []
     try:

@@ -14,11 +14,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from dlx import registry
+from dlx.assemble import build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.dropout import DropConnectLinear
-from dlx.optim import REGULARIZERS
 from dlx.optim.regularizers import ElasticNet
 
 try:
@@ -67,7 +67,7 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
 class TorchBackend:
     def __init__(self, cfg: Mapping[str, Any], data: Dataset):
         _require_torch()
-        from dlx.train import build_model_for
+        from dlx.assemble import build_model_for
 
         self.dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
         torch.manual_seed(cfg["seed"])
@@ -92,7 +92,7 @@ class TorchBackend:
         self.opt = getattr(torch.optim, OPTIMIZERS[name])(
             [tp for _, tp, _ in self.pairs],
             **{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
-        self.reg = registry.build(REGULARIZERS, "regularizer", cfg["regularizer"])
+        self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
 
     @property

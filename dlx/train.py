@@ -16,38 +16,22 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dlx import registry
-from dlx.data import Dataset, build_dataset
+from dlx.assemble import (
+    build_data,
+    build_model_for,
+    build_optimizer,
+    build_regularizer,
+    build_schedule,
+    rngs,
+)
+from dlx.data import Dataset
 from dlx.monitors import EarlyStopping, Probe
-from dlx.nn import Module, accuracy, build_model, loss_for, n_outputs
-from dlx.optim import OPTIMIZERS, REGULARIZERS, schedules
+from dlx.nn import accuracy, loss_for
 from dlx.records import checkpoint as ckpt
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
-STREAMS = ("data", "init", "batches", "dropout")
-
-
-def rngs(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators per purpose (adding a purpose at the end changes no other)."""
-    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
-    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
-
-
-def build_data(cfg: Mapping[str, Any]) -> Dataset:
-    return build_dataset(cfg["dataset"], rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
-
-
-def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
-    streams = streams or rngs(cfg["seed"])
-    seq = data.seq_len is not None
-    n_in = data.n_classes if seq else data.n_features  # tokens: the vocabulary
-    return build_model(cfg["model"], cfg["init"], n_in, n_outputs(data.n_classes, seq),
-                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"],
-                       data.seq_len)
-
-
 class NumpyBackend:
     """The from-scratch backend: hand-written forward and backward, our optimizers."""
 
@@ -58,8 +42,8 @@ class NumpyBackend:
         self.model = build_model_for(cfg, data, streams)
         self.params = self.model.parameters()
         self.loss_fn = loss_for(data.n_classes, data.seq_len is not None)
-        self.opt = registry.build(OPTIMIZERS, "optimizer", cfg["optimizer"], self.params)
-        self.reg = registry.build(REGULARIZERS, "regularizer", cfg["regularizer"])
+        self.opt = build_optimizer(cfg["optimizer"], self.params)
+        self.reg = build_regularizer(cfg["regularizer"])
 
     @property
     def base_lr(self) -> float:
@@ -188,7 +172,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     if max_steps:
         epochs = math.ceil(max_steps / steps_per_epoch)
     total_steps = max_steps or epochs * steps_per_epoch
-    lr_at = schedules.build(cfg["schedule"], backend.base_lr, total_steps)
+    lr_at = build_schedule(cfg["schedule"], backend.base_lr, total_steps)
 
     evaluated_at = [None]  # the step of the latest evaluation
 

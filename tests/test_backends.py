@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from dlx.nn import SoftmaxCrossEntropy, build_model
+from dlx.assemble import build_model
+from dlx.nn import SoftmaxCrossEntropy
 from dlx.records.metrics import MetricsWriter
 from dlx.train import train
 from tests.test_train import config

@@ -68,7 +68,7 @@ def run_readonly(cli, ro: Path, *args: str, env: dict | None = None) -> subproce
 # --- a figure is never a failed run -----------------------------------------------------------
 
 def test_plot_path_skips_a_figure_that_fails_and_notes_it(default_run, tmp_path, monkeypatch):
-    from dlx.plots import plot_path
+    from dlx.figures import plot_path
     from dlx.plots import run as run_plots
 
     run = copy_run(default_run, tmp_path / "run")
@@ -103,7 +103,7 @@ def test_plot_path_skips_a_figure_that_fails_and_notes_it(default_run, tmp_path,
 def test_without_a_notes_list_skipped_figures_are_logged(default_run, tmp_path, monkeypatch,
                                                           caplog):
     # the runner's call, plot_path(run_dir): a figure that fails is a warning, not an exception
-    from dlx.plots import plot_path
+    from dlx.figures import plot_path
     from dlx.plots import run as run_plots
 
     run = copy_run(default_run, tmp_path / "run")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dlx import registry
+from dlx.assemble import build_model
 from dlx.nn import (
     GELU,
     DropConnectLinear,
@@ -19,7 +20,6 @@ from dlx.nn import (
     Softmax,
     SoftmaxCrossEntropy,
     Tanh,
-    build_model,
 )
 from dlx.optim import REGULARIZERS
 from tests.gradcheck import check_module, numerical_grad, rel_error

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlx.data import build_dataset, mnist
+from dlx.assemble import build_dataset
+from dlx.data import mnist
 from dlx.data.idx import IDXError, parse_idx, write_idx
 from dlx.errors import UsageError
 
@@ -172,7 +173,8 @@ def test_equal_initial_weights_keep_hidden_units_identical(tmp_path, init):
     """Symmetry: with every weight equal, every hidden unit gets the same gradient forever
     (with zeros the hidden weights get no gradient at all)."""
     real_mnist()
-    from dlx.train import NumpyBackend, build_data
+    from dlx.assemble import build_data
+    from dlx.train import NumpyBackend
     from tests.test_train import config
 
     cfg = config("experiment=init", *init, "dataset.subset=500", "model.hidden=[16,16,16]")

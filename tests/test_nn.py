@@ -7,13 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from dlx.assemble import build_model, initialize
 from dlx.nn import (
     MSE,
     BCEWithLogits,
     Linear,
     SoftmaxCrossEntropy,
-    build_model,
-    initialize,
     predictions,
 )
 from dlx.nn.init import INITS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dlx.assemble import build_schedule
 from dlx.errors import UsageError
-from dlx.optim import schedules
 
 LR = 0.1
 
@@ -48,25 +48,25 @@ CASES = [
 @pytest.mark.torch
 @pytest.mark.parametrize("name,node,make,n", CASES, ids=[c[0] for c in CASES])
 def test_matches_torch(torch, name, node, make, n):
-    ours = schedules.build(node, LR, total_steps=n)
+    ours = build_schedule(node, LR, total_steps=n)
     theirs = torch_values(torch, lambda o: make(torch, o), n)
     for t, expected in enumerate(theirs):
         assert ours(t) == pytest.approx(expected, rel=1e-12, abs=1e-15), t
 
 
 def test_time_based_is_one_over_t():
-    f = schedules.build({"name": "time_based", "decay": 0.5}, LR, 100)
+    f = build_schedule({"name": "time_based", "decay": 0.5}, LR, 100)
     assert [f(t) for t in (0, 2, 18)] == pytest.approx([LR, LR / 2, LR / 10])
 
 
 def test_cosine_defaults_to_the_whole_run_after_warmup():
-    f = schedules.build({"name": "cosine", "warmup_steps": 10}, LR, total_steps=110)
+    f = build_schedule({"name": "cosine", "warmup_steps": 10}, LR, total_steps=110)
     assert f(0) == pytest.approx(LR * 0.01)
     assert f(10) == pytest.approx(LR) and f(60) == pytest.approx(LR / 2) and f(110) == pytest.approx(0)
 
 
 def test_onecycle_peaks_at_lr_and_ends_far_below():
-    f = schedules.build({"name": "onecycle"}, LR, total_steps=100)
+    f = build_schedule({"name": "onecycle"}, LR, total_steps=100)
     values = [f(t) for t in range(100)]
     assert max(values) == pytest.approx(LR) and values.index(max(values)) == 29
     assert values[0] == pytest.approx(LR / 25) and values[-1] == pytest.approx(LR / 25 / 1e4)
@@ -81,4 +81,4 @@ def test_onecycle_peaks_at_lr_and_ends_far_below():
 ])
 def test_bad_schedules(node, needle):
     with pytest.raises(UsageError, match=needle):
-        schedules.build(node, LR, 100)
+        build_schedule(node, LR, 100)

@@ -9,8 +9,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from dlx.assemble import build_dataset
 from dlx.config import validate
-from dlx.data import build_dataset
 from dlx.errors import UsageError
 from dlx.records.metrics import MetricsWriter
 from dlx.train import train

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlx import registry
 from dlx.data.sequences import SEQUENCES
 from dlx.data.synthetic import SYNTHETIC
 from dlx.errors import UsageError
@@ -44,7 +43,7 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
 
     arrays = mnist.load(name)
     n = len(arrays["train_labels"])
-    _check_idx_split(n, val_size, subset, scaling)
+    check_idx_split(n, val_size, subset, scaling)
     order = rng.permutation(n)
     val, train = order[:val_size], order[val_size:]
     if subset is not None:
@@ -65,7 +64,7 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
                    arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], shape)
 
 
-def _check_idx_split(n: int, val_size, subset, scaling) -> None:
+def check_idx_split(n: int, val_size, subset, scaling) -> None:
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
     if not 1 <= val_size < n:
@@ -79,59 +78,20 @@ def is_sequence(node) -> bool:
     return node.get("name") in SEQUENCES
 
 
-def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
-    """Generate (or load) the data set named by ``node.name`` with its train/validation split."""
-    node = dict(node)
-    if node.get("name") in IDX_DATASETS:
-        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
-        try:
-            return idx_dataset(rng, **kwargs, dtype=np.dtype(dtype).type)
-        except ValueError as e:
-            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from e
-    val_fraction = node.pop("val_fraction", 0.2)
-    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+          val_fraction: float, n_classes: int | None = None, dtype=np.float32) -> Dataset:
+    """A seeded train/validation split of generated examples: feature rows (cast to ``dtype``)
+    with int labels, or token sequences (X, y ints, ``n_classes`` = the vocabulary)."""
+    if not 0 < val_fraction < 1:
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
-    if node.get("name") in SEQUENCES:
-        X, Y, vocab = registry.build(SEQUENCES, "dataset", node, rng)
-        n_val = max(1, int(round(len(X) * val_fraction)))
-        order = rng.permutation(len(X))
-        val, train = order[:n_val], order[n_val:]
-        return Dataset(node["name"], X[train], Y[train], X[val], Y[val], vocab,
-                       seq_len=X.shape[1])
-    X, y = registry.build(SYNTHETIC, "dataset", node, rng)
     n_val = max(1, int(round(len(X) * val_fraction)))
     order = rng.permutation(len(X))
     val, train = order[:n_val], order[n_val:]
-    X = X.astype(dtype)
-    y = y.astype(np.int64)
-    return Dataset(node["name"], X[train], y[train], X[val], y[val], int(y.max()) + 1)
+    if n_classes is not None:  # token sequences
+        return Dataset(name, X[train], y[train], X[val], y[val], n_classes, seq_len=X.shape[1])
+    X, y = X.astype(dtype), y.astype(np.int64)
+    return Dataset(name, X[train], y[train], X[val], y[val], int(y.max()) + 1)
 
 
-def check_dataset(node) -> None:
-    """Validate a dataset node, values included, so that a bad one is reported before anything
-    runs: IDX files are found (or fetched) and verified and the split checked against them;
-    synthetic and sequence data sets (cheap) are generated once and thrown away."""
-    node = dict(node)
-    if node.get("name") in IDX_DATASETS:
-        from dlx.data import mnist
-
-        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
-        n = len(mnist.load(node["name"])["train_labels"])
-        defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
-        try:
-            _check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
-        except ValueError as e:
-            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
-        return
-    factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
-                              "dataset", node.get("name"))
-    registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
-                                    ("name", "val_fraction")}, "dataset", ("rng",))
-    data = build_dataset(node, np.random.default_rng(0))
-    if len(data.X_train) < 1:
-        raise UsageError(f"dataset {node['name']!r}: no training examples left after the "
-                         f"validation split (val_fraction {node.get('val_fraction', 0.2)})")
-
-
-__all__ = ["Dataset", "build_dataset", "check_dataset", "SYNTHETIC", "SEQUENCES", "IDX_DATASETS",
-           "is_sequence"]
+__all__ = ["Dataset", "split", "idx_dataset", "check_idx_split", "SYNTHETIC", "SEQUENCES",
+           "IDX_DATASETS", "is_sequence"]

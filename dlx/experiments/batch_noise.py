@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dlx.assemble import rngs
 from dlx.errors import UsageError
 from dlx.plots.style import panels, save, y_label
-from dlx.train import rngs, train
+from dlx.train import train
 
 
 def validate(cfg) -> None:
@@ -88,7 +89,8 @@ class NoiseMeter:
 
 def run(cfg, rec, run_dir: Path):
     validate(cfg)
-    from dlx.train import NumpyBackend, build_data
+    from dlx.assemble import build_data
+    from dlx.train import NumpyBackend
 
     data = build_data(cfg)
     backend = NumpyBackend(cfg, data)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.data import build_dataset
+from dlx.assemble import build_dataset, rngs
 from dlx.errors import UsageError
 from dlx.nn import BCEWithLogits, Linear
-from dlx.train import TrainResult, rngs
+from dlx.train import TrainResult
 
 GENERIC_RUN_PLOTS = False
 METHODS = ("gd", "momentum")

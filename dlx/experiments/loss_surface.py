@@ -24,12 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx import registry
-from dlx.data import build_dataset
+from dlx.assemble import build_data, build_dataset, build_optimizer, rngs
 from dlx.errors import UsageError
 from dlx.nn import Parameter
-from dlx.optim import OPTIMIZERS
-from dlx.train import TrainResult, build_data, rngs, train
+from dlx.train import TrainResult, train
 
 GENERIC_RUN_PLOTS = False
 PROBLEMS = ("quadratic", "rosenbrock", "logreg2d", "mlp")
@@ -88,7 +86,7 @@ def run_exact(cfg, c, rec) -> tuple[list, list, dict]:
         node = {"name": name, "lr": lrs[name] * c["lr_scale"]}
         if name == "momentum":
             node["momentum"] = 0.9
-        opt = registry.build(OPTIMIZERS, "optimizer", node, [p])
+        opt = build_optimizer(node, [p])
         for t in range(steps + 1):
             value = float(f(p.data))
             paths.append((name, t, float(p.data[0]), float(p.data[1]), value))

@@ -15,8 +15,8 @@ from dlx.plots.style import save
 def test_predictions(run):
     """(images, labels, predictions, data, which set) of the run's final model: the test set,
     or the validation set for data without one (e.g. ``dataset=blobs``)."""
+    from dlx.assemble import build_data, build_model_for
     from dlx.nn import predictions
-    from dlx.train import build_data, build_model_for
 
     data = build_data(run.config)
     model = build_model_for(run.config, data)

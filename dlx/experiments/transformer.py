@@ -14,7 +14,7 @@ from dlx.plots.style import save
 
 def attention_example(run, index: int = 0):
     """(tokens of the example, list of (H, T, T) attention maps per layer)."""
-    from dlx.train import build_data, build_model_for
+    from dlx.assemble import build_data, build_model_for
 
     data = build_data(run.config)
     model = build_model_for(run.config, data)

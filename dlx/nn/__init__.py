@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlx import registry
 from dlx.nn.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from dlx.nn.core import Module, Parameter, Sequential
 from dlx.nn.dropout import DropConnectLinear, Dropout
@@ -19,33 +18,6 @@ from dlx.nn.losses import (
     sequence_accuracy,
 )
 from dlx.nn.models import MODELS, reads_tokens
-
-
-def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
-    """Fill every weight (``decay=True``) with the ``init`` option; biases stay zero."""
-    node = dict(init_node)
-    fn = registry.lookup(INITS, "init", node.pop("name", None))
-    kwargs = registry.check_kwargs(fn, node, "init", provided=("shape", "rng"))
-    for p in model.parameters():
-        if p.decay:
-            try:
-                p.data[...] = fn(p.data.shape, rng, **kwargs)
-            except ValueError as e:
-                raise registry.UsageError(f"invalid init {fn.__name__!r}: {e}") from e
-
-
-def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
-                dropout_rng=None, max_len: int | None = None) -> Module:
-    """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
-    ``dropout_rng`` drives its dropout masks; ``max_len`` is given for token sequences."""
-    tokens = reads_tokens(model_node.get("name"))
-    if bool(max_len) != tokens:
-        raise registry.UsageError(model_data_mismatch(model_node.get("name"), bool(max_len)))
-    seq = {"max_len": max_len} if tokens else {}
-    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
-                           rng=dropout_rng, **seq)
-    initialize(model, init_node, init_rng)
-    return model
 
 
 def model_data_mismatch(model: str, sequences: bool) -> str:
@@ -78,5 +50,5 @@ def n_outputs(n_classes: int, sequences: bool = False) -> int:
 
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS", "MSE", "BCEWithLogits",
-           "SoftmaxCrossEntropy", "predictions", "build_model", "initialize", "loss_for",
+           "SoftmaxCrossEntropy", "predictions", "loss_for",
            "n_outputs", "INITS", "MODELS", "reads_tokens", "model_data_mismatch"]

@@ -8,9 +8,7 @@ warmup) plus its options. :func:`build` adds the linear warmup that composes wit
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
-
-from dlx import registry
+from typing import Callable
 
 Schedule = Callable[[int], float]
 
@@ -95,19 +93,3 @@ def with_warmup(main: Schedule, lr: float, warmup_steps: int, start_factor: floa
 
 
 SCHEDULES = {f.__name__: f for f in (constant, step, exponential, time_based, cosine, onecycle)}
-
-
-def build(node: Mapping, lr: float, total_steps: int) -> Schedule:
-    """The schedule a config node names; ``warmup_steps`` (default 0) and
-    ``warmup_start_factor`` (default 0.01) add a linear warmup in front of any of them."""
-    node = dict(node)
-    warmup = node.pop("warmup_steps", 0) or 0
-    start_factor = node.pop("warmup_start_factor", 0.01)
-    if not isinstance(warmup, int) or warmup < 0:
-        raise registry.UsageError(f"schedule.warmup_steps must be an integer >= 0, got {warmup!r}")
-    if not (isinstance(start_factor, (int, float)) and 0 < start_factor <= 1):
-        raise registry.UsageError(
-            f"schedule.warmup_start_factor must be in (0, 1], got {start_factor!r}")
-    main = registry.build(SCHEDULES, "schedule", node, lr=lr,
-                          total_steps=max(total_steps - warmup, 1))
-    return with_warmup(main, lr, warmup, float(start_factor)) if warmup else main

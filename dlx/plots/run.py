@@ -97,7 +97,7 @@ def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
     """Class regions of the run's final model over its 2-D data, train and validation points.
     False (nothing drawn) when the data is not 2-D synthetic or the weights are missing or
     not finite."""
-    from dlx.train import build_data, build_model_for
+    from dlx.assemble import build_data, build_model_for
 
     weights = run.path / "model.npz"
     if run.config.get("dataset", {}).get("name") not in ("blobs", "moons", "xor") \
@@ -151,22 +151,3 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
                      size=(6.6, 5.6))
     return [save(fig, out / f"decision_boundary.{fmt}")] if draw_decision_boundary(fig, ax, run) \
         else []
-
-
-def plot_run(run, fmt: str = "png", out: Path | None = None,
-             notes: list[str] | None = None) -> list[Path]:
-    """The run's figures into ``out`` (default ``run.path/plots``), each drawn on its own: one
-    that raises is skipped with a note in ``notes`` (see :func:`dlx.plots.style.guarded`)."""
-    from dlx.experiments import hooks
-
-    out = run.path / "plots" if out is None else Path(out)
-    notes = [] if notes is None else notes
-    name = run.config.get("name")
-    module = hooks(name)
-    written = []
-    if getattr(module, "GENERIC_RUN_PLOTS", True):
-        written += metric_figures(run, out, fmt, notes)
-        written += guarded(notes, "decision_boundary", decision_boundary, run, out, fmt)
-    if hasattr(module, "plot_run"):
-        written += guarded(notes, f"{name}.plot_run", module.plot_run, run, out, fmt)
-    return written

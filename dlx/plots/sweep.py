@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from dlx.errors import UsageError
-from dlx.experiments import hooks
 from dlx.plots.style import (
     SPLIT_NAMES,
     STEP_LABEL,
@@ -52,35 +51,6 @@ def member_labels(runs: list[Run]) -> list[str]:
             label += f" ({status})"
         labels.append(label)
     return labels
-
-
-def plot_sweep(sweep_dir: Path, fmt: str = "png", out: Path | None = None,
-               notes: list[str] | None = None, runs: list[Run] | None = None) -> list[Path]:
-    """The sweep's figures into ``out`` (default ``sweep_dir/plots``), each drawn on its own:
-    one that raises is skipped with a note in ``notes``. ``runs``: the readable members (read
-    here when not given; members that cannot be read are noted)."""
-    notes = [] if notes is None else notes
-    out = sweep_dir / "plots" if out is None else Path(out)
-    if runs is None:
-        runs, skipped = load_members(sweep_dir)
-        notes.extend(skipped)
-    if not runs:
-        raise UsageError(f"{sweep_dir}: no member of this sweep has metrics to plot")
-    labels = member_labels(runs)
-    name = runs[0].config.get("name", sweep_dir.name)
-    module = hooks(runs[0].config.get("name"))
-    written = overlays(out, runs, labels, name, fmt, notes) \
-        if getattr(module, "GENERIC_RUN_PLOTS", True) else []
-    if hasattr(module, "plot_sweep"):
-        written += guarded(notes, f"{name}.plot_sweep", module.plot_sweep, sweep_dir, runs,
-                           labels, fmt, out)
-    elif hasattr(module, "plot_run"):  # no sweep figure of its own: remake each member's
-        from dlx.plots.run import plot_run
-
-        for run in runs:
-            written += plot_run(run, fmt, out / run.path.name if out != sweep_dir / "plots"
-                                else None, notes)
-    return written
 
 
 def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:

@@ -1,0 +1,144 @@
+"""Config nodes -> the objects a run is made of: data set, model, optimizer, schedule and
+regularizer, and the random streams they draw from.
+
+This is the one place where the configuration layer (:mod:`dlx.registry`: a node's ``name``
+picks a factory, its other keys are checked against the factory's signature) meets the pure
+library (:mod:`dlx.nn`, :mod:`dlx.optim`, :mod:`dlx.data`), which imports no configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from dlx import registry
+from dlx.data import IDX_DATASETS, SEQUENCES, SYNTHETIC, Dataset, check_idx_split, idx_dataset, split
+from dlx.errors import UsageError
+from dlx.nn import INITS, MODELS, Module, model_data_mismatch, n_outputs, reads_tokens
+from dlx.optim import OPTIMIZERS, REGULARIZERS
+from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
+
+STREAMS = ("data", "init", "batches", "dropout")
+
+
+def rngs(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators per purpose (adding a purpose at the end changes no other), so
+    that changing e.g. the batch size changes neither the data nor the initial weights."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(child) for name, child in zip(STREAMS, children)}
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
+    """Generate (or load) the data set named by ``node.name`` with its train/validation split."""
+    node = dict(node)
+    if node.get("name") in IDX_DATASETS:
+        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
+        try:
+            return idx_dataset(rng, **kwargs, dtype=np.dtype(dtype).type)
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from e
+    val_fraction = node.pop("val_fraction", 0.2)
+    if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool):
+        raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
+    if node.get("name") in SEQUENCES:
+        X, Y, vocab = registry.build(SEQUENCES, "dataset", node, rng)
+        return split(node["name"], X, Y, rng, val_fraction, n_classes=vocab)
+    X, y = registry.build(SYNTHETIC, "dataset", node, rng)
+    return split(node["name"], X, y, rng, val_fraction, dtype=dtype)
+
+
+def check_dataset(node) -> None:
+    """Validate a dataset node, values included, so that a bad one is reported before anything
+    runs: IDX files are found (or fetched) and verified and the split checked against them;
+    synthetic and sequence data sets (cheap) are generated once and thrown away."""
+    node = dict(node)
+    if node.get("name") in IDX_DATASETS:
+        from dlx.data import mnist
+
+        kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
+        n = len(mnist.load(node["name"])["train_labels"])
+        defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
+        try:
+            check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
+        return
+    factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
+                              "dataset", node.get("name"))
+    registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
+                                    ("name", "val_fraction")}, "dataset", ("rng",))
+    data = build_dataset(node, np.random.default_rng(0))
+    if len(data.X_train) < 1:
+        raise UsageError(f"dataset {node['name']!r}: no training examples left after the "
+                         f"validation split (val_fraction {node.get('val_fraction', 0.2)})")
+
+
+def build_data(cfg: Mapping[str, Any]) -> Dataset:
+    return build_dataset(cfg["dataset"], rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
+
+
+# --- model ------------------------------------------------------------------------------------
+
+def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
+    """Fill every weight (``decay=True``) with the ``init`` option; biases stay zero."""
+    node = dict(init_node)
+    fn = registry.lookup(INITS, "init", node.pop("name", None))
+    kwargs = registry.check_kwargs(fn, node, "init", provided=("shape", "rng"))
+    for p in model.parameters():
+        if p.decay:
+            try:
+                p.data[...] = fn(p.data.shape, rng, **kwargs)
+            except ValueError as e:
+                raise UsageError(f"invalid init {fn.__name__!r}: {e}") from e
+
+
+def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
+                dropout_rng=None, max_len: int | None = None) -> Module:
+    """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
+    ``dropout_rng`` drives its dropout masks; ``max_len`` is given for token sequences."""
+    tokens = reads_tokens(model_node.get("name"))
+    if bool(max_len) != tokens:
+        raise UsageError(model_data_mismatch(model_node.get("name"), bool(max_len)))
+    seq = {"max_len": max_len} if tokens else {}
+    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
+                           rng=dropout_rng, **seq)
+    initialize(model, init_node, init_rng)
+    return model
+
+
+def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
+    """The run's model for ``data``, with the run's initial weights."""
+    streams = streams or rngs(cfg["seed"])
+    seq = data.seq_len is not None
+    n_in = data.n_classes if seq else data.n_features  # tokens: the vocabulary
+    return build_model(cfg["model"], cfg["init"], n_in, n_outputs(data.n_classes, seq),
+                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"],
+                       data.seq_len)
+
+
+# --- optimization -----------------------------------------------------------------------------
+
+def build_optimizer(node, params):
+    return registry.build(OPTIMIZERS, "optimizer", node, params)
+
+
+def build_regularizer(node):
+    return registry.build(REGULARIZERS, "regularizer", node)
+
+
+def build_schedule(node: Mapping, lr: float, total_steps: int) -> Schedule:
+    """The schedule a config node names; ``warmup_steps`` (default 0) and
+    ``warmup_start_factor`` (default 0.01) add a linear warmup in front of any of them."""
+    node = dict(node)
+    warmup = node.pop("warmup_steps", 0) or 0
+    start_factor = node.pop("warmup_start_factor", 0.01)
+    if not isinstance(warmup, int) or warmup < 0:
+        raise UsageError(f"schedule.warmup_steps must be an integer >= 0, got {warmup!r}")
+    if not (isinstance(start_factor, (int, float)) and 0 < start_factor <= 1):
+        raise UsageError(f"schedule.warmup_start_factor must be in (0, 1], got {start_factor!r}")
+    main = registry.build(SCHEDULES, "schedule", node, lr=lr,
+                          total_steps=max(total_steps - warmup, 1))
+    return with_warmup(main, lr, warmup, float(start_factor)) if warmup else main

@@ -1,0 +1,87 @@
+"""The wiring goes one way: the pure library (nn, optim, data) imports no configuration
+machinery, and no dlx module imports itself back through others (read from the source, with
+ast, so that a lazy import inside a function counts too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "dlx"
+LIBRARY = ("dlx.nn", "dlx.optim", "dlx.data")
+CONFIG_LAYER = ("dlx.registry", "dlx.config", "dlx.assemble", "dlx.app", "dlx.runner",
+                "dlx.train", "dlx.experiments", "dlx.plots", "dlx.records", "dlx.cli",
+                "hydra", "omegaconf")
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function; relative imports
+    resolved."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                here = module_name(path, root).split(".")
+                keep = here if path.name == "__init__.py" else here[:-1]
+                base = ".".join(keep[: len(keep) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in imports(path) if m in modules and m != name}
+            for name, path in modules.items()}
+
+
+def inside(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_the_library_imports_no_configuration():
+    offenders = {name: sorted(m for m in imports(path) if inside(m, CONFIG_LAYER))
+                 for name, path in ((module_name(p), p) for p in PACKAGE.rglob("*.py"))
+                 if inside(name, LIBRARY)}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_module_imports_itself_back():
+    edges = graph()
+    cycles = set()
+
+    def visit(node, path):
+        for nxt in edges[node]:
+            if nxt == path[0]:
+                cycles.add(" -> ".join(path + [nxt]))
+            elif nxt not in path and len(path) < 8:
+                visit(nxt, path + [nxt])
+
+    for start in edges:
+        visit(start, [start])
+    assert not cycles, sorted(cycles)[:10]
+
+
+def test_figures_are_decided_above_plots_and_experiments():
+    """plots/ draws and never looks up an experiment; experiments may use plots' helpers."""
+    for name, deps in graph().items():
+        if inside(name, ("dlx.plots",)):
+            assert not [d for d in deps if inside(d, ("dlx.experiments", "dlx.figures"))], name
+
+
+def test_the_checks_above_can_fail(tmp_path):
+    """The import reader sees a lazy import inside a function, and a relative one."""
+    pkg = tmp_path / "dlx" / "nn"
+    pkg.mkdir(parents=True)
+    (pkg / "x.py").write_text("def f():\n    from dlx import registry\n    from . import y\n")
+    found = imports(pkg / "x.py", tmp_path / "dlx")
+    assert {"dlx.registry", "dlx.nn", "dlx.nn.y"} <= found
+    assert inside("dlx.registry", CONFIG_LAYER) and not inside("dlx.registryx", CONFIG_LAYER)
