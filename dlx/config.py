@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlx import registry
+from dlx import registry, threads
 from dlx.data import check_dataset
 from dlx.errors import UsageError
 from dlx.experiments import hooks
@@ -64,6 +64,7 @@ def validate(config: DictConfig) -> None:
     if top.get("backend") not in BACKENDS:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {top.get('backend')!r}")
     _check_early_stopping(top.get("early_stopping"))
+    threads.check(top.get("threads", threads.DEFAULT))
     if top.get("progress") not in MODES:
         raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import signal
 import socket
@@ -26,12 +25,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import dlx
+from dlx import threads
 from dlx.errors import UsageError
 from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, SUMMARY, write_json
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 log = logging.getLogger("dlx")
 
@@ -102,7 +101,6 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
                      "dlx": dlx.__version__},
         **_git_info(), "host": socket.gethostname(),
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
-        "threads": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
     }
     if resume:
         log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
@@ -113,6 +111,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
                                             resume[1]["best"]) if resume else None)
     interrupted = False
     try:
+        summary["threads"] = threads.apply(resolved)  # BLAS/OpenMP/torch pools, before training
         result = task_for(resolved)(resolved, rec, run_dir, resume)
         if result.weights:
             np.savez(run_dir / "model.npz", **result.weights)
