@@ -31,7 +31,6 @@ from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, SUMMARY, write_json
 
-
 log = logging.getLogger("dlx")
 
 
