@@ -159,9 +159,13 @@ def bench(
         None, help="With --launchers: the sweep's overrides (default: experiment=optimizers)."),
     launchers: bool = typer.Option(
         False, "--launchers", help="Time a sweep under the basic and joblib launchers instead."),
-    steps: int = typer.Option(50, min=1, help="Training steps per timed repetition."),
+    threads: bool = typer.Option(False, "--threads", help="Time an MNIST MLP epoch with 1, 2 and "
+                                 "the default threads, quiet and next to a CPU-bound process."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Training steps per timed repetition "
+                                        "(default 50; with --threads one epoch, 860)."),
     repeats: Optional[int] = typer.Option(
-        None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps)."),
+        None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps; "
+        "5 with --threads)."),
     warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
     torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
     out: Optional[Path] = typer.Option(None, help="JSON file (default: <runs>/bench/<kind>-<time>.json)."),
@@ -172,12 +176,19 @@ def bench(
 
     from dlx import bench as _bench
 
+    if launchers and threads:
+        _fail("--launchers and --threads are two benchmarks: give one")
     if launchers:
         report, kind = _bench_launchers(list(sweep or []), repeats or 3), "launchers"
     elif sweep:
         _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
+    elif threads:
+        from dlx import bench_threads
+
+        report, kind = bench_threads.run(steps=steps, repeats=repeats or 5, warmup=warmup), "threads"
+        bench_threads.print_report(report)
     else:
-        report, kind = _bench.run(steps=steps, repeats=repeats or 7, warmup=warmup,
+        report, kind = _bench.run(steps=steps or 50, repeats=repeats or 7, warmup=warmup,
                                   include_torch=torch), "bench"
         _bench.print_report(report)
     if out is None:

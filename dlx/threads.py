@@ -56,15 +56,17 @@ def apply(cfg: Mapping[str, Any]) -> dict:
             pass  # backend=torch reports the missing torch itself
     from threadpoolctl import threadpool_limits
 
+    torch = sys.modules.get("torch")
+    if not hasattr(torch, "set_num_threads"):
+        torch = None
+    if torch is not None and _torch_default is None:
+        _torch_default = torch.get_num_threads()  # before anything limits its OpenMP runtime
     if _limiter is not None:
         _limiter.restore_original_limits()
         _limiter = None
     if requested is not None:
         _limiter = threadpool_limits(limits=requested)  # every BLAS and OpenMP library loaded
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "set_num_threads"):
-        if _torch_default is None:
-            _torch_default = torch.get_num_threads()
+    if torch is not None:
         torch.set_num_threads(requested if requested is not None else _torch_default)
     return record(requested)
 
