@@ -13,8 +13,9 @@ arithmetic, started before and stopped after each loaded block); the order of th
 rotates from one repetition to the next. Reported: medians, their ratio loaded / quiet per
 setting (the issue's criterion: at most 2 for the default), CPU seconds per wall second of the
 timed process (above 1 is several threads working, or spin-waiting), the competitor's share of
-a core while it ran, threadpoolctl's report per setting, and the load average at the start and
-end. "Quiet" means without the competitor: other users of the machine show in the load average.
+a core while it ran, threadpoolctl's report per setting, the load average at the start and
+end, and per timing the cores that other processes used meanwhile ("others", from /proc/stat on
+Linux): "quiet" means without the competitor, and a shared machine is not always quiet.
 """
 
 from __future__ import annotations
@@ -88,18 +89,52 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _busy_s() -> float | None:
+    """CPU seconds every process on the machine has used since boot (Linux's /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux's /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def background_cores(busy: float | None, own: float, competitor: float | None,
+                     wall: float) -> float | None:
+    """Cores' worth of CPU that other users of the machine took during a timing: the machine's
+    busy seconds less this process's and the competitor's, per wall second."""
+    if busy is None or competitor is None or wall <= 0:
+        return None
+    return max(busy - own - competitor, 0.0) / wall
+
+
 def _limited(setting: int | None):
     from threadpoolctl import threadpool_limits
 
     return nullcontext() if setting is None else threadpool_limits(limits=setting)
 
 
-def summarize(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict:
-    """Medians per condition, loaded / quiet, and CPU seconds per wall second (median)."""
+def summarize(times: dict[str, list[float]], cpu: dict[str, list[float]],
+              background: dict[str, list] | None = None) -> dict:
+    """Medians per condition of the epoch times, of CPU seconds per wall second and of the
+    background cores, and loaded / quiet (the ratio of the medians)."""
     med = {c: statistics.median(v) for c, v in times.items() if v}
     out = {"median_epoch_s": med,
            "cpu_per_wall": {c: statistics.median(a / b for a, b in zip(cpu[c], times[c]))
                             for c in times if times[c]}}
+    if background is not None:
+        out["median_background_cores"] = {
+            c: statistics.median(v) if v and None not in v else None for c, v in background.items()}
     if "quiet" in med and "loaded" in med:
         out["loaded_over_quiet"] = med["loaded"] / med["quiet"]
     return out
@@ -123,16 +158,27 @@ def run(settings: tuple = SETTINGS, steps: int | None = None, repeats: int = 5,
     default_libraries = _threads.libraries()
     times = {s: {c: [] for c in conditions} for s in settings}
     cpu = {s: {c: [] for c in conditions} for s in settings}
+    background = {s: {c: [] for c in conditions} for s in settings}
     libraries, shares, load = {}, [], {"start": list(os.getloadavg())}
 
-    def chunk(s, n: int) -> tuple[float, float]:
+    def chunk(s, n: int, competitor: Competitor | None = None) -> tuple[float, float, float | None]:
+        """(wall s, this process's CPU s, background cores) of ``n`` steps of setting ``s``."""
         step = steppers[s]
+
+        def other() -> float | None:
+            return _process_cpu_s(competitor.proc.pid) if competitor is not None else 0.0
+
         with _limited(s):
             libraries[s] = _threads.libraries()
+            b0, o0 = _busy_s(), other()
             c0, t0 = time.process_time(), time.perf_counter()
             for i in range(n):
                 step(*data[i % len(data)])
-            return time.perf_counter() - t0, time.process_time() - c0
+            wall, own = time.perf_counter() - t0, time.process_time() - c0
+            b1, o1 = _busy_s(), other()
+        busy = b1 - b0 if None not in (b0, b1) else None
+        return wall, own, background_cores(busy, own, o1 - o0 if None not in (o0, o1) else None,
+                                           wall)
 
     for s in settings:
         chunk(s, warmup)
@@ -141,9 +187,10 @@ def run(settings: tuple = SETTINGS, steps: int | None = None, repeats: int = 5,
         for c in conditions:
             with Competitor() if c == "loaded" else nullcontext() as competitor:
                 for s in order:
-                    wall, proc = chunk(s, steps)
+                    wall, proc, others = chunk(s, steps, competitor)
                     times[s][c].append(wall * scale)
                     cpu[s][c].append(proc * scale)
+                    background[s][c].append(others)
             if competitor is not None:
                 shares.append(competitor.cpu_share)
     load["end"] = list(os.getloadavg())
@@ -151,7 +198,8 @@ def run(settings: tuple = SETTINGS, steps: int | None = None, repeats: int = 5,
     results = []
     for s in settings:
         entry = {"threads": s, "label": label(s), "libraries": libraries[s],
-                 "epoch_s": times[s], "cpu_s": cpu[s], **summarize(times[s], cpu[s])}
+                 "epoch_s": times[s], "cpu_s": cpu[s], "background_cores": background[s],
+                 **summarize(times[s], cpu[s], background[s])}
         results.append(entry)
     report = {
         "kind": "threads",
@@ -185,19 +233,20 @@ def _threads_in_force(libraries: list[dict]) -> str:
 
 
 def _row(e: dict) -> list[str]:
-    med, cpw = e["median_epoch_s"], e["cpu_per_wall"]
+    med, cpw, bg = e["median_epoch_s"], e["cpu_per_wall"], e.get("median_background_cores", {})
     ratio = e.get("loaded_over_quiet")
     return [e["label"], _threads_in_force(e["libraries"]),
             *(f"{med[c]:.2f}" if c in med else "-" for c in CONDITIONS),
             f"{ratio:.2f}" if ratio is not None else "-",
-            *(f"{cpw[c]:.2f}" if c in cpw else "-" for c in CONDITIONS)]
+            *(f"{cpw[c]:.2f}" if c in cpw else "-" for c in CONDITIONS),
+            *(f"{bg[c]:.2f}" if bg.get(c) is not None else "-" for c in CONDITIONS)]
 
 
 def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console = Console() if sys.stdout.isatty() else Console(width=140)
     la = report["load_average"]
     console.print(f"{report['case']['description']}; {report['settings']['repeats']} interleaved "
                   f"repeats; load average (1, 5, 15 min) at start "
@@ -205,11 +254,14 @@ def print_report(report: dict) -> None:
                   f"{', '.join(f'{x:.2f}' for x in la['end'])}; {report['machine']['cpus']} CPUs")
     table = Table()
     for col in ("threads", "in force", "quiet s", "loaded s", "loaded / quiet", "CPU/wall quiet",
-                "CPU/wall loaded"):
+                "CPU/wall loaded", "others quiet", "others loaded"):
         table.add_column(col, justify="left" if col in ("threads", "in force") else "right")
     for e in report["results"]:
         table.add_row(*_row(e))
     console.print(table)
+    console.print("seconds per epoch (medians); CPU/wall: this process's CPU seconds per second "
+                  "(> 1: threads working or spin-waiting); others: cores used by other processes "
+                  "than the benchmark and its competitor while it timed (Linux only)")
     if report["competitor_cpu_share"] is not None:
         console.print(f"competitor: {report['competitor_cpu_share']:.2f} of a core while it ran")
     crit = report.get("criterion")

@@ -184,6 +184,16 @@ def test_bench_report_on_a_tiny_case(tmp_path):
     assert report["criterion"]["met"] == (one["loaded_over_quiet"] <= 2)
     assert 0 < report["competitor_cpu_share"] <= 1.5  # it ran (a core's worth at most)
     assert len(report["load_average"]["start"]) == len(report["load_average"]["end"]) == 3
+    if os.path.exists("/proc/stat"):
+        assert all(x >= 0 for e in report["results"] for c in ("quiet", "loaded")
+                   for x in e["background_cores"][c])
+
+
+def test_background_cores_is_the_rest_of_the_machines_cpu():
+    # 3 busy seconds in 2 s of wall time, 1.2 of them ours and 0.8 the competitor's: 0.5 core
+    assert bench_threads.background_cores(3.0, 1.2, 0.8, 2.0) == pytest.approx(0.5)
+    assert bench_threads.background_cores(1.0, 1.2, 0.0, 2.0) == 0.0  # tick rounding: never < 0
+    assert bench_threads.background_cores(None, 1.2, 0.0, 2.0) is None
 
 
 def test_bench_threads_command(cli):
