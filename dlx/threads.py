@@ -9,11 +9,11 @@ launchers. A run therefore sets its thread count itself, at its start, with thre
 (every BLAS and OpenMP library loaded in the process) and, when torch is loaded, with
 ``torch.set_num_threads``; summary.json records what was asked and what the libraries report.
 
-The default, 1, was chosen by measurement (``dlx bench --threads``, table in the README): one
-thread trains the MNIST MLP about as fast as two on a quiet machine and stays that fast next to
-a competing CPU-bound process, while OpenBLAS's spin-waiting threads make a multi-threaded run
-several times slower there. ``threads: null`` leaves the libraries at their own default
-(results then depend on the launcher and the machine).
+The default, 1, was chosen by measurement (``dlx bench --threads``, table in the README): on 2
+cores an MNIST-MLP epoch with one thread takes 1.3x as long as with two on an idle machine, but
+next to one competing CPU-bound process it keeps its speed (1.04x) while two threads, waiting on
+each other, take 3-3.5x their quiet time. ``threads: null`` leaves the libraries at their own
+default (results then depend on the launcher and the machine).
 
 Nothing here imports numpy or threadpoolctl at module level (``dlx --help`` stays light).
 """
