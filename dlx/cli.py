@@ -211,9 +211,13 @@ def bench(
         None, help="With --launchers: the sweep's overrides (default: experiment=optimizers)."),
     launchers: bool = typer.Option(
         False, "--launchers", help="Time a sweep under the basic and joblib launchers instead."),
-    steps: int = typer.Option(50, min=1, help="Training steps per timed repetition."),
+    threads: bool = typer.Option(False, "--threads", help="Time an MNIST MLP epoch with 1, 2 and "
+                                 "the default threads, quiet and next to a CPU-bound process."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Training steps per timed repetition "
+                                        "(default 50; with --threads one epoch, 860)."),
     repeats: Optional[int] = typer.Option(
-        None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps)."),
+        None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps; "
+        "5 with --threads)."),
     warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
     torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
     out: Optional[Path] = typer.Option(None, metavar="FILE",
@@ -229,7 +233,7 @@ def bench(
         _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
     if launchers:
         _check_launchers(list(sweep or []))
-    kind = "launchers" if launchers else "bench"
+    kind = "launchers" if launchers else "threads" if threads else "bench"
     try:  # before measuring for minutes: can the report be written?
         if out is None:
             out = _runs_root(None) / "bench" / f"{kind}-{_time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -240,10 +244,18 @@ def bench(
         _fail(str(e))
     from dlx import bench as _bench
 
+    if launchers and threads:
+        _fail("--launchers and --threads are two benchmarks: give one")
     if launchers:
         report = _bench_launchers(list(sweep or []), repeats or 3)
+    elif threads:
+        from dlx import bench_threads
+
+        report = bench_threads.run(steps=steps, repeats=repeats or 5, warmup=warmup)
+        bench_threads.print_report(report)
     else:
-        report = _bench.run(steps=steps, repeats=repeats or 7, warmup=warmup, include_torch=torch)
+        report = _bench.run(steps=steps or 50, repeats=repeats or 7, warmup=warmup,
+                            include_torch=torch)
         _bench.print_report(report)
     typer.echo(str(_bench.save(report, out)))
 

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlx import registry
+from dlx import registry, threads
 from dlx.assemble import build_optimizer, build_regularizer, build_schedule, check_dataset
 from dlx.data import is_sequence
 from dlx.errors import UsageError
@@ -68,6 +68,7 @@ def validate(config: DictConfig) -> None:
         raise UsageError("backend=torch needs PyTorch, which is not installed "
                          "(pip install 'dlx[torch]')")
     _check_early_stopping(top.get("early_stopping"))
+    threads.check(top.get("threads", threads.DEFAULT))
     if top.get("progress") not in MODES:
         raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
 

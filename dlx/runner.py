@@ -25,13 +25,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import dlx
-from dlx import interrupts
+from dlx import interrupts, threads
 from dlx.errors import UsageError
 from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, SUMMARY, process_start, write_json
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 log = logging.getLogger("dlx")
 
@@ -100,7 +98,6 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         **_git_info(), "host": socket.gethostname(),
         "pid": os.getpid(), "pid_start": process_start(os.getpid()),  # `lost` if it dies
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
-        "threads": {v: os.environ[v] for v in THREAD_VARS if v in os.environ},
     }
     earlier = float((previous or {}).get("wall_time_s") or 0.0) if resume else 0.0
     if resume:
@@ -151,6 +148,7 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
     """Run the task, fill ``summary`` with its result and status; return the status message.
     A failure is recorded (a sweep goes on); an interrupt propagates."""
     try:
+        summary["threads"] = threads.apply(resolved)  # BLAS/OpenMP/torch pools, before training
         result = task(resolved, rec, run_dir, resume)
     except UsageError as e:  # an invalid value found only while building (e.g. data on disk)
         summary.update(status="failed", error=str(e))
