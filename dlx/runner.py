@@ -107,7 +107,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     handlers = interrupts.install()
     rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"]["metrics.csv"], resume[1]["final"],
                                             resume[1]["best"]) if resume else None)
-    message, plotted = "interrupted", False
+    message, phase = "interrupted", "training"
     try:
         try:
             message = _execute(task_for(resolved), resolved, rec, run_dir, resume, summary)
@@ -118,15 +118,16 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
                            steps=max(summary["steps"] or 0, rec.last_step),
                            wall_time_s=round(earlier + time.perf_counter() - start, 3))
             write_json(run_dir / SUMMARY, summary)
+        phase = "figures"
         if rec.final:
             _plot(run_dir)
         interrupts.check()
-        plotted = True
+        phase = "done"
         if summary["status"] in ("completed", "diverged"):
             checkpoint.remove(run_dir)  # kept only while there is something to resume
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
-        if summary["finished_at"] is not None and not plotted:  # training had ended
+        if phase == "figures":  # training had ended
             summary["error"] = ("interrupted while drawing the figures (training had ended; "
                                 "`dlx plot` draws them)")
         summary.update(finished_at=_now(),
