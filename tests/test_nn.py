@@ -15,8 +15,8 @@ from dlx.nn import (
     SoftmaxCrossEntropy,
     predictions,
 )
+from dlx.nn.gradcheck import numerical_grad, rel_error
 from dlx.nn.init import INITS
-from tests.gradcheck import numerical_grad, rel_error
 
 rng = np.random.default_rng(0)
 
@@ -112,3 +112,22 @@ def test_initialize_leaves_biases_at_zero():
     model = Linear(4, 3, dtype=np.float64)
     initialize(model, {"name": "constant", "value": 0.5}, np.random.default_rng(0))
     assert (model.W.data == 0.5).all() and (model.b.data == 0).all()
+
+
+def test_gradcheck_reports_per_parameter_errors_and_catches_a_wrong_backward():
+    from dlx.assemble import build_model
+    from dlx.nn.gradcheck import check_model, check_module
+
+    rng = np.random.default_rng(0)
+    model = build_model({"name": "mlp", "hidden": [5], "activation": "tanh"},
+                        {"name": "xavier_normal"}, 4, 3, rng, np.float64)
+    x, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    errors = check_model(model, SoftmaxCrossEntropy(), x, y)
+    assert len(errors) == len(model.parameters()) and max(errors.values()) < 1e-7, errors
+
+    layer = Linear(4, 3, dtype=np.float64)
+    layer.W.data[...] = rng.standard_normal(layer.W.data.shape)
+    assert set(check_module(layer, x, rng)) == {"input", layer.W.name, layer.b.name}
+    backward = layer.backward
+    layer.backward = lambda dout: backward(dout) * 1.01  # a 1% error in dx is caught
+    assert check_module(layer, x, rng)["input"] > 1e-3
