@@ -84,7 +84,7 @@ def validate(config: DictConfig) -> None:
     seq = {"max_len": 8} if tokens else {}  # options only: the data's sizes come later
     registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None,
                    **seq)
-    _check_keys(INITS, "init", groups["init"], ("shape", "rng"))
+    _check_init(groups["init"])
     if is_sequence(groups["dataset"]) != tokens:
         raise UsageError(model_data_mismatch(groups["model"]["name"], not tokens))
     if tokens and top.get("probe_every") is not None:
@@ -96,10 +96,15 @@ def validate(config: DictConfig) -> None:
         module.validate(top)
 
 
-def _check_keys(reg: dict, group: str, node: dict, provided: tuple[str, ...]) -> None:
+def _check_init(node: dict) -> None:
+    """The init option's keys, and its values: it draws one small weight."""
     node = dict(node)
-    factory = registry.lookup(reg, group, node.pop("name"))
-    registry.check_kwargs(factory, node, group, provided)
+    factory = registry.lookup(INITS, "init", node.pop("name"))
+    kwargs = registry.check_kwargs(factory, node, "init", ("shape", "rng"))
+    try:
+        factory((3, 2), np.random.default_rng(0), **kwargs)
+    except ValueError as e:
+        raise UsageError(f"invalid init {factory.__name__!r}: {e}") from None
 
 
 def _check_early_stopping(es) -> None:

@@ -2,38 +2,37 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from dlx.experiments import task_for
 from dlx.experiments.optimizers import steps_to
-from dlx.records.metrics import MetricsWriter
 from dlx.records.store import Run
 from tests.conftest import assert_one_error_line
 from tests.test_train import config
 
 
-def run(tmp_path: Path, *overrides: str) -> Run:
-    """One member run of an experiment, in-process; its directory as a Run."""
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=tmp_path))
-    cfg = config(*overrides)
-    rec = MetricsWriter(run_dir / "metrics.csv")
-    result = task_for(cfg)(cfg, rec, run_dir)
-    rec.close()
-    if result.weights:
-        np.savez(run_dir / "model.npz", **result.weights)
-    summary = {"status": "diverged" if result.diverged_at_step else "completed",
-               "steps": result.steps, "diverged_at_step": result.diverged_at_step,
-               "final": rec.final, **result.extra}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return Run(run_dir)
+def run(tmp_path: Path, *overrides: str, figures: bool = False) -> Run:
+    """One member run of an experiment, in-process, through the runner (so its status logic,
+    summary and record are the real ones); its directory as a Run. Figures are skipped unless
+    asked for (they cost a second a run)."""
+    from omegaconf import OmegaConf
 
+    from dlx import runner
+
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=tmp_path))
+    cfg = OmegaConf.create(config(*overrides))
+    plot = runner._plot
+    if not figures:
+        runner._plot = lambda run_dir: None
+    try:
+        result = runner.run_job(cfg, run_dir, list(overrides))
+    finally:
+        runner._plot = plot
+    assert result.status in ("completed", "diverged"), result.message
+    return Run(run_dir)
 
 def test_conditioning_slopes_boundary_and_standardization(tmp_path):
     r = run(tmp_path, "experiment=conditioning", "conditioning.kappas=[10,100,1000]")

@@ -156,15 +156,17 @@ def test_init_symmetry_vanishing_exploding_and_he(tmp_path):
         r = _experiment(tmp_path, *common, f"init={init}", f"model.activation={activation}")
         return r, at_step(read(r), 0, "act_std")[1]
 
-    zeros, _ = act_std("zeros", "relu")
-    weights = np.load(zeros.path / "model.npz") if (zeros.path / "model.npz").exists() else None
+    zeros, zero_std = act_std("zeros", "relu")
+    assert max(zero_std) <= 1e-12           # all-zero weights: every activation is 0 at init
+    with np.load(zeros.path / "model.npz") as weights:  # ...and no weight ever gets a gradient
+        assert [k for k in weights.files if k.endswith(".W") and np.any(weights[k])] == []
+        assert np.any(weights[[k for k in weights.files if k.endswith(".b")][-1]])  # only biases
     _, small = act_std("normal", "tanh")
     _, large = act_std("standard_normal", "relu")
     _, he = act_std("he_normal", "relu")
     assert small[-1] < 1e-6 * small[0]      # N(0, 0.01^2): the signal vanishes with depth
     assert large[-1] > 1e6 * large[0]       # N(0, 1): it explodes
     assert 0.5 < he[-1] / he[0] < 2         # He keeps ReLU activations at one scale
-    del weights
 
 
 @pytest.mark.slow

@@ -100,15 +100,17 @@ def test_xor_defeats_a_linear_model(tmp_path):
     ("batch_size=0", "batch_size must be an integer >= 1 or null"),
     ("dtype=float16", "dtype must be one of float32, float64"),
     ("dataset.n_samples=many", "dataset.n_samples: expected an integer"),
-    ("init=normal", None),
 ])
 def test_validation(override, message):
-    if message is None:
-        config(override)
-        return
     with pytest.raises(UsageError) as e:
         config(override)
     assert message in str(e.value)
+
+
+def test_an_init_option_is_checked_by_its_value():
+    assert config("init=normal", "init.std=0.5")["init"] == {"name": "normal", "std": 0.5}
+    with pytest.raises(UsageError, match="invalid init 'normal': std must be >= 0"):
+        config("init=normal", "init.std=-1")
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
