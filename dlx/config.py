@@ -91,7 +91,7 @@ def validate(config: DictConfig) -> None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
     check_dataset(groups["dataset"])
-    module = hooks(top.get("name"))
+    module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
         module.validate(top)
 

@@ -65,14 +65,14 @@ def plot_run(run, fmt: str = "png", out: Path | None = None,
              notes: list[str] | None = None) -> list[Path]:
     """The run's figures into ``out`` (default ``run.path/plots``), each drawn on its own: one
     that raises is skipped with a note in ``notes`` (see :func:`dlx.plots.style.guarded`)."""
-    from dlx.experiments import hooks
+    from dlx.experiments import experiment_of, hooks
     from dlx.plots.run import decision_boundary, metric_figures
     from dlx.plots.style import guarded
 
     out = run.path / "plots" if out is None else Path(out)
     notes = [] if notes is None else notes
-    name = run.config.get("name")
-    module = hooks(name)
+    name = experiment_of(run.config) or run.config.get("name")
+    module = hooks(experiment_of(run.config))
     written = []
     if getattr(module, "GENERIC_RUN_PLOTS", True):
         written += metric_figures(run, out, fmt, notes)
@@ -87,7 +87,7 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png", out: Path | None = None,
     """The sweep's figures into ``out`` (default ``sweep_dir/plots``), each drawn on its own:
     one that raises is skipped with a note in ``notes``. ``runs``: the readable members (read
     here when not given; members that cannot be read are noted)."""
-    from dlx.experiments import hooks
+    from dlx.experiments import experiment_of, hooks
     from dlx.plots.style import guarded
     from dlx.plots.sweep import load_members, member_labels, overlays
 
@@ -100,7 +100,7 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png", out: Path | None = None,
         raise UsageError(f"{sweep_dir}: no member of this sweep has metrics to plot")
     labels = member_labels(runs)
     name = runs[0].config.get("name", sweep_dir.name)
-    module = hooks(runs[0].config.get("name"))
+    module = hooks(experiment_of(runs[0].config))
     written = overlays(out, runs, labels, name, fmt, notes) \
         if getattr(module, "GENERIC_RUN_PLOTS", True) else []
     if hasattr(module, "plot_sweep"):

@@ -86,10 +86,10 @@ class Source:
     def extra_numbers(self) -> list[tuple[str, str]]:
         """Experiment-specific numbers: what the runs recorded (e.g. slopes, noise scales) and
         what the experiment's ``report_numbers(run)`` reads from their files."""
-        from dlx.experiments import hooks
+        from dlx.experiments import experiment_of, hooks
         from dlx.records.store import differing
 
-        module = hooks(self.name)
+        module = hooks(experiment_of(self.config))
         diffs = differing([r.overrides for r in self.runs]) if self.sweep else [[]]
         out = []
         for run, diff in zip(self.runs, diffs):

@@ -86,7 +86,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     resume = checkpoint.load(run_dir, resolved) if previous is not None else None
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     summary = {
-        "run_id": run_dir.name, "status": "running", "experiment": resolved["name"],
+        "run_id": run_dir.name, "status": "running", "experiment": resolved.get("experiment"),
         "backend": resolved["backend"],
         "overrides": overrides, "seed": resolved["seed"], "final": {}, "best": {},
         "started_at": (previous or {}).get("started_at") if resume else _now(),

@@ -85,3 +85,23 @@ def test_the_checks_above_can_fail(tmp_path):
     found = imports(pkg / "x.py", tmp_path / "dlx")
     assert {"dlx.registry", "dlx.nn", "dlx.nn.y"} <= found
     assert inside("dlx.registry", CONFIG_LAYER) and not inside("dlx.registryx", CONFIG_LAYER)
+
+
+def test_experiments_are_keyed_by_the_chosen_experiment_not_the_model(cli):
+    """A plain run of the logreg model is no run of the logreg experiment: it gets the generic
+    figures only, and `dlx plan` does not tick the experiment's deliverable."""
+    import json
+
+    result = cli("run", "-m", "optimizer=sgd,adam", "epochs=2")
+    assert result.returncode == 0, result.stderr
+    sweep = cli.run_dir(result)
+    assert json.loads((sweep / "0" / "summary.json").read_text())["experiment"] is None
+    assert cli("plot", str(sweep)).returncode == 0
+    assert not (sweep / "plots" / "weight_norm_log_steps.png").exists()  # logreg's own figure
+    line = next(ln for ln in cli("plan").stdout.splitlines() if "logistic regression" in ln)
+    assert "✓" not in line
+
+    result = cli("run", "experiment=logreg", "epochs=2")
+    assert json.loads((cli.run_dir(result) / "summary.json").read_text())["experiment"] == "logreg"
+    line = next(ln for ln in cli("plan").stdout.splitlines() if "logistic regression" in ln)
+    assert "✓" in line

@@ -22,7 +22,19 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 
-def hooks(name: str | None) -> ModuleType | None:
+# experiments that share another's module (its task and figures)
+MODULE_OF = {"scaling_data": "scaling"}
+
+
+def experiment_of(cfg: Mapping[str, Any]) -> str | None:
+    """The experiment a run belongs to: the ``experiment`` key its experiment file sets (None for
+    a plain run). Records written before the key existed fall back to their ``name``."""
+    return cfg["experiment"] if "experiment" in cfg else cfg.get("name")
+
+
+def hooks(experiment: str | None) -> ModuleType | None:
+    """The module of ``experiment`` (by the experiment, never by the model's name), if any."""
+    name = MODULE_OF.get(experiment, experiment)
     if not name or not name.isidentifier():
         return None
     if not (Path(__file__).parent / f"{name}.py").is_file():
@@ -33,7 +45,7 @@ def hooks(name: str | None) -> ModuleType | None:
 def task_for(cfg: Mapping[str, Any]) -> Callable:
     """The function a run of ``cfg`` executes: ``task(cfg, rec, run_dir, resume=None)`` — the
     experiment's ``run``, or plain training (which checkpoints each epoch and can resume)."""
-    module = hooks(cfg.get("name"))
+    module = hooks(experiment_of(cfg))
     if module is not None and hasattr(module, "run"):
         return lambda cfg, rec, run_dir, resume=None: module.run(cfg, rec, run_dir)
     from dlx.train import train
