@@ -40,6 +40,9 @@ CASES = [
     ("onecycle", {"name": "onecycle", "pct_start": 0.25},
      lambda t, o: t.optim.lr_scheduler.OneCycleLR(o, max_lr=LR, total_steps=3 * T,
                                                   pct_start=0.25), 3 * T),
+    ("log_range", {"name": "log_range", "final_lr": 10.0},
+     lambda t, o: t.optim.lr_scheduler.ExponentialLR(o, gamma=(10.0 / LR) ** (1 / (3 * T - 1))),
+     3 * T),
     ("constant", {"name": "constant"},
      lambda t, o: t.optim.lr_scheduler.ConstantLR(o, factor=1.0), 3 * T),
 ]

@@ -21,7 +21,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
-
 # experiments that share another's module (its task and figures)
 MODULE_OF = {"scaling_data": "scaling"}
 

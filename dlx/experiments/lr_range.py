@@ -1,15 +1,15 @@
 """lr_range: the learning-rate range test (Smith 2017, "Cyclical learning rates").
 
 The LR grows exponentially each step from ``lr_range.min_lr`` to ``lr_range.max_lr`` over the
-run; the test stops when the loss runs away (``divergence_factor`` x the initial loss: that is
-how the test is meant to end, so the run counts as completed). Loss against LR on log axes; the
+run: the ``log_range`` schedule, set in the experiment's config, so config.yaml says what ran.
+The test stops when the loss runs away (``divergence_factor`` x the initial loss: that is how
+the test is meant to end, so the run counts as completed). Loss against LR on log axes; the
 suggested LR is where the smoothed loss falls fastest per decade of LR, below the divergence.
 It is saved in summary.json (``lr_range.suggested_lr``).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -51,22 +51,14 @@ def suggest(lrs: np.ndarray, losses: np.ndarray, beta: float) -> dict:
 
 
 def run(cfg, rec, run_dir: Path):
-    validate(cfg)
-    c = cfg["lr_range"]
-    n = cfg["dataset"]["n_samples"] * (1 - cfg["dataset"].get("val_fraction", 0.2))
-    steps = cfg["epochs"] * math.ceil(round(n) / (cfg["batch_size"] or n))
-    gamma = (c["max_lr"] / c["min_lr"]) ** (1.0 / max(steps - 1, 1))
-    cfg = {**cfg, "optimizer": {**cfg["optimizer"], "lr": c["min_lr"]},
-           "schedule": {"name": "exponential", "gamma": gamma}}
+    """Train with the range schedule the config names (optimizer.lr = min_lr, schedule log_range
+    to max_lr), then read the suggestion off the recorded batch losses."""
     result = train(cfg, rec, cfg["progress"], run_dir)
-    rec.close()  # flushed: read the step losses back
-    from dlx.records.store import Run
-
-    loss = Run(run_dir).series("batch", "loss")["value"].to_numpy()
-    lrs = Run(run_dir).series("batch", "lr")["value"].to_numpy()
+    loss = np.array([v for _, v in rec.series("batch/loss")])
+    lrs = np.array([v for _, v in rec.series("batch/lr")])
     stop = result.diverged_at_step
     upto = stop - 1 if stop else len(lrs)  # the runaway step itself is not a candidate
-    found = suggest(lrs[:upto], loss[:upto], c["smoothing"])
+    found = suggest(lrs[:upto], loss[:upto], cfg["lr_range"]["smoothing"])
     result.extra["lr_range"] = {**found, "stopped_at_step": stop,
                                 "stopped_at_lr": float(lrs[stop - 1]) if stop else None,
                                 "reason": result.diverged_reason}

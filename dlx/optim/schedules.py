@@ -34,6 +34,16 @@ def exponential(lr: float, total_steps: int, *, gamma: float = 0.999) -> Schedul
     return lambda t: lr * gamma**t
 
 
+def log_range(lr: float, total_steps: int, *, final_lr: float = 10.0) -> Schedule:
+    """lr(t) = lr * (final_lr / lr)^(t / (T - 1)): from lr to final_lr, evenly on a log scale,
+    over the run's T steps (the LR range test; torch ExponentialLR with
+    gamma = (final_lr / lr)^(1 / (T - 1)))."""
+    if not final_lr > 0:
+        raise ValueError(f"final_lr must be > 0, got {final_lr}")
+    span = max(total_steps - 1, 1)
+    return lambda t: lr * (final_lr / lr) ** (min(t, span) / span)
+
+
 def time_based(lr: float, total_steps: int, *, decay: float = 0.01) -> Schedule:
     """lr(t) = lr / (1 + decay * t)  (1/t decay; Keras' InverseTimeDecay; no torch class)."""
     if decay < 0:
@@ -92,4 +102,5 @@ def with_warmup(main: Schedule, lr: float, warmup_steps: int, start_factor: floa
     return f
 
 
-SCHEDULES = {f.__name__: f for f in (constant, step, exponential, time_based, cosine, onecycle)}
+SCHEDULES = {f.__name__: f for f in (constant, step, exponential, log_range, time_based, cosine,
+                                     onecycle)}

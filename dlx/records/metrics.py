@@ -31,6 +31,7 @@ class MetricsWriter:
         self.final: dict[str, float] = {}
         self.best: dict[str, float] = {}
         self.last_step = 0  # the latest step a model was measured at (rows other than batch ones)
+        self._series: dict[str, list[tuple[int, float]]] = {}
         if resume is not None:
             size, final, best = resume
             with open(self.path, "r+b") as f:
@@ -51,11 +52,18 @@ class MetricsWriter:
         self._file.write(f"{step},{epoch},{split},{metric},{value!r}\n")
         key = f"{split}/{metric}"
         self.final[key] = value
+        self._series.setdefault(key, []).append((step, value))
         if split != "batch":  # a batch row may belong to an update that never completed
             self.last_step = max(self.last_step, step)
         pick = better(metric)
         if pick is not None and math.isfinite(value):
             self.best[key] = pick(self.best.get(key, value), value)
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        """(step, value) of ``key`` (e.g. ``batch/loss``) as logged by this writer, in order:
+        what an experiment reads instead of re-reading the file (a resumed writer holds only
+        what it logged itself)."""
+        return list(self._series.get(key, []))
 
     def close(self) -> None:
         self._file.close()
