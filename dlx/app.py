@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlx.config import validate
 from dlx.errors import UsageError
+from dlx.nn.transformer import width_for_budget
 from dlx.records import rundir
 
 log = logging.getLogger("dlx")
@@ -60,15 +61,7 @@ def _new_run_dir(root, name) -> str:
 OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, replace=True)
 
 
-def _width_for(n_layers: int, budget: int) -> int:
-    """The d_model whose transformer blocks (4d^2 attention + 8d^2 MLP + biases and norms per
-    layer) come closest to ``budget`` non-embedding parameters at this depth."""
-    def params(d: int) -> int:
-        return n_layers * (12 * d * d + 13 * d)
-    return min(range(2, 1024), key=lambda d: abs(params(d) - budget))
-
-
-OmegaConf.register_new_resolver("dlx_width", _width_for, replace=True)
+OmegaConf.register_new_resolver("dlx_width", width_for_budget, replace=True)
 
 
 class _State:

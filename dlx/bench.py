@@ -22,6 +22,7 @@ import numpy as np
 
 from dlx.assemble import build_model
 from dlx.nn import SoftmaxCrossEntropy
+from dlx.nn.transformer import block_params
 from dlx.optim import Adam
 
 
@@ -196,7 +197,7 @@ def _transformer_flops(cfg: dict) -> float:
     """6 x non-embedding parameters x tokens, plus attention's 12 x layers x T x d per token
     (Kaplan et al. 2020's training-compute estimate)."""
     d, L, T, B = cfg["d"], cfg["layers"], cfg["seq"], cfg["batch"]
-    n = L * 12 * d * d + d * cfg["vocab"]
+    n = block_params(L, d) + d * cfg["vocab"]
     return 6.0 * n * B * T + 12.0 * L * T * d * B * T
 
 

@@ -193,3 +193,18 @@ def test_bench_has_a_transformer_case(torch):
     report = bench.run(steps=2, repeats=2, warmup=1, cases=("transformer",))
     case = report["cases"][0]
     assert case["name"] == "transformer" and case["numpy_over_torch"] > 0
+
+
+def test_block_arithmetic_matches_the_model_and_the_budget():
+    from dlx.nn.transformer import TransformerLM, block_params, width_for_budget
+
+    for layers, d in ((1, 8), (3, 16)):
+        m = TransformerLM(10, 8, n_layers=layers, d_model=d, n_heads=4, d_ff=None,
+                          positional="learned", pre_ln=True, dtype=np.float64)
+        head_and_final_norm = d * 10 + 10 + 2 * d
+        assert m.n_params(embeddings=False) == block_params(layers, d) + head_and_final_norm
+    for layers in (1, 2, 4, 8):  # depth_width's budget: the closest width at each depth
+        d = width_for_budget(layers, 24_576)
+        gap = abs(block_params(layers, d) - 24_576)
+        assert gap <= min(abs(block_params(layers, d + k) - 24_576) for k in (-1, 1))
+        assert gap / 24_576 < 0.06

@@ -175,3 +175,16 @@ class TransformerLM(Module):
     def n_params(self, embeddings: bool = True) -> int:
         skip = {id(self.tok.W)} | ({id(self.pos.P)} if hasattr(self.pos, "P") else set())
         return sum(p.data.size for p in self.parameters() if embeddings or id(p) not in skip)
+
+
+def block_params(n_layers: int, d_model: int, d_ff: int | None = None) -> int:
+    """Non-embedding parameters of ``n_layers`` blocks: attention 4d^2 + 4d, the MLP 2*d*d_ff +
+    d_ff + d, two LayerNorms 4d (12d^2 + 13d with d_ff = 4d); the output head's d x vocab aside."""
+    d, f = d_model, d_ff or 4 * d_model
+    return n_layers * (4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d)
+
+
+def width_for_budget(n_layers: int, budget: int) -> int:
+    """The d_model whose ``n_layers`` blocks come closest to ``budget`` non-embedding
+    parameters (the depth_width experiment: deeper nets at one parameter count)."""
+    return min(range(2, 1024), key=lambda d: abs(block_params(n_layers, d) - budget))
