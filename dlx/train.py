@@ -97,23 +97,15 @@ class NumpyBackend:
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Weights, optimizer state and the dropout generator: all a resumed run needs."""
         arrays = {f"w.{k}": v for k, v in self.model.state_dict().items()}
-        for i, state in enumerate(self.opt.state):
-            arrays.update({f"o.{i}.{k}": v for k, v in state.items()})
-        meta = {"opt_steps": self.opt.steps, "dropout_rng": self.dropout_rng.bit_generator.state,
-                "opt_scalars": {k: getattr(self.opt, k) for k in ("mu_product",)
-                                if hasattr(self.opt, k)}}
-        return arrays, meta
+        opt_arrays, opt_meta = self.opt.state_dict()
+        arrays.update({f"o.{k}": v for k, v in opt_arrays.items()})
+        return arrays, {"optimizer": opt_meta,
+                        "dropout_rng": self.dropout_rng.bit_generator.state}
 
     def restore(self, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
         self.model.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
-        for i, state in enumerate(self.opt.state):
-            prefix = f"o.{i}."
-            state.clear()
-            state.update({k[len(prefix):]: v.copy() for k, v in arrays.items()
-                          if k.startswith(prefix)})
-        self.opt.steps = meta["opt_steps"]
-        for k, v in meta["opt_scalars"].items():
-            setattr(self.opt, k, v)
+        self.opt.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("o.")},
+                                 meta["optimizer"])
         self.dropout_rng.bit_generator.state = meta["dropout_rng"]
 
     def param_bytes(self) -> int:

@@ -25,6 +25,8 @@ def _check(name: str, value: float, low: float, high: float | None = None,
 
 
 class Optimizer:
+    SCALARS: tuple[str, ...] = ()  # state kept as attributes, beside the per-parameter buffers
+
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a finite number > 0, got {lr}")
@@ -50,6 +52,23 @@ class Optimizer:
     def _l2(self, p: Parameter, g: np.ndarray) -> np.ndarray:
         """g + weight_decay * p: L2 regularization folded into the gradient (coupled decay)."""
         return g + self.weight_decay * p.data if self.weight_decay else g
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
+        """All the state a resumed run needs: the per-parameter buffers as arrays named
+        ``"{index}.{buffer}"``, and the step count and scalar state as JSON-able values."""
+        arrays = {f"{i}.{k}": v.copy() for i, s in enumerate(self.state) for k, v in s.items()}
+        return arrays, {"steps": self.steps, **{k: getattr(self, k) for k in self.SCALARS}}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Continue exactly where :meth:`state_dict` was taken (same parameters, same order)."""
+        for i, state in enumerate(self.state):
+            prefix = f"{i}."
+            state.clear()
+            state.update({k[len(prefix):]: np.array(v, copy=True) for k, v in arrays.items()
+                          if k.startswith(prefix)})
+        self.steps = meta["steps"]
+        for k in self.SCALARS:
+            setattr(self, k, meta[k])
 
     def state_bytes(self) -> int:
         """Bytes of optimizer state (buffers kept across steps beyond parameters and grads)."""
@@ -320,6 +339,8 @@ class NAdam(Optimizer):
     Defaults: lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
     decoupled_weight_decay=False.  State: m and v (2x; the scalar P_t is negligible).
     """
+
+    SCALARS = ("mu_product",)  # the running product of mu_t, part of its state
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3,
