@@ -16,6 +16,7 @@ import numpy as np
 
 NAME = "checkpoint.npz"
 IGNORED = ("progress", "runs_dir")  # how a run is shown or stored, not what it computes
+FORMAT = 2  # 2: optimizers' own state_dict; a checkpoint of another format is not used
 
 
 def config_key(cfg: dict) -> str:
@@ -25,7 +26,7 @@ def config_key(cfg: dict) -> str:
 
 def save(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     tmp = run_dir / f".{NAME}.tmp.npz"
-    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **arrays)
+    np.savez(tmp, __meta__=np.array(json.dumps({**meta, "format": FORMAT})), **arrays)
     os.replace(tmp, run_dir / NAME)
 
 
@@ -40,7 +41,8 @@ def load(run_dir: Path, cfg: dict) -> tuple[dict[str, np.ndarray], dict] | None:
             arrays = {k: f[k] for k in f.files if k != "__meta__"}
     except (OSError, ValueError, KeyError):
         return None
-    return (arrays, meta) if meta.get("config_key") == config_key(cfg) else None
+    usable = meta.get("config_key") == config_key(cfg) and meta.get("format") == FORMAT
+    return (arrays, meta) if usable else None
 
 
 def truncate(path: Path, size: int) -> None:
