@@ -8,6 +8,7 @@ library (:mod:`dlx.nn`, :mod:`dlx.optim`, :mod:`dlx.data`), which imports no con
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 import numpy as np
@@ -127,6 +128,15 @@ def build_optimizer(node, params):
 
 def build_regularizer(node):
     return registry.build(REGULARIZERS, "regularizer", node)
+
+
+def base_lr(optimizer_node: Mapping) -> float:
+    """The optimizer's configured learning rate (its factory's default if the node has none):
+    what a schedule starts from. The schedule is then pushed into the optimizer, one way."""
+    if "lr" in optimizer_node:
+        return float(optimizer_node["lr"])
+    factory = registry.lookup(OPTIMIZERS, "optimizer", optimizer_node.get("name"))
+    return float(inspect.signature(factory).parameters["lr"].default)
 
 
 def build_schedule(node: Mapping, lr: float, total_steps: int) -> Schedule:

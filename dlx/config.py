@@ -15,7 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dlx import registry, threads
-from dlx.assemble import build_optimizer, build_regularizer, build_schedule, check_dataset
+from dlx.assemble import (
+    base_lr,
+    build_optimizer,
+    build_regularizer,
+    build_schedule,
+    check_dataset,
+)
 from dlx.data import is_sequence
 from dlx.errors import UsageError
 from dlx.experiments import hooks
@@ -76,7 +82,7 @@ def validate(config: DictConfig) -> None:
     for g, node in groups.items():
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
-    lr = groups["optimizer"].get("lr")
+    lr = base_lr(groups["optimizer"])
     build_optimizer(groups["optimizer"], [])
     build_regularizer(groups["regularizer"])
     build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet

@@ -95,10 +95,6 @@ class TorchBackend:
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
 
-    @property
-    def base_lr(self) -> float:
-        return self.opt.param_groups[0]["lr"]
-
     def _tensors(self, x: np.ndarray, y: np.ndarray):
         tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
         ty = torch.from_numpy(y)

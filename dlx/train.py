@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from dlx.assemble import (
+    base_lr,
     build_data,
     build_model_for,
     build_optimizer,
@@ -44,10 +45,6 @@ class NumpyBackend:
         self.loss_fn = loss_for(data.n_classes, data.seq_len is not None)
         self.opt = build_optimizer(cfg["optimizer"], self.params)
         self.reg = build_regularizer(cfg["regularizer"])
-
-    @property
-    def base_lr(self) -> float:
-        return self.opt.lr
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
@@ -164,7 +161,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     if max_steps:
         epochs = math.ceil(max_steps / steps_per_epoch)
     total_steps = max_steps or epochs * steps_per_epoch
-    lr_at = build_schedule(cfg["schedule"], backend.base_lr, total_steps)
+    lr_at = build_schedule(cfg["schedule"], base_lr(cfg["optimizer"]), total_steps)
 
     evaluated_at = [None]  # the step of the latest evaluation
 
