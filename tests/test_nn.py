@@ -131,3 +131,16 @@ def test_gradcheck_reports_per_parameter_errors_and_catches_a_wrong_backward():
     backward = layer.backward
     layer.backward = lambda dout: backward(dout) * 1.01  # a 1% error in dx is caught
     assert check_module(layer, x, rng)["input"] > 1e-3
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("shape", [(8, 3, 5, 5), (16, 4, 3), (6, 2, 3, 3, 3)])
+def test_fans_of_convolution_kernels_match_torch(torch, shape):
+    from dlx.nn.init import _fans
+
+    assert _fans(shape) == torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+
+
+def test_he_normal_of_a_kernel_has_variance_two_over_c_in_times_kernel_size():
+    w = INITS["he_normal"]((64, 16, 3, 3), np.random.default_rng(0))
+    assert w.var() == pytest.approx(2.0 / (16 * 9), rel=0.03)

@@ -1,6 +1,9 @@
-"""Weight initializers: ``fn(shape, rng, **options) -> array`` for a weight of shape (fan_in, fan_out).
+"""Weight initializers: ``fn(shape, rng, **options) -> array``.
 
-Biases always start at zero. fan_in is the number of inputs to a unit (rows of W).
+Shapes: a dense weight is (fan_in, fan_out) — rows are a unit's inputs (``x @ W``); a
+convolution kernel is (C_out, C_in, *kernel), as in torch and cs231n, whose fan_in is
+C_in x kernel size and fan_out C_out x kernel size (torch's ``_calculate_fan_in_and_fan_out``).
+Biases always start at zero.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ import numpy as np
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    return shape[0], shape[1] if len(shape) > 1 else 1
+    """(fan_in, fan_out) of a weight of this shape (see the module's docstring)."""
+    if len(shape) <= 2:
+        return shape[0], shape[1] if len(shape) > 1 else 1
+    receptive = math.prod(shape[2:])  # a kernel: (C_out, C_in, kH, kW, ...)
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def zeros(shape, rng):
