@@ -124,6 +124,14 @@ def _check_dir(run_dir: Path, config: DictConfig, where: str = "") -> None:
         raise _Rejected(UsageError(f"{where}{problem}; choose another directory"))
 
 
+def _check_sweep_dir(sweep_dir: Path, n_members: int | None) -> None:
+    from dlx.records.store import sweep_occupant
+
+    problem = sweep_occupant(sweep_dir, n_members)
+    if problem:
+        raise _Rejected(UsageError(f"{problem}; choose another directory"))
+
+
 def _check_members(sweeper, batch, start: int) -> None:
     """Compose and check each member of ``batch`` (job numbers from ``start``): its values, and
     its directory. Raises _Rejected naming the member's overrides."""
@@ -131,8 +139,11 @@ def _check_members(sweeper, batch, start: int) -> None:
 
     loader = sweeper.hydra_context.config_loader
     for num, overrides in enumerate(batch, start):
-        member = loader.load_sweep_config(sweeper.config, list(overrides))
         label = f"sweep member {num} ({' '.join(overrides) or 'no overrides'}): "
+        try:
+            member = loader.load_sweep_config(sweeper.config, list(overrides))
+        except Exception as e:  # noqa: BLE001 - Hydra's composition errors, said in one line
+            raise _Rejected(UsageError(f"{label}{describe(e)}")) from None
         try:
             _validate(member)
         except _Rejected as e:
@@ -166,6 +177,7 @@ def _install_sweep_checks() -> None:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         members = [m for b in self.split_arguments(parser.parse_overrides(params), None) for m in b]
         _State.n_members = len(members)
+        _check_sweep_dir(Path(self.config.hydra.sweep.dir), len(members))
         _check_members(self, members, 0)
         self._dlx_all_checked = True
         return basic_sweep(self, arguments)

@@ -113,11 +113,11 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
             message = _execute(task_for(resolved), resolved, rec, run_dir, resume, summary)
             interrupts.check()  # one swallowed on its way (see dlx.interrupts)
         finally:
-            rec.close()
+            _close(rec, summary)
             summary.update(final=rec.final, best=rec.best, finished_at=_now(),
                            steps=max(summary["steps"] or 0, rec.last_step),
                            wall_time_s=round(earlier + time.perf_counter() - start, 3))
-            write_json(run_dir / SUMMARY, summary)
+            _write_summary(run_dir, summary)
         phase = "figures"
         if rec.final:
             _plot(run_dir)
@@ -132,10 +132,11 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
                                 "`dlx plot` draws them)")
         summary.update(finished_at=_now(),
                        wall_time_s=round(earlier + time.perf_counter() - start, 3))
-        write_json(run_dir / SUMMARY, summary)
+        _write_summary(run_dir, summary)
         message = summary["error"] or "interrupted"
     finally:
         interrupts.restore(handlers)
+        threads.release()
     headline = " ".join(f"{k} {rec.final[k]:.4g}" for k in ("val/loss", "val/acc")
                         if isinstance(rec.final.get(k), float))
     (log.warning if summary["status"] != "completed" else log.info)(
@@ -145,12 +146,31 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     return JobResult(run_dir, summary["status"], message, _objective(resolved, summary))
 
 
+def _close(rec: MetricsWriter, summary: dict) -> None:
+    """Close the metrics file; a write that fails now (a full disk) fails the run, said once."""
+    try:
+        rec.close()
+    except OSError as e:
+        if summary["status"] != "failed":
+            summary.update(status="failed", error=f"cannot write {rec.path}: {e.strerror or e}")
+
+
+def _write_summary(run_dir: Path, summary: dict) -> None:
+    """The summary, if the disk takes it: the run's end is logged either way."""
+    try:
+        write_json(run_dir / SUMMARY, summary)
+    except OSError as e:
+        log.error(f"cannot write {run_dir / SUMMARY}: {e.strerror or e}")
+
+
 def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, summary: dict) -> str:
     """Run the task, fill ``summary`` with its result and status; return the status message.
     A failure is recorded (a sweep goes on); an interrupt propagates."""
     try:
         summary["threads"] = threads.apply(resolved)  # BLAS/OpenMP/torch pools, before training
         result = task(resolved, rec, run_dir, resume)
+        if result.weights:
+            np.savez(run_dir / "model.npz", **result.weights)
     except UsageError as e:  # an invalid value found only while building (e.g. data on disk)
         summary.update(status="failed", error=str(e))
         return f"failed: {e}"
@@ -159,8 +179,6 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         log.error("run failed", exc_info=True, extra={"console": debug})
         summary.update(status="failed", error=f"{type(e).__name__}: {e}")
         return f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
-    if result.weights:
-        np.savez(run_dir / "model.npz", **result.weights)
     if result.early_stopping:
         summary["early_stopping"] = result.early_stopping
     summary.update(result.extra)

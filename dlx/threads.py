@@ -71,6 +71,18 @@ def apply(cfg: Mapping[str, Any]) -> dict:
     return record(requested)
 
 
+def release() -> None:
+    """Undo :func:`apply`: the libraries' own thread counts again (a run in a notebook or a
+    test leaves the process as it found it)."""
+    global _limiter
+    if _limiter is not None:
+        _limiter.restore_original_limits()
+        _limiter = None
+    torch = sys.modules.get("torch")
+    if _torch_default is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(_torch_default)
+
+
 def record(requested: Any) -> dict:
     """What ``threads`` asked for and what is in force: the environment variables that the
     libraries (and launchers such as joblib's loky) read, threadpoolctl's report per library,

@@ -168,9 +168,9 @@ def test_scaling_law_fit_recovers_known_parameters():
 
 @pytest.mark.parametrize("depth", [1, 2, 4, 8])
 def test_depth_width_widths_keep_the_parameter_budget(depth):
-    from dlx.app import _width_for
+    from dlx.nn.transformer import width_for_budget
 
-    d = _width_for(depth, 24576)
+    d = width_for_budget(depth, 24576)
     model = TransformerLM(11, 16, n_layers=depth, d_model=d, n_heads=1)
     assert model.n_params(embeddings=False) == pytest.approx(24576, rel=0.05)
 

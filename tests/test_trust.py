@@ -167,6 +167,50 @@ def test_a_sweep_into_a_directory_with_other_runs_stops_before_touching_it(cli):
     assert (sweep / "1" / "metrics.csv").read_bytes() == before[sweep / "1" / "metrics.csv"]
 
 
+def test_a_sweep_into_a_run_a_foreign_folder_or_a_larger_sweep_stops(cli):
+    run = cli.cwd / "runs" / "one"
+    assert cli("run", "epochs=2", f"hydra.run.dir={run}").returncode == 0
+    (cli.cwd / "notes").mkdir()
+    (cli.cwd / "notes" / "mine.txt").write_text("keep me")
+    sweep = cli.cwd / "runs" / "s"
+    assert cli("run", "-m", "optimizer=sgd,adam", "epochs=2",
+               f"hydra.sweep.dir={sweep}").returncode == 0
+    before = snapshot(cli.cwd / "runs")
+    sweep_of = ("run", "-m", "optimizer=sgd,adam", "epochs=2")
+    assert_one_error_line(cli(*sweep_of, f"hydra.sweep.dir={run}"), "holds a run, not a sweep")
+    assert_one_error_line(cli(*sweep_of, "hydra.sweep.dir=notes"), "holds no dlx sweep")
+    assert_one_error_line(cli("run", "-m", "optimizer=sgd", "epochs=2", f"hydra.sweep.dir={sweep}"),
+                          "holds a sweep of 2 members and this one has 1")
+    assert snapshot(cli.cwd / "runs") == before
+    assert sorted(p.name for p in (cli.cwd / "notes").iterdir()) == ["mine.txt"]
+    # a sweep that extends the old one (the same members first) runs only the new member
+    result = cli("run", "-m", "optimizer=sgd,adam,momentum", "epochs=2", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0 and "sweep of 3 runs: 3 completed" in result.stderr
+    assert (sweep / "1" / "metrics.csv").read_bytes() == before[sweep / "1" / "metrics.csv"]
+
+
+def test_a_member_that_cannot_be_composed_is_named(cli):
+    assert_one_error_line(cli("run", "-m", "optimizer=sgd,nope", "epochs=1"),
+                          "sweep member 1 (optimizer=nope", "unknown optimizer 'nope'")
+
+
+def test_a_run_whose_files_cannot_be_written_fails_cleanly(cli):
+    """A full disk, as a file-size limit: the run is `failed` (exit 1, one line), never left
+    `running` or reported as a usage error."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    run = cli.cwd / "runs" / "full"
+    result = cli("run", "epochs=200", f"hydra.run.dir={run}", preexec_fn=limit)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Error executing job" not in result.stderr
+    s = summary(run)
+    assert s["status"] == "failed" and "File too large" in s["error"]
+
+
 def test_a_run_into_an_occupied_directory_stops_before_touching_it(cli):
     run = cli.cwd / "runs" / "one"
     assert cli("run", "epochs=2", f"hydra.run.dir={run}").returncode == 0

@@ -1,17 +1,25 @@
-"""What is particular to an experiment of the plan, found by the experiment's name.
+"""What is particular to an experiment of the plan, found by the experiment that was chosen.
 
-A module ``dlx.experiments.<name>`` may define (all optional):
+A run belongs to an experiment when its config's ``experiment`` key names one (each file in
+``conf/experiment/`` sets it to its own name; plain runs have none). The experiment's module is
+``dlx.experiments.<experiment>`` (or the one :data:`MODULE_OF` names), and may define, all
+optional — this is the complete list of hooks:
 
-* ``run(cfg, rec, run_dir) -> TrainResult`` — the experiment's own task instead of training;
+* ``validate(cfg) -> None`` — check the experiment's own settings (a plain, resolved config
+  dict) and raise :class:`~dlx.errors.UsageError`; called by :func:`dlx.config.validate` before
+  anything is created, for every member of a sweep;
+* ``run(cfg, rec, run_dir) -> TrainResult`` — the experiment's own task instead of training
+  (``rec`` is the run's :class:`~dlx.records.metrics.MetricsWriter`; read logged values back
+  with ``rec.series(key)``, not from files);
 * ``plot_run(run, out, fmt) -> list[Path]`` — extra figures for one of its runs;
   ``GENERIC_RUN_PLOTS = False`` drops the generic per-metric figures;
 * ``plot_sweep(sweep_dir, runs, labels, fmt, out) -> list[Path]`` — figures for a sweep of it,
-  written into ``out`` (default ``sweep_dir/plots``).
+  written into ``out`` (default ``sweep_dir/plots``);
+* ``report_numbers(run) -> dict`` — numbers that ``dlx report`` prints for one of its runs.
 
-Each hook is drawn on its own (:func:`dlx.plots.style.guarded`): one that raises is skipped
-with a note, and never fails the run.
-
-Experiments without a module are plain training runs with the generic figures.
+Figures are decided by :mod:`dlx.figures`; each hook is drawn on its own: one that raises is
+skipped with a note, and never fails the run. Experiments without a module are plain training
+runs with the generic figures.
 """
 
 from __future__ import annotations

@@ -88,7 +88,6 @@ class NoiseMeter:
 
 
 def run(cfg, rec, run_dir: Path):
-    validate(cfg)
     from dlx.assemble import build_data
     from dlx.train import NumpyBackend
 

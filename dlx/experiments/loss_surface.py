@@ -147,7 +147,6 @@ def run_mlp(cfg, c, rec, run_dir: Path):
 
 
 def run(cfg, rec, run_dir: Path) -> TrainResult:
-    validate(cfg)
     c = cfg["loss_surface"]
     start = time.perf_counter()
     if c["problem"] == "mlp":

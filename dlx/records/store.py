@@ -127,6 +127,28 @@ def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def sweep_occupant(sweep_dir: Path, n_members: int | None) -> str | None:
+    """Why ``sweep_dir`` cannot take a sweep of ``n_members`` members, or None if it can: it is
+    new, empty, or a sweep whose members this one covers (each member is then checked by
+    :func:`occupant`: same config skipped or resumed, another config refused)."""
+    if not sweep_dir.exists():
+        return None
+    if not sweep_dir.is_dir():
+        return f"{sweep_dir} is a file, not a sweep directory"
+    entries = [p for p in sweep_dir.iterdir() if p.name not in BEFORE_A_RUN]
+    if not entries:
+        return None
+    if is_run(sweep_dir):
+        return f"{sweep_dir} holds a run, not a sweep"
+    if not is_sweep(sweep_dir):
+        return f"{sweep_dir} is not empty and holds no dlx sweep"
+    members = sweep_members(sweep_dir)
+    if n_members is not None and members and int(members[-1].name) >= n_members:
+        return (f"{sweep_dir} holds a sweep of {int(members[-1].name) + 1} members and this one "
+                f"has {n_members}: its members would no longer match its record")
+    return None
+
+
 def occupant(run_dir: Path, config: dict) -> str | None:
     """Why ``run_dir`` cannot take a run of ``config``, or None if it can: it is new, holds
     nothing but what a start-up leaves, or holds a finished or stopped run of the same config

@@ -280,12 +280,12 @@ def list_rows(root: Path) -> list[list]:
                          size, *[""] * (len(HEADLINE) + 1)])
             diffs = differing([read_overrides(m) for m in members])
             for member, summary, diff in zip(members, summaries, diffs):
-                rows.append([f"  └ {member.name}", summary.get("experiment", "-"),
+                rows.append([f"  └ {member.name}", summary.get("experiment") or "-",
                              status_text(summary["status"]), Items(diff or ["-"]),
                              *_final(summary), _duration(summary)])
         else:
             summary = _safe_summary(path)
-            rows.append([path.name, summary.get("experiment", "-"), status_text(summary["status"]),
+            rows.append([path.name, summary.get("experiment") or "-", status_text(summary["status"]),
                          Items(summary.get("overrides") or ["-"]), *_final(summary),
                          _duration(summary)])
     return rows
