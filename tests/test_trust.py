@@ -254,6 +254,17 @@ def test_an_uncreatable_runs_dir_is_one_line(cli):
                           f"cannot create {cli.cwd / 'file' / 'runs'}: Not a directory")
 
 
+def test_a_read_only_runs_dir_is_one_line(cli):
+    from tests.test_cli_ux import run_readonly
+
+    ro = cli.cwd / "ro"
+    ro.mkdir()
+    result = run_readonly(cli, ro, "run", f"runs_dir={ro / 'runs'}", "epochs=1")
+    assert_one_error_line(result, f"cannot create {ro / 'runs'}")
+    assert any(w in result.stderr for w in ("Read-only file system", "Permission denied"))
+    assert not (ro / "runs").exists()
+
+
 def test_backend_torch_without_torch_is_a_usage_error(monkeypatch):
     import importlib.util
 
