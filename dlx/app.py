@@ -34,6 +34,7 @@ from dlx.config import validate
 from dlx.errors import UsageError
 from dlx.nn.transformer import width_for_budget
 from dlx.records import rundir
+from dlx.records.files import MULTIRUN, SUMMARY
 
 log = logging.getLogger("dlx")
 
@@ -91,7 +92,7 @@ class ValidateCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # the basic sweeper writes multirun.yaml; others (Optuna) do not: every sweep has one
-        path = Path(_State.sweep_dir or str(config.hydra.sweep.dir)) / "multirun.yaml"
+        path = Path(_State.sweep_dir or str(config.hydra.sweep.dir)) / MULTIRUN
         if not path.exists():
             OmegaConf.save(config, path)
 
@@ -276,7 +277,7 @@ def _discard_unused() -> None:
         if not path.is_dir():
             continue
         if ours:  # a new run or sweep directory: no other process writes into it
-            if not any(path.rglob("summary.json")):
+            if not any(path.rglob(SUMMARY)):
                 shutil.rmtree(path, ignore_errors=True)
         else:
             try:

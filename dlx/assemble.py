@@ -120,6 +120,19 @@ def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Modu
                        data.seq_len)
 
 
+def trained_model(run) -> tuple[Module, Dataset]:
+    """A finished run's final model (its model.npz) and its data set, rebuilt from its config:
+    what figures and reports of a run read. Raises FileNotFoundError without model.npz."""
+    from dlx.records.store import MODEL
+
+    data = build_data(run.config)
+    model = build_model_for(run.config, data)
+    with np.load(run.path / MODEL, allow_pickle=False) as arrays:
+        model.load_state_dict(arrays)
+    model.eval()
+    return model, data
+
+
 # --- optimization -----------------------------------------------------------------------------
 
 def build_optimizer(node, params):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dlx.data import Dataset
 from dlx.errors import UsageError
+from dlx.records.files import LAYER_STATS
 
 
 class Probe:
@@ -23,7 +24,7 @@ class Probe:
             return
         n = cfg.get("probe_batch", 512)
         self.X, self.y, self.backend = data.X_train[:n], data.y_train[:n], backend
-        path = run_dir / "layer_stats.csv"
+        path = run_dir / LAYER_STATS
         if resume_size is not None and path.is_file():
             with open(path, "r+b") as f:
                 f.truncate(resume_size)

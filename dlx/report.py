@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.records.compare import fmt
+from dlx.records.files import SUMMARY
 from dlx.records.store import Run, check_dir, is_sweep, read_summary, sweep_members
 
 ORDER = ["mnist_mlp", "init", "grad_flow", "batch_noise", "regularization", "dropout"]
@@ -38,7 +39,7 @@ class Source:
         self.path = path
         self.sweep = is_sweep(path)
         members = sweep_members(path) if self.sweep else [path]
-        self.runs = [Run(p) for p in members if (p / "summary.json").is_file()]
+        self.runs = [Run(p) for p in members if (p / SUMMARY).is_file()]
         if not self.runs:
             raise UsageError(f"{path}: no run with a summary.json to report on")
         self.config = self.runs[0].config

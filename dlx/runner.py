@@ -29,7 +29,7 @@ from dlx import interrupts, threads
 from dlx.errors import UsageError
 from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
-from dlx.records.store import CONFIG, METRICS, SUMMARY, process_start, write_json
+from dlx.records.store import CONFIG, METRICS, MODEL, SUMMARY, process_start, write_json
 
 log = logging.getLogger("dlx")
 
@@ -105,7 +105,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     write_json(run_dir / SUMMARY, summary)
     start = time.perf_counter()
     handlers = interrupts.install()
-    rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"]["metrics.csv"], resume[1]["final"],
+    rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"][METRICS], resume[1]["final"],
                                             resume[1]["best"]) if resume else None)
     message, phase = "interrupted", "training"
     try:
@@ -170,7 +170,7 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         summary["threads"] = threads.apply(resolved)  # BLAS/OpenMP/torch pools, before training
         result = task(resolved, rec, run_dir, resume)
         if result.weights:
-            np.savez(run_dir / "model.npz", **result.weights)
+            np.savez(run_dir / MODEL, **result.weights)
     except UsageError as e:  # an invalid value found only while building (e.g. data on disk)
         summary.update(status="failed", error=str(e))
         return f"failed: {e}"

@@ -29,6 +29,7 @@ from dlx.data import Dataset
 from dlx.monitors import EarlyStopping, Probe
 from dlx.nn import accuracy, loss_for
 from dlx.records import checkpoint as ckpt
+from dlx.records.files import LAYER_STATS, METRICS, TIMING
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
@@ -177,13 +178,13 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
         return values
 
     files = (resume[1]["files"] if resume else {})
-    probe = Probe(cfg, data, backend, run_dir, files.get("layer_stats.csv"))
+    probe = Probe(cfg, data, backend, run_dir, files.get(LAYER_STATS))
     hooks = [lambda step, _backend: probe(step), *(hooks or [])]
     clock = None
     if run_dir is not None:
         if resume:
-            ckpt.truncate(run_dir / "timing.csv", files["timing.csv"])
-        clock = open(run_dir / "timing.csv", "a" if resume else "w", buffering=1)
+            ckpt.truncate(run_dir / TIMING, files[TIMING])
+        clock = open(run_dir / TIMING, "a" if resume else "w", buffering=1)
         if not resume:
             clock.write("epoch,step,seconds\n0,0,0.0\n")
     if resume:  # continue exactly where the checkpoint left off
@@ -211,8 +212,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
             "initial_loss": initial_loss, "rng_batches": order_rng.bit_generator.state,
             "backend": backend_meta, "early_stopping": stopper.state(),
             "final": rec.final, "best": rec.best, "train_seconds": train_seconds,
-            "files": {"metrics.csv": rec.tell(), "timing.csv": clock.tell() if clock else 0,
-                      "layer_stats.csv": probe.tell()}})
+            "files": {METRICS: rec.tell(), TIMING: clock.tell() if clock else 0,
+                      LAYER_STATS: probe.tell()}})
 
     start, eval_seconds = time.perf_counter() - offset, 0.0
     try:

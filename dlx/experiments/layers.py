@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlx.records.files import LAYER_STATS
+
 FLOOR = 1e-12  # a statistic that is exactly 0 (zeros init) is drawn here on log axes
 
 STAT_LABELS = {"act_std": "std of the activations", "z_std": "std of the pre-activations z",
@@ -15,7 +17,7 @@ STAT_LABELS = {"act_std": "std of the activations", "z_std": "std of the pre-act
 def read(run):
     import pandas as pd
 
-    path = run.path / "layer_stats.csv"
+    path = run.path / LAYER_STATS
     return pd.read_csv(path) if path.is_file() else None
 
 

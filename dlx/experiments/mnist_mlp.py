@@ -10,19 +10,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dlx.plots.style import save
+from dlx.records.files import MODEL
 
 
 def test_predictions(run):
     """(images, labels, predictions, data, which set) of the run's final model: the test set,
     or the validation set for data without one (e.g. ``dataset=blobs``)."""
-    from dlx.assemble import build_data, build_model_for
+    from dlx.assemble import trained_model
     from dlx.nn import predictions
 
-    data = build_data(run.config)
-    model = build_model_for(run.config, data)
-    with np.load(run.path / "model.npz", allow_pickle=False) as arrays:
-        model.load_state_dict(arrays)
-    model.eval()
+    model, data = trained_model(run)
     X, y, which = (data.X_test, data.y_test, "test") if data.X_test is not None \
         else (data.X_val, data.y_val, "validation")
     return X, y, predictions(model.forward(X)), data, which
@@ -31,7 +28,7 @@ def test_predictions(run):
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
     """The confusion matrix (any classification data) and the misclassified images (image data
     only: for other data there is nothing to show)."""
-    if not (run.path / "model.npz").is_file():
+    if not (run.path / MODEL).is_file():
         return []
     X, y, pred, data, which = test_predictions(run)
     if data.seq_len is not None:

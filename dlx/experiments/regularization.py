@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from dlx.plots.style import panels, save
+from dlx.records.files import MODEL
 
 ZERO = 1e-6  # |w| below this counts as zero (the proximal step puts weights exactly at 0)
 
 
 def weights(run) -> np.ndarray:
     """All weights (no biases) of the run's final model, flattened."""
-    with np.load(run.path / "model.npz", allow_pickle=False) as arrays:
+    with np.load(run.path / MODEL, allow_pickle=False) as arrays:
         return np.concatenate([arrays[k].ravel() for k in arrays.files if k.endswith(".W")])
 
 
@@ -24,14 +25,14 @@ def sparsity(run) -> float:
 
 
 def report_numbers(run) -> dict:
-    if not (run.path / "model.npz").is_file():
+    if not (run.path / MODEL).is_file():
         return {}
     return {f"fraction of weights with |w| < {ZERO:g}": sparsity(run)}
 
 
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
     out = sweep_dir / "plots" if out is None else out
-    runs = [r for r in runs if (r.path / "model.npz").is_file()]
+    runs = [r for r in runs if (r.path / MODEL).is_file()]
     kinds = list(dict.fromkeys(r.config["regularizer"]["name"] for r in runs))
     lams = sorted({r.config["regularizer"]["lam"] for r in runs})
     floor = min((lam for lam in lams if lam > 0), default=1e-4) / 10  # where lambda = 0 is drawn

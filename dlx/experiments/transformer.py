@@ -10,24 +10,21 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dlx.plots.style import save
+from dlx.records.files import MODEL
 
 
 def attention_example(run, index: int = 0):
     """(tokens of the example, list of (H, T, T) attention maps per layer)."""
-    from dlx.assemble import build_data, build_model_for
+    from dlx.assemble import trained_model
 
-    data = build_data(run.config)
-    model = build_model_for(run.config, data)
-    with np.load(run.path / "model.npz", allow_pickle=False) as arrays:
-        model.load_state_dict(arrays)
+    model, data = trained_model(run)
     tokens = data.X_val[index: index + 1]
-    model.eval()
     model.forward(tokens)
     return tokens[0], [a[0] for a in model.attention_maps()], data.n_classes - 1
 
 
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
-    if not (run.path / "model.npz").is_file() or run.config["model"]["name"] != "transformer":
+    if not (run.path / MODEL).is_file() or run.config["model"]["name"] != "transformer":
         return []
     tokens, maps, sep = attention_example(run)
     labels = ["|" if t == sep else str(t) for t in tokens]

@@ -97,16 +97,13 @@ def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
     """Class regions of the run's final model over its 2-D data, train and validation points.
     False (nothing drawn) when the data is not 2-D synthetic or the weights are missing or
     not finite."""
-    from dlx.assemble import build_data, build_model_for
+    from dlx.assemble import trained_model
+    from dlx.records.store import MODEL
 
-    weights = run.path / "model.npz"
     if run.config.get("dataset", {}).get("name") not in ("blobs", "moons", "xor") \
-            or not weights.is_file():
+            or not (run.path / MODEL).is_file():
         return False
-    data = build_data(run.config)
-    model = build_model_for(run.config, data)
-    with np.load(weights, allow_pickle=False) as arrays:
-        model.load_state_dict(arrays)
+    model, data = trained_model(run)
     if not all(np.isfinite(p.data).all() for p in model.parameters()):
         log.warning(f"{run.path.name}: decision boundary skipped (the final weights are not finite)")
         return False

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-NAME = "checkpoint.npz"
+from dlx.records.files import CHECKPOINT
+
+NAME = CHECKPOINT
 IGNORED = ("progress", "runs_dir")  # how a run is shown or stored, not what it computes
 FORMAT = 2  # 2: optimizers' own state_dict; a checkpoint of another format is not used
 

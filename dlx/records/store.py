@@ -15,9 +15,19 @@ from functools import cached_property
 from pathlib import Path
 
 from dlx.errors import UsageError
+from dlx.records.files import (  # noqa: F401 - re-exported: the names readers use
+    CHECKPOINT,
+    CONFIG,
+    LAYER_STATS,
+    LOG,
+    METRICS,
+    MODEL,
+    MULTIRUN,
+    PLOTS,
+    SUMMARY,
+    TIMING,
+)
 from dlx.records.metrics import HEADER
-
-SUMMARY, METRICS, CONFIG = "summary.json", "metrics.csv", "config.yaml"
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -38,7 +48,7 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def is_sweep(path: Path) -> bool:
-    return (path / "multirun.yaml").is_file()
+    return (path / MULTIRUN).is_file()
 
 
 def is_run(path: Path) -> bool:

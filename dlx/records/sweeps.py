@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dlx.records.files import MULTIRUN
+
 
 def _load(sweep_dir: Path) -> dict | None:
     import yaml
 
     try:
-        data = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load((Path(sweep_dir) / MULTIRUN).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None

@@ -1,0 +1,12 @@
+"""Every file of a run's (and a sweep's) record, named once."""
+
+SUMMARY = "summary.json"        # status, final and best metrics, timings, versions
+METRICS = "metrics.csv"         # step,epoch,split,metric,value: byte-identical for one config+seed
+CONFIG = "config.yaml"          # the resolved config: what ran
+MODEL = "model.npz"             # the final weights
+CHECKPOINT = "checkpoint.npz"   # what an interrupted run resumes from
+TIMING = "timing.csv"           # wall-clock training time per epoch (kept out of metrics.csv)
+LAYER_STATS = "layer_stats.csv"  # per-layer statistics (probe_every)
+LOG = "run.log"                 # the log; a failed run's traceback
+PLOTS = "plots"                 # the figures
+MULTIRUN = "multirun.yaml"      # a sweep's record (Hydra's)
