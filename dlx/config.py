@@ -82,8 +82,8 @@ def validate(config: DictConfig) -> None:
     for g, node in groups.items():
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
+    build_optimizer(groups["optimizer"], [])  # first: it checks lr's type and range
     lr = base_lr(groups["optimizer"])
-    build_optimizer(groups["optimizer"], [])
     build_regularizer(groups["regularizer"])
     build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
     tokens = reads_tokens(groups["model"]["name"])

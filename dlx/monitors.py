@@ -1,16 +1,49 @@
-"""What watches a training run: per-layer statistics (the probe) and early stopping."""
+"""What watches or steers a training run, as callbacks handed to the loop (:func:`dlx.train.train`):
+the per-layer probe, an experiment's own hooks, timing.csv, early stopping and checkpoints.
+
+A callback may define any of (the loop calls them in the order the callbacks are given):
+
+* ``begin(loop)`` — once, on a fresh start, before the step-0 evaluation;
+* ``before_update(loop)`` — before every update (``loop.step`` = updates made so far);
+* ``epoch_end(loop, values) -> bool`` — after an epoch's evaluation; True stops training (the
+  callbacks after it are not called for that epoch);
+* ``end(loop)`` — once, when training ends for any reason;
+* ``checkpoint() -> (arrays, meta)`` and ``restore(arrays, meta)`` — its part of a checkpoint.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
+
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.records.files import LAYER_STATS
 
 
-class Probe:
+class Callback:
+    """The hooks of the training loop; each does nothing unless a subclass says otherwise."""
+
+    name = "callback"
+
+    def begin(self, loop) -> None: ...
+
+    def before_update(self, loop) -> None: ...
+
+    def epoch_end(self, loop, values: dict[str, float]) -> bool:
+        return False
+
+    def end(self, loop) -> None: ...
+
+    def checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
+        return {}, {}
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict) -> None: ...
+
+
+class Probe(Callback):
     """Per-layer statistics every ``probe_every`` steps (0: at initialization only; null: never)
     on a fixed batch of the first ``probe_batch`` training examples, into layer_stats.csv."""
 
@@ -33,8 +66,23 @@ class Probe:
             self.file = open(path, "w", buffering=1)
             self.file.write("step,layer,stat,value\n")
 
+    name = "probe"
+
     def tell(self) -> int:
         return self.file.tell() if self.file is not None else 0
+
+    def begin(self, loop) -> None:
+        self(0)
+
+    def before_update(self, loop) -> None:
+        if loop.step:
+            self(loop.step)
+
+    def end(self, loop) -> None:
+        self.close()
+
+    def checkpoint(self):
+        return {}, {"size": self.tell()}
 
     def __call__(self, step: int) -> None:
         if self.file is None or (step and (not self.every or step % self.every)):
@@ -45,11 +93,11 @@ class Probe:
                     self.file.write(f"{step},{row['layer']},{stat},{row[stat]!r}\n")
 
     def close(self) -> None:
-        if self.file is not None:
+        if self.file is not None and not self.file.closed:
             self.file.close()
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop when ``monitor`` (e.g. val/loss) has not improved by ``min_delta`` for ``patience``
     epochs; the best weights are restored. Losses are minimized, accuracies maximized."""
 
@@ -73,12 +121,23 @@ class EarlyStopping:
             return True
         return False
 
-    def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch}
+    name = "early_stopping"
 
-    def restore(self, state: dict, best_state: dict) -> None:
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
-        self.best_state = best_state or None
+    def epoch_end(self, loop, values: dict[str, float]) -> bool:
+        if not self.check(loop.epoch, values, loop.backend):
+            return False
+        loop.progress.epoch_end(f"early stopping: no {self.monitor} improvement for "
+                                f"{self.patience} epochs; best weights (epoch "
+                                f"{self.best_epoch}) restored")
+        loop.backend.load_state_dict(self.best_state)
+        return True
+
+    def checkpoint(self):
+        return dict(self.best_state or {}), {"best": self.best, "best_epoch": self.best_epoch}
+
+    def restore(self, arrays: dict, meta: dict) -> None:
+        self.best, self.best_epoch = meta["best"], meta["best_epoch"]
+        self.best_state = dict(arrays) or None
 
     def summary(self) -> dict:
         if self.patience is None:
@@ -86,3 +145,117 @@ class EarlyStopping:
         return {"monitor": self.monitor, "best_epoch": self.best_epoch,
                 "best_value": self.sign * self.best if self.best_epoch is not None else None,
                 "stopped_at_epoch": self.stopped_at}
+
+
+class Hooks(Callback):
+    """An experiment's own measurements: ``hook(step, backend)`` before training and before
+    every update."""
+
+    name = "hooks"
+
+    def __init__(self, hooks: list):
+        self.hooks = hooks
+
+    def begin(self, loop) -> None:
+        for hook in self.hooks:
+            hook(0, loop.backend)
+
+    def before_update(self, loop) -> None:
+        if loop.step:
+            for hook in self.hooks:
+                hook(loop.step, loop.backend)
+
+
+class Timing(Callback):
+    """timing.csv: wall-clock training time at each epoch's end, evaluations not counted (kept
+    out of metrics.csv, which must be byte-identical for one config and seed)."""
+
+    name = "timing"
+
+    def __init__(self, run_dir: Path, resume_size: int | None = None):
+        from dlx.records.files import TIMING
+
+        path = run_dir / TIMING
+        if resume_size is not None and path.is_file():
+            with open(path, "r+b") as f:
+                f.truncate(resume_size)
+            self.file = open(path, "a", buffering=1)
+        else:
+            self.file = open(path, "w", buffering=1)
+            self.file.write("epoch,step,seconds\n0,0,0.0\n")
+
+    def epoch_end(self, loop, values) -> bool:
+        self.file.write(f"{loop.epoch},{loop.step},{loop.train_seconds():.6f}\n")
+        return False
+
+    def end(self, loop) -> None:
+        self.file.close()
+
+    def checkpoint(self):
+        return {}, {"size": self.file.tell()}
+
+
+class Checkpointer(Callback):
+    """checkpoint.npz after every epoch but the last: the loop, the backend (weights, optimizer,
+    dropout generator) and every callback's part — all a resumed run needs to continue exactly."""
+
+    name = "checkpointer"
+
+    def __init__(self, run_dir: Path, config_key: str, callbacks: list):
+        self.run_dir, self.config_key, self.callbacks = run_dir, config_key, callbacks
+
+    def epoch_end(self, loop, values) -> bool:
+        if loop.epoch < loop.epochs:
+            self.save(loop)
+        return False
+
+    def save(self, loop) -> None:
+        from dlx.records import checkpoint
+        from dlx.records.files import METRICS
+
+        arrays, backend_meta = loop.backend.checkpoint_state()
+        parts = {}
+        for cb in self.callbacks:
+            cb_arrays, parts[cb.name] = cb.checkpoint()
+            arrays.update({f"cb.{cb.name}.{k}": v for k, v in cb_arrays.items()})
+        checkpoint.save(self.run_dir, arrays, {
+            "config_key": self.config_key, "step": loop.step, "epoch": loop.epoch,
+            "final": loop.rec.final, "best": loop.rec.best, "files": {METRICS: loop.rec.tell()},
+            "loop": loop.checkpoint_meta(), "backend": backend_meta, "callbacks": parts})
+
+
+def for_run(cfg, loop, hooks: list | None, resume, checkpoint: bool) -> list[Callback]:
+    """The callbacks of a run, in the order they act: probe, the experiment's hooks, timing,
+    early stopping, checkpoints."""
+    from dlx.records import checkpoint as ckpt
+
+    parts = resume[1]["callbacks"] if resume else {}
+
+    def size(name: str) -> int | None:  # how much of its file the checkpoint had seen
+        return parts.get(name, {}).get("size")
+
+    es = cfg["early_stopping"]
+    callbacks: list[Callback] = [Probe(cfg, loop.data, loop.backend, loop.run_dir, size("probe"))]
+    if hooks:
+        callbacks.append(Hooks(hooks))
+    if loop.run_dir is not None:
+        callbacks.append(Timing(loop.run_dir, size("timing") if resume else None))
+    callbacks.append(EarlyStopping(es["patience"], es["monitor"], es["min_delta"]))
+    if checkpoint and loop.run_dir is not None and hasattr(loop.backend, "checkpoint_state"):
+        callbacks.append(Checkpointer(loop.run_dir, ckpt.config_key(dict(cfg)), list(callbacks)))
+    return callbacks
+
+
+def restore(loop, callbacks: list[Callback], resume) -> None:
+    """Put the loop, its backend and its callbacks back where a checkpoint left them."""
+    arrays, meta = resume
+    loop.restore(meta["loop"])
+    loop.backend.restore(arrays, meta["backend"])
+    for cb in callbacks:
+        prefix = f"cb.{cb.name}."
+        cb.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)},
+                   meta["callbacks"].get(cb.name, {}))
+
+
+def early_stopping_summary(callbacks: list[Callback]) -> dict:
+    return next((cb.summary() for cb in callbacks if isinstance(cb, EarlyStopping)), {})

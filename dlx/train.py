@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from dlx import monitors
 from dlx.assemble import (
     base_lr,
     build_data,
@@ -26,10 +27,7 @@ from dlx.assemble import (
     rngs,
 )
 from dlx.data import Dataset
-from dlx.monitors import EarlyStopping, Probe
 from dlx.nn import accuracy, loss_for
-from dlx.records import checkpoint as ckpt
-from dlx.records.files import LAYER_STATS, METRICS, TIMING
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
@@ -131,6 +129,84 @@ class TrainResult:
     extra: dict = field(default_factory=dict)  # task-specific results for summary.json
 
 
+class Loop:
+    """The state of one training run, shared with its callbacks: the data, the backend, the
+    recorder, and where the run is (``step`` = updates made, ``epoch``)."""
+
+    def __init__(self, cfg: Mapping[str, Any], data: Dataset, backend, rec: MetricsWriter,
+                 run_dir: Path | None):
+        self.cfg, self.data, self.backend, self.rec, self.run_dir = cfg, data, backend, rec, run_dir
+        n = len(data.X_train)
+        self.batch_size = min(cfg["batch_size"] or n, n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        max_steps = cfg.get("max_steps")  # a budget in updates: epochs follow from it
+        self.epochs = math.ceil(max_steps / self.steps_per_epoch) if max_steps else cfg["epochs"]
+        self.total_steps = max_steps or self.epochs * self.steps_per_epoch
+        self.order_rng = rngs(cfg["seed"])["batches"]
+        self.step, self.epoch, self.initial_loss = 0, 0, math.nan
+        self.diverged_at, self.reason, self.evaluated_at = None, None, None
+        self.progress: Progress | None = None
+        self._started, self._eval_seconds = time.perf_counter(), 0.0
+
+    def evaluate(self) -> dict[str, float]:
+        """Log train/val loss and accuracy and the weight norm at (step, epoch)."""
+        t, data = time.perf_counter(), self.data
+        values = {}
+        for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
+            values[f"{split}/loss"], values[f"{split}/acc"] = self.backend.evaluate(X, y)
+        values["model/weight_norm"] = self.backend.weight_norm()
+        for key, value in values.items():
+            self.rec.log(self.step, self.epoch, *key.split("/"), value)
+        self.evaluated_at, self._eval_seconds = self.step, self._eval_seconds + time.perf_counter() - t
+        return values
+
+    def start_clock(self, offset: float = 0.0) -> None:
+        self._started, self._eval_seconds = time.perf_counter() - offset, 0.0
+
+    def train_seconds(self) -> float:
+        """Wall-clock time spent training so far (evaluations are not counted)."""
+        return time.perf_counter() - self._started - self._eval_seconds
+
+    def run_epoch(self, lr_at, callbacks: list) -> bool:
+        """One pass over the shuffled training set (or what is left of the step budget); False
+        if the loss diverged (non-finite, or divergence_factor x the initial loss)."""
+        data, limit = self.data, self.cfg["divergence_factor"] * max(self.initial_loss, 1e-12)
+        order = self.order_rng.permutation(len(data.X_train))
+        for b in range(min(self.steps_per_epoch, self.total_steps - self.step)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            lr = lr_at(self.step)
+            for cb in callbacks:
+                cb.before_update(self)
+            # rows of this update are at step + 1; `step` counts it once it is made
+            loss, penalty = self.backend.forward(data.X_train[idx], data.y_train[idx])
+            self.rec.log(self.step + 1, self.epoch, "batch", "loss", loss)
+            self.rec.log(self.step + 1, self.epoch, "batch", "lr", lr)
+            if penalty:
+                self.rec.log(self.step + 1, self.epoch, "batch", "penalty", penalty)
+            # the data loss runs away when training diverges; a penalty is large by design
+            if not math.isfinite(loss + penalty) or loss > limit:
+                self.step += 1
+                self.diverged_at = self.step
+                self.reason = (f"loss {loss + penalty:.3g} is not finite"
+                               if not math.isfinite(loss + penalty) else
+                               f"loss {loss:.3g} > {self.cfg['divergence_factor']:g} x the "
+                               f"initial loss {self.initial_loss:.3g}")
+                return False
+            self.backend.update(lr)
+            self.step += 1
+            self.progress.step(self.step, self.epoch, loss)
+        return True
+
+    def checkpoint_meta(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "initial_loss": self.initial_loss,
+                "rng_batches": self.order_rng.bit_generator.state,
+                "train_seconds": self.train_seconds()}
+
+    def restore(self, meta: dict) -> None:
+        self.step, self.epoch, self.initial_loss = meta["step"], meta["epoch"], meta["initial_loss"]
+        self.order_rng.bit_generator.state = meta["rng_batches"]
+
+
 def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
           run_dir: Path | None = None, hooks: list | None = None, backend=None,
           resume: tuple | None = None, checkpoint: bool = False) -> TrainResult:
@@ -138,152 +214,62 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
-    ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``. At the
-    end, for data sets with a test split: ``test/loss``, ``test/acc``.
+    ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``; again where
+    training diverged or was interrupted. At the end, for data sets with a test split:
+    ``test/loss``, ``test/acc``.
 
-    In ``run_dir``: timing.csv (wall-clock training time per epoch; kept out of metrics.csv,
-    which must be byte-identical for the same config and seed), layer_stats.csv (with
-    ``probe_every``) and, with ``checkpoint``, checkpoint.npz after every epoch; ``resume`` (a
-    loaded checkpoint) continues from it exactly. ``backend`` (with its ``data``) may be given
-    ready-made. ``hooks`` are called as ``hook(step, backend)`` before training and before
-    every update (an experiment's own measurements).
+    What watches the run are callbacks (:mod:`dlx.monitors`): the per-layer probe, the
+    experiment's ``hooks`` (``hook(step, backend)`` before training and before every update),
+    timing.csv, early stopping and, with ``checkpoint``, checkpoint.npz after every epoch;
+    ``resume`` (a loaded checkpoint) continues exactly. ``backend`` may be given ready-made.
     """
-    order_rng = rngs(cfg["seed"])["batches"]
     data = build_data(cfg) if backend is None else backend.data
     backend = make_backend(cfg, data) if backend is None else backend
-    es = cfg["early_stopping"]
-    stopper = EarlyStopping(es["patience"], es["monitor"], es["min_delta"])
-
-    n = len(data.X_train)
-    batch_size = min(cfg["batch_size"] or n, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    epochs = cfg["epochs"]
-    max_steps = cfg.get("max_steps")  # a budget in updates: epochs follow from it
-    if max_steps:
-        epochs = math.ceil(max_steps / steps_per_epoch)
-    total_steps = max_steps or epochs * steps_per_epoch
-    lr_at = build_schedule(cfg["schedule"], base_lr(cfg["optimizer"]), total_steps)
-
-    evaluated_at = [None]  # the step of the latest evaluation
-
-    def log_epoch(step: int, epoch: int) -> dict[str, float]:
-        evaluated_at[0] = step
-        values = {}
-        for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
-            values[f"{split}/loss"], values[f"{split}/acc"] = backend.evaluate(X, y)
-        values["model/weight_norm"] = backend.weight_norm()
-        for key, value in values.items():
-            split, metric = key.split("/")
-            rec.log(step, epoch, split, metric, value)
-        return values
-
-    files = (resume[1]["files"] if resume else {})
-    probe = Probe(cfg, data, backend, run_dir, files.get(LAYER_STATS))
-    hooks = [lambda step, _backend: probe(step), *(hooks or [])]
-    clock = None
-    if run_dir is not None:
-        if resume:
-            ckpt.truncate(run_dir / TIMING, files[TIMING])
-        clock = open(run_dir / TIMING, "a" if resume else "w", buffering=1)
-        if not resume:
-            clock.write("epoch,step,seconds\n0,0,0.0\n")
+    loop = Loop(cfg, data, backend, rec, run_dir)
+    callbacks = monitors.for_run(cfg, loop, hooks, resume, checkpoint)
+    lr_at = build_schedule(cfg["schedule"], base_lr(cfg["optimizer"]), loop.total_steps)
     if resume:  # continue exactly where the checkpoint left off
-        arrays, meta = resume
-        backend.restore(arrays, meta["backend"])
-        order_rng.bit_generator.state = meta["rng_batches"]
-        step, first_epoch, initial_loss = meta["step"], meta["epoch"] + 1, meta["initial_loss"]
-        stopper.restore(meta["early_stopping"],
-                        {k[3:]: v for k, v in arrays.items() if k.startswith("es.")})
-        offset = meta["train_seconds"]
+        monitors.restore(loop, callbacks, resume)
     else:
-        for hook in hooks:
-            hook(0, backend)
-        step, first_epoch, initial_loss = 0, 1, log_epoch(0, 0)["train/loss"]
-        offset = 0.0
-    limit = cfg["divergence_factor"] * max(initial_loss, 1e-12)
-    diverged_at, reason, epoch = None, None, first_epoch - 1
-    can_checkpoint = checkpoint and run_dir is not None and hasattr(backend, "checkpoint_state")
-
-    def save_checkpoint(epoch: int, train_seconds: float) -> None:
-        arrays, backend_meta = backend.checkpoint_state()
-        arrays.update({f"es.{k}": v for k, v in (stopper.best_state or {}).items()})
-        ckpt.save(run_dir, arrays, {
-            "config_key": ckpt.config_key(dict(cfg)), "step": step, "epoch": epoch,
-            "initial_loss": initial_loss, "rng_batches": order_rng.bit_generator.state,
-            "backend": backend_meta, "early_stopping": stopper.state(),
-            "final": rec.final, "best": rec.best, "train_seconds": train_seconds,
-            "files": {METRICS: rec.tell(), TIMING: clock.tell() if clock else 0,
-                      LAYER_STATS: probe.tell()}})
-
-    start, eval_seconds = time.perf_counter() - offset, 0.0
+        for cb in callbacks:
+            cb.begin(loop)
+        loop.initial_loss = loop.evaluate()["train/loss"]
+    loop.start_clock(resume[1]["loop"]["train_seconds"] if resume else 0.0)
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
-                Progress(progress_mode, total_steps, epochs, cfg["name"]) as progress:
-            for epoch in range(first_epoch, epochs + 1):
-                order = order_rng.permutation(n)
-                for b in range(min(steps_per_epoch, total_steps - step)):
-                    idx = order[b * batch_size:(b + 1) * batch_size]
-                    lr = lr_at(step)
-                    if step:
-                        for hook in hooks:
-                            hook(step, backend)
-                    # `step` counts updates made: an interrupt in the middle of this one
-                    # leaves it uncounted (its batch rows, if written, are at step + 1)
-                    loss, penalty = backend.forward(data.X_train[idx], data.y_train[idx])
-                    rec.log(step + 1, epoch, "batch", "loss", loss)
-                    rec.log(step + 1, epoch, "batch", "lr", lr)
-                    if penalty:
-                        rec.log(step + 1, epoch, "batch", "penalty", penalty)
-                    # the data loss runs away when training diverges; a penalty is large by design
-                    if not math.isfinite(loss + penalty) or loss > limit:
-                        step += 1
-                        diverged_at = step
-                        reason = (f"loss {loss + penalty:.3g} is not finite"
-                                  if not math.isfinite(loss + penalty)
-                                  else f"loss {loss:.3g} > {cfg['divergence_factor']:g} x "
-                                       f"the initial loss {initial_loss:.3g}")
-                        break
-                    backend.update(lr)
-                    step += 1
-                    progress.step(step, epoch, loss)
-                if diverged_at is not None:
+                Progress(progress_mode, loop.total_steps, loop.epochs, cfg["name"]) as loop.progress:
+            for loop.epoch in range(loop.epoch + 1, loop.epochs + 1):  # noqa: B020 - the loop's epoch
+                if not loop.run_epoch(lr_at, callbacks):
                     break
-                if clock is not None:  # training time only: evaluations are not counted
-                    clock.write(f"{epoch},{step},{time.perf_counter() - start - eval_seconds:.6f}\n")
-                t_eval = time.perf_counter()
-                values = log_epoch(step, epoch)
-                eval_seconds += time.perf_counter() - t_eval
-                progress.epoch_end(f"epoch {epoch}/{epochs} step {step}: "
-                                   + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
-                if stopper.check(epoch, values, backend):
-                    progress.epoch_end(f"early stopping: no {stopper.monitor} improvement for "
-                                       f"{stopper.patience} epochs; best weights (epoch "
-                                       f"{stopper.best_epoch}) restored")
-                    backend.load_state_dict(stopper.best_state)
+                values = loop.evaluate()
+                loop.progress.epoch_end(f"epoch {loop.epoch}/{loop.epochs} step {loop.step}: "
+                                        + " ".join(f"{k} {v:.4g}" for k, v in values.items()))
+                if any(cb.epoch_end(loop, values) for cb in callbacks):  # in order; first stops
                     break
-                if can_checkpoint and epoch < epochs:
-                    save_checkpoint(epoch, time.perf_counter() - start - eval_seconds)
     except KeyboardInterrupt:
-        with np.errstate(all="ignore"):
-            if evaluated_at[0] != step:  # the record ends with the model as it was stopped
-                log_epoch(step, epoch)
+        if loop.evaluated_at != loop.step:  # the record ends with the model as it was stopped
+            with np.errstate(all="ignore"):
+                loop.evaluate()
         raise
-    if diverged_at is not None:  # ...and with the model where it diverged
-        with np.errstate(all="ignore"):
-            log_epoch(step, epoch)
-    seconds = time.perf_counter() - start - eval_seconds
-    if clock is not None:
-        clock.close()
-    probe.close()
-    if data.X_test is not None and diverged_at is None:  # once, at the end: never for choices
-        loss, acc = backend.evaluate(data.X_test, data.y_test)
-        rec.log(step, epoch, "test", "loss", loss)
-        rec.log(step, epoch, "test", "acc", acc)
+    finally:
+        for cb in callbacks:
+            cb.end(loop)
+    seconds = loop.train_seconds()
+    with np.errstate(all="ignore"):
+        if loop.diverged_at is not None:  # ...and with the model where it diverged
+            loop.evaluate()
+        elif data.X_test is not None:  # once, at the end: never for choices
+            for key, value in zip(("loss", "acc"), backend.evaluate(data.X_test, data.y_test)):
+                rec.log(loop.step, loop.epoch, "test", key, value)
+    return TrainResult(loop.step, seconds, loop.diverged_at, loop.reason, backend.state_bytes(),
+                       backend.param_bytes(), backend.state_dict(),
+                       monitors.early_stopping_summary(callbacks), extra=_sizes(backend))
+
+
+def _sizes(backend) -> dict:
     model = getattr(backend, "model", None)
     sizes = {"params": sum(p.data.size for p in backend.params)} if hasattr(backend, "params") \
         else {}
     if hasattr(model, "n_params"):
         sizes["non_embedding_params"] = model.n_params(embeddings=False)
-    return TrainResult(step, seconds, diverged_at, reason, backend.state_bytes(),
-                       backend.param_bytes(), backend.state_dict(), stopper.summary(),
-                       extra=sizes)
+    return sizes

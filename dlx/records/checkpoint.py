@@ -18,7 +18,7 @@ from dlx.records.files import CHECKPOINT
 
 NAME = CHECKPOINT
 IGNORED = ("progress", "runs_dir")  # how a run is shown or stored, not what it computes
-FORMAT = 2  # 2: optimizers' own state_dict; a checkpoint of another format is not used
+FORMAT = 3  # 3: the loop's callbacks save their own parts; another format is not used
 
 
 def config_key(cfg: dict) -> str:
