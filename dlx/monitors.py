@@ -23,6 +23,18 @@ from dlx.errors import UsageError
 from dlx.records.files import LAYER_STATS
 
 
+def open_table(path: Path, head: str, resume_size: int | None = None):
+    """A CSV of the run, line-buffered: new with its ``head``, or — resuming — cut back to the
+    size the checkpoint saw and continued."""
+    if resume_size is not None and path.is_file():
+        with open(path, "r+b") as f:
+            f.truncate(resume_size)
+        return open(path, "a", buffering=1)
+    f = open(path, "w", buffering=1)
+    f.write(head)
+    return f
+
+
 class Callback:
     """The hooks of the training loop; each does nothing unless a subclass says otherwise."""
 
@@ -57,14 +69,7 @@ class Probe(Callback):
             return
         n = cfg.get("probe_batch", 512)
         self.X, self.y, self.backend = data.X_train[:n], data.y_train[:n], backend
-        path = run_dir / LAYER_STATS
-        if resume_size is not None and path.is_file():
-            with open(path, "r+b") as f:
-                f.truncate(resume_size)
-            self.file = open(path, "a", buffering=1)
-        else:
-            self.file = open(path, "w", buffering=1)
-            self.file.write("step,layer,stat,value\n")
+        self.file = open_table(run_dir / LAYER_STATS, "step,layer,stat,value\n", resume_size)
 
     name = "probe"
 
@@ -175,14 +180,7 @@ class Timing(Callback):
     def __init__(self, run_dir: Path, resume_size: int | None = None):
         from dlx.records.files import TIMING
 
-        path = run_dir / TIMING
-        if resume_size is not None and path.is_file():
-            with open(path, "r+b") as f:
-                f.truncate(resume_size)
-            self.file = open(path, "a", buffering=1)
-        else:
-            self.file = open(path, "w", buffering=1)
-            self.file.write("epoch,step,seconds\n0,0,0.0\n")
+        self.file = open_table(run_dir / TIMING, "epoch,step,seconds\n0,0,0.0\n", resume_size)
 
     def epoch_end(self, loop, values) -> bool:
         self.file.write(f"{loop.epoch},{loop.step},{loop.train_seconds():.6f}\n")
