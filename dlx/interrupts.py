@@ -3,8 +3,8 @@
 The note matters because an interrupt can be swallowed: one that lands while a C extension is
 being imported (matplotlib's, on a run's first figure) comes out as ``ImportError:
 initialization failed``, and one that lands in a weakref callback during garbage collection is
-"ignored" by Python. Code that catches broad exceptions asks :func:`received` afterwards (or
-:func:`check`), and Python's report of an ignored one is kept off the console.
+"ignored" by Python. Code that catches broad exceptions calls :func:`check` afterwards, and
+Python's report of an ignored one is kept off the console.
 """
 
 from __future__ import annotations
@@ -49,10 +49,6 @@ def restore(previous: dict | None) -> None:
         sys.unraisablehook = previous.pop("unraisable")
     for s, handler in previous.items():
         signal.signal(s, handler)
-
-
-def received() -> bool:
-    return bool(_received)
 
 
 def clear() -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from dlx.data import Dataset
 from dlx.errors import UsageError
-from dlx.records.files import LAYER_STATS
+from dlx.records.files import LAYER_STATS, TIMING
 
 
 def open_table(path: Path, head: str, resume_size: int | None = None):
@@ -73,9 +73,6 @@ class Probe(Callback):
 
     name = "probe"
 
-    def tell(self) -> int:
-        return self.file.tell() if self.file is not None else 0
-
     def begin(self, loop) -> None:
         self(0)
 
@@ -87,7 +84,7 @@ class Probe(Callback):
         self.close()
 
     def checkpoint(self):
-        return {}, {"size": self.tell()}
+        return {}, {"size": self.file.tell() if self.file is not None else 0}
 
     def __call__(self, step: int) -> None:
         if self.file is None or (step and (not self.every or step % self.every)):
@@ -178,8 +175,6 @@ class Timing(Callback):
     name = "timing"
 
     def __init__(self, run_dir: Path, resume_size: int | None = None):
-        from dlx.records.files import TIMING
-
         self.file = open_table(run_dir / TIMING, "epoch,step,seconds\n0,0,0.0\n", resume_size)
 
     def epoch_end(self, loop, values) -> bool:

@@ -61,9 +61,7 @@ def apply(cfg: Mapping[str, Any]) -> dict:
         torch = None
     if torch is not None and _torch_default is None:
         _torch_default = torch.get_num_threads()  # before anything limits its OpenMP runtime
-    if _limiter is not None:
-        _limiter.restore_original_limits()
-        _limiter = None
+    release()  # the previous run's limits, if any
     if requested is not None:
         _limiter = threadpool_limits(limits=requested)  # every BLAS and OpenMP library loaded
     if torch is not None:

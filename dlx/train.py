@@ -32,6 +32,8 @@ from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
+
+
 class NumpyBackend:
     """The from-scratch backend: hand-written forward and backward, our optimizers."""
 

@@ -47,12 +47,5 @@ def load(run_dir: Path, cfg: dict) -> tuple[dict[str, np.ndarray], dict] | None:
     return (arrays, meta) if usable else None
 
 
-def truncate(path: Path, size: int) -> None:
-    """Cut a file back to ``size`` bytes: what was written after the checkpoint goes."""
-    if path.is_file():
-        with open(path, "r+b") as f:
-            f.truncate(size)
-
-
 def remove(run_dir: Path) -> None:
     (run_dir / NAME).unlink(missing_ok=True)
