@@ -14,9 +14,19 @@ from typing import Any, Mapping
 import numpy as np
 
 from dlx import registry
-from dlx.data import IDX_DATASETS, SEQUENCES, SYNTHETIC, Dataset, check_idx_split, idx_dataset, split
+from dlx.data import (
+    IDX_DATASETS,
+    SEQUENCES,
+    SYNTHETIC,
+    Dataset,
+    DataSpec,
+    check_idx_split,
+    idx_dataset,
+    split,
+)
+from dlx.data.spec import check_reads
 from dlx.errors import UsageError
-from dlx.nn import INITS, MODELS, Module, model_data_mismatch, n_outputs, reads_tokens
+from dlx.nn import INITS, MODELS, Module
 from dlx.optim import OPTIMIZERS, REGULARIZERS
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
 
@@ -51,22 +61,24 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     return split(node["name"], X, y, rng, val_fraction, dtype=dtype)
 
 
-def check_dataset(node) -> None:
+def check_dataset(node) -> DataSpec:
     """Validate a dataset node, values included, so that a bad one is reported before anything
     runs: IDX files are found (or fetched) and verified and the split checked against them;
-    synthetic and sequence data sets (cheap) are generated once and thrown away."""
+    synthetic and sequence data sets (cheap) are generated once and thrown away. Returns the
+    description of one example, which the model is then checked against."""
     node = dict(node)
     if node.get("name") in IDX_DATASETS:
         from dlx.data import mnist
 
         kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
-        n = len(mnist.load(node["name"])["train_labels"])
+        images = mnist.load(node["name"])["train_images"]
+        n = len(images)
         defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
         try:
             check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
-        return
+        return DataSpec.image(1, *images.shape[1:], n_classes=10)
     factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
                               "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
@@ -75,6 +87,7 @@ def check_dataset(node) -> None:
     if len(data.X_train) < 1:
         raise UsageError(f"dataset {node['name']!r}: no training examples left after the "
                          f"validation split (val_fraction {node.get('val_fraction', 0.2)})")
+    return data.spec
 
 
 def build_data(cfg: Mapping[str, Any]) -> Dataset:
@@ -96,16 +109,17 @@ def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
                 raise UsageError(f"invalid init {fn.__name__!r}: {e}") from e
 
 
-def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
-                dropout_rng=None, max_len: int | None = None) -> Module:
-    """The model named by ``model_node``, its weights drawn by ``init_node`` from ``init_rng``;
-    ``dropout_rng`` drives its dropout masks; ``max_len`` is given for token sequences."""
-    tokens = reads_tokens(model_node.get("name"))
-    if bool(max_len) != tokens:
-        raise UsageError(model_data_mismatch(model_node.get("name"), bool(max_len)))
-    seq = {"max_len": max_len} if tokens else {}
-    model = registry.build(MODELS, "model", model_node, n_in=n_in, n_out=n_out, dtype=dtype,
-                           rng=dropout_rng, **seq)
+def build_model(model_node, init_node, spec: DataSpec, init_rng, dtype,
+                dropout_rng=None) -> Module:
+    """The model named by ``model_node`` for data described by ``spec``, its weights drawn by
+    ``init_node`` from ``init_rng``; ``dropout_rng`` drives its dropout masks. A model that
+    cannot read such data is a UsageError naming the models that can."""
+    name = model_node.get("name")
+    try:
+        check_reads(name, registry.lookup(MODELS, "model", name), spec, MODELS)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = registry.build(MODELS, "model", model_node, spec, dtype=dtype, rng=dropout_rng)
     initialize(model, init_node, init_rng)
     return model
 
@@ -113,11 +127,8 @@ def build_model(model_node, init_node, n_in: int, n_out: int, init_rng, dtype,
 def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
     """The run's model for ``data``, with the run's initial weights."""
     streams = streams or rngs(cfg["seed"])
-    seq = data.seq_len is not None
-    n_in = data.n_classes if seq else data.n_features  # tokens: the vocabulary
-    return build_model(cfg["model"], cfg["init"], n_in, n_outputs(data.n_classes, seq),
-                       streams["init"], np.dtype(cfg["dtype"]), streams["dropout"],
-                       data.seq_len)
+    return build_model(cfg["model"], cfg["init"], data.spec, streams["init"],
+                       np.dtype(cfg["dtype"]), streams["dropout"])
 
 
 def trained_model(run) -> tuple[Module, Dataset]:

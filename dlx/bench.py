@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from dlx.assemble import build_model
+from dlx.data.spec import DataSpec
 from dlx.nn import SoftmaxCrossEntropy
 from dlx.nn.transformer import block_params
 from dlx.optim import Adam
@@ -47,8 +48,8 @@ def _mlp_flops(batch: int, sizes: list[int]) -> float:
 
 
 def numpy_mlp_step(sizes: list[int], batch: int, rng) -> Callable[[np.ndarray, np.ndarray], float]:
-    model = build_model({"name": "mlp", "hidden": sizes[1:-1]}, {"name": "he_normal"}, sizes[0],
-                        sizes[-1], rng, np.float32)
+    model = build_model({"name": "mlp", "hidden": sizes[1:-1]}, {"name": "he_normal"},
+                        DataSpec.features(sizes[0], sizes[-1]), rng, np.float32)
     return _numpy_step(model, SoftmaxCrossEntropy(), Adam(model.parameters(), lr=1e-3))
 
 

@@ -17,15 +17,15 @@ from omegaconf.errors import OmegaConfBaseException
 from dlx import registry, threads
 from dlx.assemble import (
     base_lr,
+    build_model,
     build_optimizer,
     build_regularizer,
     build_schedule,
     check_dataset,
 )
-from dlx.data import is_sequence
 from dlx.errors import UsageError
 from dlx.experiments import hooks
-from dlx.nn import INITS, MODELS, model_data_mismatch, reads_tokens
+from dlx.nn import INITS, MODELS
 from dlx.records.progress import MODES
 
 GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
@@ -86,17 +86,15 @@ def validate(config: DictConfig) -> None:
     lr = base_lr(groups["optimizer"])
     build_regularizer(groups["regularizer"])
     build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
-    tokens = reads_tokens(groups["model"]["name"])
-    seq = {"max_len": 8} if tokens else {}  # options only: the data's sizes come later
-    registry.build(MODELS, "model", groups["model"], n_in=2, n_out=2, dtype=np.float32, rng=None,
-                   **seq)
+    model = dict(groups["model"])  # its keys before the data set, which may be downloaded
+    registry.check_kwargs(registry.lookup(MODELS, "model", model.pop("name")), model, "model",
+                          ("spec", "dtype", "rng"))
     _check_init(groups["init"])
-    if is_sequence(groups["dataset"]) != tokens:
-        raise UsageError(model_data_mismatch(groups["model"]["name"], not tokens))
-    if tokens and top.get("probe_every") is not None:
+    spec = check_dataset(groups["dataset"])
+    build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
+    if spec.kind == "tokens" and top.get("probe_every") is not None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
-    check_dataset(groups["dataset"])
     module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
         module.validate(top)

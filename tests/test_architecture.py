@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "dlx"
 LIBRARY = ("dlx.nn", "dlx.optim", "dlx.data")
 CONFIG_LAYER = ("dlx.registry", "dlx.config", "dlx.assemble", "dlx.app", "dlx.runner",
-                "dlx.train", "dlx.experiments", "dlx.plots", "dlx.records", "dlx.cli",
+                "dlx.training", "dlx.experiments", "dlx.plots", "dlx.records", "dlx.cli",
                 "hydra", "omegaconf")
 
 

@@ -168,11 +168,11 @@ def test_sweep_plot_and_list(cli):
 
 def test_sweep_member_failure_does_not_stop_the_others(cli):
     # a failure that no validation can foresee: training itself raises for one member
-    code = ("import sys, dlx.train\ntrain = dlx.train.train\n"
+    code = ("import sys, dlx.training\ntrain = dlx.training.train\n"
             "def train_or_fail(cfg, *a, **k):\n"
             "    if cfg['optimizer']['lr'] == 0.5:\n        raise RuntimeError('boom')\n"
             "    return train(cfg, *a, **k)\n"
-            "dlx.train.train = train_or_fail\n"
+            "dlx.training.train = train_or_fail\n"
             "from dlx.app import main\n"
             "sys.exit(main(['-m', 'optimizer.lr=0.1,0.5,1e6', 'epochs=2']))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=cli.cwd, env=cli.env,
@@ -208,9 +208,9 @@ def test_interrupt_keeps_the_record(cli, sig):
 
 
 def test_an_exception_fails_the_run_with_traceback_in_the_log(cli):
-    code = ("import sys, dlx.train\n"
+    code = ("import sys, dlx.training\n"
             "def boom(*a, **k):\n    raise RuntimeError('boom')\n"
-            "dlx.train.train = boom\n"
+            "dlx.training.train = boom\n"
             "from dlx.app import main\nsys.exit(main(['epochs=1']))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=cli.cwd, env=cli.env,
                             capture_output=True, text=True, timeout=120)

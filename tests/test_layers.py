@@ -8,6 +8,7 @@ import pytest
 
 from dlx import registry
 from dlx.assemble import build_model
+from dlx.data.spec import DataSpec
 from dlx.nn import (
     GELU,
     DropConnectLinear,
@@ -90,8 +91,8 @@ def test_inverted_dropout_preserves_the_mean_and_eval_is_deterministic():
 ])
 def test_model_gradients(model_node):
     X, y = away_from_zero((10, 4)), rng.integers(0, 3, 10)
-    model = build_model(model_node, {"name": "xavier_normal"}, 4, 3, np.random.default_rng(4),
-                        np.float64)
+    model = build_model(model_node, {"name": "xavier_normal"}, DataSpec.features(4, 3),
+                        np.random.default_rng(4), np.float64)
     loss_fn = SoftmaxCrossEntropy()
 
     def f():
@@ -107,7 +108,7 @@ def test_model_gradients(model_node):
 
 def test_mlp_structure_and_dropout_placement():
     model = build_model({"name": "mlp", "hidden": [8, 8], "keep_prob": [0.9, 0.5]},
-                        {"name": "he_normal"}, 3, 2, np.random.default_rng(0), np.float32,
+                        {"name": "he_normal"}, DataSpec.features(3, 2), np.random.default_rng(0), np.float32,
                         np.random.default_rng(1))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]

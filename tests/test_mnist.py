@@ -15,6 +15,7 @@ import pytest
 from dlx.assemble import build_dataset
 from dlx.data import mnist
 from dlx.data.idx import IDXError, parse_idx, write_idx
+from dlx.data.spec import DataSpec
 from dlx.errors import UsageError
 
 RNG = np.random.default_rng(0)
@@ -66,8 +67,8 @@ def test_load_verifies_parses_and_caches(tiny):
 def test_dataset_split_subset_and_scaling(tiny):
     d = build_dataset({"name": "mnist", "val_size": 40, "subset": 100, "scaling": "unit"},
                       np.random.default_rng(1))
-    assert d.X_train.shape == (100, 784) and d.X_val.shape == (40, 784)
-    assert d.X_test.shape == (50, 784) and d.image_shape == (28, 28)
+    assert d.X_train.shape == (100, 1, 28, 28) and d.X_val.shape == (40, 1, 28, 28)
+    assert d.X_test.shape == (50, 1, 28, 28) and d.spec == DataSpec.image(1, 28, 28, 10)
     assert 0.0 <= d.X_train.min() and d.X_train.max() <= 1.0 and d.X_train.dtype == np.float32
     s = build_dataset({"name": "mnist", "val_size": 40, "scaling": "standardize"},
                       np.random.default_rng(1))
@@ -128,7 +129,7 @@ def test_mnist_mlp_reaches_975_percent(tmp_path):
     untrained first evaluation at ~ln 10."""
     real_mnist()
     from dlx.records.metrics import MetricsWriter
-    from dlx.train import train
+    from dlx.training import train
     from tests.test_train import config
 
     rec = MetricsWriter(tmp_path / "metrics.csv")
@@ -176,7 +177,7 @@ def test_equal_initial_weights_keep_hidden_units_identical(tmp_path, init):
     (with zeros the hidden weights get no gradient at all)."""
     real_mnist()
     from dlx.assemble import build_data
-    from dlx.train import NumpyBackend
+    from dlx.training import NumpyBackend
     from tests.test_train import config
 
     cfg = config("experiment=init", *init, "dataset.subset=500", "model.hidden=[16,16,16]")

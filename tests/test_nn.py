@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dlx.assemble import build_model, initialize
+from dlx.data.spec import DataSpec
 from dlx.nn import (
     MSE,
     BCEWithLogits,
@@ -33,7 +34,7 @@ def test_logreg_gradients_match_finite_differences(n_classes):
     X = rng.standard_normal((16, 3))
     y = rng.integers(0, n_classes, 16)
     n_out = 1 if n_classes == 2 else n_classes
-    model = build_model({"name": "logreg"}, {"name": "normal", "std": 0.5}, 3, n_out,
+    model = build_model({"name": "logreg"}, {"name": "normal", "std": 0.5}, DataSpec.features(3, n_classes),
                         np.random.default_rng(1), np.float64)
     model.b.data[...] = rng.standard_normal(n_out)
     loss_fn = BCEWithLogits() if n_classes == 2 else SoftmaxCrossEntropy()
@@ -120,7 +121,7 @@ def test_gradcheck_reports_per_parameter_errors_and_catches_a_wrong_backward():
 
     rng = np.random.default_rng(0)
     model = build_model({"name": "mlp", "hidden": [5], "activation": "tanh"},
-                        {"name": "xavier_normal"}, 4, 3, rng, np.float64)
+                        {"name": "xavier_normal"}, DataSpec.features(4, 3), rng, np.float64)
     x, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
     errors = check_model(model, SoftmaxCrossEntropy(), x, y)
     assert len(errors) == len(model.parameters()) and max(errors.values()) < 1e-7, errors
@@ -144,3 +145,43 @@ def test_fans_of_convolution_kernels_match_torch(torch, shape):
 def test_he_normal_of_a_kernel_has_variance_two_over_c_in_times_kernel_size():
     w = INITS["he_normal"]((64, 16, 3, 3), np.random.default_rng(0))
     assert w.var() == pytest.approx(2.0 / (16 * 9), rel=0.03)
+
+
+# --- the data description every model is built from --------------------------------------------
+
+@pytest.mark.parametrize("name", ["logreg", "mlp"])
+def test_fully_connected_models_read_images_as_vectors(name):
+    """An image spec (C, H, W) gives a model whose first layer sees C*H*W numbers; its
+    gradients (through the flattening) match finite differences."""
+    from dlx.nn import SoftmaxCrossEntropy
+    from dlx.nn.gradcheck import check_model
+
+    spec = DataSpec.image(2, 3, 4, n_classes=5)
+    rng = np.random.default_rng(0)
+    model = build_model({"name": name}, {"name": "xavier_normal"}, spec, rng, np.float64)
+    x, y = rng.standard_normal((6, 2, 3, 4)), rng.integers(0, 5, 6)
+    assert model.forward(x).shape == (6, 5)
+    assert model.parameters()[0].data.shape[0] == 24
+    errors = check_model(model, SoftmaxCrossEntropy(), x, y)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_a_model_refuses_data_it_cannot_read_naming_those_that_can():
+    from dlx.errors import UsageError
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(UsageError, match=r"model 'transformer' reads token sequences; this data "
+                       r"set gives 1x28x28 images \(models that read images: logreg, mlp\)"):
+        build_model({"name": "transformer"}, {"name": "normal"}, DataSpec.image(1, 28, 28, 10),
+                    rng, np.float32)
+    with pytest.raises(UsageError, match=r"model 'mlp' reads feature vectors or images; this "
+                       r"data set gives token sequences of length 8 over 12 symbols"):
+        build_model({"name": "mlp"}, {"name": "normal"}, DataSpec.tokens(12, 8), rng, np.float32)
+
+
+def test_the_spec_sizes_the_outputs():
+    assert DataSpec.features(2, 2).n_out == 1  # two classes: one sigmoid logit
+    assert DataSpec.features(2, 3).n_out == 3
+    assert DataSpec.tokens(2, 5).n_out == 2  # a vocabulary of two is still a softmax
+    with pytest.raises(ValueError):
+        DataSpec("image", (28, 28), 10)  # an image has channels

@@ -13,7 +13,7 @@ from dlx.assemble import build_dataset
 from dlx.config import validate
 from dlx.errors import UsageError
 from dlx.records.metrics import MetricsWriter
-from dlx.train import train
+from dlx.training import train
 
 
 def config(*overrides: str) -> dict:

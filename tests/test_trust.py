@@ -233,8 +233,13 @@ def test_a_run_into_an_occupied_directory_stops_before_touching_it(cli):
     (["dataset.n_samples=1"], "n_samples must be >= 10"),
     (["dataset.val_fraction=0"], "val_fraction must be in (0, 1)"),
     (["early_stopping.monitor=nope/x", "early_stopping.patience=2"], "early_stopping.monitor"),
-    (["dataset=sort"], "model 'logreg' cannot read token sequences"),
-    (["model=transformer"], "model 'transformer' reads token sequences"),
+    (["dataset=sort"], "model 'logreg' reads feature vectors or images; this data set gives "
+                       "token sequences of length 16 over 11 symbols (models that read token "
+                       "sequences: transformer)"),
+    (["model=transformer"], "model 'transformer' reads token sequences; this data set gives "
+                            "feature vectors of 2 numbers"),
+    (["model=transformer", "dataset=mnist"], "this data set gives 1x28x28 images (models that "
+                                             "read images: logreg, mlp)"),
     (["model=transformer", "dataset=reverse", "probe_every=5"], "probe_every"),
     (["model=mlp", "model.hidden=[1000000000000]"], "MemoryError"),
     (["-m", "optimizer.lr=0.1,-1,0.5"], "sweep member 1 (optimizer.lr=-1"),
@@ -301,9 +306,9 @@ def test_probe_works_with_logistic_regression(cli):
 
 
 def test_debug_prints_a_failed_runs_traceback(cli):
-    code = ("import sys, dlx.train\n"
+    code = ("import sys, dlx.training\n"
             "def boom(*a, **k):\n    raise RuntimeError('boom')\n"
-            "dlx.train.train = boom\n"
+            "dlx.training.train = boom\n"
             "from dlx.app import main\nsys.exit(main(['--debug', 'epochs=1']))\n")
     result = python(cli, code)
     assert result.returncode == 1, result.stderr

@@ -1,4 +1,5 @@
-"""Data sets: a config node -> a seeded train/validation(/test) split, features as rows."""
+"""Data sets: a seeded train/validation(/test) split and the description of one example
+(:class:`DataSpec`: feature vectors, images (N, C, H, W) or token sequences)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlx.data.sequences import SEQUENCES
+from dlx.data.spec import DataSpec
 from dlx.data.synthetic import SYNTHETIC
 from dlx.errors import UsageError
 
@@ -17,20 +19,18 @@ SCALINGS = ("unit", "standardize")
 @dataclass
 class Dataset:
     name: str
-    X_train: np.ndarray  # (N_train, D)
-    y_train: np.ndarray  # (N_train,) int64 labels
+    X_train: np.ndarray  # (N_train, *spec.shape)
+    y_train: np.ndarray  # (N_train,) int64 labels; tokens: (N_train, T)
     X_val: np.ndarray
     y_val: np.ndarray
-    n_classes: int
+    spec: DataSpec
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     classes: list[str] = field(default_factory=list)
-    image_shape: tuple[int, ...] | None = None  # e.g. (28, 28): rows are flattened images
-    seq_len: int | None = None  # token sequences: X and y are (N, T) ints, n_classes the vocab
 
     @property
-    def n_features(self) -> int:
-        return self.X_train.shape[1]
+    def n_classes(self) -> int:
+        return self.spec.n_classes
 
 
 def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
@@ -48,20 +48,20 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
     val, train = order[:val_size], order[val_size:]
     if subset is not None:
         train = train[:subset]
-    images = arrays["train_images"].reshape(n, -1)
-    shape = arrays["train_images"].shape[1:]
+    images = arrays["train_images"][:, None]  # (N, 1, H, W): one channel
+    spec = DataSpec.image(1, *arrays["train_images"].shape[1:], n_classes=10)
 
     def prep(x: np.ndarray) -> np.ndarray:
         return x.astype(dtype) / dtype(255)
 
     X_train, X_val = prep(images[train]), prep(images[val])
-    X_test = prep(arrays["test_images"].reshape(len(arrays["test_images"]), -1))
+    X_test = prep(arrays["test_images"][:, None])
     if scaling == "standardize":
         mean, std = X_train.mean(), X_train.std()
         X_train, X_val, X_test = ((x - mean) / std for x in (X_train, X_val, X_test))
     labels = arrays["train_labels"].astype(np.int64)
-    return Dataset(name, X_train, labels[train], X_val, labels[val], 10, X_test,
-                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name], shape)
+    return Dataset(name, X_train, labels[train], X_val, labels[val], spec, X_test,
+                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name])
 
 
 def check_idx_split(n: int, val_size, subset, scaling) -> None:
@@ -71,11 +71,6 @@ def check_idx_split(n: int, val_size, subset, scaling) -> None:
         raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
     if subset is not None and not 1 <= subset <= n - val_size:
         raise ValueError(f"subset must be in [1, {n - val_size}] or null, got {subset}")
-
-
-def is_sequence(node) -> bool:
-    """Whether the data set named by ``node`` is token sequences (else feature rows)."""
-    return node.get("name") in SEQUENCES
 
 
 def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
@@ -88,10 +83,12 @@ def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     order = rng.permutation(len(X))
     val, train = order[:n_val], order[n_val:]
     if n_classes is not None:  # token sequences
-        return Dataset(name, X[train], y[train], X[val], y[val], n_classes, seq_len=X.shape[1])
+        spec = DataSpec.tokens(n_classes, X.shape[1])
+        return Dataset(name, X[train], y[train], X[val], y[val], spec)
     X, y = X.astype(dtype), y.astype(np.int64)
-    return Dataset(name, X[train], y[train], X[val], y[val], int(y.max()) + 1)
+    spec = DataSpec.features(X.shape[1], int(y.max()) + 1)
+    return Dataset(name, X[train], y[train], X[val], y[val], spec)
 
 
-__all__ = ["Dataset", "split", "idx_dataset", "check_idx_split", "SYNTHETIC", "SEQUENCES",
-           "IDX_DATASETS", "is_sequence"]
+__all__ = ["Dataset", "DataSpec", "split", "idx_dataset", "check_idx_split", "SYNTHETIC",
+           "SEQUENCES", "IDX_DATASETS"]

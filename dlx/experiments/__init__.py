@@ -55,7 +55,7 @@ def task_for(cfg: Mapping[str, Any]) -> Callable:
     module = hooks(experiment_of(cfg))
     if module is not None and hasattr(module, "run"):
         return lambda cfg, rec, run_dir, resume=None: module.run(cfg, rec, run_dir)
-    from dlx.train import train
+    from dlx.training import train
 
     return lambda cfg, rec, run_dir, resume=None: train(
         cfg, rec, cfg["progress"], run_dir, resume=resume, checkpoint=cfg.get("checkpoint", True))

@@ -21,7 +21,7 @@ import numpy as np
 from dlx.assemble import rngs
 from dlx.errors import UsageError
 from dlx.plots.style import panels, save, y_label
-from dlx.train import train
+from dlx.training import train
 
 
 def validate(cfg) -> None:
@@ -89,7 +89,7 @@ class NoiseMeter:
 
 def run(cfg, rec, run_dir: Path):
     from dlx.assemble import build_data
-    from dlx.train import NumpyBackend
+    from dlx.training import NumpyBackend
 
     data = build_data(cfg)
     backend = NumpyBackend(cfg, data)

@@ -21,7 +21,7 @@ import numpy as np
 from dlx.assemble import build_dataset, rngs
 from dlx.errors import UsageError
 from dlx.nn import BCEWithLogits, Linear
-from dlx.train import TrainResult
+from dlx.training import TrainResult
 
 GENERIC_RUN_PLOTS = False
 METHODS = ("gd", "momentum")

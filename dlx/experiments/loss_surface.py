@@ -27,7 +27,7 @@ import numpy as np
 from dlx.assemble import build_data, build_dataset, build_optimizer, rngs
 from dlx.errors import UsageError
 from dlx.nn import Parameter
-from dlx.train import TrainResult, train
+from dlx.training import TrainResult, train
 
 GENERIC_RUN_PLOTS = False
 PROBLEMS = ("quadratic", "rosenbrock", "logreg2d", "mlp")
@@ -122,7 +122,7 @@ def filter_normalized(params, rng) -> list[np.ndarray]:
 
 
 def run_mlp(cfg, c, rec, run_dir: Path):
-    from dlx.train import NumpyBackend
+    from dlx.training import NumpyBackend
 
     result = train(cfg, rec, cfg["progress"], run_dir)
     data = build_data(cfg)

@@ -16,7 +16,7 @@ import numpy as np
 
 from dlx.errors import UsageError
 from dlx.plots.style import figure, save, y_label
-from dlx.train import train
+from dlx.training import train
 
 
 def validate(cfg) -> None:

@@ -31,7 +31,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     if not (run.path / MODEL).is_file():
         return []
     X, y, pred, data, which = test_predictions(run)
-    if data.seq_len is not None:
+    if data.spec.kind == "tokens":
         return []  # token sequences: neither figure applies
     k = data.n_classes
     classes = list(data.classes) or [str(i) for i in range(k)]
@@ -52,20 +52,20 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax.set_yticks(range(k), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"confusion matrix on the {len(y)} {which} {'images' if data.image_shape else 'examples'}"
-                 f" — accuracy {acc:.2%}", fontsize=11)
-    fig.colorbar(im, ax=ax, label=f"{which} {'images' if data.image_shape else 'examples'} "
-                 "(log colour scale)")
+    examples = "images" if data.spec.kind == "image" else "examples"
+    ax.set_title(f"confusion matrix on the {len(y)} {which} {examples} — accuracy {acc:.2%}",
+                 fontsize=11)
+    fig.colorbar(im, ax=ax, label=f"{which} {examples} (log colour scale)")
     written = [save(fig, out / f"confusion_matrix.{fmt}")]
 
     wrong = np.flatnonzero(pred != y)[:36]
-    if len(wrong) and data.image_shape is not None:
+    if len(wrong) and data.spec.kind == "image":
         cols = 6
         rows = math.ceil(len(wrong) / cols)
         fig = Figure(figsize=(cols * 1.45, rows * 1.6 + 0.5), dpi=110, layout="constrained")
         axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
         for ax, i in zip(axes, wrong):
-            ax.imshow(X[i].reshape(data.image_shape), cmap="gray_r")
+            ax.imshow(X[i].transpose(1, 2, 0).squeeze(-1), cmap="gray_r")  # (H, W) of 1 channel
             ax.set_title(f"true {classes[y[i]]} / pred {classes[pred[i]]}", fontsize=7,
                          color="tab:red")
         for ax in axes:

@@ -8,7 +8,7 @@ from dlx.nn.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Soft
 from dlx.nn.core import Module, Parameter, Sequential
 from dlx.nn.dropout import DropConnectLinear, Dropout
 from dlx.nn.init import INITS
-from dlx.nn.layers import Linear
+from dlx.nn.layers import Flatten, Linear
 from dlx.nn.losses import (
     MSE,
     BCEWithLogits,
@@ -17,24 +17,15 @@ from dlx.nn.losses import (
     predictions,
     sequence_accuracy,
 )
-from dlx.nn.models import MODELS, reads_tokens
+from dlx.nn.models import MODELS
 
 
-def model_data_mismatch(model: str, sequences: bool) -> str:
-    if sequences:
-        valid = ", ".join(n for n in MODELS if reads_tokens(n))
-        return f"model {model!r} cannot read token sequences (models that can: {valid})"
-    valid = ", ".join(n for n in MODELS if not reads_tokens(n))
-    return (f"model {model!r} reads token sequences, not feature vectors (use a sequence data "
-            f"set, e.g. dataset=reverse, or a model for features: {valid})")
-
-
-def loss_for(n_classes: int, sequences: bool = False):
-    """The loss matching the output layer: token-level CE for sequences, sigmoid-BCE for
-    2 classes, else softmax-CE."""
-    if sequences:
+def loss_for(spec):
+    """The loss matching the output layer a data description asks for (``spec.n_out``):
+    token-level CE for sequences, sigmoid-BCE for 2 classes, else softmax-CE."""
+    if spec.kind == "tokens":
         return SequenceCrossEntropy()
-    return BCEWithLogits() if n_classes == 2 else SoftmaxCrossEntropy()
+    return BCEWithLogits() if spec.n_out == 1 else SoftmaxCrossEntropy()
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -44,11 +35,7 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
     return float((predictions(logits) == y).mean())
 
 
-def n_outputs(n_classes: int, sequences: bool = False) -> int:
-    return n_classes if sequences or n_classes != 2 else 1
-
-
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS", "MSE", "BCEWithLogits",
-           "SoftmaxCrossEntropy", "predictions", "loss_for",
-           "n_outputs", "INITS", "MODELS", "reads_tokens", "model_data_mismatch"]
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "Flatten", "ReLU", "LeakyReLU",
+           "Sigmoid", "Tanh", "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS",
+           "MSE", "BCEWithLogits", "SoftmaxCrossEntropy", "predictions", "loss_for", "accuracy",
+           "INITS", "MODELS"]

@@ -38,3 +38,15 @@ class Linear(Module):
         if not self.input_grad:
             return None
         return (d2 @ self.W.data.T).reshape(x.shape)  # (..., in)
+
+
+class Flatten(Module):
+    """(N, *shape) -> (N, prod(shape)), e.g. images into a fully connected layer; backward
+    restores the shape (None passes through from a first layer that skips its input grad)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout: np.ndarray | None) -> np.ndarray | None:
+        return None if dout is None else dout.reshape(self._shape)

@@ -1,6 +1,9 @@
-"""Models by name: ``factory(n_in, n_out, *, dtype, rng, **options) -> Module`` giving logits.
+"""Models by name: ``factory(spec, *, dtype, rng, **options) -> Module`` giving logits.
 
-``rng`` feeds the model's own randomness (dropout masks), not the initial weights.
+``spec`` describes one example (a :class:`dlx.data.spec.DataSpec`: its ``kind``, input
+``shape``, ``n_classes`` and ``n_out`` logits); a factory builds its first and last layers from
+it and declares the kinds it reads in ``factory.reads`` (default: feature vectors). ``rng``
+feeds the model's own randomness (dropout masks), not the initial weights.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ import numpy as np
 from dlx.nn.activations import ACTIVATIONS
 from dlx.nn.core import Module, Sequential
 from dlx.nn.dropout import DropConnectLinear, Dropout, check_keep
-from dlx.nn.layers import Linear
+from dlx.nn.layers import Flatten, Linear
 
 
-def logreg(n_in: int, n_out: int, *, dtype=np.float32, rng=None) -> Module:
+def _flat(spec) -> list[Module]:
+    """Images enter a fully connected model as vectors of C*H*W numbers."""
+    return [Flatten()] if spec.kind == "image" else []
+
+
+def logreg(spec, *, dtype=np.float32, rng=None) -> Module:
     """Logistic regression: logits = x W + b (one output for 2 classes, else one per class)."""
-    return Linear(n_in, n_out, dtype=dtype, name="linear", input_grad=False)
+    linear = Linear(spec.size, spec.n_out, dtype=dtype, name="linear", input_grad=False)
+    return Sequential(*_flat(spec), linear) if spec.kind == "image" else linear
 
 
 def _per_layer(value, n: int, key: str) -> list:
@@ -25,7 +34,7 @@ def _per_layer(value, n: int, key: str) -> list:
     return values
 
 
-def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
+def mlp(spec, *, hidden: list[int] = (256,),
         activation: str | list[str] = "relu", keep_prob: float | list[float] = 1.0,
         dropconnect: bool = False, dtype=np.float32, rng=None) -> Module:
     """A multi-layer perceptron: [Linear -> activation -> dropout] per hidden layer, then Linear.
@@ -46,7 +55,7 @@ def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
             raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)})")
     rng = rng if rng is not None else np.random.default_rng(0)
     layers: list[Module] = []
-    width = n_in
+    width = spec.size
     for i, (h, act, keep) in enumerate(zip(hidden, acts, keeps)):
         name, first = f"fc{i + 1}", i == 0
         if dropconnect and keep < 1.0:
@@ -59,31 +68,26 @@ def mlp(n_in: int, n_out: int, *, hidden: list[int] = (256,),
         if keep < 1.0 and not dropconnect:
             layers.append(Dropout(keep, rng))
         width = h
-    layers.append(Linear(width, n_out, dtype=dtype, name=f"fc{len(hidden) + 1}"))
-    return Sequential(*layers)
+    layers.append(Linear(width, spec.n_out, dtype=dtype, name=f"fc{len(hidden) + 1}"))
+    return Sequential(*_flat(spec), *layers)
 
 
-def transformer(n_in: int, n_out: int, *, max_len: int = 0, n_layers: int = 2,
+def transformer(spec, *, n_layers: int = 2,
                 d_model: int = 64, n_heads: int = 4, d_ff: int | None = None,
                 positional: str = "learned", pre_ln: bool = True, dtype=np.float32,
                 rng=None) -> Module:
-    """A decoder-only transformer over a vocabulary of n_in tokens (see dlx.nn.transformer);
-    d_ff defaults to 4 * d_model. Needs token-sequence data (max_len = its length)."""
+    """A decoder-only transformer over the data's vocabulary, its context the data's sequence
+    length (see dlx.nn.transformer); d_ff defaults to 4 * d_model."""
     from dlx.nn.transformer import TransformerLM
 
-    if max_len < 1:
-        raise ValueError("model=transformer needs a token-sequence data set (e.g. dataset=reverse)")
     if n_layers < 1 or d_model < 1 or n_heads < 1:
         raise ValueError("n_layers, d_model and n_heads must be >= 1")
-    return TransformerLM(n_in, max_len, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
+    return TransformerLM(spec.vocab, spec.seq_len, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
                          d_ff=d_ff, positional=positional, pre_ln=pre_ln, dtype=dtype)
 
 
-# What a model reads: feature rows (the default) or token sequences.
-transformer.reads = "tokens"
+# What each model reads (dlx.data.spec.KINDS)
+logreg.reads = mlp.reads = ("features", "image")
+transformer.reads = ("tokens",)
 
 MODELS = {"logreg": logreg, "mlp": mlp, "transformer": transformer}
-
-
-def reads_tokens(name: str) -> bool:
-    return getattr(MODELS.get(name), "reads", "features") == "tokens"

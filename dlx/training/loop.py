@@ -1,9 +1,9 @@
 """The training loop: (data, model, optimizer, schedule, regularizer) -> metrics, as a config says.
 
-The loop is the same for both backends; a backend (:class:`NumpyBackend`, or the torch one in
-:mod:`dlx.torch_backend`) does the arithmetic. Seeds: one ``seed`` spawns independent streams for
-the data, the initial weights, the batch order and dropout, so that changing e.g. the batch size
-changes neither the data nor the initial weights.
+The loop is the same for both backends; a backend (:mod:`dlx.training.backend`) does the
+arithmetic, and callbacks (:mod:`dlx.training.monitors`) watch. Seeds: one ``seed`` spawns
+independent streams for the data, the initial weights, the batch order and dropout, so that
+changing e.g. the batch size changes neither the data nor the initial weights.
 """
 
 from __future__ import annotations
@@ -16,106 +16,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dlx import monitors
-from dlx.assemble import (
-    base_lr,
-    build_data,
-    build_model_for,
-    build_optimizer,
-    build_regularizer,
-    build_schedule,
-    rngs,
-)
+from dlx.assemble import base_lr, build_data, build_schedule, rngs
 from dlx.data import Dataset
-from dlx.nn import accuracy, loss_for
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
-
-EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
-
-
-class NumpyBackend:
-    """The from-scratch backend: hand-written forward and backward, our optimizers."""
-
-    def __init__(self, cfg: Mapping[str, Any], data: Dataset):
-        self.data = data
-        streams = rngs(cfg["seed"])
-        self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
-        self.model = build_model_for(cfg, data, streams)
-        self.params = self.model.parameters()
-        self.loss_fn = loss_for(data.n_classes, data.seq_len is not None)
-        self.opt = build_optimizer(cfg["optimizer"], self.params)
-        self.reg = build_regularizer(cfg["regularizer"])
-
-    def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
-        self.opt.zero_grad()
-        loss = self.loss_fn.forward(self.model.forward(x), y)
-        return loss, self.reg.penalty(self.params) if self.reg.active else 0.0
-
-    def update(self, lr: float) -> None:
-        """Backward through the last forward, then one optimizer step at learning rate lr."""
-        self.model.backward(self.loss_fn.backward())
-        self.reg.add_grad(self.params)
-        self.opt.lr = lr
-        self.opt.step()
-        self.reg.after_step(self.params, lr)
-
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
-        self.model.eval()
-        total_loss, correct = 0.0, 0
-        chunk = EVAL_CHUNK // (X.shape[1] if X.ndim == 2 and X.dtype.kind == "i" else 1)
-        for start in range(0, len(X), chunk):  # token data: EVAL_CHUNK tokens, not sequences
-            xb, yb = X[start:start + chunk], y[start:start + chunk]
-            logits = self.model.forward(xb)
-            total_loss += self.loss_fn.forward(logits, yb) * len(xb)
-            correct += accuracy(logits, yb) * len(xb)
-        self.model.train()
-        return total_loss / len(X), correct / len(X)
-
-    def weight_norm(self) -> float:
-        return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())
-                             for p in self.params if p.decay))
-
-    def layer_stats(self, X: np.ndarray, y: np.ndarray) -> list[dict]:
-        from dlx.nn.probe import layer_stats
-
-        return layer_stats(self.model, self.loss_fn, X, y)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: v.copy() for k, v in self.model.state_dict().items()}
-
-    def load_state_dict(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.model.load_state_dict(arrays)
-
-    def state_bytes(self) -> int:
-        return self.opt.state_bytes()
-
-    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """Weights, optimizer state and the dropout generator: all a resumed run needs."""
-        arrays = {f"w.{k}": v for k, v in self.model.state_dict().items()}
-        opt_arrays, opt_meta = self.opt.state_dict()
-        arrays.update({f"o.{k}": v for k, v in opt_arrays.items()})
-        return arrays, {"optimizer": opt_meta,
-                        "dropout_rng": self.dropout_rng.bit_generator.state}
-
-    def restore(self, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
-        self.model.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
-        self.opt.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("o.")},
-                                 meta["optimizer"])
-        self.dropout_rng.bit_generator.state = meta["dropout_rng"]
-
-    def param_bytes(self) -> int:
-        return sum(p.data.nbytes for p in self.params)
-
-
-def make_backend(cfg: Mapping[str, Any], data: Dataset):
-    if cfg["backend"] == "torch":
-        from dlx.torch_backend import TorchBackend
-
-        return TorchBackend(cfg, data)
-    return NumpyBackend(cfg, data)
+from dlx.training.backend import Backend, make_backend
+from dlx.training.monitors import early_stopping_summary, for_run, restore
 
 
 @dataclass
@@ -135,7 +41,7 @@ class Loop:
     """The state of one training run, shared with its callbacks: the data, the backend, the
     recorder, and where the run is (``step`` = updates made, ``epoch``)."""
 
-    def __init__(self, cfg: Mapping[str, Any], data: Dataset, backend, rec: MetricsWriter,
+    def __init__(self, cfg: Mapping[str, Any], data: Dataset, backend: Backend, rec: MetricsWriter,
                  run_dir: Path | None):
         self.cfg, self.data, self.backend, self.rec, self.run_dir = cfg, data, backend, rec, run_dir
         n = len(data.X_train)
@@ -210,7 +116,7 @@ class Loop:
 
 
 def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
-          run_dir: Path | None = None, hooks: list | None = None, backend=None,
+          run_dir: Path | None = None, hooks: list | None = None, backend: Backend | None = None,
           resume: tuple | None = None, checkpoint: bool = False) -> TrainResult:
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
@@ -220,7 +126,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     training diverged or was interrupted. At the end, for data sets with a test split:
     ``test/loss``, ``test/acc``.
 
-    What watches the run are callbacks (:mod:`dlx.monitors`): the per-layer probe, the
+    What watches the run are callbacks (:mod:`dlx.training.monitors`): the per-layer probe, the
     experiment's ``hooks`` (``hook(step, backend)`` before training and before every update),
     timing.csv, early stopping and, with ``checkpoint``, checkpoint.npz after every epoch;
     ``resume`` (a loaded checkpoint) continues exactly. ``backend`` may be given ready-made.
@@ -228,10 +134,10 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     data = build_data(cfg) if backend is None else backend.data
     backend = make_backend(cfg, data) if backend is None else backend
     loop = Loop(cfg, data, backend, rec, run_dir)
-    callbacks = monitors.for_run(cfg, loop, hooks, resume, checkpoint)
+    callbacks = for_run(cfg, loop, hooks, resume, checkpoint)
     lr_at = build_schedule(cfg["schedule"], base_lr(cfg["optimizer"]), loop.total_steps)
     if resume:  # continue exactly where the checkpoint left off
-        monitors.restore(loop, callbacks, resume)
+        restore(loop, callbacks, resume)
     else:
         for cb in callbacks:
             cb.begin(loop)
@@ -265,13 +171,5 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                 rec.log(loop.step, loop.epoch, "test", key, value)
     return TrainResult(loop.step, seconds, loop.diverged_at, loop.reason, backend.state_bytes(),
                        backend.param_bytes(), backend.state_dict(),
-                       monitors.early_stopping_summary(callbacks), extra=_sizes(backend))
+                       early_stopping_summary(callbacks), extra=backend.sizes())
 
-
-def _sizes(backend) -> dict:
-    model = getattr(backend, "model", None)
-    sizes = {"params": sum(p.data.size for p in backend.params)} if hasattr(backend, "params") \
-        else {}
-    if hasattr(model, "n_params"):
-        sizes["non_embedding_params"] = model.n_params(embeddings=False)
-    return sizes

@@ -1,4 +1,4 @@
-"""What watches or steers a training run, as callbacks handed to the loop (:func:`dlx.train.train`):
+"""What watches or steers a training run, as callbacks handed to the loop (:func:`dlx.training.train`):
 the per-layer probe, an experiment's own hooks, timing.csv, early stopping and checkpoints.
 
 A callback may define any of (the loop calls them in the order the callbacks are given):
@@ -21,6 +21,7 @@ import numpy as np
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.records.files import LAYER_STATS, TIMING
+from dlx.training.backend import Probed, Resumable
 
 
 def open_table(path: Path, head: str, resume_size: int | None = None):
@@ -65,7 +66,7 @@ class Probe(Callback):
                  resume_size: int | None = None):
         self.every = cfg.get("probe_every")
         self.file = None
-        if self.every is None or run_dir is None or not hasattr(backend, "layer_stats"):
+        if self.every is None or run_dir is None or not isinstance(backend, Probed):
             return
         n = cfg.get("probe_batch", 512)
         self.X, self.y, self.backend = data.X_train[:n], data.y_train[:n], backend
@@ -234,7 +235,7 @@ def for_run(cfg, loop, hooks: list | None, resume, checkpoint: bool) -> list[Cal
     if loop.run_dir is not None:
         callbacks.append(Timing(loop.run_dir, size("timing") if resume else None))
     callbacks.append(EarlyStopping(es["patience"], es["monitor"], es["min_delta"]))
-    if checkpoint and loop.run_dir is not None and hasattr(loop.backend, "checkpoint_state"):
+    if checkpoint and loop.run_dir is not None and isinstance(loop.backend, Resumable):
         callbacks.append(Checkpointer(loop.run_dir, ckpt.config_key(dict(cfg)), list(callbacks)))
     return callbacks
 

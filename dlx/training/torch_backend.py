@@ -17,7 +17,7 @@ from dlx import registry
 from dlx.assemble import build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
-from dlx.nn import GELU, Dropout, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.dropout import DropConnectLinear
 from dlx.optim.regularizers import ElasticNet
 
@@ -57,18 +57,19 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
         elif isinstance(layer, GELU):
             out.append(nn.GELU(approximate="tanh"))
         else:
-            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh}
+            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, Flatten: nn.Flatten}
             if type(layer) not in kinds:
                 raise UsageError(f"backend=torch cannot build {type(layer).__name__}")
             out.append(kinds[type(layer)]())
     return nn.Sequential(*out), pairs
 
 
-class TorchBackend:
+class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed)
     def __init__(self, cfg: Mapping[str, Any], data: Dataset):
         _require_torch()
         from dlx.assemble import build_model_for
 
+        self.data = data
         self.dtype = torch.float64 if cfg["dtype"] == "float64" else torch.float32
         torch.manual_seed(cfg["seed"])
         ours = build_model_for(cfg, data)  # the same initial weights as backend=numpy
@@ -79,7 +80,7 @@ class TorchBackend:
                 tp.copy_(torch.from_numpy(p.data.T.copy() if kind == "W" else p.data))
         self.decay = [tp for p, tp, kind in self.pairs if p.decay]
         self.names = [(p.name, tp, kind) for p, tp, kind in self.pairs]
-        self.binary = data.n_classes == 2
+        self.binary = data.spec.n_out == 1
         self.loss_fn = (torch.nn.BCEWithLogitsLoss() if self.binary
                         else torch.nn.CrossEntropyLoss())
 
@@ -160,3 +161,6 @@ class TorchBackend:
 
     def param_bytes(self) -> int:
         return sum(tp.numel() * tp.element_size() for _, tp, _ in self.pairs)
+
+    def sizes(self) -> dict[str, int]:
+        return {"params": sum(tp.numel() for _, tp, _ in self.pairs)}

@@ -1,0 +1,156 @@
+"""A backend does a run's arithmetic; the loop (:mod:`dlx.training.loop`) only calls it.
+
+:class:`Backend` is the protocol the loop relies on; :class:`NumpyBackend` (the from-scratch
+library) and :class:`dlx.training.torch_backend.TorchBackend` (torch.nn, torch.optim and
+autograd, for comparison) implement it. Two abilities are optional, and the loop asks for them
+with ``isinstance``: :class:`Resumable` (checkpoints) and :class:`Probed` (per-layer statistics).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from dlx.assemble import build_model_for, build_optimizer, build_regularizer, rngs
+from dlx.data import Dataset
+from dlx.nn import accuracy, loss_for
+
+EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    data: Dataset
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(data loss, penalty) of a mini-batch at the current weights, remembered for update()."""
+
+    def update(self, lr: float) -> None:
+        """Backward through the last forward and one optimizer step at learning rate lr."""
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) over a whole split, in eval mode; no training state changes."""
+
+    def weight_norm(self) -> float:
+        """The L2 norm of every weight that regularizers act on (biases excluded)."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The weights by our parameter names (a copy): model.npz, early stopping's best."""
+
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray]) -> None: ...
+
+    def sizes(self) -> dict[str, int]:
+        """Parameter counts for summary.json: ``params`` (and ``non_embedding_params``)."""
+
+    def state_bytes(self) -> int:
+        """Bytes of optimizer state (moments etc.)."""
+
+    def param_bytes(self) -> int: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """A backend whose runs checkpoint every epoch and resume exactly."""
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]: ...
+
+    def restore(self, arrays: Mapping[str, np.ndarray], meta: dict) -> None: ...
+
+
+@runtime_checkable
+class Probed(Protocol):
+    """A backend that can report per-layer statistics (``probe_every``)."""
+
+    def layer_stats(self, X: np.ndarray, y: np.ndarray) -> list[dict]: ...
+
+
+class NumpyBackend:
+    """The from-scratch backend: hand-written forward and backward, our optimizers."""
+
+    def __init__(self, cfg: Mapping[str, Any], data: Dataset):
+        self.data = data
+        streams = rngs(cfg["seed"])
+        self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
+        self.model = build_model_for(cfg, data, streams)
+        self.params = self.model.parameters()
+        self.loss_fn = loss_for(data.spec)
+        self.opt = build_optimizer(cfg["optimizer"], self.params)
+        self.reg = build_regularizer(cfg["regularizer"])
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
+        self.opt.zero_grad()
+        loss = self.loss_fn.forward(self.model.forward(x), y)
+        return loss, self.reg.penalty(self.params) if self.reg.active else 0.0
+
+    def update(self, lr: float) -> None:
+        """Backward through the last forward, then one optimizer step at learning rate lr."""
+        self.model.backward(self.loss_fn.backward())
+        self.reg.add_grad(self.params)
+        self.opt.lr = lr
+        self.opt.step()
+        self.reg.after_step(self.params, lr)
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        chunk = EVAL_CHUNK // (X.shape[1] if X.ndim == 2 and X.dtype.kind == "i" else 1)
+        for start in range(0, len(X), chunk):  # token data: EVAL_CHUNK tokens, not sequences
+            xb, yb = X[start:start + chunk], y[start:start + chunk]
+            logits = self.model.forward(xb)
+            total_loss += self.loss_fn.forward(logits, yb) * len(xb)
+            correct += accuracy(logits, yb) * len(xb)
+        self.model.train()
+        return total_loss / len(X), correct / len(X)
+
+    def weight_norm(self) -> float:
+        return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())
+                             for p in self.params if p.decay))
+
+    def layer_stats(self, X: np.ndarray, y: np.ndarray) -> list[dict]:
+        from dlx.nn.probe import layer_stats
+
+        return layer_stats(self.model, self.loss_fn, X, y)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.model.load_state_dict(arrays)
+
+    def state_bytes(self) -> int:
+        return self.opt.state_bytes()
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Weights, optimizer state and the dropout generator: all a resumed run needs."""
+        arrays = {f"w.{k}": v for k, v in self.model.state_dict().items()}
+        opt_arrays, opt_meta = self.opt.state_dict()
+        arrays.update({f"o.{k}": v for k, v in opt_arrays.items()})
+        return arrays, {"optimizer": opt_meta,
+                        "dropout_rng": self.dropout_rng.bit_generator.state}
+
+    def restore(self, arrays: Mapping[str, np.ndarray], meta: dict) -> None:
+        self.model.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("w.")})
+        self.opt.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("o.")},
+                                 meta["optimizer"])
+        self.dropout_rng.bit_generator.state = meta["dropout_rng"]
+
+    def param_bytes(self) -> int:
+        return sum(p.data.nbytes for p in self.params)
+
+    def sizes(self) -> dict[str, int]:
+        sizes = {"params": sum(p.data.size for p in self.params)}
+        if hasattr(self.model, "n_params"):
+            sizes["non_embedding_params"] = self.model.n_params(embeddings=False)
+        return sizes
+
+
+def make_backend(cfg: Mapping[str, Any], data: Dataset) -> Backend:
+    if cfg["backend"] == "torch":
+        from dlx.training.torch_backend import TorchBackend
+
+        return TorchBackend(cfg, data)
+    return NumpyBackend(cfg, data)
