@@ -119,8 +119,8 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
     # a step just past the stability limit 2/L diverges; just below it converges
     eig = np.logspace(0, 2, c["dim"])
     margin = c["boundary_margin"]
-    above, _ = descend(eig, "gd", c["tol"], 20000, step=2.0 / eig.max() * (1 + margin))
-    below, _ = descend(eig, "gd", c["tol"], 20000, step=2.0 / eig.max() * (1 - margin))
+    above, above_curve = descend(eig, "gd", c["tol"], 20000, step=2.0 / eig.max() * (1 + margin))
+    below, below_curve = descend(eig, "gd", c["tol"], 20000, step=2.0 / eig.max() * (1 - margin))
     boundary = {"step_above_2_over_L": "diverged" if above == -1 else "converged",
                 "step_below_2_over_L": "converged" if below and below > 0 else "diverged",
                 "margin": margin}
@@ -144,6 +144,11 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
         w = csv.writer(f)
         w.writerow(["method", "kappa", "iteration", "relative_error"])
         w.writerows(curves)
+    with open(run_dir / "stability.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step_over_2_over_L", "iteration", "relative_error"])
+        for factor, curve in ((1 + margin, above_curve), (1 - margin, below_curve)):
+            w.writerows((factor, t, e) for t, e in enumerate(curve))
     seconds = time.perf_counter() - start
     steps = sum(r["iterations"] or 0 for r in rows)
     return TrainResult(steps, seconds, None, None, 0, 0,
@@ -191,6 +196,9 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax.legend(fontsize=7, ncol=2)
     written.append(save(fig, out / f"convergence_curves.{fmt}"))
 
+    if (run.path / "stability.csv").is_file():
+        written.append(_stability_figure(run, out, fmt, tol))
+
     lr = info.get("logreg", {})
     if lr:
         fig, axes = panels("standardizing features: logistic regression, full-batch GD with "
@@ -207,3 +215,26 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
                 ax.text(x, v, f"{v:,.0f}" if v >= 10 else f"{v:.2f}", ha="center", va="bottom")
         written.append(save(fig, out / f"standardization.{fmt}"))
     return written
+
+
+def _stability_figure(run, out: Path, fmt: str, tol: float) -> Path:
+    """The stability limit of gradient descent: on the quadratic with eigenvalues in [1, 100],
+    a step (1 + margin) * 2/L grows the top eigendirection by |1 - step * L| > 1 per iteration
+    and diverges; (1 - margin) * 2/L converges, slowly."""
+    import pandas as pd
+
+    from dlx.plots.style import figure, save
+
+    table = pd.read_csv(run.path / "stability.csv")
+    fig, ax = figure("gradient descent's stability limit 2/L (quadratic, κ = 100, L = 100)",
+                     "iteration", "relative error ||x_t|| / ||x_0|| (log scale)")
+    for (factor, rows), color in zip(table.groupby("step_over_2_over_L", sort=False),
+                                     ("tab:red", "tab:green")):
+        verdict = "diverges" if factor > 1 else "converges"
+        ax.plot(rows["iteration"], rows["relative_error"], color=color, lw=1.8,
+                label=f"step = {factor:g} × 2/L: {verdict}")
+    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+    ax.axhline(tol, color="gray", lw=0.8)
+    ax.set_yscale("log")
+    ax.legend(fontsize=9)
+    return save(fig, out / f"stability_limit.{fmt}")

@@ -223,7 +223,9 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     levels = np.geomspace(np.nanmin(Z), np.nanmax(Z), 30) if norm is not None else 30
     cs = ax.contourf(X, Y, Z, levels=levels, cmap="viridis", norm=norm)
     ax.contour(X, Y, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.4, norm=norm)
-    fig.colorbar(cs, ax=ax, label="loss" + (" (log colour scale)" if norm is not None else ""))
+    bar = fig.colorbar(cs, ax=ax, label="loss" + (" (log colour scale)" if norm is not None
+                                                  else ""))
+    bar.set_ticks(_round_ticks(float(np.nanmin(Z)), float(np.nanmax(Z)), norm is not None))
     for name, p in paths.groupby("optimizer", sort=False):
         ax.plot(p["x"], p["y"], "-", color=colors.get(name), lw=widths.get(name, 2),
                 label=f"{name} ({len(p) - 1} steps, final loss {p['loss'].iloc[-1]:.3g})")
@@ -235,7 +237,20 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
                 label="grid minimum")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}: contours and optimizer paths", fontsize=11)
+    # the MLP slice is centred on the trained weights: its training path (in a space of
+    # thousands of dimensions) is not in the plane of two random directions, so none is drawn
+    ax.set_title(f"{title}: contours" + (" around the trained weights" if mlp else
+                                         " and optimizer paths"), fontsize=11)
     ax.legend(fontsize=8, loc="upper right")
     written.append(save(fig, out / f"contour.{fmt}"))
     return written
+
+
+def _round_ticks(low: float, high: float, log: bool) -> list[float]:
+    """Colour-bar ticks at round values (decades on a log scale) instead of the contour levels,
+    which are arbitrary numbers such as 1.32935e3."""
+    from matplotlib.ticker import MaxNLocator
+
+    if log:
+        return [10.0 ** k for k in range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)]
+    return [t for t in MaxNLocator(8).tick_values(low, high) if low <= t <= high]

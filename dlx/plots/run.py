@@ -23,7 +23,9 @@ log = logging.getLogger("dlx.plots")
 
 SPLIT_STYLE = {"batch": dict(lw=0.8, alpha=0.45, color="tab:gray"),
                "train": dict(lw=1.8, marker="o", ms=3, color="tab:blue"),
-               "val": dict(lw=1.8, marker="s", ms=3, color="tab:orange")}
+               "val": dict(lw=1.8, marker="s", ms=3, color="tab:orange"),
+               # measured once, at the end: a line through one point would be invisible
+               "test": dict(ls="none", marker="*", ms=14, mec="k", color="tab:green")}
 
 
 def run_title(config: dict) -> str:
@@ -129,10 +131,14 @@ def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
               linewidths=0.4)
     ax.scatter(*data.X_train.T, c=data.y_train, s=14, marker="o", label="train", **kw)
     ax.scatter(*data.X_val.T, c=data.y_val, s=26, marker="^", label="validation", **kw)
-    final = run.summary.get("final", {})
-    if final.get("val/acc") is not None:
-        ax.text(0.02, 0.02, f"validation accuracy {final['val/acc']:.3f}",
-                transform=ax.transAxes, fontsize=9, bbox=dict(fc="white", alpha=0.8))
+    # the accuracy of the weights drawn (a diverged run's saved weights are where it diverged,
+    # not where its last finite accuracy was measured)
+    pred = predict_in_chunks(model, data.X_val)
+    pred = (pred[:, 0] > 0).astype(int) if pred.shape[1] == 1 else pred.argmax(axis=1)
+    status = run.summary.get("status")
+    ax.text(0.02, 0.02, f"validation accuracy {np.mean(pred == data.y_val):.3f}"
+            + (f" ({status})" if status not in (None, "completed") else ""),
+            transform=ax.transAxes, fontsize=9, bbox=dict(fc="white", alpha=0.8))
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel("feature x₁")
