@@ -35,6 +35,17 @@ class Parameter:
         return f"Parameter({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class Buffer:
+    """A non-trainable array that is part of a module's state (BatchNorm's running mean and
+    variance): saved and loaded with the weights, never seen by an optimizer."""
+
+    __slots__ = ("data", "name")
+
+    def __init__(self, data: np.ndarray, name: str = ""):
+        self.data = data
+        self.name = name
+
+
 class Module:
     """Base class: parameter discovery, train/eval mode, and ``__call__ = forward``."""
 
@@ -67,6 +78,13 @@ class Module:
                 seen.setdefault(id(p), p)
         return list(seen.values())
 
+    def buffers(self) -> list[Buffer]:
+        """Every Buffer of this module and its children, in definition order."""
+        found = [v for v in vars(self).values() if isinstance(v, Buffer)]
+        for child in self.children():
+            found += [b for b in child.buffers() if all(b is not f for f in found)]
+        return found
+
     def train(self, mode: bool = True) -> "Module":
         self.training = mode
         for child in self.children():
@@ -81,11 +99,11 @@ class Module:
             p.grad.fill(0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter arrays by name (e.g. for ``np.savez``; no pickle)."""
-        return {p.name: p.data for p in self.parameters()}
+        """Parameter and buffer arrays by name (e.g. for ``np.savez``; no pickle)."""
+        return {p.name: p.data for p in [*self.parameters(), *self.buffers()]}
 
     def load_state_dict(self, arrays) -> None:
-        for p in self.parameters():
+        for p in [*self.parameters(), *self.buffers()]:
             if p.name not in arrays:
                 raise KeyError(f"missing parameter {p.name!r}")
             value = np.asarray(arrays[p.name])

@@ -51,6 +51,16 @@ class Dropout(_Dropping, Module):
         return dout if self._mask is None else dout * self._mask
 
 
+class Dropout2d(Dropout):
+    """Spatial dropout (Tompson et al. 2015): whole channels of (N, C, H, W) maps are dropped,
+    m ~ Bernoulli(keep_prob) per (example, channel), because neighbouring pixels of one map are
+    so correlated that dropping single pixels hardly regularizes."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        mask = self._new_mask((*x.shape[:2], 1, 1), x.dtype)
+        return x if mask is None else x * mask
+
+
 class DropConnectLinear(_Dropping, Linear):
     """A Linear layer whose *weights* are dropped: training uses W * M / keep_prob with
     M ~ Bernoulli(keep_prob) per weight, one mask per forward pass (per mini-batch)."""

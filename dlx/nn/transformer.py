@@ -11,6 +11,7 @@ from dlx.nn.activations import GELU
 from dlx.nn.attention import MultiHeadAttention
 from dlx.nn.core import Module, Parameter
 from dlx.nn.layers import Linear
+from dlx.nn.norm import LayerNorm
 
 
 class Embedding(Module):
@@ -60,33 +61,6 @@ class PositionalEncoding(Module):
         if self.kind == "learned":
             self.P.grad[: dout.shape[1]] += dout.sum(axis=0)
         return dout
-
-
-class LayerNorm(Module):
-    """y = gamma * (x - mean) / sqrt(var + eps) + beta over the last axis (Ba et al. 2016).
-
-    backward: dx = (g - mean(g) - xhat * mean(g * xhat)) / std, with g = dout * gamma.
-    """
-
-    def __init__(self, d: int, eps: float = 1e-5, *, dtype=np.float32, name: str = "ln"):
-        self.eps = eps
-        self.gamma = Parameter(np.ones(d, dtype=dtype), f"{name}.gamma", decay=False)
-        self.beta = Parameter(np.zeros(d, dtype=dtype), f"{name}.beta", decay=False)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        mean = x.mean(axis=-1, keepdims=True)
-        std = np.sqrt(x.var(axis=-1, keepdims=True) + self.eps)
-        self._xhat, self._std = (x - mean) / std, std
-        return self.gamma.data * self._xhat + self.beta.data
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        xhat, std = self._xhat, self._std
-        axes = tuple(range(dout.ndim - 1))
-        self.gamma.grad += (dout * xhat).sum(axis=axes)
-        self.beta.grad += dout.sum(axis=axes)
-        g = dout * self.gamma.data
-        return (g - g.mean(axis=-1, keepdims=True)
-                - xhat * (g * xhat).mean(axis=-1, keepdims=True)) / std
 
 
 class FeedForward(Module):
