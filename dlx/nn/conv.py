@@ -54,15 +54,18 @@ class Conv2d(Module):
         kernel_size: k or (kH, kW).
         stride: step between windows (default 1).
         padding: zeros added on each side (default 0).
+        bias: add b (default True; a convolution followed by BatchNorm has none: BN's beta
+            does its job, and its gradient would be exactly zero).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1,
-                 padding: int = 0, *, dtype=np.float32, name: str = "conv",
+                 padding: int = 0, bias: bool = True, *, dtype=np.float32, name: str = "conv",
                  input_grad: bool = True):
         self.k, self.stride, self.padding = _pair(kernel_size), int(stride), int(padding)
         self.W = Parameter(np.zeros((out_channels, in_channels, *self.k), dtype=dtype),
                            f"{name}.W")
-        self.b = Parameter(np.zeros(out_channels, dtype=dtype), f"{name}.b", decay=False)
+        self.b = Parameter(np.zeros(out_channels, dtype=dtype), f"{name}.b", decay=False) \
+            if bias else None
         self.input_grad = input_grad
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -71,14 +74,17 @@ class Conv2d(Module):
         ho, wo = win.shape[2:4]
         self._shape = x.shape
         self._cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)  # (N Ho Wo, C kH kW)
-        out = self._cols @ self.W.data.reshape(len(self.W.data), -1).T + self.b.data
+        out = self._cols @ self.W.data.reshape(len(self.W.data), -1).T
+        if self.b is not None:
+            out += self.b.data
         return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)  # (N, F, Ho, Wo)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         n, f, ho, wo = dout.shape
         d = dout.transpose(0, 2, 3, 1).reshape(-1, f)  # (N Ho Wo, F)
         self.W.grad += (d.T @ self._cols).reshape(self.W.data.shape)
-        self.b.grad += d.sum(axis=0)
+        if self.b is not None:
+            self.b.grad += d.sum(axis=0)
         if not self.input_grad:
             return None
         c = self._shape[1]

@@ -12,13 +12,15 @@ class Linear(Module):
 
     backward: dW += x^T dout, db += sum_rows(dout), dx = dout W^T. A first layer sets
     ``input_grad=False``: nothing upstream needs dx, so its matmul is skipped (returns None).
+    ``bias=False`` leaves b out (before a BatchNorm, whose beta does its job).
     """
 
     def __init__(self, in_features: int, out_features: int, *, dtype=np.float32, name: str = "",
-                 input_grad: bool = True):
+                 input_grad: bool = True, bias: bool = True):
         prefix = f"{name}." if name else ""
         self.W = Parameter(np.zeros((in_features, out_features), dtype=dtype), prefix + "W")
-        self.b = Parameter(np.zeros(out_features, dtype=dtype), prefix + "b", decay=False)
+        self.b = Parameter(np.zeros(out_features, dtype=dtype), prefix + "b", decay=False) \
+            if bias else None
         self.input_grad = input_grad
         self._x: np.ndarray | None = None
         self._dW = np.empty_like(self.W.data)  # reused every step: no allocation in backward
@@ -26,7 +28,8 @@ class Linear(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x  # (N, in), or (B, T, in): one 2-D matmul, not B small ones
         out = x.reshape(-1, x.shape[-1]) @ self.W.data
-        out += self.b.data
+        if self.b is not None:
+            out += self.b.data
         return out.reshape(*x.shape[:-1], out.shape[-1])  # (N, out) / (B, T, out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -34,7 +37,8 @@ class Linear(Module):
         x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
         np.matmul(x2.T, d2, out=self._dW)
         self.W.grad += self._dW
-        self.b.grad += d2.sum(axis=0)
+        if self.b is not None:
+            self.b.grad += d2.sum(axis=0)
         if not self.input_grad:
             return None
         return (d2 @ self.W.data.T).reshape(x.shape)  # (..., in)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from dlx.nn.activations import ACTIVATIONS
+from dlx.nn.convnets import cnn, plain, resnet
 from dlx.nn.core import Module, Sequential
 from dlx.nn.dropout import DropConnectLinear, Dropout, check_keep
 from dlx.nn.layers import Flatten, Linear
+from dlx.nn.norm import BatchNorm, LayerNorm
+from dlx.nn.residual import Residual
 
 
 def _flat(spec) -> list[Module]:
@@ -34,18 +37,30 @@ def _per_layer(value, n: int, key: str) -> list:
     return values
 
 
+NORMS = ("none", "batchnorm", "layernorm")
+
+
 def mlp(spec, *, hidden: list[int] = (256,),
         activation: str | list[str] = "relu", keep_prob: float | list[float] = 1.0,
-        dropconnect: bool = False, dtype=np.float32, rng=None) -> Module:
-    """A multi-layer perceptron: [Linear -> activation -> dropout] per hidden layer, then Linear.
+        dropconnect: bool = False, norm: str = "none", residual: bool = False,
+        dtype=np.float32, rng=None) -> Module:
+    """A multi-layer perceptron: [Linear -> norm -> activation -> dropout] per hidden layer,
+    then Linear.
 
     ``hidden`` lists the widths (its length is the depth); ``activation`` and ``keep_prob`` are
     one value for every hidden layer or a list with one per layer. ``keep_prob < 1`` drops
     activations (inverted dropout), or, with ``dropconnect``, the hidden layers' weights.
+    ``norm`` puts BatchNorm or LayerNorm between each hidden Linear and its activation.
+    ``residual`` adds the layer's input to its output, h <- h + layer(h), for every hidden
+    layer after the first (they must then share one width): a residual MLP.
     """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     hidden = [int(h) for h in hidden]
     if not hidden or min(hidden) < 1:
         raise ValueError(f"hidden must list widths >= 1, got {hidden}")
+    if residual and len(set(hidden)) > 1:
+        raise ValueError(f"residual layers keep their width: hidden must be one width, got {hidden}")
     acts = _per_layer(activation, len(hidden), "activation")
     keeps = _per_layer(keep_prob, len(hidden), "keep_prob")
     for keep in keeps:
@@ -59,14 +74,20 @@ def mlp(spec, *, hidden: list[int] = (256,),
     for i, (h, act, keep) in enumerate(zip(hidden, acts, keeps)):
         name, first = f"fc{i + 1}", i == 0
         if dropconnect and keep < 1.0:
-            layers.append(DropConnectLinear(width, h, keep, rng, dtype=dtype, name=name))
-            layers[-1].input_grad = not first
+            linear = DropConnectLinear(width, h, keep, rng, dtype=dtype, name=name)
+            linear.input_grad = not first
         else:
-            layers.append(Linear(width, h, dtype=dtype, name=name, input_grad=not first))
+            linear = Linear(width, h, dtype=dtype, name=name, input_grad=not first,
+                            bias=norm != "batchnorm")
+        block: list[Module] = [linear]
+        if norm != "none":
+            block.append((BatchNorm if norm == "batchnorm" else LayerNorm)(h, dtype=dtype,
+                                                                          name=f"{name}.norm"))
         if ACTIVATIONS[act] is not None:
-            layers.append(ACTIVATIONS[act]())
+            block.append(ACTIVATIONS[act]())
         if keep < 1.0 and not dropconnect:
-            layers.append(Dropout(keep, rng))
+            block.append(Dropout(keep, rng))
+        layers += [Residual(Sequential(*block))] if residual and not first else block
         width = h
     layers.append(Linear(width, spec.n_out, dtype=dtype, name=f"fc{len(hidden) + 1}"))
     return Sequential(*_flat(spec), *layers)
@@ -90,4 +111,5 @@ def transformer(spec, *, n_layers: int = 2,
 logreg.reads = mlp.reads = ("features", "image")
 transformer.reads = ("tokens",)
 
-MODELS = {"logreg": logreg, "mlp": mlp, "transformer": transformer}
+MODELS = {"logreg": logreg, "mlp": mlp, "cnn": cnn, "resnet": resnet, "plain": plain,
+          "transformer": transformer}

@@ -18,7 +18,10 @@ from dlx.assemble import build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
-from dlx.nn.dropout import DropConnectLinear
+from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
+from dlx.nn.dropout import DropConnectLinear, Dropout2d
+from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
+from dlx.nn.residual import Residual
 from dlx.optim.regularizers import ElasticNet
 
 try:
@@ -37,31 +40,102 @@ def _require_torch():
         raise UsageError("backend=torch needs PyTorch: pip install 'dlx[torch]'")
 
 
+def _torch_classes():
+    """torch.nn modules for our layers that torch has no single class for (made lazily: torch is
+    optional)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class BatchNorm(nn.Module):
+        """F.batch_norm on (N, C) or (N, C, H, W), as our BatchNorm takes either."""
+
+        def __init__(self, n, eps, momentum):
+            super().__init__()
+            self.eps, self.momentum = eps, momentum
+            self.weight, self.bias = nn.Parameter(torch.ones(n)), nn.Parameter(torch.zeros(n))
+            self.register_buffer("running_mean", torch.zeros(n))
+            self.register_buffer("running_var", torch.ones(n))
+
+        def forward(self, x):
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                self.training, self.momentum, self.eps)
+
+    class Residual(nn.Module):
+        def __init__(self, body, shortcut, skip):
+            super().__init__()
+            self.body, self.shortcut, self.skip = body, shortcut, skip
+
+        def forward(self, x):
+            out = self.body(x)
+            if self.skip:
+                out = out + (self.shortcut(x) if self.shortcut is not None else x)
+            return out
+
+    class GlobalAvgPool(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    return BatchNorm, Residual, GlobalAvgPool
+
+
 def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
-    """A torch.nn module equal to our NumPy module, and (our Parameter, torch Parameter, kind)
-    pairs; kind 'W' means our (in, out) weight is torch's (out, in) weight transposed."""
+    """A torch.nn module equal to our NumPy module, and (ours, torch's, kind) pairs for every
+    parameter and buffer: kind 'W' means our (in, out) Linear weight is torch's (out, in)
+    weight transposed, 'buffer' a running statistic, 'p' an array copied as it is."""
     nn = torch.nn
-    layers = module.layers if isinstance(module, Sequential) else [module]
-    out, pairs = [], []
-    for layer in layers:
+    BatchNormT, ResidualT, GlobalAvgPoolT = _torch_classes()
+    pairs: list = []
+
+    def convert(layer):
         if isinstance(layer, DropConnectLinear):
             raise UsageError("backend=torch has no DropConnect; use backend=numpy")
+        if isinstance(layer, Sequential):
+            return nn.Sequential(*(convert(child) for child in layer.layers))
+        if isinstance(layer, Residual):
+            return ResidualT(convert(layer.body),
+                             convert(layer.shortcut) if layer.shortcut is not None else None,
+                             layer.skip)
         if isinstance(layer, Linear):
-            lin = nn.Linear(*layer.W.data.shape)
-            pairs += [(layer.W, lin.weight, "W"), (layer.b, lin.bias, "b")]
-            out.append(lin)
+            t = nn.Linear(*layer.W.data.shape, bias=layer.b is not None)
+            pairs.append((layer.W, t.weight, "W"))
+            if layer.b is not None:
+                pairs.append((layer.b, t.bias, "p"))
+        elif isinstance(layer, Conv2d):
+            f, c, kh, kw = layer.W.data.shape
+            t = nn.Conv2d(c, f, (kh, kw), layer.stride, layer.padding, bias=layer.b is not None)
+            pairs.append((layer.W, t.weight, "p"))
+            if layer.b is not None:
+                pairs.append((layer.b, t.bias, "p"))
+        elif isinstance(layer, BatchNorm):
+            t = BatchNormT(len(layer.gamma.data), layer.eps, layer.momentum)
+            pairs.extend([(layer.gamma, t.weight, "p"), (layer.beta, t.bias, "p"),
+                          (layer.running_mean, t.running_mean, "buffer"),
+                          (layer.running_var, t.running_var, "buffer")])
+        elif isinstance(layer, (LayerNorm, GroupNorm)):
+            n = len(layer.gamma.data)
+            t = nn.LayerNorm(n, layer.eps) if isinstance(layer, LayerNorm) \
+                else nn.GroupNorm(layer.groups, n, layer.eps)
+            pairs.extend([(layer.gamma, t.weight, "p"), (layer.beta, t.bias, "p")])
+        elif isinstance(layer, (MaxPool2d, AvgPool2d)):
+            cls = nn.MaxPool2d if isinstance(layer, MaxPool2d) else nn.AvgPool2d
+            t = cls(layer.k, layer.stride, layer.padding)
         elif isinstance(layer, Dropout):
-            out.append(nn.Dropout(p=1.0 - layer.keep_prob))
+            t = (nn.Dropout2d if isinstance(layer, Dropout2d) else nn.Dropout)(1.0 - layer.keep_prob)
         elif isinstance(layer, LeakyReLU):
-            out.append(nn.LeakyReLU(layer.negative_slope))
+            t = nn.LeakyReLU(layer.negative_slope)
         elif isinstance(layer, GELU):
-            out.append(nn.GELU(approximate="tanh"))
+            t = nn.GELU(approximate="tanh")
         else:
-            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, Flatten: nn.Flatten}
+            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, Flatten: nn.Flatten,
+                     GlobalAvgPool: GlobalAvgPoolT}
             if type(layer) not in kinds:
                 raise UsageError(f"backend=torch cannot build {type(layer).__name__}")
-            out.append(kinds[type(layer)]())
-    return nn.Sequential(*out), pairs
+            t = kinds[type(layer)]()
+        return t
+
+    converted = convert(module)
+    if not isinstance(converted, nn.Sequential):
+        converted = nn.Sequential(converted)
+    return converted, pairs
 
 
 class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed)
@@ -78,7 +152,9 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         with torch.no_grad():
             for p, tp, kind in self.pairs:
                 tp.copy_(torch.from_numpy(p.data.T.copy() if kind == "W" else p.data))
-        self.decay = [tp for p, tp, kind in self.pairs if p.decay]
+        trainable = [(p, tp) for p, tp, kind in self.pairs if kind != "buffer"]
+        self.decay = [tp for p, tp in trainable if p.decay]
+        self.params = [tp for _, tp in trainable]
         self.names = [(p.name, tp, kind) for p, tp, kind in self.pairs]
         self.binary = data.spec.n_out == 1
         self.loss_fn = (torch.nn.BCEWithLogitsLoss() if self.binary
@@ -91,7 +167,7 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         registry.check_kwargs(registry.lookup(OURS, "optimizer", name), node, "optimizer",
                               ("params",))
         self.opt = getattr(torch.optim, OPTIMIZERS[name])(
-            [tp for _, tp, _ in self.pairs],
+            self.params,
             **{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
@@ -160,7 +236,7 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
                    for k, v in s.items() if torch.is_tensor(v) and k != "step" and v.dim() > 0)
 
     def param_bytes(self) -> int:
-        return sum(tp.numel() * tp.element_size() for _, tp, _ in self.pairs)
+        return sum(tp.numel() * tp.element_size() for tp in self.params)
 
     def sizes(self) -> dict[str, int]:
-        return {"params": sum(tp.numel() for _, tp, _ in self.pairs)}
+        return {"params": sum(tp.numel() for tp in self.params)}
