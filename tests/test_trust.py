@@ -239,7 +239,7 @@ def test_a_run_into_an_occupied_directory_stops_before_touching_it(cli):
     (["model=transformer"], "model 'transformer' reads token sequences; this data set gives "
                             "feature vectors of 2 numbers"),
     (["model=transformer", "dataset=mnist"], "this data set gives 1x28x28 images (models that "
-                                             "read images: logreg, mlp)"),
+                                             "read images: logreg, mlp, cnn, resnet, plain)"),
     (["model=transformer", "dataset=reverse", "probe_every=5"], "probe_every"),
     (["model=mlp", "model.hidden=[1000000000000]"], "MemoryError"),
     (["-m", "optimizer.lr=0.1,-1,0.5"], "sweep member 1 (optimizer.lr=-1"),
