@@ -171,7 +171,8 @@ def test_a_model_refuses_data_it_cannot_read_naming_those_that_can():
 
     rng = np.random.default_rng(0)
     with pytest.raises(UsageError, match=r"model 'transformer' reads token sequences; this data "
-                       r"set gives 1x28x28 images \(models that read images: logreg, mlp, cnn, resnet, plain\)"):
+                       r"set gives 1x28x28 images \(models that read images: logreg, mlp, cnn, "
+                       r"resnet, plain\)"):
         build_model({"name": "transformer"}, {"name": "normal"}, DataSpec.image(1, 28, 28, 10),
                     rng, np.float32)
     with pytest.raises(UsageError, match=r"model 'mlp' reads feature vectors or images; this "

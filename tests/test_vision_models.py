@@ -125,3 +125,23 @@ def test_resnet_has_6n_plus_2_weight_layers_and_plain_the_same_minus_projections
         assert len([w for w in weights if ".proj." in w]) == 2  # entering stages 2 and 3
         assert [p.name for p in pl.parameters() if p.decay] == \
             [w for w in weights if ".proj." not in w]
+
+
+def test_the_probe_sees_every_weight_layer_of_a_residual_network():
+    """Nested layers count: a depth-8 resnet has 8 weight layers and 2 projections, each with
+    its output std and gradient norms; the probe leaves the model as it found it."""
+    from dlx.nn.probe import layer_stats
+
+    spec = DataSpec.image(1, 8, 8, n_classes=3)
+    model = build_model({"name": "resnet", "depth": 8, "width": 2}, {"name": "he_normal"}, spec,
+                        np.random.default_rng(0), np.float64)
+    x, y = batch(spec)
+    before = model.forward(x)
+    rows = layer_stats(model, SoftmaxCrossEntropy(), x, y)
+    assert [r["layer"] for r in rows] == list(range(1, 11))
+    assert all(r["grad_z_norm"] > 0 and r["grad_W_norm"] > 0 and r["z_std"] > 0 for r in rows)
+    assert "act_std" in rows[1]  # block 1's first conv -> BN -> ReLU: the ReLU's output
+    assert "act_std" not in rows[2] and "act_std" not in rows[-1]  # conv2 -> BN -> (+ x); fc
+    assert "forward" not in vars(model.layers[0]) and model.training
+    assert all(not p.grad.any() for p in model.parameters())
+    np.testing.assert_array_equal(model.forward(x), before)

@@ -1,41 +1,86 @@
-"""Per-layer statistics of a Sequential network on one batch: how activations and gradients
-scale with depth (the init and grad_flow experiments). Run in eval mode (no dropout noise), on
-a copy of nothing: it does one forward and one backward and then clears the gradients."""
+"""Per-layer statistics of a network on one batch: how activations and gradients scale with
+depth (the init and grad_flow experiments, and plain against residual networks). Run in eval
+mode (no dropout noise): one forward and one backward, then the gradients are cleared.
+
+Every weight layer (Linear, Conv2d) is a "layer", numbered in the order the forward pass meets
+it, however deeply it is nested (residual blocks included): its forward and backward are
+watched for the duration of the probe.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlx.nn.core import Sequential
+from dlx.nn.conv import Conv2d
+from dlx.nn.core import Module, Sequential
 from dlx.nn.layers import Linear
+from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
+
+WEIGHTED = (Linear, Conv2d)
+NORMS = (BatchNorm, LayerNorm, GroupNorm)
 
 
-def layer_stats(model: Sequential | Linear, loss_fn, X: np.ndarray, y: np.ndarray) -> list[dict]:
-    """For each Linear layer l (1 = first): std of its output z_l (the pre-activation), std of
-    the activation that follows (hidden layers), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius). A
-    single Linear layer (logistic regression) is a one-layer network."""
-    layers = model.layers if isinstance(model, Sequential) else [model]
+def _walk(module: Module):
+    yield module
+    for child in module.children():
+        yield from _walk(child)
+
+
+def _std(x: np.ndarray) -> float:
+    return float(np.std(x, dtype=np.float64))
+
+
+def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray) -> list[dict]:
+    """For each weight layer l (1 = the first met): std of its output z_l, std of the activation
+    that follows it in its Sequential (the first module after it that is neither a weight layer
+    nor a normalization), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius)."""
+    stats: dict[int, dict] = {}  # id(layer) -> its row, in the order of the forward pass
+    followers: dict[int, int] = {}  # id(activation) -> id(the weight layer it follows)
+    for seq in (m for m in _walk(model) if isinstance(m, Sequential)):
+        for i, layer in enumerate(seq.layers):
+            if isinstance(layer, WEIGHTED):
+                for after in seq.layers[i + 1:]:
+                    if isinstance(after, WEIGHTED):
+                        break
+                    if not isinstance(after, NORMS):
+                        followers[id(after)] = id(layer)
+                        break
+    watched = [m for m in _walk(model) if isinstance(m, WEIGHTED) or id(m) in followers]
+
+    def watch(m: Module) -> None:
+        forward, backward = m.forward, m.backward
+
+        def recording_forward(x):
+            out = forward(x)
+            if isinstance(m, WEIGHTED):
+                stats.setdefault(id(m), {"layer": len(stats) + 1})["z_std"] = _std(out)
+            elif followers.get(id(m)) in stats:
+                stats[followers[id(m)]].setdefault("act_std", _std(out))
+            return out
+
+        def recording_backward(dout):
+            dx = backward(dout)
+            row = stats[id(m)]
+            row["grad_z_norm"] = float(np.linalg.norm(dout.astype(np.float64)))
+            row["grad_W_norm"] = float(np.linalg.norm(m.W.grad.astype(np.float64)))
+            return dx
+
+        m.forward = recording_forward
+        if isinstance(m, WEIGHTED):
+            m.backward = recording_backward
+
     was_training = model.training
     model.eval()
     model.zero_grad()
-    stats: list[dict] = []
-    x = X
-    for layer in layers:
-        x = layer.forward(x)
-        if isinstance(layer, Linear):
-            stats.append({"layer": len(stats) + 1, "z_std": float(np.std(x, dtype=np.float64))})
-        elif stats and "act_std" not in stats[-1]:
-            stats[-1]["act_std"] = float(np.std(x, dtype=np.float64))
-    loss_fn.forward(x, y)
-    dout = loss_fn.backward()
-    index = len(stats)
-    for layer in reversed(layers):
-        if isinstance(layer, Linear):
-            index -= 1
-            stats[index]["grad_z_norm"] = float(np.linalg.norm(dout.astype(np.float64)))
-        dout = layer.backward(dout)
-        if isinstance(layer, Linear):
-            stats[index]["grad_W_norm"] = float(np.linalg.norm(layer.W.grad.astype(np.float64)))
-    model.zero_grad()
-    model.train(was_training)
-    return stats
+    for m in watched:
+        watch(m)
+    try:
+        loss_fn.forward(model.forward(X), y)
+        model.backward(loss_fn.backward())
+    finally:
+        for m in watched:  # back to the class's methods
+            vars(m).pop("forward", None)
+            vars(m).pop("backward", None)
+        model.zero_grad()
+        model.train(was_training)
+    return list(stats.values())
