@@ -285,8 +285,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     axes[0].set_xlabel("epoch (equal examples seen)")
     axes[0].set_ylabel("train " + y_label("loss") + " (log scale)")
     axes[1].set_xlabel("step (equal updates, log scale, from step 1)")
-    axes[1].set_ylabel(f"{y_label('loss')} on {first.config['batch_noise']['population']} "
-                       "training examples (log scale)")
+    axes[1].set_ylabel(f"loss on {first.config['batch_noise']['population']} train examples "
+                       "(nats, log scale)")
     axes[1].set_xscale("log")
     for ax in axes:
         ax.set_yscale("log")
