@@ -88,6 +88,15 @@ def test_estimate_at_fixed_weights_matches_exact_per_example_value(tmp_path):
     assert np.all(np.abs(np.log(ratios)) < 0.1), ratios  # the mean of 4 probes within 10%
 
 
+def test_bad_settings_are_usage_errors():
+    from dlx.errors import UsageError
+
+    with pytest.raises(UsageError, match="big_batch must be a multiple > 1 of small_batch"):
+        config("experiment=batch_noise", "batch_noise.big_batch=48")
+    with pytest.raises(UsageError, match="batches must be >= 2"):
+        config("experiment=batch_noise", "batch_noise.batches=1")
+
+
 def test_step_grid_is_log_spaced_and_common():
     assert step_grid(2, 100) == [0, 1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91]
     assert step_grid(2, 30) == step_grid(2, 100)[:10]  # a short run measures a prefix

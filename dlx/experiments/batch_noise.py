@@ -42,6 +42,9 @@ def validate(cfg) -> None:
                 "bootstrap"):
         if not (isinstance(c.get(key), int) and c[key] >= 1):
             raise UsageError(f"batch_noise.{key} must be an integer >= 1, got {c.get(key)!r}")
+    if c["batches"] < 2:
+        raise UsageError(f"batch_noise.batches must be >= 2 (the interval resamples them), got "
+                         f"{c['batches']}")
     if c["big_batch"] % c["small_batch"] or c["big_batch"] == c["small_batch"]:
         raise UsageError(f"batch_noise.big_batch must be a multiple > 1 of small_batch, got "
                          f"{c['big_batch']} and {c['small_batch']}")
