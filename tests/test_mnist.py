@@ -234,13 +234,3 @@ def test_l1_makes_weights_exactly_zero_l2_only_shrinks(tmp_path):
     norm = {name: r.summary["final"]["model/weight_norm"] for name, r in
             (("none", none), ("l1", l1), ("l2", l2))}
     assert norm["l2"] < 0.8 * norm["none"] and norm["l1"] < 0.8 * norm["none"]
-
-
-@pytest.mark.slow
-def test_batch_gradient_variance_falls_as_one_over_b(tmp_path):
-    real_mnist()
-    r = _experiment(tmp_path, "experiment=batch_noise", "epochs=2", "dataset.subset=3000",
-                    "batch_noise.sizes=[1,4,16,64,256]", "batch_noise.every=20")
-    info = r.summary["batch_noise"]
-    assert -1.15 < info["variance_slope"] < -0.85
-    assert info["b_simple_last"] > 2 * info["b_simple_first"]  # the noise scale grows
