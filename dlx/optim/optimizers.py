@@ -69,7 +69,10 @@ class Optimizer:
         raise NotImplementedError
 
     def prox_unsupported(self) -> str | None:
-        """Why a proximal step cannot be made exact with this optimizer, or None."""
+        """Why a proximal step cannot be made exact with this optimizer, or None (config
+        validation refuses ``regularizer.method=proximal`` with the reason)."""
+        if type(self).diagonal_step is Optimizer.diagonal_step:
+            return f"{type(self).__name__} does not state its diagonal step size (diagonal_step)"
         return None
 
     def _l2(self, p: Parameter, g: np.ndarray) -> np.ndarray:
