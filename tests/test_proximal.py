@@ -271,26 +271,38 @@ def test_decoupled_decay_follows_the_schedule_not_the_base_lr():
 
 @pytest.mark.slow
 def test_regularization_experiment_minimizes_its_own_objective(tmp_path):
-    """At lam = 1e-2 under momentum 0.9 (the issue's case: its "proximal" net kept 89% accuracy
-    with an objective of 54.4, 24x the all-zero net's 2.30, because it solved lam / 10), the
-    proximal and subgradient methods now minimize the same objective: the proximal one ends no
-    worse than the all-zero net and than the subgradient method, with exact zeros."""
+    """The experiment's L1 (momentum 0.9) minimizes the objective it names. The issue's case:
+    at lam = 1e-2 the old "proximal" net kept 89% accuracy with an objective of 54.4, 24x the
+    all-zero net's 2.30, because it solved lam / 10. Now, at 1e-2, every weight is zero and the
+    objective is the all-zero net's (with trained biases: at most ln 10); at 1e-3 the proximal
+    method ends below the subgradient method at the same lambda (sweep of 3 seeds: 0.942 ± 0.010
+    against 1.089 ± 0.039), with exact zeros where the subgradient method has almost none."""
     from tests.test_experiments import run
     from tests.test_mnist import real_mnist
 
     real_mnist()
-    from dlx.experiments.regularization import objective, report_numbers, sparsity, zero_objective
+    from dlx.experiments.regularization import (
+        objective,
+        report_numbers,
+        sparsity,
+        weights,
+        zero_objective,
+    )
 
-    common = ("experiment=regularization", "epochs=5", "regularizer=l1", "regularizer.lam=1e-2")
-    prox, sub = (run(tmp_path, *common, f"regularizer.method={m}")
-                 for m in ("proximal", "subgradient"))
-    numbers = report_numbers(prox)
-    assert numbers["objective of the all-zero net"] == pytest.approx(math.log(10))
-    assert numbers["objective (train loss + penalty)"] == objective(prox) == pytest.approx(
-        prox.summary["final"]["train/loss"] + numbers["penalty at the final weights"])
-    assert objective(prox) < zero_objective(prox)
-    assert objective(prox) < 1.05 * objective(sub)
-    assert sparsity(prox) > 0.9 > 0.1 > sparsity(sub)
+    def l1(lam, method="proximal"):
+        return run(tmp_path, "experiment=regularization", "regularizer=l1",
+                   f"regularizer.lam={lam}", f"regularizer.method={method}")
+
+    over = l1(1e-2)
+    numbers = report_numbers(over)
+    assert numbers["objective of the all-zero net"] == zero_objective(over) == math.log(10)
+    assert numbers["objective (train loss + penalty)"] == objective(over) == pytest.approx(
+        over.summary["final"]["train/loss"] + numbers["penalty at the final weights"])
+    assert (weights(over) == 0).all() and objective(over) <= math.log(10)
+    prox, sub = l1(1e-3), l1(1e-3, "subgradient")
+    assert objective(prox) < objective(sub) - 0.05 and objective(prox) < 0.5 * math.log(10)
+    assert (weights(prox) == 0).mean() > 0.8 and sparsity(sub) < 0.05
+    assert prox.summary["final"]["val/acc"] > 0.8
 
 
 @pytest.mark.torch
