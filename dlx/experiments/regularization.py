@@ -122,8 +122,9 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         ax.set_xlabel("λ (log scale; 0 = no regularization)")
         ax.set_ylabel(label)
         ax.legend(fontsize=9)
-    axes[2].set_title("a norm of 0 (every weight zero) is off a log axis", fontsize=9)
     log_scale_if_wide(axes[2], table["weight_norm_mean"])
+    if axes[2].get_yscale() == "log" and (table["weight_norm_mean"] == 0).any():
+        axes[2].set_title("a norm of 0 (every weight zero) is off the log axis", fontsize=9)
     log_scale_if_wide(axes[3], [*table["objective_mean"], zero_objective(runs[0])])
     written = [out / "regularization_path.csv", save(fig, out / f"regularization_path.{fmt}")]
 
