@@ -82,9 +82,11 @@ def validate(config: DictConfig) -> None:
     for g, node in groups.items():
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
-    build_optimizer(groups["optimizer"], [])  # first: it checks lr's type and range
+    optimizer = build_optimizer(groups["optimizer"], [])  # first: it checks lr's type and range
     lr = base_lr(groups["optimizer"])
-    build_regularizer(groups["regularizer"])
+    if build_regularizer(groups["regularizer"]).proximal and optimizer.prox_unsupported():
+        raise UsageError(f"regularizer.method=proximal with optimizer={groups['optimizer']['name']}"
+                         f": {optimizer.prox_unsupported()}; use regularizer.method=subgradient")
     build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
     model = dict(groups["model"])  # its keys before the data set, which may be downloaded
     registry.check_kwargs(registry.lookup(MODELS, "model", model.pop("name")), model, "model",

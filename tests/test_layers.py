@@ -23,7 +23,7 @@ from dlx.nn import (
     Tanh,
 )
 from dlx.nn.gradcheck import check_module, numerical_grad, rel_error
-from dlx.optim import REGULARIZERS
+from dlx.optim import REGULARIZERS, SGD
 
 rng = np.random.default_rng(0)
 
@@ -138,5 +138,5 @@ def test_proximal_l1_puts_weights_exactly_at_zero():
     w = Parameter(np.array([0.05, -0.05, 0.5, -0.5]))
     reg.add_grad([w])
     assert (w.grad == 0).all()  # the L1 part is not in the gradient
-    reg.after_step([w], lr=0.1)
+    reg.after_step(SGD([w], lr=0.1))  # plain SGD: threshold lr * lam
     np.testing.assert_allclose(w.data, [0, 0, 0.4, -0.4])

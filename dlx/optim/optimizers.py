@@ -49,6 +49,32 @@ class Optimizer:
     def _update(self, p: Parameter, g: np.ndarray, state: dict, tmp: np.ndarray) -> None:
         raise NotImplementedError
 
+    def step_scale(self, index: int) -> float | np.ndarray:
+        r"""The diagonal step size D of the last step for ``self.params[index]``.
+
+        The last step was p <- p - D * g_hat (times the decay factor, for decoupled weight
+        decay), where g_hat is the optimizer's running estimate of the gradient, normalized so
+        that g_hat = g once g is held constant: D is the step in the metric the optimizer
+        preconditions with (lr for SGD, lr / (1 - momentum) for heavy ball, lr / (sqrt(v_hat) +
+        eps) for Adam). A proximal step for a penalty h after the update, p <- prox_{D h}(p),
+        then has the fixed points of 0 in g + dh(p): see :mod:`dlx.optim.regularizers`.
+        A float (the same for every coordinate) or an array shaped like the parameter.
+        """
+        return self.diagonal_step(self.state[index], self.steps, self.lr)
+
+    def diagonal_step(self, state: dict, t: int, lr: float):
+        """D from one parameter's state buffers (named as torch.optim names them, so that
+        backend=torch passes torch's own state), the step count t and the step's lr.
+        Arithmetic is generic: NumPy arrays or torch tensors in, the same kind out."""
+        raise NotImplementedError
+
+    def prox_unsupported(self) -> str | None:
+        """Why a proximal step cannot be made exact with this optimizer, or None (config
+        validation refuses ``regularizer.method=proximal`` with the reason)."""
+        if type(self).diagonal_step is Optimizer.diagonal_step:
+            return f"{type(self).__name__} does not state its diagonal step size (diagonal_step)"
+        return None
+
     def _l2(self, p: Parameter, g: np.ndarray) -> np.ndarray:
         """g + weight_decay * p: L2 regularization folded into the gradient (coupled decay)."""
         return g + self.weight_decay * p.data if self.weight_decay else g
@@ -121,6 +147,14 @@ class SGD(Optimizer):
         np.multiply(g, self.lr, out=tmp)
         p.data -= tmp
 
+    def diagonal_step(self, state, t, lr):
+        # a constant g makes b -> (1 - dampening) g / (1 - momentum); Nesterov steps along
+        # g + momentum * b -> g / (1 - momentum) (it needs dampening = 0)
+        mu, d = self.momentum, self.dampening
+        if self.nesterov:
+            return lr * (1.0 + mu * (1.0 - d) / (1.0 - mu))
+        return lr * (1.0 - d) / (1.0 - mu) if mu else lr
+
 
 class Adagrad(Optimizer):
     r"""AdaGrad (Duchi et al. 2011), as torch.optim.Adagrad.
@@ -155,6 +189,9 @@ class Adagrad(Optimizer):
         np.divide(g, tmp, out=tmp)
         tmp *= self.lr / (1.0 + (self.steps - 1) * self.lr_decay)
         p.data -= tmp
+
+    def diagonal_step(self, state, t, lr):
+        return lr / (1.0 + (t - 1) * self.lr_decay) / (state["sum"] ** 0.5 + self.eps)
 
 
 class RMSprop(Optimizer):
@@ -210,6 +247,16 @@ class RMSprop(Optimizer):
             tmp *= self.lr
             p.data -= tmp
 
+    def diagonal_step(self, state, t, lr):
+        # with momentum, b -> g / (d (1 - momentum)) for a constant g
+        return lr / ((state["square_avg"] ** 0.5 + self.eps) * (1.0 - self.momentum))
+
+    def prox_unsupported(self) -> str | None:
+        if self.centered:
+            return ("centered RMSprop divides by sqrt(v - a^2) + eps, which falls to eps as the "
+                    "gradient settles, so its proximal step has no stable limit")
+        return None
+
 
 def _check_betas(betas: tuple[float, float]) -> None:
     for i, b in enumerate(betas):
@@ -244,7 +291,7 @@ class Adam(Optimizer):
     def _update(self, p, g, state, tmp):
         b1, b2 = self.betas
         if self.decoupled:
-            p.data *= 1.0 - self.lr * self.weight_decay
+            p.data *= 1.0 - self._decay()
         elif self.weight_decay:
             g = self._l2(p, g)
         if not state:
@@ -271,19 +318,46 @@ class Adam(Optimizer):
         tmp *= self.lr / (1.0 - b1**t)
         p.data -= tmp
 
+    def _decay(self) -> float:
+        return self.lr * self.weight_decay
+
+    def diagonal_step(self, state, t, lr):
+        v = state["max_exp_avg_sq"] if self.amsgrad else state["exp_avg_sq"]
+        return lr / ((v / (1.0 - self.betas[1] ** t)) ** 0.5 + self.eps)
+
 
 class AdamW(Adam):
-    r"""AdamW (Loshchilov & Hutter 2019), as torch.optim.AdamW: Adam with *decoupled* weight
-    decay, p <- p * (1 - lr * weight_decay) before the Adam step (see :class:`Adam`).
+    r"""AdamW (Loshchilov & Hutter 2019): Adam with *decoupled* weight decay, applied to p before
+    the Adam step (see :class:`Adam`)::
 
-    Defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False.
+        p <- p * (1 - lr_t * weight_decay)                     decouple_lr=False (torch.optim.AdamW)
+        p <- p * (1 - (lr_t / lr) * weight_decay)              decouple_lr=True (the paper)
+
+    The paper's Algorithm 2 writes the step as eta_t * (alpha * adam_step + weight_decay * p):
+    the decay follows the schedule multiplier eta_t = lr_t / lr but not the base rate alpha = lr.
+    torch multiplies it by lr_t = alpha * eta_t, so changing lr changes the decay too. The two
+    are the same update when torch's weight_decay = weight_decay / lr, at every step and under
+    any schedule that scales the base rate (warmup included); they differ as soon as lr changes
+    with weight_decay held fixed (an lr sweep, or an lr tuned after the decay was).
+
+    Args:
+        params: the parameters to optimize.
+        lr: base learning rate alpha (a schedule sets ``self.lr`` = lr_t before each step).
+        betas, eps, amsgrad: as :class:`Adam`.
+        weight_decay: decay coefficient (default 1e-2).
+        decouple_lr: decay by (lr_t / lr) * weight_decay per step instead of lr_t * weight_decay.
     """
 
     decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False):
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+                 decouple_lr: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+        self.base_lr, self.decouple_lr = lr, decouple_lr
+
+    def _decay(self) -> float:
+        return (self.lr / self.base_lr if self.decouple_lr else self.lr) * self.weight_decay
 
 
 class Adamax(Optimizer):
@@ -322,6 +396,9 @@ class Adamax(Optimizer):
         tmp *= self.lr / (1.0 - b1**self.steps)
         p.data -= tmp
 
+    def diagonal_step(self, state, t, lr):
+        return lr / state["exp_inf"]
+
 
 class NAdam(Optimizer):
     r"""NAdam (Dozat 2016): Adam with Nesterov momentum, as torch.optim.NAdam, including its
@@ -353,11 +430,12 @@ class NAdam(Optimizer):
         self.momentum_decay, self.decoupled = momentum_decay, decoupled_weight_decay
         self.mu_product = 1.0
 
+    def _mu_at(self, t: int) -> float:
+        return self.betas[0] * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+
     def step(self) -> None:
-        b1 = self.betas[0]
         t = self.steps + 1
-        self._mu = b1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
-        self._mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+        self._mu, self._mu_next = self._mu_at(t), self._mu_at(t + 1)
         self.mu_product *= self._mu
         super().step()
 
@@ -381,6 +459,14 @@ class NAdam(Optimizer):
         mu, mu_next = self._mu, self._mu_next
         p.data -= (self.lr * (1.0 - mu) / (1.0 - self.mu_product)) * g / tmp
         p.data -= (self.lr * mu_next / (1.0 - self.mu_product * mu_next)) * m / tmp
+
+    def diagonal_step(self, state, t, lr):
+        # g_hat = (c1 g + c2 m) / (c1 + c2): both g and m tend to g for a constant g.
+        # torch keeps P_t per parameter in its state, we keep one scalar.
+        prod = float(state["mu_product"]) if "mu_product" in state else self.mu_product
+        mu, mu_next = self._mu_at(t), self._mu_at(t + 1)
+        c = lr * ((1.0 - mu) / (1.0 - prod) + mu_next / (1.0 - prod * mu_next))
+        return c / ((state["exp_avg_sq"] / (1.0 - self.betas[1] ** t)) ** 0.5 + self.eps)
 
 
 # Config option -> class. momentum and nesterov are SGD with their own defaults (conf/optimizer/).

@@ -91,7 +91,7 @@ class NumpyBackend:
         self.reg.add_grad(self.params)
         self.opt.lr = lr
         self.opt.step()
-        self.reg.after_step(self.params, lr)
+        self.reg.after_step(self.opt)  # L1's proximal step, at the step size just taken
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Mean loss and accuracy over (X, y), in eval mode, in chunks."""

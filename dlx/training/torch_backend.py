@@ -13,8 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dlx import registry
-from dlx.assemble import build_regularizer
+from dlx.assemble import build_optimizer, build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
@@ -22,7 +21,6 @@ from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.residual import Residual
-from dlx.optim.regularizers import ElasticNet
 
 try:
     import torch
@@ -162,15 +160,16 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
-        from dlx.optim import OPTIMIZERS as OURS
-
-        registry.check_kwargs(registry.lookup(OURS, "optimizer", name), node, "optimizer",
-                              ("params",))
+        # ours, without parameters: its hyperparameters give the proximal step size below
+        self.ours = build_optimizer(cfg["optimizer"], [])
+        if node.pop("decouple_lr", False):  # the paper's AdamW is torch's at weight_decay / lr
+            node["weight_decay"] = node["weight_decay"] / self.ours.base_lr
         self.opt = getattr(torch.optim, OPTIMIZERS[name])(
             self.params,
             **{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
+        self.steps = 0
 
     def _tensors(self, x: np.ndarray, y: np.ndarray):
         tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
@@ -192,7 +191,7 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         # autograd sees the L1 part only when it is a subgradient; a proximal step handles it
         # otherwise. The penalty reported is always the whole one, as backend=numpy reports it.
         r = self.reg
-        self._loss = loss + self._penalty(r.l1_ratio if r.method == "subgradient" else 0.0)
+        self._loss = loss + self._penalty(0.0 if r.proximal else r.l1_ratio)
         with torch.no_grad():
             return loss.item(), float(self._penalty(r.l1_ratio))
 
@@ -201,11 +200,13 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.opt.step()
+        self.steps += 1
         r = self.reg
-        if isinstance(r, ElasticNet) and r.method == "proximal" and r.l1_ratio:
+        if r.proximal:  # as ElasticNet.after_step, with D from torch's own state buffers
             with torch.no_grad():
                 for w in self.decay:
-                    w.copy_(w.sign() * (w.abs() - lr * r.lam * r.l1_ratio).clamp_min(0))
+                    scale = self.ours.diagonal_step(self.opt.state[w], self.steps, lr)
+                    w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         self.model.eval()
