@@ -19,6 +19,7 @@ from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.dropout import DropConnectLinear
+from dlx.optim.groups import partition
 from dlx.optim.regularizers import ElasticNet
 
 try:
@@ -29,7 +30,7 @@ except ImportError:  # pragma: no cover - exercised where torch is absent
 # our option -> (torch.optim class name, the options it takes from our config)
 OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adagrad": "Adagrad",
               "rmsprop": "RMSprop", "adam": "Adam", "adamax": "Adamax", "nadam": "NAdam",
-              "adamw": "AdamW"}
+              "adamw": "AdamW", "radam": "RAdam", "adadelta": "Adadelta"}
 
 
 def _require_torch():
@@ -86,13 +87,20 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
+        no_decay_bias, lr_mult = node.pop("no_decay_bias", False), node.pop("lr_mult", None) or {}
         from dlx.optim import OPTIMIZERS as OURS
 
         registry.check_kwargs(registry.lookup(OURS, "optimizer", name), node, "optimizer",
                               ("params",))
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in node.items()}
+        # the param groups backend=numpy makes (dlx.optim.groups), as torch param groups: a
+        # group without decay gets weight_decay=0, its lr is lr_mult x the lr pushed each step
+        spec = partition([p.name for p, _, _ in self.pairs], [p.decay for p, _, _ in self.pairs],
+                         no_decay_bias, lr_mult)
+        self.lr_mult = [factor for _, _, factor in spec]
         self.opt = getattr(torch.optim, OPTIMIZERS[name])(
-            [tp for _, tp, _ in self.pairs],
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
+            [{"params": [self.pairs[i][1] for i in idx], **({} if decay else {"weight_decay": 0.0})}
+             for idx, decay, _ in spec], **kwargs)
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
 
@@ -122,8 +130,8 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
     def update(self, lr: float) -> None:
         self._loss.backward()
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        for group, factor in zip(self.opt.param_groups, self.lr_mult):
+            group["lr"] = lr * factor
         self.opt.step()
         r = self.reg
         if isinstance(r, ElasticNet) and r.method == "proximal" and r.l1_ratio:
