@@ -191,6 +191,21 @@ def build_schedule(node: Mapping, lr: float, total_steps: int) -> Schedule:
     if warmup and node.get("name") == "reduce_on_plateau":
         raise UsageError("schedule.warmup_steps: reduce_on_plateau follows the validation "
                          "metric and takes no warmup; use warmup_steps=0")
-    main = registry.build(SCHEDULES, "schedule", node, lr=lr,
+    main = registry.build(SCHEDULES, "schedule", _pieces(node), lr=lr,
                           total_steps=max(total_steps - warmup, 1))
     return with_warmup(main, lr, warmup, float(start_factor)) if warmup else main
+
+
+def _pieces(node: dict) -> dict:
+    """A ``sequential`` node's schedule nodes as the builders the library takes."""
+    if node.get("name") != "sequential" or not isinstance(node.get("schedules"), list):
+        return node
+    builders = []
+    for i, child in enumerate(node["schedules"]):
+        where = f"schedule.schedules[{i}]"
+        if not isinstance(child, Mapping) or child.get("name") in ("sequential", "reduce_on_plateau"):
+            raise UsageError(f"{where} must be a step schedule's node (name and options), "
+                             f"got {child!r}")
+        builders.append(lambda where=where, child=dict(child), **sizes:
+                        registry.build(SCHEDULES, where, child, **sizes))
+    return {**node, "schedules": builders}

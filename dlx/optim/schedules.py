@@ -212,22 +212,20 @@ def linear(lr: float, total_steps: int, *, start_factor: float = 1.0 / 3,
                            * min(total_iters, t) / total_iters)
 
 
-def sequential(lr: float, total_steps: int, *, schedules: list[dict],
+def sequential(lr: float, total_steps: int, *, schedules: list[Callable[..., Schedule]],
                milestones: list[int]) -> Schedule:
     """One schedule after another (torch SequentialLR): schedules[i] runs from milestones[i-1]
     (0 for the first) up to milestones[i], starting again from its own step 0::
 
         lr(t) = schedules[i](t - milestones[i-1]),   i = number of milestones <= t
 
-    Each is a schedule node as in conf/schedule/ (name and options; no warmup_steps: use a
-    ``linear`` piece), built for the steps of its own segment (the last: to the end of the run).
-
     Args:
-        schedules: the schedule nodes, in order.
+        schedules: builders ``(lr=, total_steps=) -> Schedule``, in order, each built for the
+            steps of its own segment (the last: to the end of the run). In a config they are
+            schedule nodes as in conf/schedule/ (name and options, no warmup_steps: use a
+            ``linear`` piece), which :func:`dlx.assemble.build_schedule` turns into builders.
         milestones: the steps where the next schedule takes over, increasing, one fewer.
     """
-    from dlx import registry  # validates each piece's options as a schedule node
-
     if len(milestones) != len(schedules) - 1 or not schedules:
         raise ValueError(f"needs one milestone fewer than schedules, got {len(schedules)} "
                          f"schedules and {len(milestones)} milestones")
@@ -236,12 +234,8 @@ def sequential(lr: float, total_steps: int, *, schedules: list[dict],
         raise ValueError(f"milestones must be > 0 and increasing, got {milestones}")
     # a run shorter than the milestones never reaches the last pieces (as in torch)
     bounds = [*starts, max(total_steps, starts[-1] + 1)]
-    pieces = []
-    for i, node in enumerate(schedules):
-        if not isinstance(node, dict) or node.get("name") in ("sequential", "reduce_on_plateau"):
-            raise ValueError(f"schedules[{i}] must be a step schedule's node, got {node!r}")
-        pieces.append(registry.build(SCHEDULES, f"schedule.schedules[{i}]", node, lr=lr,
-                                     total_steps=bounds[i + 1] - bounds[i]))
+    pieces = [make(lr=lr, total_steps=bounds[i + 1] - bounds[i])
+              for i, make in enumerate(schedules)]
 
     def f(t: int) -> float:
         i = bisect.bisect_right(milestones, t)
