@@ -504,7 +504,8 @@ BACKEND_CASES = {
                "schedule.mode=triangular2"),
     "sequential": ("optimizer=adam", "optimizer.lr=0.01", "schedule=sequential"),
     "plateau": ("optimizer=momentum", "optimizer.lr=0.3", "schedule=reduce_on_plateau",
-                "schedule.patience=0", "schedule.factor=0.5"),
+                "schedule.patience=0", "schedule.factor=0.5", "schedule.threshold_mode=abs",
+                "schedule.threshold=0.5"),  # an improvement must be 0.5: a reduction in 3 epochs
 }
 
 
@@ -519,6 +520,8 @@ def test_numpy_and_torch_runs_agree_step_by_step(torch, tmp_path, case):
     np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-9)
     assert ours["loss"][-1] < 0.8 * ours["loss"][0]  # and it trained
     assert np.array_equal(ours["lr"], theirs["lr"])
+    if "schedule=constant" not in " ".join(common) and any("schedule=" in o for o in common):
+        assert len(set(ours["lr"])) > 1  # the schedule did act within the 3 epochs
 
 
 @pytest.mark.parametrize("args,needle", [
