@@ -148,7 +148,7 @@ def trained_model(run) -> tuple[Module, Dataset]:
 
 def build_optimizer(node, params):
     """The optimizer a config node names. ``no_decay_bias`` (default false) and ``lr_mult``
-    (default {}) split the parameters into groups (:mod:`dlx.optim.groups`); without them the
+    (default null) split the parameters into groups (:mod:`dlx.optim.groups`); without them the
     optimizer is the plain class, exactly as before groups existed."""
     node = dict(node)
     no_decay_bias = node.pop("no_decay_bias", False)
