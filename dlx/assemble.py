@@ -27,7 +27,7 @@ from dlx.data import (
 from dlx.data.spec import check_reads
 from dlx.errors import UsageError
 from dlx.nn import INITS, MODELS, Module
-from dlx.optim import OPTIMIZERS, REGULARIZERS
+from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
 
 STREAMS = ("data", "init", "batches", "dropout")
@@ -147,7 +147,22 @@ def trained_model(run) -> tuple[Module, Dataset]:
 # --- optimization -----------------------------------------------------------------------------
 
 def build_optimizer(node, params):
-    return registry.build(OPTIMIZERS, "optimizer", node, params)
+    """The optimizer a config node names. ``no_decay_bias`` (default false) and ``lr_mult``
+    (default null) split the parameters into groups (:mod:`dlx.optim.groups`); without them the
+    optimizer is the plain class, exactly as before groups existed."""
+    node = dict(node)
+    no_decay_bias = node.pop("no_decay_bias", False)
+    lr_mult = node.pop("lr_mult", None) or {}
+    try:
+        groups.check(no_decay_bias, lr_mult)
+    except ValueError as e:
+        raise UsageError(f"invalid optimizer {node.get('name')!r}: {e}") from None
+    if not (no_decay_bias or lr_mult):
+        return registry.build(OPTIMIZERS, "optimizer", node, params)
+    registry.build(OPTIMIZERS, "optimizer", node, [])  # the options, checked once
+    return groups.GroupedOptimizer(
+        lambda ps, **over: registry.build(OPTIMIZERS, "optimizer", {**node, **over}, ps),
+        params, no_decay_bias, lr_mult)
 
 
 def build_regularizer(node):
@@ -173,6 +188,24 @@ def build_schedule(node: Mapping, lr: float, total_steps: int) -> Schedule:
         raise UsageError(f"schedule.warmup_steps must be an integer >= 0, got {warmup!r}")
     if not (isinstance(start_factor, (int, float)) and 0 < start_factor <= 1):
         raise UsageError(f"schedule.warmup_start_factor must be in (0, 1], got {start_factor!r}")
-    main = registry.build(SCHEDULES, "schedule", node, lr=lr,
+    if warmup and node.get("name") == "reduce_on_plateau":
+        raise UsageError("schedule.warmup_steps: reduce_on_plateau follows the validation "
+                         "metric and takes no warmup; use warmup_steps=0")
+    main = registry.build(SCHEDULES, "schedule", _pieces(node), lr=lr,
                           total_steps=max(total_steps - warmup, 1))
     return with_warmup(main, lr, warmup, float(start_factor)) if warmup else main
+
+
+def _pieces(node: dict) -> dict:
+    """A ``sequential`` node's schedule nodes as the builders the library takes."""
+    if node.get("name") != "sequential" or not isinstance(node.get("schedules"), list):
+        return node
+    builders = []
+    for i, child in enumerate(node["schedules"]):
+        where = f"schedule.schedules[{i}]"
+        if not isinstance(child, Mapping) or child.get("name") in ("sequential", "reduce_on_plateau"):
+            raise UsageError(f"{where} must be a step schedule's node (name and options), "
+                             f"got {child!r}")
+        builders.append(lambda where=where, child=dict(child), **sizes:
+                        registry.build(SCHEDULES, where, child, **sizes))
+    return {**node, "schedules": builders}

@@ -225,8 +225,8 @@ def test_an_exception_fails_the_run_with_traceback_in_the_log(cli):
 def test_hydra_features_pass_through(cli):
     result = cli("run", "--help")
     assert result.returncode == 0
-    assert "optimizer: adagrad, adam, adamax, adamw, momentum, nadam, nesterov, rmsprop, sgd" \
-        in result.stdout
+    assert ("optimizer: adadelta, adagrad, adam, adamax, adamw, momentum, nadam, nesterov, radam, "
+            "rmsprop, sgd") in result.stdout
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("experiment: "))
     for name in ("logreg", "loss_surface", "conditioning", "optimizers", "learning_rate",
                  "lr_range", "lr_schedules", "gd_variants", "mnist_mlp", "init", "grad_flow",

@@ -423,8 +423,8 @@ def test_expected_members_from_multirun_yaml(cli, tmp_path):
 
     assert size(["seed=range(0,5)", "epochs=1"]) == 5
     assert size(["optimizer=sgd,adam", "seed=range(3)"]) == 6
-    assert size(["optimizer=glob(*)"]) == 9
-    assert size(["optimizer=glob(ada*)"]) == 4  # adagrad, adam, adamax, adamw
+    assert size(["optimizer=glob(*)"]) == 11
+    assert size(["optimizer=glob(ada*)"]) == 5  # adadelta, adagrad, adam, adamax, adamw
     assert size(["epochs=1"], {"optimizer": "sgd,adam,nadam"}) == 3
     assert size(["optimizer=sgd", "seed=0,1"], {"optimizer": "sgd,adam,nadam"}) == 2  # cli wins
     assert size([], None, {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper."

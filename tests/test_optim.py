@@ -102,7 +102,7 @@ def test_state_bytes():
     ({"name": "adam", "betas": [0.9, 1.0]}, "betas[1] must be >= 0.0, < 1.0"),
     ({"name": "adam", "lr": "fast"}, "optimizer.lr: expected a number"),
     ({"name": "adam", "beta": 0.9}, "unknown key optimizer.beta (valid keys: lr, betas"),
-    ({"name": "adamm"}, "unknown optimizer 'adamm' (valid: adagrad, adam, adamax, adamw, momentum,"),
+    ({"name": "adamm"}, "unknown optimizer 'adamm' (valid: adadelta, adagrad, adam, adamax, adamw,"),
     ({"name": "rmsprop", "alpha": 1.5}, "alpha must be >= 0.0, <= 1.0"),
 ])
 def test_bad_options_are_usage_errors(node, message):

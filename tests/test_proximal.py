@@ -316,3 +316,17 @@ def test_numpy_and_torch_agree_for_decoupled_adamw_under_a_schedule(torch, tmp_p
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
     coupled = _batch_series(tmp_path, "coupled", *common)["loss"]
     assert np.abs(coupled - ours).max() > 1e-3  # 50x the decay per step: a different run
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_proximal_steps_with_parameter_groups_agree_between_backends(torch, tmp_path, optimizer):
+    """Each group's prox uses that group's step size (lr x its lr_mult), on both backends."""
+    from tests.test_backends import batch_losses
+
+    common = ("model=mlp", f"optimizer={optimizer}", "dtype=float64", "seed=4", "epochs=2",
+              "regularizer=l1", "regularizer.method=proximal", "regularizer.lam=0.003",
+              "optimizer.no_decay_bias=true", "+optimizer.lr_mult={fc1.*:0.3}")
+    ours = batch_losses(tmp_path, "numpy", *common)
+    np.testing.assert_allclose(ours, batch_losses(tmp_path, "torch", *common, "backend=torch"),
+                               rtol=1e-9)

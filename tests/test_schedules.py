@@ -80,7 +80,7 @@ def test_onecycle_peaks_at_lr_and_ends_far_below():
     ({"name": "exponential", "gamma": -1.0}, "gamma must be > 0"),
     ({"name": "cosine", "warmup_steps": -3}, "warmup_steps must be an integer >= 0"),
     ({"name": "cosine", "period": 3}, "unknown key schedule.period"),
-    ({"name": "linear"}, "unknown schedule 'linear'"),
+    ({"name": "linearly"}, "unknown schedule 'linearly'"),
 ])
 def test_bad_schedules(node, needle):
     with pytest.raises(UsageError, match=needle):

@@ -472,3 +472,122 @@ class NAdam(Optimizer):
 # Config option -> class. momentum and nesterov are SGD with their own defaults (conf/optimizer/).
 OPTIMIZERS = {"sgd": SGD, "momentum": SGD, "nesterov": SGD, "adagrad": Adagrad,
               "rmsprop": RMSprop, "adam": Adam, "adamax": Adamax, "nadam": NAdam, "adamw": AdamW}
+
+
+class RAdam(Optimizer):
+    r"""RAdam (Liu et al. 2020): Adam whose adaptive step is switched on only once the variance
+    of the second-moment estimate is tractable, and then rectified; as torch.optim.RAdam.
+
+    For each parameter p with gradient g, at step t (from 1)::
+
+        p <- p * (1 - lr * weight_decay)                if decoupled_weight_decay
+        g <- g + weight_decay * p                       otherwise (L2 in the gradient)
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+        if rho_t > 5:
+            r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+            p <- p - lr * m / (1 - beta1^t) * r_t * sqrt(1 - beta2^t) / (sqrt(v) + eps)
+        else:                                           (the first ~5 steps: SGD with momentum)
+            p <- p - lr * m / (1 - beta1^t)
+
+    Args:
+        params: the parameters to optimize.
+        lr: learning rate (default 1e-3).
+        betas: coefficients of the running averages of g and g^2 (default (0.9, 0.999)).
+        eps: added to sqrt(v) for numerical stability (default 1e-8).
+        weight_decay: L2 penalty coefficient (default 0).
+        decoupled_weight_decay: decay the weights directly, as AdamW does (default False).
+
+    State: m and v (2x the parameters).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool = False):
+        super().__init__(params, lr, weight_decay)
+        _check_betas(betas)
+        _check("eps", eps, 0.0)
+        self.betas, self.eps, self.decoupled = tuple(betas), eps, decoupled_weight_decay
+
+    def _update(self, p, g, state, tmp):
+        b1, b2 = self.betas
+        if self.weight_decay:
+            if self.decoupled:
+                p.data *= 1.0 - self.lr * self.weight_decay
+            else:
+                g = self._l2(p, g)
+        if not state:
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_avg_sq"] = np.zeros_like(p.data)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1.0 - b1) * (g - m)  # torch's lerp
+        v *= b2
+        v += (1.0 - b2) * g * g
+        t = self.steps
+        bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
+        rho_inf = 2.0 / (1.0 - b2) - 1.0
+        rho_t = rho_inf - 2.0 * t * b2**t / bc2
+        # the same association of products as torch's, so that float64 agrees to the last bits
+        if rho_t > 5.0:
+            rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+            np.sqrt(v, out=tmp)
+            tmp += self.eps
+            np.divide(bc2**0.5, tmp, out=tmp)  # the adaptive lr
+            p.data -= m / bc1 * self.lr * tmp * rect
+        else:
+            p.data -= m / bc1 * self.lr
+
+
+class Adadelta(Optimizer):
+    r"""Adadelta (Zeiler 2012): steps scaled by the ratio of running RMS of past updates to the
+    running RMS of gradients, so that the update has the units of the parameter; as
+    torch.optim.Adadelta (with its lr factor, 1.0 in the paper).
+
+    For each parameter p with gradient g::
+
+        g <- g + weight_decay * p
+        v <- rho * v + (1 - rho) * g^2
+        d = sqrt(u + eps) / sqrt(v + eps) * g
+        u <- rho * u + (1 - rho) * d^2
+        p <- p - lr * d
+
+    Args:
+        params: the parameters to optimize.
+        lr: factor on the update (default 1.0).
+        rho: decay of the running averages of g^2 and d^2 (default 0.9).
+        eps: added inside both square roots; it also sets the size of the first steps
+            (default 1e-6).
+        weight_decay: L2 penalty coefficient (default 0).
+
+    State: v and u (2x the parameters).
+    """
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr, weight_decay)
+        _check("rho", rho, 0.0, 1.0, high_open=False)
+        _check("eps", eps, 0.0)
+        self.rho, self.eps = rho, eps
+
+    def _update(self, p, g, state, tmp):
+        g = self._l2(p, g)
+        if not state:
+            state["square_avg"] = np.zeros_like(p.data)
+            state["acc_delta"] = np.zeros_like(p.data)
+        v, u = state["square_avg"], state["acc_delta"]
+        v *= self.rho
+        v += (1.0 - self.rho) * g * g
+        np.add(u, self.eps, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        tmp /= np.sqrt(v + self.eps)
+        tmp *= g
+        u *= self.rho
+        u += (1.0 - self.rho) * tmp * tmp
+        tmp *= self.lr
+        p.data -= tmp
+
+
+OPTIMIZERS.update(radam=RAdam, adadelta=Adadelta)

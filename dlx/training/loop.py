@@ -134,8 +134,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     data = build_data(cfg) if backend is None else backend.data
     backend = make_backend(cfg, data) if backend is None else backend
     loop = Loop(cfg, data, backend, rec, run_dir)
-    callbacks = for_run(cfg, loop, hooks, resume, checkpoint)
     lr_at = build_schedule(cfg["schedule"], base_lr(cfg["optimizer"]), loop.total_steps)
+    callbacks = for_run(cfg, loop, hooks, resume, checkpoint, lr_at)
     if resume:  # continue exactly where the checkpoint left off
         restore(loop, callbacks, resume)
     else:

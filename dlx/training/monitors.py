@@ -1,5 +1,6 @@
 """What watches or steers a training run, as callbacks handed to the loop (:func:`dlx.training.train`):
-the per-layer probe, an experiment's own hooks, timing.csv, early stopping and checkpoints.
+the per-layer probe, an experiment's own hooks, timing.csv, the plateau schedule, early stopping
+and checkpoints.
 
 A callback may define any of (the loop calls them in the order the callbacks are given):
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from dlx.data import Dataset
 from dlx.errors import UsageError
+from dlx.optim.schedules import ReduceLROnPlateau
 from dlx.records.files import LAYER_STATS, TIMING
 from dlx.training.backend import Probed, Resumable
 
@@ -218,9 +220,30 @@ class Checkpointer(Callback):
             "loop": loop.checkpoint_meta(), "backend": backend_meta, "callbacks": parts})
 
 
-def for_run(cfg, loop, hooks: list | None, resume, checkpoint: bool) -> list[Callback]:
+class Plateau(Callback):
+    """Feeds a ReduceLROnPlateau schedule its metric at each epoch's end, so that the lr the
+    loop pushes in the next epoch is the reduced one; its state is part of a checkpoint."""
+
+    name = "plateau"
+
+    def __init__(self, schedule: ReduceLROnPlateau):
+        self.schedule = schedule
+
+    def epoch_end(self, loop, values) -> bool:
+        self.schedule.step(values[self.schedule.monitor])
+        return False
+
+    def checkpoint(self):
+        return {}, self.schedule.state_dict()
+
+    def restore(self, arrays: dict, meta: dict) -> None:
+        self.schedule.load_state_dict(meta)
+
+
+def for_run(cfg, loop, hooks: list | None, resume, checkpoint: bool,
+            schedule=None) -> list[Callback]:
     """The callbacks of a run, in the order they act: probe, the experiment's hooks, timing,
-    early stopping, checkpoints."""
+    the plateau schedule (if ``schedule`` is one), early stopping, checkpoints."""
     from dlx.records import checkpoint as ckpt
 
     parts = resume[1]["callbacks"] if resume else {}
@@ -234,6 +257,8 @@ def for_run(cfg, loop, hooks: list | None, resume, checkpoint: bool) -> list[Cal
         callbacks.append(Hooks(hooks))
     if loop.run_dir is not None:
         callbacks.append(Timing(loop.run_dir, size("timing") if resume else None))
+    if isinstance(schedule, ReduceLROnPlateau):
+        callbacks.append(Plateau(schedule))
     callbacks.append(EarlyStopping(es["patience"], es["monitor"], es["min_delta"]))
     if checkpoint and loop.run_dir is not None and isinstance(loop.backend, Resumable):
         callbacks.append(Checkpointer(loop.run_dir, ckpt.config_key(dict(cfg)), list(callbacks)))

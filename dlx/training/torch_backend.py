@@ -21,6 +21,7 @@ from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.residual import Residual
+from dlx.optim.groups import partition
 
 try:
     import torch
@@ -30,7 +31,7 @@ except ImportError:  # pragma: no cover - exercised where torch is absent
 # our option -> (torch.optim class name, the options it takes from our config)
 OPTIMIZERS = {"sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adagrad": "Adagrad",
               "rmsprop": "RMSprop", "adam": "Adam", "adamax": "Adamax", "nadam": "NAdam",
-              "adamw": "AdamW"}
+              "adamw": "AdamW", "radam": "RAdam", "adadelta": "Adadelta"}
 
 
 def _require_torch():
@@ -160,13 +161,20 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
+        no_decay_bias, lr_mult = node.pop("no_decay_bias", False), node.pop("lr_mult", None) or {}
         # ours, without parameters: its hyperparameters give the proximal step size below
-        self.ours = build_optimizer(cfg["optimizer"], [])
+        self.ours = build_optimizer({"name": name, **node}, [])
         if node.pop("decouple_lr", False):  # the paper's AdamW is torch's at weight_decay / lr
             node["weight_decay"] = node["weight_decay"] / self.ours.base_lr
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in node.items()}
+        # the param groups backend=numpy makes (dlx.optim.groups), as torch param groups: a
+        # group without decay gets weight_decay=0, its lr is lr_mult x the lr pushed each step
+        spec = partition([p.name for p, _ in trainable], [p.decay for p, _ in trainable],
+                         no_decay_bias, lr_mult)
+        self.lr_mult = [factor for _, _, factor in spec]
         self.opt = getattr(torch.optim, OPTIMIZERS[name])(
-            self.params,
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in node.items()})
+            [{"params": [trainable[i][1] for i in idx], **({} if decay else {"weight_decay": 0.0})}
+             for idx, decay, _ in spec], **kwargs)
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
         self.steps = 0
@@ -197,16 +205,18 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
     def update(self, lr: float) -> None:
         self._loss.backward()
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        for group, factor in zip(self.opt.param_groups, self.lr_mult):
+            group["lr"] = lr * factor
         self.opt.step()
         self.steps += 1
         r = self.reg
         if r.proximal:  # as ElasticNet.after_step, with D from torch's own state buffers
+            decay = {id(w) for w in self.decay}
             with torch.no_grad():
-                for w in self.decay:
-                    scale = self.ours.diagonal_step(self.opt.state[w], self.steps, lr)
-                    w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
+                for group in self.opt.param_groups:  # each at its own lr (lr_mult)
+                    for w in (w for w in group["params"] if id(w) in decay):
+                        scale = self.ours.diagonal_step(self.opt.state[w], self.steps, group["lr"])
+                        w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         self.model.eval()
