@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# (phase, days, deliverable, experiment, command)
+# (phase, days, deliverable, experiment, command); "series" marks the notebook series' topics
+# that the 60 days do not schedule
 PLAN = [
     (1, "1-3", "logistic regression from scratch", "logreg", "dlx run -m experiment=logreg"),
     (1, "4-6", "3-D loss-surface visualizer with optimizer trajectories", "loss_surface",
@@ -29,6 +30,8 @@ PLAN = [
     (2, "37-38", "dropout", "dropout", "dlx run -m experiment=dropout"),
     (2, "39-40", "written report on gradient flow", None,
      "dlx report runs/<mnist_mlp> runs/<init> runs/<grad_flow> ..."),
+    (2, "series", "CNN: convolution and pooling, LeNet-5 on MNIST (notebook topic 11)", "cnn",
+     "dlx run experiment=cnn"),
     (3, "41-45", "a minimal transformer block", "transformer", "dlx run experiment=transformer"),
     (3, "46-50", "a tiny transformer on a toy sequence task", "transformer",
      "dlx run experiment=transformer"),

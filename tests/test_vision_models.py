@@ -102,6 +102,7 @@ def test_image_models_refuse_feature_vectors():
 @pytest.mark.parametrize("node,message", [
     ({"name": "resnet", "depth": 10}, "depth must be 6n \\+ 2"),
     ({"name": "cnn", "channels": [4, 4, 4, 4], "padding": 0}, "too small"),
+    ({"name": "cnn", "channels": [4, 4], "padding": [1]}, "padding has 1 entries for 2"),
     ({"name": "mlp", "hidden": [4, 8], "residual": True}, "one width"),
     ({"name": "mlp", "norm": "weird"}, "norm must be one of"),
 ])

@@ -22,22 +22,26 @@ from dlx.nn.residual import basic_block
 POOLS = {"max": MaxPool2d, "avg": AvgPool2d}
 
 
-def cnn(spec, *, channels: list[int] = (6, 16), kernel: int = 5, padding: int = 2,
-        hidden: list[int] = (120, 84), pool: str = "max", batchnorm: bool = False,
-        keep_prob: float = 1.0, dtype=np.float32, rng=None) -> Module:
-    """LeNet-5-like. The defaults on 1x28x28 MNIST: conv 5x5 (pad 2) 6 maps -> pool -> conv 5x5
-    (pad 2) 16 maps -> pool -> 16*7*7 -> 120 -> 84 -> 10. ``batchnorm`` puts BN after each conv;
-    ``keep_prob < 1`` adds spatial dropout after each conv block and dropout after each hidden
-    fully connected layer."""
+def cnn(spec, *, channels: list[int] = (6, 16), kernel: int = 5,
+        padding: int | list[int] = (2, 0), hidden: list[int] = (120, 84), pool: str = "max",
+        batchnorm: bool = False, keep_prob: float = 1.0, dtype=np.float32, rng=None) -> Module:
+    """LeNet-5-like. The defaults on 1x28x28 MNIST are LeNet-5's layout (its 32x32 input is
+    MNIST padded by 2): conv 5x5 (pad 2) 6 maps -> pool -> conv 5x5 16 maps -> pool -> 16*5*5 ->
+    120 -> 84 -> 10, 61,706 parameters. ``padding`` is one value or one per conv;
+    ``batchnorm`` puts BN after each conv; ``keep_prob < 1`` adds spatial dropout after each
+    conv block and dropout after each hidden fully connected layer."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    if not channels or min(channels) < 1 or kernel < 1 or padding < 0:
+    pads = list(padding) if isinstance(padding, (list, tuple)) else [padding] * len(channels)
+    if len(pads) != len(channels):
+        raise ValueError(f"padding has {len(pads)} entries for {len(channels)} conv layers")
+    if not channels or min(channels) < 1 or kernel < 1 or min(pads) < 0:
         raise ValueError("channels must list counts >= 1, kernel >= 1 and padding >= 0")
     check_keep(keep_prob)
     rng = rng if rng is not None else np.random.default_rng(0)
     c, h, w = spec.shape
     layers: list[Module] = []
-    for i, f in enumerate(int(f) for f in channels):
+    for i, (f, padding) in enumerate(zip((int(f) for f in channels), pads)):
         h, w = out_size(h, kernel, 1, padding), out_size(w, kernel, 1, padding)
         if min(h, w) < 2:
             raise ValueError(f"the image ({spec.describe()}) is too small for {len(channels)} "

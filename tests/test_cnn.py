@@ -1,0 +1,33 @@
+"""experiment=cnn: LeNet-5-like on MNIST reaches LeCun et al.'s ~99% (real MNIST, slow), and
+its figures (filters and feature maps, naive against im2col) come from the trained layers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_experiments import run
+from tests.test_mnist import real_mnist, tiny  # noqa: F401 - a fixture
+
+
+def test_cnn_figures_and_numbers(tiny, tmp_path):  # noqa: F811
+    from dlx.experiments.cnn import MLP_PARAMS, conv_timings, plot_run, report_numbers
+
+    r = run(tmp_path, "experiment=cnn", "epochs=1", "dataset.val_size=50")
+    written = {p.name for p in plot_run(r, tmp_path / "plots", "png")}
+    assert {"filters_and_maps.png", "conv_speed.png", "confusion_matrix.png"} <= written
+    numbers = report_numbers(r)
+    assert numbers["parameters"] == 61706 and numbers["parameters of the 784-256-10 MLP"] == \
+        MLP_PARAMS == 203530  # LeNet-5's layout: 3.3x fewer than the MLP
+    from dlx.assemble import trained_model
+
+    model, data = trained_model(r)
+    timings = conv_timings(model, data.X_test[:2], repeats=1)
+    assert [t["layer"] for t in timings] == ["conv1", "conv2"]
+    assert all(t["naive_s"] > 3 * t["im2col_s"] for t in timings)
+
+
+@pytest.mark.slow
+def test_lenet_reaches_99_percent_on_mnist(tmp_path):
+    real_mnist()
+    r = run(tmp_path, "experiment=cnn")
+    assert r.summary["final"]["test/acc"] >= 0.99, r.summary["final"]
