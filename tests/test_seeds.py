@@ -180,6 +180,7 @@ def test_gd_variants_order_holds_on_every_seed(tmp_path, monkeypatch):
     assert noise[1] > 3 * noise[2] > 3 * noise[0]
 
 
+@pytest.mark.slow  # 20-40 s: MNIST / transformer members
 def test_init_statistics_at_init_are_means_over_seeds(tmp_path, monkeypatch):
     real_mnist()
     from dlx.experiments import init
@@ -210,6 +211,7 @@ def test_init_statistics_at_init_are_means_over_seeds(tmp_path, monkeypatch):
             assert 0.5 < std[-1] / std[0] < 2
 
 
+@pytest.mark.slow  # 20-40 s: MNIST / transformer members
 def test_dropout_gap_and_gain_are_means_over_seeds(tmp_path, monkeypatch):
     real_mnist()
     from dlx.experiments import dropout
@@ -238,6 +240,7 @@ def test_dropout_gap_and_gain_are_means_over_seeds(tmp_path, monkeypatch):
     assert all(gap[0.5, s] < gap[1.0, s] for s in SEEDS)
 
 
+@pytest.mark.slow  # 20-40 s: MNIST / transformer members
 def test_depth_width_aggregates_seeds_and_draws_no_compute_axis(tmp_path, monkeypatch):
     """Item 6: at a fixed parameter budget and equal tokens, compute differs by a few percent
     between depths, so the figure has no compute axis (it showed none)."""

@@ -39,7 +39,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         if row["diverged"]:
             steps = [r.summary["diverged_at_step"] for r in members
                      if r.summary["status"] == "diverged"]
-            text += (f" — diverged in {row['diverged']} of {row['n']} seeds "
+            text += (f" — diverged in {int(row['diverged'])} of {int(row['n'])} seeds "
                      f"(step {', '.join(map(str, steps))})")
         draw_band(ax, full[full["step"] > 0], color=color, log=True, marker="o", ms=3,
                   label=text + " (dots: full set, mean ± sd)")

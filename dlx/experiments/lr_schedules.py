@@ -13,7 +13,9 @@ from dlx.plots.sweep import curve_stats, draw_band, seeds_note, setting_stats
 
 
 def schedule_of(run) -> str:
-    return run.config["schedule"]["name"]
+    """The schedule's name, with its warmup (warmup_cosine is cosine with 50 warmup steps)."""
+    s = run.config["schedule"]
+    return s["name"] + (f" + {s['warmup_steps']} warmup steps" if s.get("warmup_steps") else "")
 
 
 def final_losses(runs) -> pd.DataFrame:

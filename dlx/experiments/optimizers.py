@@ -88,8 +88,10 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         text = (f" {r['steps_to_target_mean']:.0f} ± {r['steps_to_target_sd']:.0f}"
                 if reached > 1 else f" {r['steps_to_target_mean']:.0f}" if reached else " never")
         if 0 < reached < r["n"]:
-            text += f" ({reached} of {r['n']} seeds reached it)"
-        axes[0].text(mean[y], y, text, va="center", fontsize=8)
+            text += f"\n ({reached} of {r['n']} seeds reached it)"
+        axes[0].text(mean[y] + (r["steps_to_target_sd"] if reached > 1 else 0), y, text,
+                     va="center", fontsize=8)
+    axes[0].set_xlim(0, 1.45 * (mean + stats["steps_to_target_sd"].fillna(0)).max())  # labels
     axes[0].set_xlabel("steps (parameter updates) to reach the target, mean ± sd")
     axes[0].invert_yaxis()
     axes[1].barh(names, stats["state_x_params_mean"].fillna(0), color=colors)
