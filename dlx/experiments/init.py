@@ -99,9 +99,12 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
             curve = curve_stats([r.series("val", "loss") for r in members])
             bad = [r.summary.get("status") for r in members if r.summary.get("status")
                    != "completed"]
-            label = (f"{row['setting'][1]}: {row['final_val_loss_mean']:.3f} ± "
-                     f"{row['final_val_loss_sd']:.3f}" + (f" ({len(bad)} {bad[0]})" if bad
-                                                          else ""))
+            if row["final_val_loss_n"]:
+                label = (f"{row['setting'][1]}: {row['final_val_loss_mean']:.3f} ± "
+                         f"{row['final_val_loss_sd']:.3f}" + (f" ({len(bad)} {bad[0]})" if bad
+                                                              else ""))
+            else:
+                label = f"{row['setting'][1]}: {bad[0]} on {len(bad)} of {len(members)} seeds"
             draw_band(ax, curve, color=f"C{i}", log=True, marker="o", ms=3, label=label)
         ax.set_yscale("log")
         ax.set_title(f"{act} network", fontsize=10)
