@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from dlx.errors import UsageError
 from dlx.plots.sweep import member_labels
 from tests.test_experiments import run
 from tests.test_mnist import real_mnist
@@ -269,3 +270,6 @@ def test_depth_width_aggregates_seeds_and_draws_no_compute_axis(tmp_path, monkey
     for row, (_, s) in zip(rows, stats.iterrows()):
         assert row[2] == "3"
         assert row[column] == f"{s['final_val_loss_mean']:.4g} ± {s['final_val_loss_sd']:.2g}"
+    assert table([r.path for r in runs], group_by="model.n_layers, model.d_model") == (head, rows)
+    with pytest.raises(UsageError, match="nothing but the seed differs"):
+        table([r.path for r in runs if depth_width.depth(r) == 1], group_by="setting")

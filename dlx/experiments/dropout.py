@@ -56,7 +56,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     out = sweep_dir / "plots" if out is None else out
     table = gaps(runs)
     fig, axes = panels("dropout on an overfitting MLP (1000 training images), final values "
-                       f"({seeds_note(table['n'])}; bars ±1 sd)", 3, size=(15, 4.6))
+                       f"({seeds_note(table['n'])}, as error bars)", 3, size=(15, 4.6))
     panels_of = (("acc_gap", "train accuracy − validation accuracy"),
                  ("loss_gap", "validation loss − train loss (nats)"),
                  ("gain", "validation accuracy gain over keep_prob 1.0\n"
