@@ -55,7 +55,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     axes[0].errorbar(table["depth"], table["final_val_loss_mean"],
                      yerr=table["final_val_loss_sd"].fillna(0), fmt="-o", ms=7, capsize=4)
     for _, r in table.iterrows():
-        axes[0].annotate(f"d={r['width']}\n{r['non_embedding_params']:,}",
+        axes[0].annotate(f"d_model {int(r['width'])}\nN = {int(r['non_embedding_params']):,}",
                          (r["depth"], r["final_val_loss_mean"]), textcoords="offset points",
                          xytext=(6, 4), fontsize=7)
     axes[0].set_xscale("log", base=2)
@@ -64,9 +64,9 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     axes[0].set_ylabel("final validation loss (nats), mean ± sd")
     for i, d in enumerate(table["depth"]):
         curve = curve_stats([r.series("val", "loss") for r in runs if depth(r) == d])
-        draw_band(axes[1], curve, color=f"C{i}", log=True, lw=1.4,
+        draw_band(axes[1], curve, color=f"C{i}", log=True, lw=1.4, marker="o", ms=3,
                   label=f"{d} layer{'s' * (d > 1)}, d_model {table['width'][i]}")
-    axes[1].set_xlabel(STEP_LABEL)
+    axes[1].set_xlabel(STEP_LABEL + "; dots: where validation was measured")
     axes[1].set_ylabel("validation loss (nats, log scale)")
     axes[1].set_yscale("log")
     axes[1].legend(fontsize=8, title="band ±1 sd over seeds", title_fontsize=8)
