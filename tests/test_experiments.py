@@ -108,7 +108,7 @@ def test_loss_surface_mlp_slice_is_centred_on_the_trained_weights(tmp_path):
 def test_an_experiment_sweep_end_to_end(cli):
     result = cli("run", "-m", "experiment=learning_rate", "epochs=3")
     assert result.returncode == 0, result.stderr
-    assert "2 completed, 1 diverged" in result.stderr
+    assert "sweep of 9 runs: 6 completed, 3 diverged" in result.stderr  # 3 rates x 3 seeds
     sweep = cli.run_dir(result)
     plotted = cli("plot", str(sweep))
     assert plotted.returncode == 0, plotted.stderr
