@@ -90,7 +90,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
                       title_fontsize=7)
         written.append(save(fig, out / f"init_{stat}.{fmt}"))
 
-    fig, axes = panels(f"training from each initialization: validation loss ({note}, band ±1 sd)",
+    fig, axes = panels(f"training from each initialization: validation loss (band: {note})",
                        len(acts), size=(6 * len(acts), 4.8))
     for ax, act in zip(axes if len(acts) > 1 else [axes], acts):
         for i, row in finals[[s[0] == act for s in finals["setting"]]].reset_index().iterrows():

@@ -62,7 +62,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     out.mkdir(parents=True, exist_ok=True)
     stats = table(runs)
     written, note = [], seeds_note(stats["n"])
-    fig, axes = panels(f"optimizers: loss against wall-clock time ({note}, band ±1 sd)", 2)
+    fig, axes = panels(f"optimizers: loss against wall-clock time (band: {note})", 2)
     for ax, split in zip(axes, ("train", "val")):
         for i, name in enumerate(stats["optimizer"]):
             curve = _time_curves(runs, split, name)
