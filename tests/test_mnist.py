@@ -212,14 +212,7 @@ def test_grad_flow_vanishes_for_sigmoid_not_for_relu_he(tmp_path):
     assert 0.3 < ratios["relu"] < 3
 
 
-@pytest.mark.slow
-def test_dropout_narrows_the_generalization_gap(tmp_path):
-    real_mnist()
-    from dlx.experiments.dropout import gap
-
-    full, half = (_experiment(tmp_path, "experiment=dropout", f"model.keep_prob={k}")
-                  for k in (1.0, 0.5))
-    assert gap(half)[1] < gap(full)[1]  # validation minus train loss
+# dropout: the gap narrowing on every seed of a 3-seed sweep is in tests/test_seeds.py
 
 
 @pytest.mark.slow

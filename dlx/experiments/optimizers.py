@@ -1,12 +1,17 @@
-"""optimizers: nine optimizers on one problem — loss against steps and against wall time, the
-steps each needs to reach a target loss, and the memory its state costs."""
+"""optimizers: nine optimizers on one problem, each over several seeds — loss against steps and
+against wall time, the steps each needs to reach a target loss, and the memory its state costs.
+Every number is a mean ± sd over the seeds: the ranking of the adaptive methods changes from
+seed to seed, so only differences larger than that spread are results."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import pandas as pd
+
 from dlx.plots.style import panels, save, y_label
+from dlx.plots.sweep import curve_stats, draw_band, seeds_note, setting_stats
 
 
 def steps_to(run, target: float) -> int | None:
@@ -16,58 +21,80 @@ def steps_to(run, target: float) -> int | None:
     return int(hit["step"].iloc[0]) if len(hit) else None
 
 
-def table(runs, labels) -> list[dict]:
-    rows = []
-    for run, label in zip(runs, labels):
-        s = run.summary
-        target = run.config.get("target_loss", 0.15)
-        param = s.get("param_bytes") or 0
-        rows.append({"optimizer": run.config["optimizer"]["name"], "label": label,
-                     "lr": run.config["optimizer"]["lr"], "status": s["status"],
-                     "target_loss": target, "steps_to_target": steps_to(run, target),
-                     "state_bytes": s.get("optimizer_state_bytes"),
-                     "state_x_params": (s.get("optimizer_state_bytes") or 0) / param if param else None,
-                     "final_val_loss": (s.get("final") or {}).get("val/loss"),
-                     "seconds": s.get("wall_time_s")})
-    return rows
+def state_x_params(run) -> float | None:
+    s = run.summary
+    param = s.get("param_bytes") or 0
+    return (s.get("optimizer_state_bytes") or 0) / param if param else None
+
+
+def table(runs) -> pd.DataFrame:
+    """Per optimizer (in sweep order), over its seeds: steps to the target loss (``_n``: how
+    many seeds reached it), final validation loss, training seconds, state memory."""
+    target = runs[0].config.get("target_loss", 0.15)
+    stats = setting_stats(runs, lambda r: r.config["optimizer"]["name"], {
+        "steps_to_target": lambda r: steps_to(r, target),
+        "final_val_loss": lambda r: (r.summary.get("final") or {}).get("val/loss"),
+        "seconds": lambda r: r.summary.get("wall_time_s"),
+        "state_x_params": state_x_params})
+    stats = stats.rename(columns={"setting": "optimizer"})
+    lrs = {r.config["optimizer"]["name"]: r.config["optimizer"]["lr"] for r in runs}
+    stats.insert(1, "lr", [lrs[o] for o in stats["optimizer"]])
+    stats.insert(2, "target_loss", target)
+    return stats
+
+
+def _time_curves(runs, split: str, optimizer: str) -> pd.DataFrame | None:
+    """Loss against wall time, mean ± sd over seeds: per epoch, the seeds' mean time and loss."""
+    members = [r for r in runs if r.config["optimizer"]["name"] == optimizer]
+    curves, times = [], []
+    for run in members:
+        timing = run.timing()
+        if timing is None:
+            return None
+        curves.append(run.series(split, "loss"))
+        times.append(timing[["epoch", "seconds"]].rename(columns={"seconds": "value"}))
+    loss, seconds = curve_stats(curves, "epoch"), curve_stats(times, "epoch")
+    return loss.merge(seconds[["epoch", "mean"]].rename(columns={"mean": "seconds"}), on="epoch")
 
 
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
     out = sweep_dir / "plots" if out is None else out
-    written = []
-    fig, axes = panels("optimizers: loss against wall-clock time", 2)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = table(runs)
+    written, note = [], seeds_note(stats["n"])
+    fig, axes = panels(f"optimizers: loss against wall-clock time (band: {note})", 2)
     for ax, split in zip(axes, ("train", "val")):
-        for i, (run, label) in enumerate(zip(runs, labels)):
-            timing = run.timing()
-            if timing is None:
-                continue
-            s = run.series(split, "loss").merge(timing[["epoch", "seconds"]], on="epoch")
-            ax.plot(s["seconds"], s["value"], color=f"C{i}", lw=1.6, label=label)
-        ax.set_xlabel("wall-clock time (s, training only)")
-        ax.set_ylabel(f"{split} " + y_label("loss"))
+        for i, name in enumerate(stats["optimizer"]):
+            curve = _time_curves(runs, split, name)
+            if curve is not None:
+                draw_band(ax, curve, "seconds", color=f"C{i}", label=name, log=True, lw=1.6)
+        ax.set_xlabel("wall-clock time (s, training only; mean over seeds)")
+        ax.set_ylabel(f"{split} " + y_label("loss") + " (log scale)")
         ax.set_yscale("log")
-    axes[1].legend(fontsize=7, title="differs", title_fontsize=7)
+    axes[1].legend(fontsize=7, title="optimizer", title_fontsize=7)
     written.append(save(fig, out / f"loss_vs_time.{fmt}"))
 
-    rows = table(runs, labels)
-    with open(out / "optimizers_table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    stats.to_csv(out / "optimizers_table.csv", index=False, quoting=csv.QUOTE_MINIMAL)
     written.append(out / "optimizers_table.csv")
 
-    fig, axes = panels(f"steps to train loss <= {rows[0]['target_loss']:g}, and optimizer memory",
-                       2)
-    names = [r["optimizer"] for r in rows]
-    steps = [r["steps_to_target"] or 0 for r in rows]
-    axes[0].barh(names, steps, color=[f"C{i}" for i in range(len(rows))])
-    for y, r in enumerate(rows):
-        axes[0].text(steps[y], y, f" {r['steps_to_target']}" if r["steps_to_target"] else " never",
+    target = stats["target_loss"].iloc[0]
+    fig, axes = panels(f"steps to train loss <= {target:g} ({note}), and optimizer memory", 2)
+    names, colors = list(stats["optimizer"]), [f"C{i}" for i in range(len(stats))]
+    mean = stats["steps_to_target_mean"].fillna(0)
+    axes[0].barh(names, mean, xerr=stats["steps_to_target_sd"].fillna(0), color=colors,
+                 capsize=3)
+    for y, r in stats.iterrows():
+        reached = int(r["steps_to_target_n"])
+        text = (f" {r['steps_to_target_mean']:.0f} ± {r['steps_to_target_sd']:.0f}"
+                if reached > 1 else f" {r['steps_to_target_mean']:.0f}" if reached else " never")
+        if 0 < reached < r["n"]:
+            text += f"\n ({reached} of {r['n']} seeds reached it)"
+        axes[0].text(mean[y] + (r["steps_to_target_sd"] if reached > 1 else 0), y, text,
                      va="center", fontsize=8)
-    axes[0].set_xlabel("steps (parameter updates) to reach the target")
+    axes[0].set_xlim(0, 1.45 * (mean + stats["steps_to_target_sd"].fillna(0)).max())  # labels
+    axes[0].set_xlabel("steps (parameter updates) to reach the target, mean ± sd")
     axes[0].invert_yaxis()
-    axes[1].barh(names, [r["state_x_params"] or 0 for r in rows],
-                 color=[f"C{i}" for i in range(len(rows))])
+    axes[1].barh(names, stats["state_x_params_mean"].fillna(0), color=colors)
     axes[1].set_xlabel("optimizer state (multiples of the parameters' memory)")
     axes[1].invert_yaxis()
     written.append(save(fig, out / f"steps_and_memory.{fmt}"))

@@ -1,9 +1,13 @@
-"""Figures of a sweep: one per metric, every member overlaid and labelled by what differs."""
+"""Figures of a sweep: one per metric, every member overlaid and labelled by what differs —
+and the statistics over seeds that comparison figures draw: a setting repeated with several
+seeds is shown as its mean with ±1 sample standard deviation (a band around a curve, an error
+bar on a point or bar), never as one seed's value."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -60,6 +64,65 @@ def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
     for i, diff in enumerate(diffs):
         groups.setdefault(", ".join(diff) or "all", []).append(i)
     return list(groups.items())
+
+
+def setting_stats(runs: list[Run], by: Callable[[Run], Any],
+                  values: dict[str, Callable[[Run], float | None]]) -> pd.DataFrame:
+    """Mean, sample sd (n - 1) and count over seeds of each value, per setting.
+
+    ``by(run)`` names a run's setting (anything hashable; a tuple for several keys). One row per
+    setting, in the order settings first appear: columns ``setting``, ``n`` (members), then
+    ``<name>_mean``, ``<name>_sd``, ``<name>_n`` for each ``values[name](run)`` — computed over
+    the members where it is a finite number (None, inf and nan are left out: a run that never
+    reached a target, or diverged, counts in ``n`` but not in ``<name>_n``). sd is nan for
+    fewer than two values."""
+    settings = [by(run) for run in runs]
+    order = list(dict.fromkeys(settings))  # a setting may be a tuple: group by its position
+    rows = []
+    for run, setting in zip(runs, settings):
+        row = {"code": order.index(setting)}
+        for name, value in values.items():
+            v = value(run)
+            row[name] = float(v) if v is not None and np.isfinite(v) else np.nan
+        rows.append(row)
+    groups = pd.DataFrame(rows).groupby("code")
+    out = pd.DataFrame({"setting": pd.Series(order, dtype=object).infer_objects(),
+                        "n": groups.size().to_numpy()})
+    for name in values:
+        agg = groups[name].agg(["mean", "std", "count"])
+        out[f"{name}_mean"], out[f"{name}_sd"] = agg["mean"].to_numpy(), agg["std"].to_numpy()
+        out[f"{name}_n"] = agg["count"].to_numpy().astype(int)
+    return out
+
+
+def curve_stats(series: list[pd.DataFrame], x: str = "step") -> pd.DataFrame:
+    """Mean, sample sd and count of several members' curves (``x``, ``value`` rows) at each
+    ``x`` any of them logged: columns ``x``, ``mean``, ``sd``, ``n``. Non-finite values (a
+    diverged member) are left out of the statistics, not averaged in."""
+    table = pd.concat([s.groupby(x)["value"].last() for s in series], axis=1)
+    table = table.replace([np.inf, -np.inf], np.nan)
+    return pd.DataFrame({x: table.index.to_numpy(), "mean": table.mean(axis=1).to_numpy(),
+                         "sd": table.std(axis=1).to_numpy(),
+                         "n": table.count(axis=1).to_numpy()})
+
+
+def draw_band(ax, stats: pd.DataFrame, x: str = "step", color=None, label=None, log=False,
+              **line) -> None:
+    """A curve's mean over seeds with a ±1 sd band (on a log axis the band is clipped at a
+    fraction of the mean, so a wide spread does not reach zero). Points seen by one seed only
+    have no band."""
+    stats = stats[stats["n"] > 0]
+    mean, sd = stats["mean"].to_numpy(), stats["sd"].fillna(0).to_numpy()
+    low = np.maximum(mean - sd, 0.1 * mean) if log else mean - sd
+    ax.plot(stats[x], mean, color=color, label=label, **line)
+    ax.fill_between(stats[x], low, mean + sd, color=color, alpha=0.2, lw=0)
+
+
+def seeds_note(counts) -> str:
+    """'mean ± 1 sd over 3 seeds' for settings of ``counts`` members each (or '2-3 seeds')."""
+    counts = [int(c) for c in counts]
+    n = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+    return f"mean ± 1 sd over {n} seed{'s' * (max(counts) > 1)}"
 
 
 def overlays(out: Path, runs: list[Run], labels: list[str], name: str, fmt: str,

@@ -1,5 +1,7 @@
 """`dlx compare`: final and best metrics of runs and sweep members side by side, the config
-values that differ between them, and mean ± std over the members of a group (e.g. seeds)."""
+values that differ between them, and mean ± std over the members of a group (e.g. seeds):
+``--group-by KEY[,KEY...]``, or ``--group-by setting`` for one row per setting of a sweep
+repeated over seeds."""
 
 from __future__ import annotations
 
@@ -83,28 +85,49 @@ def resolve_key(rows: list[dict], key: str) -> str:
     raise UsageError(f"unknown key {key!r} (e.g. {', '.join(valid)}, or a metric like val/loss)")
 
 
-def group(rows: list[dict], key: str, cols: list[str]) -> tuple[list[str], list[list[str]]]:
-    """mean ± std (and n) of every numeric metric column, per value of ``key``."""
-    values = list(dict.fromkeys(str(r.get(key)) for r in rows))
+SETTING = "setting"  # --group-by setting: every config key that differs, except the seed
+
+
+def group_keys(rows: list[dict], spec: str) -> list[str]:
+    """The columns ``--group-by`` names: a comma-separated list of keys (``init,model.activation``),
+    or ``setting`` for every config value that differs between the rows apart from the seed
+    (a sweep repeated over seeds: one row per setting)."""
+    if spec == SETTING and not any(f"config.{SETTING}" in r for r in rows):
+        keys = [k for k in columns(rows, show_all=False)
+                if k.startswith("config.") and k != "config.seed"]
+        if not keys:
+            raise UsageError("nothing but the seed differs between these runs: "
+                             "--group-by setting has one group; give a key instead")
+        return keys
+    return [resolve_key(rows, k.strip()) for k in spec.split(",") if k.strip()]
+
+
+def mean_sd(xs: list[float]) -> str:
+    """``mean ± sd`` (sample sd, n - 1) of finite values, the value alone for one, – for none."""
+    xs = [x for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)
+          and math.isfinite(x)]
+    if not xs:
+        return "–"
+    mean = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return f"{mean:.4g}"
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def group(rows: list[dict], keys: str | list[str], cols: list[str]
+          ) -> tuple[list[str], list[list[str]]]:
+    """mean ± std (and n) of every numeric metric column, per value of ``keys`` (one key or
+    several), in the order the values first appear."""
+    keys = [keys] if isinstance(keys, str) else keys
+    settings = list(dict.fromkeys(tuple(str(r.get(k)) for k in keys) for r in rows))
     metrics = [c for c in cols if c.startswith(("final.", "best."))]
-    head = [key.removeprefix("config."), "n", *metrics]
+    head = [*(k.removeprefix("config.") for k in keys), "n", *metrics]
     out = []
-    for v in values:
-        members = [r for r in rows if str(r.get(key)) == v]
-        cells = [v, str(len(members))]
-        for m in metrics:
-            xs = [r[m] for r in members if isinstance(r.get(m), (int, float))
-                  and math.isfinite(r[m])]
-            if not xs:
-                cells.append("–")
-                continue
-            mean = sum(xs) / len(xs)
-            if len(xs) == 1:
-                cells.append(f"{mean:.4g}")
-                continue
-            std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))  # sample std
-            cells.append(f"{mean:.4g} ± {std:.2g}")
-        out.append(cells)
+    for setting in settings:
+        members = [r for r in rows if tuple(str(r.get(k)) for k in keys) == setting]
+        out.append([*setting, str(len(members)), *(mean_sd([r.get(m) for r in members])
+                                                   for m in metrics)])
     return head, out
 
 
@@ -126,7 +149,7 @@ def table(paths: list[Path], show_all: bool = False, sort: str | None = None,
         rows.sort(key=lambda r: (r.get(key) is None, r.get(key) if isinstance(r.get(key), (int, float))
                                  else str(r.get(key))), reverse=descending)
     if group_by:
-        return group(rows, resolve_key(rows, group_by), cols)
+        return group(rows, group_keys(rows, group_by), cols)
     head = [c.removeprefix("config.") for c in cols]
     return head, [[fmt(r.get(c)) for c in cols] for r in rows]
 

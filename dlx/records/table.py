@@ -311,14 +311,14 @@ def print_runs(root: Path, width: int | None = None, file=None) -> None:
 
 
 def compare_columns(head: list[str], rows: list[list[str]], grouped: bool) -> list[Column]:
-    """Columns of `dlx compare`. The first (the id, or the grouping key) is always kept; when
+    """Columns of `dlx compare`. The first (the id, or the first grouping key) is always kept; when
     the table is too wide, dropped first are the ``best.*`` metrics, then the other metrics
     and the settings beyond the first two, then the first two settings, then the validation
     loss and accuracy (rightmost first among equals)."""
     columns, n_config = [], 0
     for i, name in enumerate(head):
         widest = max((len(r[i]) for r in rows), default=0)
-        metric = name.startswith(("final.", "best.")) or grouped and i > 1
+        metric = name.startswith(("final.", "best."))  # grouped: the setting's keys come first
         if i == 0:
             keep = None
         elif name in ("status", "n"):
