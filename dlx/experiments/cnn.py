@@ -74,24 +74,26 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
         if type(layer).__name__ in ("MaxPool2d", "AvgPool2d"):
             maps.append(x[0])
     W = convs[0].W.data  # (F, C, k, k)
-    cols = max(len(W), *(len(m) for m in maps))
-    rows = 2 + len(maps)
-    fig = Figure(figsize=(1.3 * cols, 1.45 * rows + 0.4), dpi=110, layout="constrained")
+    cols = 8  # maps wrap onto rows of 8: the figure stays readable for wide layers
+    blocks = [(f"first-layer {W.shape[2]}x{W.shape[3]} filters (red +, blue −)", W[:, 0], "RdBu_r")]
+    blocks += [(f"block {r + 1}: {len(m)} maps {m.shape[1]}x{m.shape[2]}", m, "viridis")
+               for r, m in enumerate(maps)]
+    rows = 1 + sum(-(-len(b) // cols) for _, b, _ in blocks)
+    fig = Figure(figsize=(1.25 * cols, 1.35 * rows + 0.4), dpi=110, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     axes[0, 0].imshow(digit[0, 0], cmap="gray_r")
     axes[0, 0].set_title("test digit", fontsize=8)
-    lim = np.abs(W).max()
-    for f in range(len(W)):
-        axes[1, f].imshow(W[f, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        axes[1, f].set_title(f"filter {f + 1}", fontsize=7)
-    for r, block in enumerate(maps):
-        for f in range(len(block)):
-            axes[2 + r, f].imshow(block[f], cmap="viridis")
-        axes[2 + r, 0].set_title(f"block {r + 1}: {len(block)} maps "
-                                 f"{block.shape[1]}x{block.shape[2]}", fontsize=7, loc="left")
-    fig.suptitle("first-layer 5x5 filters (red +, blue −) and the feature maps of a test digit "
+    row = 1
+    for title, images, cmap in blocks:
+        lim = np.abs(images).max() if cmap == "RdBu_r" else None
+        for i, image in enumerate(images):
+            ax = axes[row + i // cols, i % cols]
+            ax.imshow(image, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
+        axes[row, 0].set_title(title, fontsize=8, loc="left")
+        row += -(-len(images) // cols)
+    fig.suptitle("what LeNet sees: its first-layer filters and the feature maps of a test digit "
                  "after each conv → ReLU → pool block", fontsize=10)
     written.append(save(fig, out / f"filters_and_maps.{fmt}"))
 
@@ -111,6 +113,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax.set_ylabel("forward time per image (ms, log scale)")
     ax.set_title("convolution: the definition's loops against im2col (8 test images, "
                  "measured when drawn)", fontsize=10)
-    ax.legend(fontsize=9)
+    ax.set_ylim(top=ax.get_ylim()[1] * 4)  # room for the labels above the bars
+    ax.legend(fontsize=9, loc="center right")
     written.append(save(fig, out / f"conv_speed.{fmt}"))
     return written
