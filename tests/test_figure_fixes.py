@@ -97,3 +97,22 @@ def test_the_stability_limit_is_drawn(tmp_path, monkeypatch):
     assert last[last.index > 1].item() > 1e5 and last[last.index < 1].item() <= 1e-6
     labels = [ln.get_label() for ln in figures["stability_limit.png"].axes[0].lines]
     assert "step = 1.01 × 2/L: diverges" in labels and "step = 0.99 × 2/L: converges" in labels
+
+
+def test_a_sweeps_mini_batch_losses_are_smoothed(tmp_path, monkeypatch):
+    """Several per-step loss curves overlaid: each drawn as an EMA (raw faint), the axis
+    following the smoothed curves."""
+    import dlx.plots.sweep
+    from dlx.plots.sweep import overlays
+
+    figures = {}
+    monkeypatch.setattr(dlx.plots.sweep, "save", lambda fig, path: figures.setdefault(path.name, fig))
+    runs = [run(tmp_path, "epochs=6", f"optimizer.lr={lr}") for lr in (0.05, 0.2)]
+    overlays(tmp_path, runs, ["lr 0.05", "lr 0.2"], "s", "png")
+    ax = figures["batch_loss.png"].axes[0]
+    assert "EMA over" in ax.get_title()
+    thick = [ln for ln in ax.lines if ln.get_linewidth() >= 1]  # not the faint raw lines
+    raw = runs[0].series("batch", "loss")["value"].to_numpy()
+    smoothed = thick[0].get_ydata()
+    assert len(smoothed) == len(raw) and np.std(np.diff(smoothed)) < 0.3 * np.std(np.diff(raw))
+    assert ax.get_ylim()[0] >= 0.7 * min(min(ln.get_ydata()) for ln in thick)

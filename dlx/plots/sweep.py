@@ -148,9 +148,21 @@ def overlays(out: Path, runs: list[Run], labels: list[str], name: str, fmt: str,
     return written
 
 
+def smooth(values: pd.Series, span: int) -> pd.Series:
+    """Exponential moving average with bias correction (pandas' adjust=True): readable
+    per-step curves without a lag at the start."""
+    return values.ewm(span=span, adjust=True).mean()
+
+
 def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded) -> list[Path]:
-    fig, ax = figure(f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}",
-                     STEP_LABEL, y_label(metric))
+    # per-mini-batch values are noisy: several of them overlaid are unreadable unless smoothed
+    longest = max((len(s) for s in series), default=0)
+    span = max(longest // 20, 1) if split == "batch" and longest > 100 else 1
+    title = f"{name} sweep: {SPLIT_NAMES.get(split, split)} {metric_title(metric)}"
+    if span > 1:
+        title += f" (EMA over {span} steps; raw values faint)"
+        series = [s.assign(raw=s["value"], value=smooth(s["value"], span)) for s in series]
+    fig, ax = figure(title, STEP_LABEL, y_label(metric))
     values = []
     if banded:
         for i, (label, members) in enumerate(groups):
@@ -165,6 +177,8 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
             if s.empty:
                 continue
             color = f"C{i % 10}"
+            if span > 1:
+                ax.plot(s["step"], s["raw"], color=color, lw=0.5, alpha=0.15)
             marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
             ax.plot(s["step"], s["value"], color=color, label=label,
                     lw=1.0 if split == "batch" else 1.8, **marker)
@@ -175,6 +189,11 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
                             color=color, ms=10, mew=2)
             values.extend(s["value"].tolist())
     log_scale_if_wide(ax, values)
+    finite = [v for v in values if np.isfinite(v)]
+    if span > 1 and finite:  # the axis follows the smoothed curves, not the raw spikes
+        lo, hi = min(finite), max(finite)
+        ax.set_ylim(*((lo / 1.3, hi * 1.3) if ax.get_yscale() == "log" and lo > 0
+                      else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))))
     ax.legend(loc="best", fontsize=8, title="differs" + (" (band: ±1 std over seeds)"
                                                       if banded else ""), title_fontsize=8)
     return [save(fig, out / f"{split}_{metric}.{fmt}")]
