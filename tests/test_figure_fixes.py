@@ -116,3 +116,26 @@ def test_a_sweeps_mini_batch_losses_are_smoothed(tmp_path, monkeypatch):
     smoothed = thick[0].get_ydata()
     assert len(smoothed) == len(raw) and np.std(np.diff(smoothed)) < 0.3 * np.std(np.diff(raw))
     assert ax.get_ylim()[0] >= 0.7 * min(min(ln.get_ydata()) for ln in thick)
+
+
+def test_grad_flow_averages_seeds_geometrically(tmp_path):
+    """grad_flow's sweep figures: per (layer, step) the geometric mean over seeds, and the
+    first/last-layer ratio as a geometric mean ×/÷ its geometric sd."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dlx.experiments.grad_flow import geometric_mean_stats, ratio_spread
+
+    runs = []
+    for seed, scale in enumerate((1.0, 100.0)):
+        path = tmp_path / str(seed)
+        path.mkdir()
+        rows = [{"step": 0, "epoch": 0, "layer": layer, "stat": "grad_z_norm",
+                 "value": scale * 10.0 ** -layer} for layer in (1, 2, 3)]
+        pd.DataFrame(rows).to_csv(path / "layer_stats.csv", index=False)
+        runs.append(SimpleNamespace(path=path))
+    mean = geometric_mean_stats(runs).sort_values("layer")["value"].to_numpy()
+    np.testing.assert_allclose(mean, [10 * 10.0 ** -1, 10 * 10.0 ** -2, 10 * 10.0 ** -3])
+    ratio, spread = ratio_spread(runs)  # layer 1 / layer 2 (the last hidden one) = 10 on both
+    assert ratio == pytest.approx(10.0) and spread == pytest.approx(1.0)
