@@ -22,6 +22,7 @@ from dlx.records.files import METRICS
 from dlx.records.metrics import MetricsWriter
 from dlx.training import train
 from tests.conftest import assert_one_error_line
+from tests.test_schedules import LR, torch_values
 from tests.test_train import config
 
 STEPS = 60
@@ -253,18 +254,7 @@ def test_bad_group_options_are_usage_errors(node, message):
 
 # --- step schedules ---------------------------------------------------------------------------
 
-LR = 0.1
 
-
-def torch_values(torch, make, n):
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
-    sched = make(opt)
-    values = []
-    for _ in range(n):
-        values.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return values
 
 
 def _ls(t):

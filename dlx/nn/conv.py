@@ -115,10 +115,8 @@ def conv2d_naive(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int = 1,
     return out
 
 
-class MaxPool2d(Module):
-    """The largest value of each k x k window (padding with -inf). backward routes each output
-    gradient to the first position holding its window's maximum (as torch does); overlapping
-    windows (stride < k) add up.
+class _Pool(Module):
+    """A k x k window reduced to one value.
 
     Args:
         kernel_size: k or (kH, kW).
@@ -129,6 +127,12 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride: int | None = None, padding: int = 0):
         self.k = _pair(kernel_size)
         self.stride, self.padding = int(stride or self.k[0]), int(padding)
+
+
+class MaxPool2d(_Pool):
+    """The largest value of each k x k window (padding with -inf). backward routes each output
+    gradient to the first position holding its window's maximum (as torch does); overlapping
+    windows (stride < k) add up."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         win = windows(x, self.k, self.stride, self.padding, fill=-np.inf)
@@ -144,19 +148,9 @@ class MaxPool2d(Module):
                                self.padding)
 
 
-class AvgPool2d(Module):
+class AvgPool2d(_Pool):
     """The mean of each k x k window (zero padding counted, torch's count_include_pad=True);
-    backward spreads each output gradient evenly over its window.
-
-    Args:
-        kernel_size: k or (kH, kW).
-        stride: default kernel_size.
-        padding: default 0.
-    """
-
-    def __init__(self, kernel_size, stride: int | None = None, padding: int = 0):
-        self.k = _pair(kernel_size)
-        self.stride, self.padding = int(stride or self.k[0]), int(padding)
+    backward spreads each output gradient evenly over its window."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape

@@ -400,6 +400,26 @@ class Adamax(Optimizer):
         return lr / state["exp_inf"]
 
 
+def _decayed_moments(opt, p, g, state) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NAdam's and RAdam's shared first part (torch's order): weight decay, decoupled
+    (p *= 1 - lr * wd) or coupled (g + wd * p); then m <- lerp(m, g, 1 - b1) and
+    v <- b2 v + (1 - b2) g^2. Returns (g with any coupled decay, m, v)."""
+    b1, b2 = opt.betas
+    if opt.weight_decay:
+        if opt.decoupled:
+            p.data *= 1.0 - opt.lr * opt.weight_decay
+        else:
+            g = opt._l2(p, g)
+    if not state:
+        state["exp_avg"] = np.zeros_like(p.data)
+        state["exp_avg_sq"] = np.zeros_like(p.data)
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m += (1.0 - b1) * (g - m)
+    v *= b2
+    v += (1.0 - b2) * g * g
+    return g, m, v
+
+
 class NAdam(Optimizer):
     r"""NAdam (Dozat 2016): Adam with Nesterov momentum, as torch.optim.NAdam, including its
     momentum-decay schedule mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay)).
@@ -441,18 +461,7 @@ class NAdam(Optimizer):
 
     def _update(self, p, g, state, tmp):
         b1, b2 = self.betas
-        if self.weight_decay:
-            if self.decoupled:
-                p.data *= 1.0 - self.lr * self.weight_decay
-            else:
-                g = self._l2(p, g)
-        if not state:
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1.0 - b1) * (g - m)
-        v *= b2
-        v += (1.0 - b2) * g * g
+        g, m, v = _decayed_moments(self, p, g, state)
         np.divide(v, 1.0 - b2**self.steps, out=tmp)
         np.sqrt(tmp, out=tmp)
         tmp += self.eps
@@ -513,18 +522,7 @@ class RAdam(Optimizer):
 
     def _update(self, p, g, state, tmp):
         b1, b2 = self.betas
-        if self.weight_decay:
-            if self.decoupled:
-                p.data *= 1.0 - self.lr * self.weight_decay
-            else:
-                g = self._l2(p, g)
-        if not state:
-            state["exp_avg"] = np.zeros_like(p.data)
-            state["exp_avg_sq"] = np.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1.0 - b1) * (g - m)  # torch's lerp
-        v *= b2
-        v += (1.0 - b2) * g * g
+        g, m, v = _decayed_moments(self, p, g, state)
         t = self.steps
         bc1, bc2 = 1.0 - b1**t, 1.0 - b2**t
         rho_inf = 2.0 / (1.0 - b2) - 1.0
