@@ -202,7 +202,8 @@ def test_a_tiny_scaling_sweep_end_to_end(cli, shakespeare):
     plotted = cli("plot", str(sweep))
     assert plotted.returncode == 0, plotted.stderr
     assert (sweep / "plots" / "scaling_model.png").is_file()
-    fit = json.loads((sweep / "scaling_fit.json").read_text())
+    assert (sweep / "0" / "plots" / "learning_curve.png").is_file()
+    fit = json.loads((sweep / "plots" / "scaling_fit.json").read_text())
     pts = fit["points"]
     assert pts["n"] == [3, 3, 3] and len(fit["x"]) == 9
     assert pts["mean"][0] > pts["mean"][1] > pts["mean"][2]  # loss falls with N at fixed data

@@ -14,7 +14,7 @@ The learning rate is set by a stated rule, lr = optimizer.lr * (lr_width / d_mod
 (wider models take smaller steps; the constants from a small per-width sweep, see the README),
 and warmup is ``warmup_fraction`` of each run's steps. `dlx plot` on a sweep fits the laws on log
 loss with intervals from resampling seeds (:mod:`dlx.experiments.fits`) and writes
-``<sweep>/scaling_fit.json`` beside the figures.
+``<sweep>/plots/scaling_fit.json`` beside the figures.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ AXES = ("model", "data", "compute")
 # al.'s E + A/N^alpha + B/D^beta (their approach 3); N_opt ~ C^a of each
 KAPLAN = {"model": 0.076, "data": 0.095, "compute": 0.73}
 CHINCHILLA = {"model": 0.34, "data": 0.28, "compute": 0.50}
+GENERIC_RUN_PLOTS = False  # accuracy here is whole-window exactness (0): one loss figure instead
 KEYS = {"axis": str, "lr_width": (int, float), "lr_power": (int, float),
         "warmup_fraction": (int, float), "flops": (int, float, type(None)),
         "train_eval_windows": int, "bootstrap": int}
@@ -135,6 +136,26 @@ def report_numbers(run) -> dict:
             "training characters D": s.get("train_chars"), "learning rate": s.get("lr"),
             "training FLOPs (6 N tokens)": s.get("train_flops"),
             "final validation loss (nats/char)": s.get("final", {}).get("val/loss")}
+
+
+def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    """The run's loss against the characters it has read: mini-batches and the validation set."""
+    s, c = run.summary, run.config
+    per_step = s.get("tokens_per_step") or 1
+    wide = run.wide()
+    fig, ax = figure(f"{c['experiment']}: d_model {c['model']['d_model']}, N = "
+                     f"{s.get('non_embedding_params', 0):,}, D = {s.get('train_chars', 0):,} "
+                     f"characters, seed {c['seed']}, lr {s.get('lr', 0):.2g}",
+                     "characters read (steps x batch x block_size)",
+                     "loss (nats per character)")
+    batch = wide["batch/loss"].dropna()
+    ax.plot(batch.index * per_step, batch, color="0.65", lw=0.7, label="mini-batch")
+    for key, style, label in (("train/loss", "s--", "training windows (fixed sample)"),
+                              ("val/loss", "o-", "validation set (fixed)")):
+        values = wide[key].dropna()
+        ax.plot(values.index * per_step, values, style, ms=5, label=label)
+    ax.legend(fontsize=8)
+    return [save(fig, out / f"learning_curve.{fmt}")]
 
 
 # --- figures and fits of a sweep ----------------------------------------------------------------
@@ -251,8 +272,8 @@ def plot_isoflop(result: dict, path: Path) -> Path:
 
 
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
-    fit_path = (sweep_dir if out is None else out) / "scaling_fit.json"  # beside the sweep
     out = sweep_dir / "plots" if out is None else out
+    fit_path = out / "scaling_fit.json"
     s = runs[0].config["scaling"]
     axis, n = s["axis"], s["bootstrap"]
     x, loss, flops = observations(runs, axis)
