@@ -190,6 +190,22 @@ def fit_laws(x, L, n: int) -> dict:
             "_draws": (power_draws, sat_draws)}
 
 
+def _log_axes(ax, y: bool = True, plain_y: bool = True) -> None:
+    """Log axes labelled at the decades in x, and plainly (2.0, 1.5, ...) in y, whose values
+    span less than a decade: minor x labels would overlap."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if y:
+        ax.set_yscale("log")
+    if y and not plain_y:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    elif y:
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+
+
 def _band(ax, grid, curves, color):
     lo, hi = np.nanpercentile(np.array(curves), [2.5, 97.5], axis=0)
     ax.fill_between(grid, lo, hi, color=color, alpha=0.18, lw=0)
@@ -221,8 +237,9 @@ def plot_law(result: dict, axis: str, path: Path) -> Path:
     for name, ref, style in (("Kaplan", KAPLAN, ":"), ("Chinchilla", CHINCHILLA, "-.")):
         ax.plot(grid, mean[0] * (grid / x[0]) ** -ref[axis], style, color="0.35",
                 lw=1, label=f"{name}'s slope α = {ref[axis]} (through the smallest mean)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_axes(ax)
+    low, high = min(result["loss"]), max(result["loss"])
+    ax.set_ylim(low / 1.25, high * 1.12)  # the data, not where the reference slopes run off to
     ax.legend(fontsize=7.5, loc="lower left")
     return save(fig, path)
 
@@ -237,13 +254,13 @@ def plot_isoflop(result: dict, path: Path) -> Path:
         c, color = b["C"], colors[i % len(colors)]
         pts = fits.summarize(x[flops == c], loss[flops == c])
         left.errorbar(pts["x"], pts["mean"], yerr=pts["sd"], fmt="o", color=color, ms=5,
-                      capsize=3, label=f"C = {c:.0e} FLOPs (mean ± sd, {min(pts['n'])} seeds)")
+                      capsize=3, label=f"C = {c:.2g} FLOPs (mean ± sd, {min(pts['n'])} seeds)")
         u = np.log(np.geomspace(min(pts["x"]) / 1.2, max(pts["x"]) * 1.2, 100))
         a, bb, cc = np.polyfit(np.log(x[flops == c]), loss[flops == c], 2)
         left.plot(np.exp(u), a * u ** 2 + bb * u + cc, "-", color=color, lw=1)
         if math.isfinite(b["N_opt"]):
             left.plot(b["N_opt"], b["profile"]["L_opt"], "*", color=color, ms=14, mec="k")
-    left.set_xscale("log")
+    _log_axes(left, y=False)
     left.set_xlabel("non-embedding parameters N (log scale)")
     left.set_ylabel("final validation loss (nats per character)")
     left.legend(fontsize=7.5, title="★ parabola minimum in log N", title_fontsize=7.5)
@@ -263,8 +280,7 @@ def plot_isoflop(result: dict, path: Path) -> Path:
         for name, ref, style in (("Kaplan", KAPLAN, ":"), ("Chinchilla", CHINCHILLA, "-.")):
             right.plot(grid, opt[0] * (grid / C[0]) ** ref["compute"], style, color="0.35",
                        lw=1, label=f"{name}: a = {ref['compute']}")
-    right.set_xscale("log")
-    right.set_yscale("log")
+    _log_axes(right, plain_y=False)
     right.set_xlabel("training compute C (FLOPs ≈ 6·N·tokens, log scale)")
     right.set_ylabel("compute-optimal N (parameters, log scale)")
     right.legend(fontsize=7.5)
