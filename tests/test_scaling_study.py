@@ -214,7 +214,7 @@ def test_a_tiny_scaling_sweep_end_to_end(cli, shakespeare):
 
 
 @pytest.mark.slow
-def test_isoflop_runs_take_their_steps_from_the_budget(cli, shakespeare):
+def test_isoflop_runs_take_their_steps_from_the_budget_reproducibly(cli, shakespeare):
     cli.env["DLX_DATA_DIR"] = str(shakespeare.parent.parent)
     result = cli("run", "experiment=scaling_compute", *TINY, "model.d_model=8",
                  "scaling.flops=2e8")
@@ -222,6 +222,9 @@ def test_isoflop_runs_take_their_steps_from_the_budget(cli, shakespeare):
     s = json.loads((cli.run_dir(result) / "summary.json").read_text())
     assert s["steps"] == round(2e8 / (6 * s["non_embedding_params"] * 16 * 16))
     assert s["train_flops"] == pytest.approx(2e8, rel=0.01)
+    again = cli("run", "experiment=scaling_compute", *TINY, "model.d_model=8", "scaling.flops=2e8")
+    assert (cli.run_dir(again) / "metrics.csv").read_bytes() == \
+        (cli.run_dir(result) / "metrics.csv").read_bytes()  # same config and seed: same bytes
     assert_one_error_line(cli("run", "experiment=scaling_compute", "scaling.flops=null"),
                           "scaling.flops must be > 0")
     assert_one_error_line(cli("run", "experiment=scaling", "scaling.axis=time"),
