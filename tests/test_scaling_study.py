@@ -231,9 +231,22 @@ def test_isoflop_runs_take_their_steps_from_the_budget_reproducibly(cli, shakesp
                           "scaling.axis must be one of model, data, compute")
 
 
-def test_experiment_names_keep_working():
+def test_experiment_names_keep_working_and_sweep_what_they_say():
+    from hydra import compose, initialize_config_dir
+
     from dlx.experiments import hooks
 
-    for name in ("scaling", "scaling_data", "scaling_compute"):
-        assert hooks(name).__name__ == "dlx.experiments.scaling"
-        assert (Path(__file__).parent.parent / "conf" / "experiment" / f"{name}.yaml").is_file()
+    conf = Path(__file__).parent.parent / "conf"
+    sweeps = {}
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        for name in ("scaling", "scaling_data", "scaling_compute"):
+            assert hooks(name).__name__ == "dlx.experiments.scaling"
+            cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+            sweeps[name] = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert sweeps["scaling"] == {"model.d_model": ["8", "16", "32", "64", "128"],
+                                 "seed": ["0", "1", "2"]}
+    # one model for L(D): scaling's list of widths must not leak into it (75 runs, not 15)
+    assert sweeps["scaling_data"]["model.d_model"] == ["32"]
+    assert len(sweeps["scaling_data"]["dataset.n_train_tokens"]) == 5
+    assert len(sweeps["scaling_compute"]["scaling.flops"]) == 3
+    assert all(len(s["seed"]) >= 3 for s in sweeps.values())
