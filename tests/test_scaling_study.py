@@ -179,7 +179,12 @@ def test_isoflop_finds_the_compute_optimal_size():
     for row, c in zip(result["budgets"], (1e10, 1e11, 1e12)):
         assert row["N_opt"] == pytest.approx((c / 6) ** 0.5, rel=0.25)  # A = B, a = b
         assert row["D_opt"] == pytest.approx(c / (6 * row["N_opt"]))
-    assert np.isnan(fits.parabola_minimum([1, 10, 100], [3.0, 2.2, 1.0])["N_opt"])  # no minimum
+    # the lowest loss at an end of the sizes: the optimum lies outside them, no minimum claimed
+    assert np.isnan(fits.parabola_minimum([1, 10, 100, 1000], [3.0, 2.2, 1.5, 1.0])["N_opt"])
+    # far sizes (step-starved: much higher loss) do not move the vertex fitted near the minimum
+    u = np.log([1e3, 2e3, 4e3, 8e3, 16e3])
+    L = (u - np.log(4e3)) ** 2 + np.array([0, 0, 0, 0, 5.0])
+    assert fits.parabola_minimum(np.exp(u), L)["N_opt"] == pytest.approx(4e3)
 
 
 # --- end to end -----------------------------------------------------------------------------

@@ -106,16 +106,25 @@ def seed_bootstrap(fit, x, L, n: int = 1000, seed: int = 0) -> dict:
 
 
 def parabola_minimum(N, L) -> dict:
-    """The N at the minimum of a parabola in log N fitted to L (Hoffmann et al.'s IsoFLOP
-    profiles): L ~ a u^2 + b u + c with u = log N, minimum at u* = -b / 2a; NaN unless a > 0
-    (no minimum inside a profile that only falls or only rises)."""
-    u, L = np.log(np.asarray(N, float)), np.asarray(L, float)
-    a, b, c = np.polyfit(u, L, 2)
+    """The N at the minimum of an IsoFLOP profile (Hoffmann et al.): a parabola in log N,
+    L ~ a u^2 + b u + c with u = log N, fitted to the observations of the size with the lowest
+    mean loss and of its neighbours on either side (near the minimum, where a parabola holds;
+    the far sizes, starved of steps or of capacity, bend the profile), minimum at u* = -b / 2a.
+    NaN when the lowest mean is at an end of the sizes (the optimum lies outside them) or the
+    parabola opens downwards."""
+    N, L = np.asarray(N, float), np.asarray(L, float)
+    sizes = np.unique(N)
+    k = int(np.argmin([L[N == v].mean() for v in sizes]))
+    nan = {"N_opt": float("nan"), "L_opt": float("nan"), "coef": [float("nan")] * 3,
+           "window": [float(sizes[max(k - 1, 0)]), float(sizes[min(k + 1, len(sizes) - 1)])]}
+    if k in (0, len(sizes) - 1):
+        return nan
+    keep = (N >= sizes[k - 1]) & (N <= sizes[k + 1])
+    a, b, c = np.polyfit(np.log(N[keep]), L[keep], 2)
     if a <= 0:
-        return {"N_opt": float("nan"), "L_opt": float("nan"), "curvature": float(a)}
-    u_star = -b / (2 * a)
-    return {"N_opt": float(np.exp(u_star)), "L_opt": float(c - b * b / (4 * a)),
-            "curvature": float(a)}
+        return {**nan, "coef": [float(a), float(b), float(c)]}
+    return {**nan, "N_opt": float(np.exp(-b / (2 * a))), "L_opt": float(c - b * b / (4 * a)),
+            "coef": [float(a), float(b), float(c)]}
 
 
 def summarize(x, L) -> dict:

@@ -255,15 +255,17 @@ def plot_isoflop(result: dict, path: Path) -> Path:
         pts = fits.summarize(x[flops == c], loss[flops == c])
         left.errorbar(pts["x"], pts["mean"], yerr=pts["sd"], fmt="o", color=color, ms=5,
                       capsize=3, label=f"C = {c:.2g} FLOPs (mean ± sd, {min(pts['n'])} seeds)")
-        u = np.log(np.geomspace(min(pts["x"]) / 1.2, max(pts["x"]) * 1.2, 100))
-        a, bb, cc = np.polyfit(np.log(x[flops == c]), loss[flops == c], 2)
-        left.plot(np.exp(u), a * u ** 2 + bb * u + cc, "-", color=color, lw=1)
-        if math.isfinite(b["N_opt"]):
+        left.plot(pts["x"], pts["mean"], ":", color=color, lw=0.8)
+        if math.isfinite(b["N_opt"]):  # the parabola over the sizes it was fitted to
+            u = np.log(np.geomspace(*b["profile"]["window"], 100))
+            a, bb, cc = b["profile"]["coef"]
+            left.plot(np.exp(u), a * u ** 2 + bb * u + cc, "-", color=color, lw=1.5)
             left.plot(b["N_opt"], b["profile"]["L_opt"], "*", color=color, ms=14, mec="k")
     _log_axes(left, y=False)
     left.set_xlabel("non-embedding parameters N (log scale)")
     left.set_ylabel("final validation loss (nats per character)")
-    left.legend(fontsize=7.5, title="★ parabola minimum in log N", title_fontsize=7.5)
+    left.legend(fontsize=7.5, title_fontsize=7.5,
+                title="★ minimum of a parabola in log N\n(lowest mean and its neighbours)")
     budgets = [b for b in result["isoflop"]["budgets"] if math.isfinite(b["N_opt"])]
     C = np.array([b["C"] for b in budgets])
     opt = np.array([b["N_opt"] for b in budgets])
