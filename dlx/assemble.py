@@ -56,9 +56,10 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     if node.get("name") in TEXT_DATASETS:  # a fixed file and a contiguous split: no rng
         kwargs = registry.check_kwargs(char_dataset, node, "dataset")
         try:
-            return char_dataset(**kwargs)
+            X, Y, X_val, Y_val, spec, vocab = char_dataset(**kwargs)
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
+        return Dataset(node["name"], X, Y, X_val, Y_val, spec, classes=vocab)
     val_fraction = node.pop("val_fraction", 0.2)
     if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool):
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")

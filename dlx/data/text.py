@@ -112,8 +112,9 @@ def windows(ids: np.ndarray, block_size: int, stride: int) -> tuple[np.ndarray, 
 
 def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
                  n_train_tokens: int | None = None, stride: int | None = None,
-                 val_tokens: int | None = None):
-    """Next-character prediction on ``name``.
+                 val_tokens: int | None = None) -> tuple:
+    """Next-character prediction on ``name``: (X_train, Y_train, X_val, Y_val, spec, vocabulary),
+    the arrays (n, T) int64 (:func:`dlx.assemble.build_dataset` makes them a Dataset).
 
     Args:
         block_size: characters per example (T); targets are the next character at each.
@@ -125,8 +126,6 @@ def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
         val_tokens: keep the first this many characters of the validation part (None = all):
             one fixed, cheaper validation set, the same for every ``n_train_tokens``.
     """
-    from dlx.data import Dataset
-
     ids, vocab = encode(load_text(name))
     stride = block_size if stride is None else stride
     if block_size < 1 or stride < 1:
@@ -151,4 +150,4 @@ def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
     if len(X_train) == 0 or len(X_val) == 0:
         raise ValueError(f"block_size {block_size} leaves no training or validation window")
     spec = DataSpec.tokens(len(vocab), block_size)
-    return Dataset(name, X_train, Y_train, X_val, Y_val, spec, classes=vocab)
+    return X_train, Y_train, X_val, Y_val, spec, vocab
