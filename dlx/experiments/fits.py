@@ -161,7 +161,9 @@ def isoflop(C, N, L, n: int = 1000, seed: int = 0) -> dict:
                       for _ in range(n)])
     slopes = [exponent(row) for row in draws]
     per_budget = [{"C": float(c), "N_opt": float(point[i]),
-                   "N_opt_ci95": [float(np.nanpercentile(draws[:, i], q)) for q in (2.5, 97.5)],
+                   # no interval for a budget whose profile has no minimum
+                   "N_opt_ci95": [float(np.nanpercentile(draws[:, i], q)) if np.isfinite(point[i])
+                                  else float("nan") for q in (2.5, 97.5)],
                    "D_opt": float(c / (6 * point[i])),
                    "tokens_per_param": float(c / (6 * point[i] ** 2)),
                    "profile": parabola_minimum(N[C == c], L[C == c]),
