@@ -18,8 +18,10 @@ from dlx.data import (
     IDX_DATASETS,
     SEQUENCES,
     SYNTHETIC,
+    TEXT_DATASETS,
     Dataset,
     DataSpec,
+    char_dataset,
     check_idx_split,
     idx_dataset,
     split,
@@ -51,6 +53,13 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
             return idx_dataset(rng, **kwargs, dtype=np.dtype(dtype).type)
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from e
+    if node.get("name") in TEXT_DATASETS:  # a fixed file and a contiguous split: no rng
+        kwargs = registry.check_kwargs(char_dataset, node, "dataset")
+        try:
+            X, Y, X_val, Y_val, spec, vocab = char_dataset(**kwargs)
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
+        return Dataset(node["name"], X, Y, X_val, Y_val, spec, classes=vocab)
     val_fraction = node.pop("val_fraction", 0.2)
     if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool):
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -79,6 +88,8 @@ def check_dataset(node) -> DataSpec:
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
         return DataSpec.image(1, *images.shape[1:], n_classes=10)
+    if node.get("name") in TEXT_DATASETS:  # the file is verified (or fetched) and split once
+        return build_dataset(node, np.random.default_rng(0)).spec
     factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
                               "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in

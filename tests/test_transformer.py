@@ -151,21 +151,6 @@ def test_toy_tasks_are_prompt_separator_answer():
     assert len({(a, b) for a, b in X[:, :2]}) == 100  # distinct pairs
 
 
-def test_scaling_law_fit_recovers_known_parameters():
-    from dlx.experiments import fits
-
-    N = np.geomspace(1e3, 1e5, 7)
-    L = 0.05 + 30.0 * N ** -0.6
-    sat = fits.fit_saturating(N, L)
-    assert sat["alpha"] == pytest.approx(0.6, rel=1e-3) and sat["E"] == pytest.approx(0.05, rel=1e-2)
-    assert sat["r2_log"] > 0.9999
-    noisy = L * np.exp(np.random.default_rng(0).normal(0, 0.02, len(N)))
-    ci = fits.bootstrap(fits.fit_saturating, N, noisy, n=200)["alpha"]
-    assert ci[0] < 0.6 < ci[1]
-    power = fits.fit_power(N, 30.0 * N ** -0.6)
-    assert power["alpha"] == pytest.approx(0.6) and power["r2_log"] == pytest.approx(1.0)
-
-
 @pytest.mark.parametrize("depth", [1, 2, 4, 8])
 def test_depth_width_widths_keep_the_parameter_budget(depth):
     from dlx.nn.transformer import width_for_budget

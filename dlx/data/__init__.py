@@ -10,6 +10,7 @@ import numpy as np
 from dlx.data.sequences import SEQUENCES
 from dlx.data.spec import DataSpec
 from dlx.data.synthetic import SYNTHETIC
+from dlx.data.text import TEXT_DATASETS, char_dataset
 from dlx.errors import UsageError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
@@ -91,4 +92,4 @@ def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
 
 
 __all__ = ["Dataset", "DataSpec", "split", "idx_dataset", "check_idx_split", "SYNTHETIC",
-           "SEQUENCES", "IDX_DATASETS"]
+           "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "char_dataset"]
