@@ -18,11 +18,15 @@ def test_predictions(run):
     or the validation set for data without one (e.g. ``dataset=blobs``)."""
     from dlx.assemble import trained_model
     from dlx.nn import predictions
+    from dlx.training.chunks import eval_rows
 
     model, data = trained_model(run)
     X, y, which = (data.X_test, data.y_test, "test") if data.X_test is not None \
         else (data.X_val, data.y_val, "validation")
-    return X, y, predictions(model.forward(X)), data, which
+    chunk = eval_rows(X)  # bounded memory: a conv's im2col of 10,000 images would be 0.8 GB
+    pred = np.concatenate([predictions(model.forward(X[i:i + chunk]))
+                           for i in range(0, len(X), chunk)])
+    return X, y, pred, data, which
 
 
 def plot_run(run, out: Path, fmt: str) -> list[Path]:

@@ -16,8 +16,7 @@ import numpy as np
 from dlx.assemble import build_model_for, build_optimizer, build_regularizer, rngs
 from dlx.data import Dataset
 from dlx.nn import accuracy, loss_for
-
-EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
+from dlx.training.chunks import eval_rows
 
 
 @runtime_checkable
@@ -97,8 +96,8 @@ class NumpyBackend:
         """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
         self.model.eval()
         total_loss, correct = 0.0, 0
-        chunk = EVAL_CHUNK // (X.shape[1] if X.ndim == 2 and X.dtype.kind == "i" else 1)
-        for start in range(0, len(X), chunk):  # token data: EVAL_CHUNK tokens, not sequences
+        chunk = eval_rows(X)
+        for start in range(0, len(X), chunk):
             xb, yb = X[start:start + chunk], y[start:start + chunk]
             logits = self.model.forward(xb)
             total_loss += self.loss_fn.forward(logits, yb) * len(xb)

@@ -22,6 +22,7 @@ from dlx.nn.dropout import DropConnectLinear, Dropout2d
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
+from dlx.training.chunks import eval_rows
 
 try:
     import torch
@@ -219,15 +220,18 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
                         w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over (X, y) in eval mode, in the NumPy backend's chunks."""
         self.model.eval()
-        tx, ty = self._tensors(X, y)
-        with torch.no_grad():
-            logits = self.model(tx)
-            loss = float(self.loss_fn(logits, ty))
-        pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
-        acc = float((pred.numpy() == y).mean())
+        total, correct, chunk = 0.0, 0, eval_rows(X)
+        for start in range(0, len(X), chunk):
+            tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
+            with torch.no_grad():
+                logits = self.model(tx)
+                total += float(self.loss_fn(logits, ty)) * len(tx)
+            pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
+            correct += int((pred.numpy() == y[start:start + chunk]).sum())
         self.model.train()
-        return loss, acc
+        return total / len(X), correct / len(X)
 
     def weight_norm(self) -> float:
         return math.sqrt(sum(float((w.detach().double() ** 2).sum()) for w in self.decay))
