@@ -19,13 +19,19 @@ pytestmark = pytest.mark.torch
 NINE = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"]
 
 
-def batch_losses(tmp_path, name, *overrides):
+def batch_series(tmp_path, name, *overrides, metrics=("loss",)) -> dict[str, np.ndarray]:
+    """One run of the test config with ``overrides``: its per-step ``batch/<metric>`` values."""
     path = tmp_path / f"{name}.csv"
     rec = MetricsWriter(path)
     train(config(*overrides), rec, "none")
     rec.close()
     rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
-    return np.array([float(r[4]) for r in rows if r[2] == "batch" and r[3] == "loss"])
+    return {m: np.array([float(r[4]) for r in rows if r[2] == "batch" and r[3] == m])
+            for m in metrics}
+
+
+def batch_losses(tmp_path, name, *overrides):
+    return batch_series(tmp_path, name, *overrides)["loss"]
 
 
 @pytest.mark.parametrize("optimizer", NINE)

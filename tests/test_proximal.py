@@ -186,16 +186,9 @@ def test_centered_rmsprop_with_proximal_l1_is_a_usage_error(cli):
 # --- backend=torch: the same proximal steps, from torch's own optimizer state ----------------
 
 def _batch_series(tmp_path, name, *overrides):
-    from dlx.records.metrics import MetricsWriter
-    from dlx.training import train
+    from tests.test_backends import batch_series
 
-    path = tmp_path / f"{name}.csv"
-    rec = MetricsWriter(path)
-    train(config(*overrides), rec, "none")
-    rec.close()
-    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
-    return {m: np.array([float(r[4]) for r in rows if r[2] == "batch" and r[3] == m])
-            for m in ("loss", "penalty")}
+    return batch_series(tmp_path, name, *overrides, metrics=("loss", "penalty"))
 
 
 @pytest.mark.torch
