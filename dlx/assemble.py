@@ -90,8 +90,8 @@ def check_dataset(node) -> DataSpec:
         return DataSpec.image(1, *images.shape[1:], n_classes=10)
     if node.get("name") in TEXT_DATASETS:  # the file is verified (or fetched) and split once
         return build_dataset(node, np.random.default_rng(0)).spec
-    factory = registry.lookup({**SYNTHETIC, **SEQUENCES, **{n: None for n in IDX_DATASETS}},
-                              "dataset", node.get("name"))
+    names = {**SYNTHETIC, **SEQUENCES, **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS)}}
+    factory = registry.lookup(names, "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
                                     ("name", "val_fraction")}, "dataset", ("rng",))
     data = build_dataset(node, np.random.default_rng(0))
