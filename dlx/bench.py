@@ -1,7 +1,9 @@
 """`dlx bench`: training throughput of the from-scratch NumPy model against PyTorch on the CPU.
 
-The case: an MLP 784-256-10 (ReLU) on MNIST-shaped random data, batch 128, Adam, float32 —
-one training step = forward, softmax cross-entropy, backward, optimizer update. Repetitions of
+The cases: an MLP 784-256-10 (ReLU) on MNIST-shaped random data, batch 128, Adam, float32; a
+small transformer; LeNet-5 (`model=cnn`'s defaults) on 1x28x28 images, batch 64, Adam, float32,
+with each convolution's forward + backward timed on its own as well. One training step =
+forward, softmax cross-entropy, backward, optimizer update. Repetitions of
 the two backends are interleaved (numpy, torch, numpy, torch, ...) so that a slow moment of a
 shared machine hits both alike; medians are reported, and the ratio of the medians.
 Achieved GFLOP/s (the step's matmul FLOPs / time) is set against a measured sgemm peak.
@@ -34,6 +36,7 @@ class CaseResult:
     flops_per_step: float
     batch: int
     samples_per_s: dict[str, list[float]] = field(default_factory=dict)
+    layers: list[dict] = field(default_factory=list)  # per-layer GFLOP/s, where measured
 
     def median(self, backend: str) -> float:
         return statistics.median(self.samples_per_s[backend])
@@ -223,6 +226,131 @@ def run_transformer_case(backends: list[str], steps: int, repeats: int, warmup: 
     return result
 
 
+def numpy_cnn_model(rng):
+    return build_model({"name": "cnn"}, {"name": "he_normal"}, DataSpec.image(1, 28, 28, 10),
+                       rng, np.float32)
+
+
+def torch_twin(model):
+    """torch's copy of a NumPy model (dlx.training.torch_backend.to_torch), same weights."""
+    import torch
+
+    from dlx.training.torch_backend import to_torch
+
+    net, pairs = to_torch(model)
+    with torch.no_grad():
+        for p, tp, kind in pairs:
+            tp.copy_(torch.from_numpy(p.data.T.copy() if kind == "W" else p.data))
+    return net.to(torch.float32)
+
+
+def torch_step(net):
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def conv_flops(layer, batch: int, shape) -> float:
+    """Matmul FLOPs of one convolution's forward and backward: the output (2 N Ho Wo F C kH kW),
+    dW the same, and dx the same again when the layer passes a gradient to its input."""
+    f, c, kh, kw = layer.W.data.shape
+    _, h, w = shape
+    ho = (h + 2 * layer.padding - kh) // layer.stride + 1
+    wo = (w + 2 * layer.padding - kw) // layer.stride + 1
+    return 2.0 * batch * ho * wo * f * c * kh * kw * (3 if layer.input_grad else 2)
+
+
+def _conv_layers(model, shape) -> list[tuple[object, tuple[int, int, int]]]:
+    """Each Conv2d of a Sequential model with the (C, H, W) shape of its input."""
+    from dlx.nn.conv import Conv2d
+
+    x, found = np.zeros((1, *shape), dtype=np.float32), []
+    for layer in model.layers:
+        if isinstance(layer, Conv2d):
+            found.append((layer, x.shape[1:]))
+        x = layer.forward(x)
+    return found
+
+
+def run_cnn_case(backends: list[str], steps: int, repeats: int, warmup: int,
+                 batch: int = 64) -> CaseResult:
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((8, batch, 1, 28, 28), dtype=np.float32)
+    Y = rng.integers(0, 10, (8, batch))
+    model = numpy_cnn_model(rng)
+    convs = _conv_layers(model, (1, 28, 28))
+    # the dense part 400-120-84-10 as the MLP's count, plus its first layer's dx (the convs
+    # below need it), plus the convolutions
+    flops = (_mlp_flops(batch, [400, 120, 84, 10]) + 2.0 * batch * 400 * 120
+             + sum(conv_flops(layer, batch, shape) for layer, shape in convs))
+    steppers, inputs = {}, {}
+    for b in backends:
+        if b == "numpy":
+            steppers[b] = _numpy_step(model, SoftmaxCrossEntropy(),
+                                      Adam(model.parameters(), lr=1e-3))
+            inputs[b] = list(zip(X, Y))
+        else:
+            import torch
+
+            steppers[b] = torch_step(torch_twin(model))
+            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    result = CaseResult("cnn", f"LeNet-5 (model=cnn) on 1x28x28, batch {batch}, Adam, float32",
+                        flops, batch, {b: [] for b in backends})
+    _time_interleaved(result, steppers, inputs, steps, repeats, warmup)
+    result.layers = _time_convs(backends, convs, batch, steps, repeats, rng)
+    return result
+
+
+def _time_convs(backends, convs, batch, steps, repeats, rng) -> list[dict]:
+    """Forward + backward of each convolution alone, the backends interleaved: median GFLOP/s."""
+    out = []
+    for i, (layer, shape) in enumerate(convs):
+        x = rng.standard_normal((batch, *shape), dtype=np.float32)
+        dout = rng.standard_normal(layer.forward(x).shape, dtype=np.float32)
+        runners = {}
+        for b in backends:
+            if b == "numpy":
+                def run(layer=layer, x=x, dout=dout):
+                    layer.forward(x)
+                    layer.backward(dout)
+            else:
+                import torch
+
+                conv = torch_twin(layer)
+                tx = torch.from_numpy(x).requires_grad_(layer.input_grad)
+                tdout = torch.from_numpy(dout)
+
+                def run(conv=conv, tx=tx, tdout=tdout):
+                    conv(tx).backward(tdout)
+            runners[b] = run
+        times: dict[str, list[float]] = {b: [] for b in backends}
+        for b in backends:
+            runners[b]()  # warm-up
+        for _ in range(repeats):
+            for b in backends:
+                run = runners[b]
+                start = time.perf_counter()
+                for _ in range(steps):
+                    run()
+                times[b].append((time.perf_counter() - start) / steps)
+        gflop = conv_flops(layer, batch, shape) / 1e9
+        f, c, kh, kw = layer.W.data.shape
+        out.append({"layer": f"conv{i + 1} {c}->{f} {kh}x{kw} pad {layer.padding} on "
+                             f"{shape[1]}x{shape[2]}", "gflop": gflop,
+                    "gflops": {b: gflop / statistics.median(t) for b, t in times.items()}})
+    return out
+
+
 def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warmup) -> None:
     def chunk(b: str, n: int) -> float:
         step, data = steppers[b], inputs[b]
@@ -239,7 +367,7 @@ def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warm
 
 
 def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool = True,
-        cases: tuple[str, ...] = ("mlp", "transformer")) -> dict:
+        cases: tuple[str, ...] = ("mlp", "transformer", "cnn")) -> dict:
     backends = ["numpy"]
     torch_version = None
     if include_torch:
@@ -250,16 +378,19 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
             torch_version = torch.__version__
         except ImportError:
             pass
+    threads = _threads(backends)
     peaks = {b: sgemm_gflops(b) for b in backends}
     results = []
     if "mlp" in cases:
         results.append(run_mlp_case(backends, steps, repeats, warmup))
     if "transformer" in cases:
         results.append(run_transformer_case(backends, max(steps // 2, 1), repeats, warmup))
+    if "cnn" in cases:
+        results.append(run_cnn_case(backends, max(steps // 2, 1), repeats, warmup))
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,
-                    "torch": torch_version},
+                    "torch": torch_version, "threads": threads},
         "settings": {"steps_per_repeat": steps, "repeats": repeats, "warmup_steps": warmup,
                      "order": "interleaved"},
         "sgemm_peak_gflops": peaks,
@@ -278,6 +409,19 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
     return report
 
 
+def _threads(backends: list[str]) -> dict[str, int]:
+    """The thread counts the timings ran with: BLAS's (threadpoolctl) and torch's intra-op."""
+    from threadpoolctl import threadpool_info
+
+    found = {"numpy_blas": max((p["num_threads"] for p in threadpool_info()
+                                if p.get("user_api") == "blas"), default=1)}
+    if "torch" in backends:
+        import torch
+
+        found["torch"] = torch.get_num_threads()
+    return found
+
+
 def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -285,6 +429,8 @@ def print_report(report: dict) -> None:
 
     console = Console()
     peaks = report["sgemm_peak_gflops"]
+    console.print("threads: " + ", ".join(f"{k} {v}" for k, v in
+                                          report["machine"].get("threads", {}).items()))
     console.print("sgemm peak (1024x1024 float32): "
                   + ", ".join(f"{b} {v:.1f} GFLOP/s" for b, v in peaks.items()))
     for case in report["cases"]:
@@ -296,6 +442,15 @@ def print_report(report: dict) -> None:
                           f"{max(values):,.0f}", f"{case['achieved_gflops'][b]:.1f}",
                           f"{case['fraction_of_peak'][b]:.0%}")
         console.print(table)
+        if case.get("layers"):
+            layers = Table(title="each convolution alone, forward + backward: GFLOP/s (median)",
+                           title_justify="left")
+            layers.add_column("layer")
+            for b in case["layers"][0]["gflops"]:
+                layers.add_column(b, justify="right")
+            for row in case["layers"]:
+                layers.add_row(escape(row["layer"]), *(f"{v:.1f}" for v in row["gflops"].values()))
+            console.print(layers)
         if "numpy_over_torch" in case:
             console.print(f"NumPy / torch throughput (ratio of medians): "
                           f"[bold]{case['numpy_over_torch']:.2f}[/]")

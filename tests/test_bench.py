@@ -19,8 +19,27 @@ def test_flop_count_of_the_mlp_step():
     assert bench._mlp_flops(4, [2, 3, 1]) == 4 * 42  # linear in the batch
 
 
+def test_flop_count_of_a_convolution():
+    from dlx.nn.conv import Conv2d
+
+    # 1 -> 2 maps, 3x3, pad 1 on 4x4: 16 outputs per map, 2 * 16 * 2 * 9 = 576 per image forward
+    first = Conv2d(1, 2, 3, padding=1, input_grad=False)
+    assert bench.conv_flops(first, 1, (1, 4, 4)) == 2 * 576  # forward + dW (no dx)
+    inner = Conv2d(1, 2, 3, stride=2, padding=1)  # 2x2 outputs: a quarter of the work
+    assert bench.conv_flops(inner, 3, (1, 4, 4)) == 3 * 3 * 576 / 4
+
+
+def test_cnn_case_times_each_convolution_of_the_model():
+    report = bench.run(steps=1, repeats=2, warmup=0, include_torch=False, cases=("cnn",))
+    (case,) = report["cases"]
+    assert case["name"] == "cnn" and case["batch"] == 64
+    assert [row["layer"].split()[0] for row in case["layers"]] == ["conv1", "conv2"]
+    assert all(row["gflops"]["numpy"] > 0 for row in case["layers"])
+    assert report["machine"]["threads"]["numpy_blas"] >= 1
+
+
 def test_report_without_torch_is_complete(tmp_path):
-    report = bench.run(steps=2, repeats=3, warmup=1, include_torch=False)
+    report = bench.run(steps=2, repeats=3, warmup=1, include_torch=False, cases=("mlp",))
     case = report["cases"][0]
     values = case["samples_per_s"]["numpy"]
     assert len(values) == 3 and case["median_samples_per_s"]["numpy"] == statistics.median(values)
@@ -33,7 +52,8 @@ def test_report_without_torch_is_complete(tmp_path):
 
 @pytest.mark.torch
 def test_report_with_torch_has_the_ratio_of_medians(torch):
-    report = bench.run(steps=2, repeats=3, warmup=1)
+    report = bench.run(steps=2, repeats=3, warmup=1, cases=("mlp", "cnn"))
+    assert report["machine"]["threads"]["torch"] >= 1
     case = report["cases"][0]
     raw = case["samples_per_s"]
     assert case["numpy_over_torch"] == pytest.approx(

@@ -108,6 +108,17 @@ def test_pooling_equals_torch(torch, kind, k, stride, padding):
                 lambda t: fn(t, k, stride=stride, padding=padding))
 
 
+
+@pytest.mark.torch
+@pytest.mark.parametrize("k,stride", [(2, 2), (3, 1)])
+def test_maxpool_ties_and_nans_route_as_torch(torch, k, stride):
+    """After a ReLU whole windows are 0: the gradient goes to the window's first maximum, as
+    torch's CPU kernel sends it; a NaN wins its window (and its gradient) as in torch."""
+    x = np.maximum(np.round(rng.standard_normal((2, 3, 6, 6)), 0), 0.0)  # ties everywhere
+    x[0, 1, 2, 3] = np.nan
+    _torch_pair(torch, MaxPool2d(k, stride), x,
+                lambda t: torch.nn.functional.max_pool2d(t, k, stride=stride))
+
 @pytest.mark.torch
 @pytest.mark.parametrize("shape", [(8, 5), (4, 5, 3, 2)])
 def test_batchnorm_equals_torch_in_training_and_eval(torch, shape):

@@ -1,17 +1,19 @@
 """Convolution and pooling over (N, C, H, W) images, as torch.nn.functional computes them
 (cross-correlation, zero padding, floor((H + 2p - k) / s) + 1 outputs per side).
 
-Vectorized with im2col: every k x k window becomes a row of a matrix, so the convolution is one
-matmul. The windows are read with ``sliding_window_view`` (no copy until the reshape), and the
-backward pass scatters the window gradients back with one strided add per kernel offset
-(k*k adds, overlapping windows summed). ``conv2d_naive`` keeps the six-loop definition for the
-speed comparison and as a reference.
+Vectorized with im2col: every k x k window becomes a column of a matrix, so the convolution is
+one matmul. The matrix is laid out (C kH kW, N Ho Wo) and filled with one strided copy per
+kernel offset (k*k copies whose inner runs are image rows); the backward pass scatters the
+column gradients back the same way (k*k strided adds, overlapping windows summed). Working
+channel-first, (C, N, H, W), keeps every copy's inner dimension contiguous: the window-major
+layout (N Ho Wo, C kH kW) spent most of a LeNet step moving 5-element runs. Pooling takes the
+same k*k offsets. ``conv2d_naive`` keeps the six-loop definition for the speed comparison and as
+a reference.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from dlx.nn.core import Module, Parameter
 
@@ -24,27 +26,42 @@ def out_size(size: int, k: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - k) // stride + 1
 
 
-def windows(x: np.ndarray, k: tuple[int, int], stride: int, pad: int, fill: float = 0.0):
-    """(N, C, H, W) -> view (N, C, Ho, Wo, kH, kW) of the padded input's windows."""
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=fill)
-    return sliding_window_view(x, k, axis=(2, 3))[:, :, ::stride, ::stride]
+def _offsets(k: tuple[int, int], stride: int, ho: int, wo: int):
+    """(i, j, slices): for each kernel offset, the padded input's positions it meets in every
+    window, as (rows, cols) slices."""
+    for i in range(k[0]):
+        for j in range(k[1]):
+            yield i, j, (slice(i, i + stride * (ho - 1) + 1, stride),
+                         slice(j, j + stride * (wo - 1) + 1, stride))
 
 
-def scatter_windows(dwin: np.ndarray, shape, stride: int, pad: int) -> np.ndarray:
-    """The adjoint of :func:`windows`: (N, C, Ho, Wo, kH, kW) gradients -> (N, C, H, W),
-    overlapping windows summed."""
+def _padded(x: np.ndarray, pad: int, fill: float = 0.0) -> np.ndarray:
+    if not pad:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=fill)
+
+
+def im2col(x: np.ndarray, k: tuple[int, int], stride: int, pad: int) -> np.ndarray:
+    """(N, C, H, W) -> (C, kH, kW, N, Ho, Wo): entry [c, i, j, n, p, q] is the padded input at
+    [n, c, p*stride + i, q*stride + j]; reshaped (C kH kW, N Ho Wo) it is the im2col matrix."""
+    n, c, h, w = x.shape
+    ho, wo = out_size(h, k[0], stride, pad), out_size(w, k[1], stride, pad)
+    xp = _padded(x, pad).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp) view
+    cols = np.empty((c, *k, n, ho, wo), dtype=x.dtype)
+    for i, j, (rows, cs) in _offsets(k, stride, ho, wo):
+        cols[:, i, j] = xp[:, :, rows, cs]
+    return cols
+
+
+def col2im(dcols: np.ndarray, shape, stride: int, pad: int) -> np.ndarray:
+    """The adjoint of :func:`im2col`: (C, kH, kW, N, Ho, Wo) -> (N, C, H, W), the gradients of
+    every window a pixel lies in summed."""
     n, c, h, w = shape
-    _, _, ho, wo, kh, kw = dwin.shape
-    dx = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=dwin.dtype)
-    if (kh, kw) == (stride, stride):  # windows tile the image: one reshape, no adds
-        dx[:, :, :ho * kh, :wo * kw] = dwin.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * kh,
-                                                                                 wo * kw)
-        return dx[:, :, pad:pad + h, pad:pad + w]
-    for i in range(kh):
-        for j in range(kw):
-            dx[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride] += dwin[..., i, j]
-    return dx[:, :, pad:pad + h, pad:pad + w]
+    _, kh, kw, _, ho, wo = dcols.shape
+    dxp = np.zeros((c, n, h + 2 * pad, w + 2 * pad), dtype=dcols.dtype)
+    for i, j, (rows, cs) in _offsets((kh, kw), stride, ho, wo):
+        dxp[:, :, rows, cs] += dcols[:, i, j]
+    return np.ascontiguousarray(dxp[:, :, pad:pad + h, pad:pad + w].transpose(1, 0, 2, 3))
 
 
 class Conv2d(Module):
@@ -74,27 +91,26 @@ class Conv2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
-        win = windows(x, self.k, self.stride, self.padding)  # (N, C, Ho, Wo, kH, kW)
-        ho, wo = win.shape[2:4]
         self._shape = x.shape
-        self._cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)  # (N Ho Wo, C kH kW)
-        out = self._cols @ self.W.data.reshape(len(self.W.data), -1).T
+        self._cols = im2col(x, self.k, self.stride, self.padding)  # (C, kH, kW, N, Ho, Wo)
+        ho, wo = self._cols.shape[-2:]
+        out = self.W.data.reshape(len(self.W.data), -1) @ self._cols.reshape(-1, n * ho * wo)
         if self.b is not None:
-            out += self.b.data
-        return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)  # (N, F, Ho, Wo)
+            out += self.b.data[:, None]
+        # (F, N Ho Wo) -> (N, F, Ho, Wo), contiguous: the layers after it run faster on it
+        return np.ascontiguousarray(out.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         n, f, ho, wo = dout.shape
-        d = dout.transpose(0, 2, 3, 1).reshape(-1, f)  # (N Ho Wo, F)
-        self.W.grad += (d.T @ self._cols).reshape(self.W.data.shape)
+        d = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # (F, N Ho Wo)
+        cols = self._cols.reshape(-1, n * ho * wo)  # (C kH kW, N Ho Wo)
+        self.W.grad += (d @ cols.T).reshape(self.W.data.shape)
         if self.b is not None:
-            self.b.grad += d.sum(axis=0)
+            self.b.grad += d.sum(axis=1)
         if not self.input_grad:
             return None
-        c = self._shape[1]
-        dwin = (d @ self.W.data.reshape(f, -1)).reshape(n, ho, wo, c, *self.k)
-        return scatter_windows(dwin.transpose(0, 3, 1, 2, 4, 5), self._shape, self.stride,
-                               self.padding)
+        dcols = (self.W.data.reshape(f, -1).T @ d).reshape(self._cols.shape)
+        return col2im(dcols, self._shape, self.stride, self.padding)
 
 
 def conv2d_naive(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int = 1,
@@ -130,22 +146,37 @@ class _Pool(Module):
 
 
 class MaxPool2d(_Pool):
-    """The largest value of each k x k window (padding with -inf). backward routes each output
-    gradient to the first position holding its window's maximum (as torch does); overlapping
-    windows (stride < k) add up."""
+    """The largest value of each k x k window (padding with -inf; a NaN wins its window).
+    backward routes each output gradient to the first position holding its window's maximum (as
+    torch does); overlapping windows (stride < k) add up. The positions are found again in
+    backward by comparing each offset with the maximum: cheaper than tracking an argmax in
+    forward, which evaluation never needs."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        win = windows(x, self.k, self.stride, self.padding, fill=-np.inf)
-        flat = win.reshape(*win.shape[:4], -1)  # (N, C, Ho, Wo, kH kW)
-        self._arg, self._shape = flat.argmax(axis=-1), x.shape
-        return np.take_along_axis(flat, self._arg[..., None], axis=-1)[..., 0]
+        n, c, h, w = x.shape
+        ho = out_size(h, self.k[0], self.stride, self.padding)
+        wo = out_size(w, self.k[1], self.stride, self.padding)
+        xp = _padded(x, self.padding, fill=-np.inf)
+        out = None
+        for _, _, (rows, cs) in _offsets(self.k, self.stride, ho, wo):
+            v = xp[:, :, rows, cs]  # (N, C, Ho, Wo): this offset's value in every window
+            out = v.copy() if out is None else np.maximum(out, v, out=out)  # NaN propagates
+        self._xp, self._out, self._shape = xp, out, x.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        kh, kw = self.k
-        dwin = np.zeros((*dout.shape, kh * kw), dtype=dout.dtype)
-        np.put_along_axis(dwin, self._arg[..., None], dout[..., None], axis=-1)
-        return scatter_windows(dwin.reshape(*dout.shape, kh, kw), self._shape, self.stride,
-                               self.padding)
+        n, c, h, w = self._shape
+        p, out = self.padding, self._out
+        dxp = np.zeros(self._xp.shape, dtype=dout.dtype)
+        open_ = np.ones(out.shape, dtype=bool)  # windows whose maximum is not yet found
+        nan_out, zero = np.isnan(out), dout.dtype.type(0)
+        for _, _, (rows, cs) in _offsets(self.k, self.stride, *out.shape[2:]):
+            v = self._xp[:, :, rows, cs]
+            hit = (v == out) | (nan_out & np.isnan(v)) if nan_out.any() else v == out
+            hit &= open_
+            open_ &= ~hit
+            dxp[:, :, rows, cs] += np.where(hit, dout, zero)
+        return dxp[:, :, p:p + h, p:p + w]
 
 
 class AvgPool2d(_Pool):
@@ -154,12 +185,23 @@ class AvgPool2d(_Pool):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape = x.shape
-        return windows(x, self.k, self.stride, self.padding).mean(axis=(-2, -1))
+        xp = _padded(x, self.padding)
+        n, c, h, w = x.shape
+        ho = out_size(h, self.k[0], self.stride, self.padding)
+        wo = out_size(w, self.k[1], self.stride, self.padding)
+        out = np.zeros((n, c, ho, wo), dtype=x.dtype)
+        for _, _, (rows, cs) in _offsets(self.k, self.stride, ho, wo):
+            out += xp[:, :, rows, cs]
+        return out / (self.k[0] * self.k[1])
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        kh, kw = self.k
-        dwin = np.broadcast_to((dout / (kh * kw))[..., None, None], (*dout.shape, kh, kw))
-        return scatter_windows(dwin, self._shape, self.stride, self.padding)
+        n, c, h, w = self._shape
+        p = self.padding
+        share = dout / (self.k[0] * self.k[1])
+        dxp = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=dout.dtype)
+        for _, _, (rows, cs) in _offsets(self.k, self.stride, *dout.shape[2:]):
+            dxp[:, :, rows, cs] += share
+        return dxp[:, :, p:p + h, p:p + w]
 
 
 class GlobalAvgPool(Module):
