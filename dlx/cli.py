@@ -206,6 +206,26 @@ def report(
 
 
 @app.command()
+def sample(
+    path: Path = typer.Argument(..., help="A finished run of a character-level language model."),
+    prompt: str = typer.Option("\n", help="Text to continue (default: a newline)."),
+    length: int = typer.Option(500, min=1, help="Characters to generate."),
+    temperature: float = typer.Option(0.8, help="Divides the logits: < 1 sharper, > 1 flatter."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1,
+                                        help="Sample among the k most likely characters only."),
+    seed: int = typer.Option(0, help="Seed of the draws (the same seed gives the same text)."),
+) -> None:
+    """Text from a trained language model: the prompt and its sampled continuation."""
+    from dlx.sampling import sample_text
+
+    try:
+        text = sample_text(path, prompt, length, temperature, top_k, seed)
+    except UsageError as e:
+        _fail(str(e))
+    typer.echo(text)
+
+
+@app.command()
 def bench(
     sweep: Optional[list[str]] = typer.Argument(
         None, help="With --launchers: the sweep's overrides (default: experiment=optimizers)."),
