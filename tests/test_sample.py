@@ -6,8 +6,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_error_line
+
 from dlx.nn.generate import generate, next_token_probs
 
 
@@ -63,6 +63,7 @@ def test_generate_draws_from_the_distribution_reproducibly():
 def lm_run(tmp_path_factory):
     """A tiny character-level transformer, trained long enough to learn letter frequencies."""
     from conftest import CLI
+
     from dlx.data import text
 
     if not text.path("tinyshakespeare").is_file():
