@@ -205,6 +205,26 @@ def report(
         typer.echo(str(p))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def gradcheck(
+    ctx: typer.Context,
+    examples: int = typer.Option(4, min=1, help="Training examples in the checked batch."),
+    entries: int = typer.Option(12, min=1, help="Entries checked per parameter (all if fewer)."),
+    tol: float = typer.Option(1e-6, min=0.0, help="Largest relative error that passes (exit 1 "
+                              "above it; smooth models reach ~1e-9, ReLU kinks can cost more)."),
+) -> None:
+    """The configured model's backward against finite differences, per parameter (float64).
+    Takes the overrides of `dlx run`, e.g. `dlx gradcheck model=cnn dataset=mnist`."""
+    from dlx import gradcheck as _gc
+
+    try:
+        rows, what = _gc.check(list(ctx.args), examples, entries)
+    except UsageError as e:
+        _fail(str(e))
+    if not _gc.print_report(rows, what, tol):
+        raise typer.Exit(1)
+
+
 @app.command()
 def sample(
     path: Path = typer.Argument(..., help="A finished run of a character-level language model."),

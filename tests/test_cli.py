@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,12 @@ def test_non_editable_install_finds_its_configs(tmp_path):
                     "-q", "-w", str(tmp_path / "wheel"), str(REPO)], check=True,
                    capture_output=True)
     wheel = next((tmp_path / "wheel").glob("dlx-*.whl"))
+    # every module of the source tree is in the wheel (the editable install in this venv would
+    # otherwise supply a subpackage the wheel lacks, and the run below would not notice)
+    packed = set(zipfile.ZipFile(wheel).namelist())
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "dlx").rglob("*.py")
+              if "__pycache__" not in p.parts}
+    assert source <= packed, sorted(source - packed)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(site), str(wheel)], check=True, capture_output=True)
