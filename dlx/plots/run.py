@@ -58,9 +58,24 @@ def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> 
     return written
 
 
+def regression_units(run) -> str | None:
+    """The target's units of a regression run (summary.json's data description), else None."""
+    data = run.summary.get("data") or {}
+    return data.get("units", "target units") if data.get("task") == "regression" else None
+
+
+def _y_label(run, metric: str) -> str:
+    units = regression_units(run)
+    if units is None:
+        return y_label(metric)
+    if metric == "loss":  # the squared error the model is trained on, not nats
+        return "loss: MSE of the standardized target (target sd = 1)"
+    return y_label(metric).replace("the target's units", units)
+
+
 def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fmt: str):
     fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
-                     y_label(metric))
+                     _y_label(run, metric))
     epoch_axis(ax, steps_per_epoch)
     for split, series in rows.groupby("split", sort=False):
         ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
@@ -154,3 +169,41 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
                      size=(6.6, 5.6))
     return [save(fig, out / f"decision_boundary.{fmt}")] if draw_decision_boundary(fig, ax, run) \
         else []
+
+
+def regression_predictions(run) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """(split, actual, predicted, units) of a regression run's final model on its test split
+    (its validation split without one), both in the target's units, (N,) for the first target."""
+    from dlx.assemble import trained_model
+
+    model, data = trained_model(run)
+    split, X, t = ("test", data.X_test, data.y_test) if data.X_test is not None else \
+        ("validation", data.X_val, data.y_val)
+    pred = data.in_units(predict_in_chunks(model, X).astype(np.float64))
+    actual = data.in_units(t.reshape(len(t), -1).astype(np.float64))
+    return split, actual[:, 0], pred[:, 0], regression_units(run) or "target units"
+
+
+def regression_fit(run, out: Path, fmt: str) -> list[Path]:
+    """Predicted against actual (the diagonal is a perfect fit) and residuals against the
+    prediction, in the target's units, on the test split: a regression run's own figures."""
+    from dlx.plots.style import panels
+
+    split, actual, pred, units = regression_predictions(run)
+    residual = pred - actual
+    rmse = float(np.sqrt(np.mean(residual**2)))
+    fig, (ax1, ax2) = panels(f"predictions on the {split} set — {run_title(run.config)}", 2,
+                             size=(11.5, 5))
+    ax1.scatter(actual, pred, s=4, alpha=0.35, color="tab:blue", label=f"{len(actual)} examples")
+    lo, hi = float(min(actual.min(), pred.min())), float(max(actual.max(), pred.max()))
+    ax1.plot([lo, hi], [lo, hi], color="k", lw=1.2, label="predicted = actual")
+    ax1.set_xlabel(f"actual ({units})")
+    ax1.set_ylabel(f"predicted ({units})")
+    ax1.set_title(f"predicted vs actual (RMSE {rmse:,.4g})", fontsize=10)
+    ax1.legend(loc="upper left", fontsize=9)
+    ax2.scatter(pred, residual, s=4, alpha=0.35, color="tab:purple")
+    ax2.axhline(0.0, color="k", lw=1.2)
+    ax2.set_xlabel(f"predicted ({units})")
+    ax2.set_ylabel(f"residual = predicted − actual ({units})")
+    ax2.set_title("residuals against the prediction", fontsize=10)
+    return [save(fig, out / f"predicted_vs_actual.{fmt}")]
