@@ -39,6 +39,9 @@ def validate(cfg) -> None:
     steps = s.get("gd_max_steps")
     if not (isinstance(steps, int) and steps >= 1):
         raise UsageError(f"house_prices.gd_max_steps must be an integer >= 1, got {steps!r}")
+    every = s.get("gd_every")
+    if not (isinstance(every, int) and every >= 1):
+        raise UsageError(f"house_prices.gd_every must be an integer >= 1, got {every!r}")
     sizes = s.get("curve_points")
     if not (isinstance(sizes, int) and sizes >= 2):
         raise UsageError(f"house_prices.curve_points must be an integer >= 2, got {sizes!r}")

@@ -186,24 +186,48 @@ def regression_predictions(run) -> tuple[str, np.ndarray, np.ndarray, str]:
 
 def regression_fit(run, out: Path, fmt: str) -> list[Path]:
     """Predicted against actual (the diagonal is a perfect fit) and residuals against the
-    prediction, in the target's units, on the test split: a regression run's own figures."""
+    prediction, in the target's units, on the test split: a regression run's own figures. The
+    axes show the central 99.8% of the values; the few beyond are counted in the legend."""
+    from matplotlib.ticker import EngFormatter
+
     from dlx.plots.style import panels
 
     split, actual, pred, units = regression_predictions(run)
     residual = pred - actual
     rmse = float(np.sqrt(np.mean(residual**2)))
     fig, (ax1, ax2) = panels(f"predictions on the {split} set — {run_title(run.config)}", 2,
-                             size=(11.5, 5))
-    ax1.scatter(actual, pred, s=4, alpha=0.35, color="tab:blue", label=f"{len(actual)} examples")
-    lo, hi = float(min(actual.min(), pred.min())), float(max(actual.max(), pred.max()))
+                             size=(12, 5.2))
+    lo, hi = np.percentile(np.concatenate([actual, pred]), [0.1, 99.9])
+    pad = 0.05 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    outside = int(np.sum((pred < lo) | (pred > hi) | (actual < lo) | (actual > hi)))
+    ax1.scatter(actual, pred, s=4, alpha=0.35, color="tab:blue",
+                label=f"{len(actual)} examples ({outside} beyond the axes)")
     ax1.plot([lo, hi], [lo, hi], color="k", lw=1.2, label="predicted = actual")
+    cap = (run.summary.get("data") or {}).get("target_cap")
+    if cap is not None:
+        ax1.axvline(cap, color="tab:red", ls="--", lw=1,
+                    label=f"targets capped at {cap:,.0f} (top-coded)")
+    ax1.set_xlim(lo, hi)
+    ax1.set_ylim(lo, hi)
     ax1.set_xlabel(f"actual ({units})")
     ax1.set_ylabel(f"predicted ({units})")
-    ax1.set_title(f"predicted vs actual (RMSE {rmse:,.4g})", fontsize=10)
-    ax1.legend(loc="upper left", fontsize=9)
+    ax1.set_title(f"predicted vs actual (RMSE {rmse:,.0f} {units})", fontsize=10)
+    ax1.legend(loc="upper left", fontsize=8)
+    r_lo, r_hi = np.percentile(residual, [0.1, 99.9])
+    r_pad = 0.05 * (r_hi - r_lo)
     ax2.scatter(pred, residual, s=4, alpha=0.35, color="tab:purple")
     ax2.axhline(0.0, color="k", lw=1.2)
+    if cap is not None:  # capped districts: residual = prediction - cap, a line of slope 1
+        ax2.plot([lo, hi], [lo - cap, hi - cap], color="tab:red", ls="--", lw=1,
+                 label="actual = the cap")
+        ax2.legend(loc="upper left", fontsize=8)
+    ax2.set_xlim(lo, hi)
+    ax2.set_ylim(r_lo - r_pad, r_hi + r_pad)
     ax2.set_xlabel(f"predicted ({units})")
     ax2.set_ylabel(f"residual = predicted − actual ({units})")
     ax2.set_title("residuals against the prediction", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     return [save(fig, out / f"predicted_vs_actual.{fmt}")]
