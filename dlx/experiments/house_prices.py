@@ -243,6 +243,13 @@ def table(runs):
         "test_mae": lambda r: r.summary.get("final", {}).get("test/mae")})
 
 
+def _layout(run) -> str:
+    """'12 → 1' or '12 → 64 → 64 → 1': the model's widths."""
+    d = len(run.summary.get("data", {}).get("features", [])) or "D"
+    hidden = run.config["model"].get("hidden", []) if run.config["model"]["name"] == "mlp" else []
+    return " → ".join(map(str, [d, *hidden, 1]))
+
+
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
     from dlx.plots.style import panels, save
     from dlx.plots.sweep import seeds_note
@@ -251,24 +258,30 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     stats = table(runs)
     out.mkdir(parents=True, exist_ok=True)
     stats.to_csv(out / "house_prices.csv", index=False)
-    fig, (ax1, ax2) = panels(f"California housing, test set ({seeds_note(stats['n'])})", 2,
-                             size=(13, 5))
+    opt = runs[0].config["optimizer"]
+    trained = (f"{opt['name']} lr={opt['lr']:g}, batch {runs[0].config['batch_size']}, "
+               f"{runs[0].config['epochs']} epochs")
+    fig, (ax1, ax2) = panels(f"California housing: linear regression against an MLP "
+                             f"({trained}; {seeds_note(stats['n'])})", 2, size=(13, 5))
     names = [str(s) for s in stats["setting"]]
     x = np.arange(len(names))
     ax1.bar(x, stats["test_rmse_mean"], yerr=stats["test_rmse_sd"].fillna(0), capsize=5,
-            color=["tab:blue" if n == "linreg" else "tab:orange" for n in names],
-            label="trained by the run's optimizer")
+            color=["tab:blue" if n == "linreg" else "tab:orange" for n in names])
     closed = [r.summary["house_prices"]["closed_form"]["test_rmse"] for r in runs
               if r.summary.get("house_prices")]
     if closed:
         ax1.axhline(closed[0], color="k", ls="--", lw=1.2,
                     label=f"linear, closed form: ${closed[0]:,.0f}")
-    for xi, m in zip(x, stats["test_rmse_mean"]):
-        ax1.text(xi, m / 2, f"${m:,.0f}", ha="center", color="white", fontsize=10)
-    ax1.set_xticks(x, names)
+    for xi, m, sd in zip(x, stats["test_rmse_mean"], stats["test_rmse_sd"].fillna(0)):
+        ax1.text(xi, m / 2, f"${m:,.0f}\n± {sd:,.0f}", ha="center", color="white", fontsize=10)
+    ax1.set_xticks(x, [f"{n}\n({_layout(r)})" for n, r in
+                       zip(names, [next(r for r in runs if r.config["model"]["name"] == n)
+                                   for n in names])])
     ax1.set_xlabel("model")
-    ax1.set_ylabel("test RMSE (US dollars)")
-    ax1.legend(fontsize=9, loc="lower right")
+    ax1.set_ylabel("test RMSE, 4,128 districts (US dollars)")
+    ax1.set_title("test error (bars: mean ± sd over seeds)", fontsize=10)
+    if closed:
+        ax1.legend(fontsize=9, loc="lower right")
     for name, color in zip(names, ("tab:blue", "tab:orange", "tab:green")):
         members = [r for r in runs if r.config["model"]["name"] == name]
         curves = [r.metrics.query("split == 'val' and metric == 'rmse'") for r in members]
@@ -281,7 +294,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
             ax2.fill_between(e, values.mean(axis=0) - sd, values.mean(axis=0) + sd, color=color,
                              alpha=0.25)
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation RMSE (US dollars)")
-    ax2.set_yscale("log")
+    ax2.set_ylabel("validation RMSE, 2,064 districts (US dollars)")
+    ax2.set_title("learning curves (band: ± 1 sd over seeds)", fontsize=10)
+    ax2.set_ylim(0.9 * min(stats["val_rmse_mean"]), None)
     ax2.legend(fontsize=9)
     return [save(fig, out / f"house_prices.{fmt}")]
