@@ -96,7 +96,7 @@ def validate(config: DictConfig) -> None:
     _check_init(groups["init"])
     spec = check_dataset(groups["dataset"])
     build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
-    _check_metric_names(top, spec.task)
+    _check_metric_names(top, spec.task, groups["schedule"])
     if spec.kind == "tokens" and top.get("probe_every") is not None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
@@ -116,12 +116,15 @@ def _check_init(node: dict) -> None:
         raise UsageError(f"invalid init {factory.__name__!r}: {e}") from None
 
 
-def _check_metric_names(top: dict, task: str) -> None:
-    """early_stopping.monitor and monitor must name a metric this data set's task logs."""
+def _check_metric_names(top: dict, task: str, schedule: dict | None = None) -> None:
+    """early_stopping.monitor, monitor and reduce_on_plateau's monitor must name a metric this
+    data set's task logs (a regression run has no accuracy, a classification run no RMSE)."""
     logged = ("loss", *metric_names(task))
     keys = [("early_stopping.monitor", top["early_stopping"]["monitor"])] * \
         (top["early_stopping"]["patience"] is not None)
     keys.append(("monitor", top.get("monitor", "best:val/loss").partition(":")[2]))
+    if schedule and schedule.get("name") == "reduce_on_plateau":
+        keys.append(("schedule.monitor", str(schedule.get("monitor", "val/loss"))))
     for key, value in keys:
         split, _, metric = value.partition("/")
         if split in ("train", "val", "test") and metric in LOWER_IS_BETTER and metric not in logged:

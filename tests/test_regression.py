@@ -185,6 +185,9 @@ def test_a_monitor_the_task_does_not_log_is_a_usage_error():
     _check_metric_names(top, "regression")
     with pytest.raises(UsageError, match="not 'rmse'"):
         _check_metric_names(top, "classification")
+    with pytest.raises(UsageError, match="schedule.monitor: regression runs log"):
+        _check_metric_names(top, "regression", {"name": "reduce_on_plateau", "monitor": "val/acc"})
+    _check_metric_names(top, "regression", {"name": "reduce_on_plateau", "monitor": "val/loss"})
 
 
 def test_torch_backend_trains_the_same_regression(torch, tmp_path):
