@@ -103,6 +103,14 @@ def test_linreg_is_one_linear_layer_and_mlp_outputs_follow_n_targets():
     assert [p.data.shape for p in model.parameters()] == [(4, 3), (3,)]
     np.testing.assert_allclose(model.forward(x), x @ model.W.data + model.b.data)
     assert MODELS["mlp"](spec, hidden=[5], dtype=np.float64).forward(x).shape == (6, 3)
+    # the hand-written backward through Linear and MSE, per parameter, in float64
+    from dlx.nn.gradcheck import check_model
+
+    rng = np.random.default_rng(1)
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.data.shape)
+    errors = check_model(model, MSE(), x, rng.standard_normal((6, 3)))
+    assert set(errors) == {"linear.W", "linear.b"} and max(errors.values()) < 1e-7, errors
     with pytest.raises(ValueError, match="use logreg"):
         MODELS["linreg"](DataSpec.features(4, 3))
     with pytest.raises(ValueError, match="use linreg"):
