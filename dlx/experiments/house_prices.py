@@ -178,9 +178,10 @@ def analysis(cfg, data, run_dir: Path | None) -> dict:
 def run(cfg, rec, run_dir):
     from dlx.assemble import build_data
     from dlx.training import train
+    from dlx.training.backend import make_backend
 
-    data = build_data(cfg)
-    result = train(cfg, rec, cfg["progress"], run_dir)
+    data = build_data(cfg)  # built once: the training and the analysis read the same arrays
+    result = train(cfg, rec, cfg["progress"], run_dir, backend=make_backend(cfg, data))
     if cfg["model"]["name"] == "linreg":
         result.extra["house_prices"] = analysis(cfg, data, run_dir)
     return result

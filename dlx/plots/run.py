@@ -195,8 +195,9 @@ def regression_fit(run, out: Path, fmt: str) -> list[Path]:
     split, actual, pred, units = regression_predictions(run)
     residual = pred - actual
     rmse = float(np.sqrt(np.mean(residual**2)))
-    fig, (ax1, ax2) = panels(f"predictions on the {split} set — {run_title(run.config)}", 2,
-                             size=(12, 5.2))
+    model = run.config.get("model", {}).get("name", "?")
+    fig, (ax1, ax2) = panels(f"{model}'s predictions on the {split} set — "
+                             f"{run_title(run.config)}", 2, size=(12, 5.2))
     lo, hi = np.percentile(np.concatenate([actual, pred]), [0.1, 99.9])
     pad = 0.05 * (hi - lo)
     lo, hi = lo - pad, hi + pad
