@@ -16,6 +16,7 @@ import numpy as np
 from dlx import registry
 from dlx.data import (
     IDX_DATASETS,
+    REGRESSION_DATASETS,
     SEQUENCES,
     SYNTHETIC,
     TEXT_DATASETS,
@@ -24,6 +25,7 @@ from dlx.data import (
     char_dataset,
     check_idx_split,
     idx_dataset,
+    regression_dataset,
     split,
 )
 from dlx.data.spec import check_reads
@@ -53,6 +55,15 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
             return idx_dataset(rng, **kwargs, dtype=np.dtype(dtype).type)
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from e
+    if node.get("name") in REGRESSION_DATASETS:  # a fixed file and a fixed split: no rng
+        from dlx.data.housing import housing_dataset
+
+        kwargs = registry.check_kwargs(housing_dataset, {k: v for k, v in node.items()
+                                                         if k != "name"}, "dataset", ("dtype",))
+        try:
+            return regression_dataset(name=node["name"], dtype=np.dtype(dtype).type, **kwargs)
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
     if node.get("name") in TEXT_DATASETS:  # a fixed file and a contiguous split: no rng
         kwargs = registry.check_kwargs(char_dataset, node, "dataset")
         try:
@@ -88,9 +99,10 @@ def check_dataset(node) -> DataSpec:
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
         return DataSpec.image(1, *images.shape[1:], n_classes=10)
-    if node.get("name") in TEXT_DATASETS:  # the file is verified (or fetched) and split once
+    if node.get("name") in (*TEXT_DATASETS, *REGRESSION_DATASETS):  # verified, split once
         return build_dataset(node, np.random.default_rng(0)).spec
-    names = {**SYNTHETIC, **SEQUENCES, **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS)}}
+    names = {**SYNTHETIC, **SEQUENCES,
+             **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS, *REGRESSION_DATASETS)}}
     factory = registry.lookup(names, "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
                                     ("name", "val_fraction")}, "dataset", ("rng",))

@@ -26,6 +26,8 @@ from dlx.assemble import (
 from dlx.errors import UsageError
 from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS
+from dlx.nn.metrics import LOWER_IS_BETTER
+from dlx.nn.metrics import names as metric_names
 from dlx.records.progress import MODES
 
 GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
@@ -94,6 +96,7 @@ def validate(config: DictConfig) -> None:
     _check_init(groups["init"])
     spec = check_dataset(groups["dataset"])
     build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
+    _check_metric_names(top, spec.task, groups["schedule"])
     if spec.kind == "tokens" and top.get("probe_every") is not None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
@@ -113,13 +116,30 @@ def _check_init(node: dict) -> None:
         raise UsageError(f"invalid init {factory.__name__!r}: {e}") from None
 
 
+def _check_metric_names(top: dict, task: str, schedule: dict | None = None) -> None:
+    """early_stopping.monitor, monitor and reduce_on_plateau's monitor must name a metric this
+    data set's task logs (a regression run has no accuracy, a classification run no RMSE)."""
+    logged = ("loss", *metric_names(task))
+    keys = [("early_stopping.monitor", top["early_stopping"]["monitor"])] * \
+        (top["early_stopping"]["patience"] is not None)
+    keys.append(("monitor", top.get("monitor", "best:val/loss").partition(":")[2]))
+    if schedule and schedule.get("name") == "reduce_on_plateau":
+        keys.append(("schedule.monitor", str(schedule.get("monitor", "val/loss"))))
+    for key, value in keys:
+        split, _, metric = value.partition("/")
+        if split in ("train", "val", "test") and metric in LOWER_IS_BETTER and metric not in logged:
+            raise UsageError(f"{key}: {task} runs log {', '.join(logged)}, not {metric!r} "
+                             f"(e.g. val/{logged[-1]})")
+
+
 def _check_early_stopping(es) -> None:
     if not isinstance(es, dict) or set(es) != {"patience", "monitor", "min_delta"}:
         raise UsageError("early_stopping must have exactly patience, monitor and min_delta")
     _int(es, "patience", 1, allow_none=True)
     split, _, metric = str(es["monitor"]).partition("/")
-    if split not in ("train", "val") or metric not in ("loss", "acc"):
+    if split not in ("train", "val") or metric not in LOWER_IS_BETTER:
         raise UsageError("early_stopping.monitor must be one of val/loss, val/acc, train/loss, "
-                         f"train/acc, got {es['monitor']!r}")
+                         f"train/acc (regression: val/rmse, val/mae, val/r2, ...), "
+                         f"got {es['monitor']!r}")
     if not isinstance(es["min_delta"], (int, float)) or es["min_delta"] < 0:
         raise UsageError(f"early_stopping.min_delta must be a number >= 0, got {es['min_delta']!r}")

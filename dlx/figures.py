@@ -66,7 +66,7 @@ def plot_run(run, fmt: str = "png", out: Path | None = None,
     """The run's figures into ``out`` (default ``run.path/plots``), each drawn on its own: one
     that raises is skipped with a note in ``notes`` (see :func:`dlx.plots.style.guarded`)."""
     from dlx.experiments import experiment_of, hooks
-    from dlx.plots.run import decision_boundary, metric_figures
+    from dlx.plots.run import decision_boundary, metric_figures, regression_fit, regression_units
     from dlx.plots.style import guarded
 
     out = run.path / "plots" if out is None else Path(out)
@@ -77,6 +77,8 @@ def plot_run(run, fmt: str = "png", out: Path | None = None,
     if getattr(module, "GENERIC_RUN_PLOTS", True):
         written += metric_figures(run, out, fmt, notes)
         written += guarded(notes, "decision_boundary", decision_boundary, run, out, fmt)
+        if regression_units(run) is not None:
+            written += guarded(notes, "predicted_vs_actual", regression_fit, run, out, fmt)
     if hasattr(module, "plot_run"):
         written += guarded(notes, f"{name}.plot_run", module.plot_run, run, out, fmt)
     return written

@@ -137,7 +137,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     finally:
         interrupts.restore(handlers)
         threads.release()
-    headline = " ".join(f"{k} {rec.final[k]:.4g}" for k in ("val/loss", "val/acc")
+    headline = " ".join(f"{k} {rec.final[k]:.4g}" for k in ("val/loss", "val/acc", "val/rmse")
                         if isinstance(rec.final.get(k), float))
     (log.warning if summary["status"] != "completed" else log.info)(
         f"{message}{': ' + headline if headline else ''} ({summary['wall_time_s']:.2f} s)")
@@ -196,12 +196,13 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
 
 def _objective(cfg: dict, summary: dict) -> float:
     """``monitor`` (e.g. ``best:val/loss``, ``final:val/acc``) as a number to minimize: losses
-    as they are, accuracies negated; +inf unless the run completed."""
+    and errors as they are, accuracies and R^2 negated; +inf unless the run completed."""
     kind, _, key = cfg.get("monitor", "best:val/loss").rpartition(":")
     value = (summary.get(kind or "best") or {}).get(key)
     if summary.get("status") != "completed" or not isinstance(value, (int, float)):
         return float("inf")
-    return -float(value) if "acc" in key else float(value)
+    # accuracies and R^2 are maximized: negated
+    return -float(value) if "acc" in key or key.endswith("/r2") else float(value)
 
 
 def _plot(run_dir: Path) -> None:

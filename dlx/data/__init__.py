@@ -14,6 +14,7 @@ from dlx.data.text import TEXT_DATASETS, char_dataset
 from dlx.errors import UsageError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
+REGRESSION_DATASETS = ("california_housing",)  # dlx.data.housing: a checksummed CSV file
 SCALINGS = ("unit", "standardize")
 
 
@@ -28,10 +29,19 @@ class Dataset:
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     classes: list[str] = field(default_factory=list)
+    # regression: targets are stored standardized, t = (y - target_mean) / target_scale, with
+    # the training split's (K,) mean and std; metrics multiply errors back into y's units
+    target_mean: np.ndarray | None = None
+    target_scale: np.ndarray | None = None
+    description: dict = field(default_factory=dict)  # preprocessing fitted, for summary.json
 
     @property
     def n_classes(self) -> int:
         return self.spec.n_classes
+
+    def in_units(self, t: np.ndarray) -> np.ndarray:
+        """Standardized regression targets or predictions (N, K) back in the targets' units."""
+        return t * self.target_scale + self.target_mean
 
 
 def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
@@ -91,5 +101,18 @@ def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return Dataset(name, X[train], y[train], X[val], y[val], spec)
 
 
+def regression_dataset(*, name: str, dtype=np.float32, **options) -> Dataset:
+    """A regression data set from a file (``california_housing``): standardized features and
+    targets, the targets' training mean and std kept to report errors in their units."""
+    from dlx.data.housing import housing_dataset
+
+    X, t, X_val, t_val, X_test, t_test, spec, description = housing_dataset(dtype=dtype, **options)
+    return Dataset(name, X, t, X_val, t_val, spec, X_test, t_test,
+                   target_mean=np.array([description["target_mean"]]),
+                   target_scale=np.array([description["target_scale"]]),
+                   description=description)
+
+
 __all__ = ["Dataset", "DataSpec", "split", "idx_dataset", "check_idx_split", "SYNTHETIC",
-           "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "char_dataset"]
+           "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "REGRESSION_DATASETS", "char_dataset",
+           "regression_dataset"]

@@ -7,6 +7,14 @@ Three kinds of input:
 * ``image``: ``shape = (C, H, W)``, e.g. MNIST's (1, 28, 28), stored as (N, C, H, W) arrays;
 * ``tokens``: a sequence of ``shape = (T,)`` integer ids below ``vocab``; the targets are tokens
   of the same vocabulary, one per position.
+
+and three tasks, which choose the loss and the metrics (:func:`dlx.nn.loss_for`,
+:mod:`dlx.nn.metrics`):
+
+* ``classification``: integer labels below ``n_classes``; cross-entropy, accuracy;
+* ``regression``: ``n_targets`` real numbers per example, (N, n_targets) float arrays
+  (standardized on the training split by the data set); squared error, RMSE, MAE, R^2;
+* ``sequence``: a token per position (``tokens`` only); token-level cross-entropy, accuracy.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 KINDS = ("features", "image", "tokens")
+TASKS = ("classification", "regression", "sequence")
 WORDS = {"features": "feature vectors", "image": "images", "tokens": "token sequences"}
 
 
@@ -22,12 +31,21 @@ WORDS = {"features": "feature vectors", "image": "images", "tokens": "token sequ
 class DataSpec:
     kind: str               # one of KINDS
     shape: tuple[int, ...]  # one input: (D,) | (C, H, W) | (T,)
-    n_classes: int          # classes to tell apart; for tokens, the vocabulary
+    n_classes: int          # classes to tell apart; for tokens, the vocabulary; 0 for regression
+    task: str | None = None  # one of TASKS; None: sequence for tokens, else classification
+    n_targets: int = 0      # regression: real numbers predicted per example
 
     def __post_init__(self):
         ndim = {"features": 1, "image": 3, "tokens": 1}
         if self.kind not in KINDS or len(self.shape) != ndim[self.kind]:
             raise ValueError(f"bad data description: {self.kind} of shape {self.shape}")
+        if self.task is None:  # frozen: set the default through object.__setattr__
+            object.__setattr__(self, "task",
+                               "sequence" if self.kind == "tokens" else "classification")
+        if self.task not in TASKS or (self.task == "sequence") != (self.kind == "tokens"):
+            raise ValueError(f"bad data description: {self.task} on {self.kind}")
+        if (self.task == "regression") != (self.n_targets >= 1):
+            raise ValueError(f"bad data description: {self.task} with {self.n_targets} targets")
 
     @classmethod
     def features(cls, d: int, n_classes: int) -> "DataSpec":
@@ -36,6 +54,11 @@ class DataSpec:
     @classmethod
     def image(cls, channels: int, height: int, width: int, n_classes: int) -> "DataSpec":
         return cls("image", (int(channels), int(height), int(width)), int(n_classes))
+
+    @classmethod
+    def regression(cls, d: int, n_targets: int = 1) -> "DataSpec":
+        """Feature vectors of ``d`` numbers, each with ``n_targets`` real targets."""
+        return cls("features", (int(d),), 0, "regression", int(n_targets))
 
     @classmethod
     def tokens(cls, vocab: int, seq_len: int) -> "DataSpec":
@@ -56,12 +79,18 @@ class DataSpec:
 
     @property
     def n_out(self) -> int:
-        """Logits per prediction: one for two classes (a sigmoid), else one per class/token."""
+        """Outputs per prediction: one per regression target; one logit for two classes (a
+        sigmoid), else one per class/token."""
+        if self.task == "regression":
+            return self.n_targets
         return 1 if self.kind != "tokens" and self.n_classes == 2 else self.n_classes
 
     def describe(self) -> str:
         """E.g. 'feature vectors of 2 numbers', '1x28x28 images', 'token sequences of length
         8 over 12 symbols'."""
+        if self.task == "regression":
+            return (f"feature vectors of {self.shape[0]} numbers with {self.n_targets} real "
+                    f"target{'s' if self.n_targets > 1 else ''}")
         if self.kind == "features":
             return f"feature vectors of {self.shape[0]} numbers"
         if self.kind == "image":

@@ -21,8 +21,11 @@ from dlx.nn.models import MODELS
 
 
 def loss_for(spec):
-    """The loss matching the output layer a data description asks for (``spec.n_out``):
-    token-level CE for sequences, sigmoid-BCE for 2 classes, else softmax-CE."""
+    """The loss matching the task and the output layer a data description asks for
+    (``spec.n_out``): squared error for regression, token-level CE for sequences, sigmoid-BCE
+    for 2 classes, else softmax-CE."""
+    if spec.task == "regression":
+        return MSE()
     if spec.kind == "tokens":
         return SequenceCrossEntropy()
     return BCEWithLogits() if spec.n_out == 1 else SoftmaxCrossEntropy()

@@ -1,4 +1,5 @@
-"""Models by name: ``factory(spec, *, dtype, rng, **options) -> Module`` giving logits.
+"""Models by name: ``factory(spec, *, dtype, rng, **options) -> Module`` giving logits (or,
+for regression data, ``spec.n_out`` real outputs: one per target).
 
 ``spec`` describes one example (a :class:`dlx.data.spec.DataSpec`: its ``kind``, input
 ``shape``, ``n_classes`` and ``n_out`` logits); a factory builds its first and last layers from
@@ -26,8 +27,23 @@ def _flat(spec) -> list[Module]:
 
 def logreg(spec, *, dtype=np.float32, rng=None) -> Module:
     """Logistic regression: logits = x W + b (one output for 2 classes, else one per class)."""
+    if spec.task == "regression":
+        raise ValueError("logreg predicts classes; for real-valued targets use linreg")
     linear = Linear(spec.size, spec.n_out, dtype=dtype, name="linear", input_grad=False)
     return Sequential(*_flat(spec), linear) if spec.kind == "image" else linear
+
+
+def linreg(spec, *, dtype=np.float32, rng=None) -> Module:
+    """Linear regression, the single perceptron without an activation: y_hat = x W + b,
+    W (D, K), one output per regression target; trained on the squared error.
+
+    Its least-squares optimum has a closed form, [W; b] = lstsq([X 1], t), which
+    ``experiment=house_prices`` compares gradient descent against.
+    """
+    if spec.task != "regression":
+        raise ValueError(f"linreg predicts real-valued targets; this data set is "
+                         f"{spec.task} (use logreg for classes)")
+    return Linear(spec.size, spec.n_out, dtype=dtype, name="linear", input_grad=False)
 
 
 def _per_layer(value, n: int, key: str) -> list:
@@ -109,7 +125,8 @@ def transformer(spec, *, n_layers: int = 2,
 
 # What each model reads (dlx.data.spec.KINDS)
 logreg.reads = mlp.reads = ("features", "image")
+linreg.reads = ("features",)
 transformer.reads = ("tokens",)
 
-MODELS = {"logreg": logreg, "mlp": mlp, "cnn": cnn, "resnet": resnet, "plain": plain,
+MODELS = {"logreg": logreg, "linreg": linreg, "mlp": mlp, "cnn": cnn, "resnet": resnet, "plain": plain,
           "transformer": transformer}

@@ -58,9 +58,24 @@ def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> 
     return written
 
 
+def regression_units(run) -> str | None:
+    """The target's units of a regression run (summary.json's data description), else None."""
+    data = run.summary.get("data") or {}
+    return data.get("units", "target units") if data.get("task") == "regression" else None
+
+
+def _y_label(run, metric: str) -> str:
+    units = regression_units(run)
+    if units is None:
+        return y_label(metric)
+    if metric == "loss":  # the squared error the model is trained on, not nats
+        return "loss: MSE of the standardized target (target sd = 1)"
+    return y_label(metric).replace("the target's units", units)
+
+
 def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fmt: str):
     fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
-                     y_label(metric))
+                     _y_label(run, metric))
     epoch_axis(ax, steps_per_epoch)
     for split, series in rows.groupby("split", sort=False):
         ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
@@ -154,3 +169,66 @@ def decision_boundary(run, out: Path, fmt: str) -> list[Path]:
                      size=(6.6, 5.6))
     return [save(fig, out / f"decision_boundary.{fmt}")] if draw_decision_boundary(fig, ax, run) \
         else []
+
+
+def regression_predictions(run) -> tuple[str, np.ndarray, np.ndarray, str]:
+    """(split, actual, predicted, units) of a regression run's final model on its test split
+    (its validation split without one), both in the target's units, (N,) for the first target."""
+    from dlx.assemble import trained_model
+
+    model, data = trained_model(run)
+    split, X, t = ("test", data.X_test, data.y_test) if data.X_test is not None else \
+        ("validation", data.X_val, data.y_val)
+    pred = data.in_units(predict_in_chunks(model, X).astype(np.float64))
+    actual = data.in_units(t.reshape(len(t), -1).astype(np.float64))
+    return split, actual[:, 0], pred[:, 0], regression_units(run) or "target units"
+
+
+def regression_fit(run, out: Path, fmt: str) -> list[Path]:
+    """Predicted against actual (the diagonal is a perfect fit) and residuals against the
+    prediction, in the target's units, on the test split: a regression run's own figures. The
+    axes show the central 99.8% of the values; the few beyond are counted in the legend."""
+    from matplotlib.ticker import EngFormatter
+
+    from dlx.plots.style import panels
+
+    split, actual, pred, units = regression_predictions(run)
+    residual = pred - actual
+    rmse = float(np.sqrt(np.mean(residual**2)))
+    model = run.config.get("model", {}).get("name", "?")
+    fig, (ax1, ax2) = panels(f"{model}'s predictions on the {split} set — "
+                             f"{run_title(run.config)}", 2, size=(12, 5.2))
+    lo, hi = np.percentile(np.concatenate([actual, pred]), [0.1, 99.9])
+    pad = 0.05 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    outside = int(np.sum((pred < lo) | (pred > hi) | (actual < lo) | (actual > hi)))
+    ax1.scatter(actual, pred, s=4, alpha=0.35, color="tab:blue",
+                label=f"{len(actual)} examples ({outside} beyond the axes)")
+    ax1.plot([lo, hi], [lo, hi], color="k", lw=1.2, label="predicted = actual")
+    cap = (run.summary.get("data") or {}).get("target_cap")
+    if cap is not None:
+        ax1.axvline(cap, color="tab:red", ls="--", lw=1,
+                    label=f"targets capped at {cap:,.0f} (top-coded)")
+    ax1.set_xlim(lo, hi)
+    ax1.set_ylim(lo, hi)
+    ax1.set_xlabel(f"actual ({units})")
+    ax1.set_ylabel(f"predicted ({units})")
+    ax1.set_title(f"predicted vs actual (RMSE {rmse:,.0f} {units})", fontsize=10)
+    ax1.legend(loc="upper left", fontsize=8)
+    r_lo, r_hi = np.percentile(residual, [0.1, 99.9])
+    r_pad = 0.05 * (r_hi - r_lo)
+    ax2.scatter(pred, residual, s=4, alpha=0.35, color="tab:purple")
+    ax2.axhline(0.0, color="k", lw=1.2)
+    if cap is not None:  # capped districts: residual = prediction - cap, a line of slope 1
+        ax2.plot([lo, hi], [lo - cap, hi - cap], color="tab:red", ls="--", lw=1,
+                 label="actual = the cap")
+        ax2.legend(loc="upper left", fontsize=8)
+    ax2.set_xlim(lo, hi)
+    ax2.set_ylim(r_lo - r_pad, r_hi + r_pad)
+    ax2.set_xlabel(f"predicted ({units})")
+    ax2.set_ylabel(f"residual = predicted − actual ({units})")
+    ax2.set_title("residuals against the prediction", fontsize=10)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    return [save(fig, out / f"predicted_vs_actual.{fmt}")]

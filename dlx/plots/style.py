@@ -17,8 +17,12 @@ Y_LABELS = {
     "lr": "learning rate",
     "weight_norm": "weight norm ‖w‖₂ (biases excluded)",
     "penalty": "regularization penalty (nats)",
+    "rmse": "RMSE (the target's units)",
+    "mae": "MAE (the target's units)",
+    "r2": "R² (1 = perfect fit, 0 = predicting the mean)",
 }
-TITLES = {"acc": "accuracy", "lr": "learning rate", "weight_norm": "weight norm"}
+TITLES = {"acc": "accuracy", "lr": "learning rate", "weight_norm": "weight norm",
+          "rmse": "root-mean-square error", "mae": "mean absolute error", "r2": "R²"}
 SPLIT_NAMES = {"batch": "mini-batch", "train": "train set", "val": "validation set"}
 
 

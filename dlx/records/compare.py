@@ -11,7 +11,7 @@ from pathlib import Path
 from dlx.errors import UsageError
 from dlx.records.store import Run, check_dir, is_sweep, sweep_members
 
-HEADLINE = ("val/loss", "val/acc", "test/acc", "train/loss")
+HEADLINE = ("val/loss", "val/acc", "test/acc", "train/loss", "val/rmse", "test/rmse")  # rmse: regression
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

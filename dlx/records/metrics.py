@@ -15,9 +15,9 @@ HEADER = "step,epoch,split,metric,value"
 
 def better(metric: str):
     """min or max for metrics that have a best value (losses, errors, accuracies), else None."""
-    if "loss" in metric or "error" in metric:
+    if "loss" in metric or "error" in metric or metric in ("rmse", "mae"):
         return min
-    if "acc" in metric:
+    if "acc" in metric or metric == "r2":
         return max
     return None
 

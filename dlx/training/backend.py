@@ -15,7 +15,8 @@ import numpy as np
 
 from dlx.assemble import build_model_for, build_optimizer, build_regularizer, rngs
 from dlx.data import Dataset
-from dlx.nn import accuracy, loss_for
+from dlx.nn import loss_for
+from dlx.nn.metrics import scorer
 from dlx.training.chunks import eval_rows
 
 
@@ -29,8 +30,10 @@ class Backend(Protocol):
     def update(self, lr: float) -> None:
         """Backward through the last forward and one optimizer step at learning rate lr."""
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean loss, accuracy) over a whole split, in eval mode; no training state changes."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+        """(mean loss, *the task's metrics) over a whole split, in eval mode, named by
+        :func:`dlx.nn.metrics.names`: (loss, accuracy), or (loss, RMSE, MAE, R^2) for
+        regression; no training state changes."""
 
     def weight_norm(self) -> float:
         """The L2 norm of every weight that regularizers act on (biases excluded)."""
@@ -92,18 +95,18 @@ class NumpyBackend:
         self.opt.step()
         self.reg.after_step(self.opt)  # L1's proximal step, at the step size just taken
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean loss and accuracy over (X, y), in eval mode, in chunks."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+        """Mean loss and the task's metrics over (X, y), in eval mode, in chunks."""
         self.model.eval()
-        total_loss, correct = 0.0, 0
+        total_loss, scores = 0.0, scorer(self.data.spec.task, self.data.target_scale)
         chunk = eval_rows(X)
         for start in range(0, len(X), chunk):
             xb, yb = X[start:start + chunk], y[start:start + chunk]
             logits = self.model.forward(xb)
             total_loss += self.loss_fn.forward(logits, yb) * len(xb)
-            correct += accuracy(logits, yb) * len(xb)
+            scores.add(logits, yb)
         self.model.train()
-        return total_loss / len(X), correct / len(X)
+        return (total_loss / len(X), *scores.result())
 
     def weight_norm(self) -> float:
         return math.sqrt(sum(float(np.square(p.data, dtype=np.float64).sum())

@@ -18,6 +18,7 @@ import numpy as np
 
 from dlx.assemble import base_lr, build_data, build_schedule, rngs
 from dlx.data import Dataset
+from dlx.nn.metrics import names
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
 from dlx.training.backend import Backend, make_backend
@@ -57,11 +58,12 @@ class Loop:
         self._started, self._eval_seconds = time.perf_counter(), 0.0
 
     def evaluate(self) -> dict[str, float]:
-        """Log train/val loss and accuracy and the weight norm at (step, epoch)."""
+        """Log train/val loss and the task's metrics (accuracy; RMSE, MAE, R^2 for regression)
+        and the weight norm at (step, epoch)."""
         t, data = time.perf_counter(), self.data
-        values = {}
+        values, metrics = {}, ("loss", *names(data.spec.task))
         for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
-            values[f"{split}/loss"], values[f"{split}/acc"] = self.backend.evaluate(X, y)
+            values.update(zip((f"{split}/{m}" for m in metrics), self.backend.evaluate(X, y)))
         values["model/weight_norm"] = self.backend.weight_norm()
         for key, value in values.items():
             self.rec.log(self.step, self.epoch, *key.split("/"), value)
@@ -124,7 +126,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     regularizer is active). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``; again where
     training diverged or was interrupted. At the end, for data sets with a test split:
-    ``test/loss``, ``test/acc``.
+    ``test/loss``, ``test/acc``. Regression logs ``rmse``, ``mae``, ``r2`` in place of ``acc``.
 
     What watches the run are callbacks (:mod:`dlx.training.monitors`): the per-layer probe, the
     experiment's ``hooks`` (``hook(step, backend)`` before training and before every update),
@@ -167,9 +169,12 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
         if loop.diverged_at is not None:  # ...and with the model where it diverged
             loop.evaluate()
         elif data.X_test is not None:  # once, at the end: never for choices
-            for key, value in zip(("loss", "acc"), backend.evaluate(data.X_test, data.y_test)):
+            for key, value in zip(("loss", *names(data.spec.task)),
+                                  backend.evaluate(data.X_test, data.y_test)):
                 rec.log(loop.step, loop.epoch, "test", key, value)
     return TrainResult(loop.step, seconds, loop.diverged_at, loop.reason, backend.state_bytes(),
                        backend.param_bytes(), backend.state_dict(),
-                       early_stopping_summary(callbacks), extra=backend.sizes())
+                       early_stopping_summary(callbacks),
+                       extra={**backend.sizes(), **({"data": data.description}
+                                                    if data.description else {})})
 

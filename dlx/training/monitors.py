@@ -21,6 +21,7 @@ import numpy as np
 
 from dlx.data import Dataset
 from dlx.errors import UsageError
+from dlx.nn.metrics import LOWER_IS_BETTER
 from dlx.optim.schedules import ReduceLROnPlateau
 from dlx.records.files import LAYER_STATS, TIMING
 from dlx.training.backend import Probed, Resumable
@@ -104,13 +105,15 @@ class Probe(Callback):
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` (e.g. val/loss) has not improved by ``min_delta`` for ``patience``
-    epochs; the best weights are restored. Losses are minimized, accuracies maximized."""
+    epochs; the best weights are restored. Losses and errors (rmse, mae) are minimized,
+    accuracies and R^2 maximized."""
 
     def __init__(self, patience: int | None, monitor: str, min_delta: float):
-        sign = {"loss": 1.0, "acc": -1.0}.get(monitor.rpartition("/")[2])
+        lower = LOWER_IS_BETTER.get(monitor.rpartition("/")[2])  # rmse, mae: lower; r2: higher
+        sign = None if lower is None else 1.0 if lower else -1.0
         if patience is not None and sign is None:
-            raise UsageError(f"early_stopping.monitor must be a split/loss or split/acc metric, "
-                             f"got {monitor!r}")
+            raise UsageError(f"early_stopping.monitor must be a split/loss, split/acc (or, for "
+                             f"regression, split/rmse, mae, r2) metric, got {monitor!r}")
         self.patience, self.monitor, self.min_delta, self.sign = patience, monitor, min_delta, sign
         self.best, self.best_epoch, self.best_state, self.stopped_at = math.inf, None, None, None
 

@@ -19,6 +19,7 @@ from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
+from dlx.nn.metrics import scorer
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
@@ -156,8 +157,10 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.decay = [tp for p, tp in trainable if p.decay]
         self.params = [tp for _, tp in trainable]
         self.names = [(p.name, tp, kind) for p, tp, kind in self.pairs]
-        self.binary = data.spec.n_out == 1
-        self.loss_fn = (torch.nn.BCEWithLogitsLoss() if self.binary
+        self.regression = data.spec.task == "regression"
+        self.binary = data.spec.n_out == 1 and not self.regression
+        self.loss_fn = (torch.nn.MSELoss() if self.regression
+                        else torch.nn.BCEWithLogitsLoss() if self.binary
                         else torch.nn.CrossEntropyLoss())
 
         node = dict(cfg["optimizer"])
@@ -183,6 +186,8 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
     def _tensors(self, x: np.ndarray, y: np.ndarray):
         tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
         ty = torch.from_numpy(y)
+        if self.regression:  # (N, K) real targets, as the model's outputs
+            return tx, ty.to(self.dtype).reshape(len(tx), -1)
         return tx, (ty.to(self.dtype).reshape(-1, 1) if self.binary else ty)
 
     def _penalty(self, l1_ratio: float):
@@ -219,18 +224,25 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
                         scale = self.ours.diagonal_step(self.opt.state[w], self.steps, group["lr"])
                         w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """Mean loss and accuracy over (X, y) in eval mode, in the NumPy backend's chunks."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+        """Mean loss and the task's metrics over (X, y) in eval mode, in the NumPy backend's
+        chunks: accuracy, or RMSE, MAE, R^2 (:mod:`dlx.nn.metrics`) for regression."""
         self.model.eval()
         total, correct, chunk = 0.0, 0, eval_rows(X)
+        scores = scorer("regression", self.data.target_scale) if self.regression else None
         for start in range(0, len(X), chunk):
             tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
             with torch.no_grad():
                 logits = self.model(tx)
                 total += float(self.loss_fn(logits, ty)) * len(tx)
+            if scores is not None:
+                scores.add(logits.numpy(), y[start:start + chunk])
+                continue
             pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
             correct += int((pred.numpy() == y[start:start + chunk]).sum())
         self.model.train()
+        if scores is not None:
+            return (total / len(X), *scores.result())
         return total / len(X), correct / len(X)
 
     def weight_norm(self) -> float:
