@@ -329,7 +329,7 @@ def _init_scale_figure(runs, norms, out, fmt) -> Path:
                              ha="center", va="top", fontsize=7, color=COLORS[norm])
     axes[0].axhline(0.1, color="k", lw=0.7, ls=":", label="chance (10 classes)")
     axes[0].set_ylabel("best validation accuracy (fraction correct)")
-    axes[1].set_ylabel("final training loss (nats, 1000 images, eval mode; log scale)")
+    axes[1].set_ylabel("final training loss (nats, log scale)")
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")
@@ -375,9 +375,10 @@ def _convergence_figure(runs, norms, focus, out, fmt) -> Path:
 def _shift_figure(runs, norms, focus, out, fmt) -> Path:
     unit = runs[0].config["batchnorm"]["unit"]
     fig, axes = _grid(f"internal covariate shift (Ioffe & Szegedy 2015, Fig. 1b, c): the 15th / "
-                      f"50th / 85th percentiles of unit {unit}'s input to the last hidden ReLU over "
-                      f"{runs[0].config['batchnorm']['probe_size']} fixed validation images\n"
-                      f"{_shape_note(runs[0])} (mean ± 1 sd over seeds)", len(focus), len(norms),
+                      f"50th / 85th percentiles of unit {unit}'s input to the last hidden ReLU\n"
+                      f"over {runs[0].config['batchnorm']['probe_size']} fixed validation images; "
+                      f"{_shape_note(runs[0])}\n(mean ± 1 sd over seeds: each seed's "
+                      f"unit {unit} is another unit)", len(focus), len(norms),
                       (5.5 * len(norms), 4.0 * len(focus)))
     for row, std in zip(axes, focus):
         for ax, norm in zip(row, norms):
@@ -414,7 +415,8 @@ def _modes_figure(runs, norms, focus, out, fmt) -> Path:
             if diff is None:
                 continue
             diff["mean"] = np.maximum(diff["mean"], floor)
-            label = f"{NAMES[norm]}, init N(0, {std:g}²)"
+            label = f"{NAMES[norm]}, init N(0, {std:g}²)" + (
+                " (float32 round-off only)" if norm == "none" else "")
             draw_band(axes[0], diff, color=COLORS[norm], ls=ls, label=label, log=True)
             gap = _curves(members, _modes, "acc_gap")
             draw_band(axes[1], gap, color=COLORS[norm], ls=ls, label=label)
