@@ -339,7 +339,7 @@ def _init_scale_figure(runs, norms, out, fmt) -> Path:
     return save(fig, out / f"batchnorm_init_scale.{fmt}")
 
 
-def _grid(title: str, nrows: int, ncols: int, size):
+def grid(title: str, nrows: int, ncols: int, size):
     """A titled figure with an (nrows, ncols) array of axes."""
     from matplotlib.figure import Figure
 
@@ -349,7 +349,7 @@ def _grid(title: str, nrows: int, ncols: int, size):
 
 
 def _convergence_figure(runs, norms, focus, out, fmt) -> Path:
-    fig, axes = _grid(f"convergence with and without normalization: {_shape_note(runs[0])} "
+    fig, axes = grid(f"convergence with and without normalization: {_shape_note(runs[0])} "
                       "(mean ± 1 sd over seeds)", len(focus), 2, (12, 4.2 * len(focus)))
     for row, std in zip(axes, focus):
         for norm in norms:
@@ -374,7 +374,7 @@ def _convergence_figure(runs, norms, focus, out, fmt) -> Path:
 
 def _shift_figure(runs, norms, focus, out, fmt) -> Path:
     unit = runs[0].config["batchnorm"]["unit"]
-    fig, axes = _grid(f"internal covariate shift (Ioffe & Szegedy 2015, Fig. 1b, c): the 15th / "
+    fig, axes = grid(f"internal covariate shift (Ioffe & Szegedy 2015, Fig. 1b, c): the 15th / "
                       f"50th / 85th percentiles of unit {unit}'s input to the last hidden ReLU\n"
                       f"over {runs[0].config['batchnorm']['probe_size']} fixed validation images; "
                       f"{_shape_note(runs[0])}\n(mean ± 1 sd over seeds: each seed's "
