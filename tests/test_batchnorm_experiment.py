@@ -123,6 +123,34 @@ def test_bn_is_insensitive_to_a_small_init_scale_on_every_seed(tmp_path):
         assert (bn - base > 2 * spread).all(), (std, bn, base, spread)
 
 
+def test_recording_leaves_training_unchanged_and_reruns_are_byte_identical(tmp_path):
+    """The recorder's training-mode passes put BN's running averages back: the run's metrics
+    are those of plain training with the same config, byte for byte, and so are reruns'."""
+    real_mnist()
+    from dlx.experiments.batchnorm import run
+    from dlx.records.metrics import MetricsWriter
+    from dlx.training import train
+    from tests.test_train import config
+
+    cfg = config("experiment=batchnorm", "model.norm=batchnorm", "model.hidden=[32,32,32]",
+                 "dataset.subset=200", "dataset.val_size=200", "epochs=2",
+                 "batchnorm.probe_size=100")
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+        rec = MetricsWriter(d / "metrics.csv")
+        run(cfg, rec, d)
+        rec.close()
+    plain = MetricsWriter(tmp_path / "plain.csv")
+    train(cfg, plain, "none")
+    plain.close()
+    assert (dirs[0] / "metrics.csv").read_bytes() == (dirs[1] / "metrics.csv").read_bytes() \
+        == (tmp_path / "plain.csv").read_bytes()
+    for name in (UNIT_FILE, MODES_FILE):
+        assert (dirs[0] / name).read_bytes() == (dirs[1] / name).read_bytes()
+        assert len(pd.read_csv(dirs[0] / name)) == 9  # steps 0 ... 8: 4 updates an epoch, each recorded
+
+
 TINY = ("dataset.subset=100", "dataset.val_size=100", "epochs=2", "batch_size=20",
         "model.hidden=[16,16,16]", "batchnorm.probe_size=40", "progress=none")
 
