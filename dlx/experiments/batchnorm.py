@@ -404,9 +404,10 @@ def _modes(run):
 
 
 def _modes_figure(runs, norms, focus, out, fmt) -> Path:
-    fig, axes = panels("training mode (batch statistics) against eval mode (running "
-                       "statistics) on the probe images (mean ± 1 sd over seeds)", 2,
-                       size=(13, 4.6))
+    fig, axes = panels(f"training mode (statistics of each batch of {runs[0].config['batch_size']}) "
+                       f"against eval mode (running statistics) on "
+                       f"{runs[0].config['batchnorm']['probe_size']} fixed validation images "
+                       "(mean ± 1 sd over seeds)", 2, size=(13, 4.6))
     floor = 1e-12  # identical modes (no BN) give 0: drawn at the floor of the log axis
     for norm in norms:
         for std, ls in zip(focus, ("-", "--")):
