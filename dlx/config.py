@@ -102,7 +102,7 @@ def validate(config: DictConfig) -> None:
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
     module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
-        module.validate(top)
+        module.validate({**top, **groups})  # the groups too: an experiment may need a model
 
 
 def _check_init(node: dict) -> None:

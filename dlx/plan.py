@@ -32,6 +32,11 @@ PLAN = [
     (2, "37-38", "dropout", "dropout", "dlx run -m experiment=dropout"),
     (2, "39-40", "written report on gradient flow", None,
      "dlx report runs/<mnist_mlp> runs/<init> runs/<grad_flow> ..."),
+    (2, "series", "batch normalization: with and without BN, sensitivity to the init scale, "
+     "internal covariate shift, training vs eval mode (notebook topic 10)", "batchnorm",
+     "dlx run -m experiment=batchnorm"),
+    (2, "series", "batch normalization at batch size 5 / 10 / 50, against LayerNorm", "batchnorm_batch",
+     "dlx run -m experiment=batchnorm_batch"),
     (2, "series", "CNN: convolution and pooling, LeNet-5 on MNIST (notebook topic 11)", "cnn",
      "dlx run experiment=cnn"),
     (3, "41-45", "a minimal transformer block", "transformer", "dlx run experiment=transformer"),
