@@ -179,6 +179,8 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
         self.steps = 0
+        self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
+        self.grad_norm: float | None = None
 
     def _tensors(self, x: np.ndarray, y: np.ndarray):
         tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
@@ -206,6 +208,15 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
     def update(self, lr: float) -> None:
         self._loss.backward()
+        self.grad_norm = None
+        if self.clip_norm is not None or self.clip_value is not None:  # torch's own functions
+            grads = [p.grad for p in self.params if p.grad is not None]
+            self.grad_norm = float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.double()) for g in grads])))
+            if self.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
+            if self.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         for group, factor in zip(self.opt.param_groups, self.lr_mult):
             group["lr"] = lr * factor
         self.opt.step()
