@@ -34,9 +34,11 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # exp of a non-positive number only: no overflow for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    # sigmoid(x) = (1 + tanh(x/2)) / 2: one ufunc pass, and no exp to overflow
+    out = np.tanh(0.5 * x)
+    out += 1
+    out *= 0.5
+    return out
 
 
 class _Cell(Module):
@@ -159,7 +161,8 @@ class LSTMCell(_Cell):
         _, c = state
         H = self.hidden_size
         z = ax + hx  # (B, 4H)
-        i, f, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), _sigmoid(z[:, 3 * H:])
+        s = _sigmoid(z)  # one pass over all four blocks; the g block's is not used
+        i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
         g = np.tanh(z[:, 2 * H:3 * H])
         c_new = f * c + i * g
         tc = np.tanh(c_new)
@@ -192,8 +195,8 @@ class GRUCell(_Cell):
     def _step(self, ax, hx, state):
         h = state[0]
         H = self.hidden_size
-        r = _sigmoid(ax[:, :H] + hx[:, :H])
-        z = _sigmoid(ax[:, H:2 * H] + hx[:, H:2 * H])
+        rz = _sigmoid(ax[:, :2 * H] + hx[:, :2 * H])
+        r, z = rz[:, :H], rz[:, H:]
         bn = hx[:, 2 * H:]
         n = np.tanh(ax[:, 2 * H:] + r * bn)
         return ((1 - z) * n + z * h,), (r, z, n, bn, h)
