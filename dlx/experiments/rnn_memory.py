@@ -27,8 +27,8 @@ CELLS = {"rnn": "vanilla RNN (tanh)", "lstm": "LSTM", "gru": "GRU"}
 def validate(cfg) -> None:
     """The experiment's own keys (``cfg`` holds the top-level keys, not the groups)."""
     if cfg["backend"] != "numpy":
-        raise UsageError("experiment=rnn_memory runs on backend=numpy (backend=torch has no "
-                         "recurrent models)")
+        raise UsageError("experiment=rnn_memory runs on backend=numpy (it reads the recall off "
+                         "the NumPy model; plain runs of model=rnn take backend=torch)")
     every = cfg.get("rnn_memory", {}).get("eval_every")
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise UsageError(f"rnn_memory.eval_every must be an integer >= 1, got {every!r}")

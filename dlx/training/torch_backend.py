@@ -19,7 +19,10 @@ from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
+from dlx.nn.losses import IGNORE, sequence_accuracy
+from dlx.nn.models import RecurrentNet
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
+from dlx.nn.recurrent import _Recurrent
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
 from dlx.training.chunks import eval_rows
@@ -74,7 +77,19 @@ def _torch_classes():
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    return BatchNorm, Residual, GlobalAvgPool
+    class RecurrentNet(nn.Module):
+        """dlx.nn.models.RecurrentNet: one-hot or embedded tokens -> RNN/LSTM/GRU -> head."""
+
+        def __init__(self, vocab, emb, rnn, head):
+            super().__init__()
+            self.vocab, self.emb, self.rnn, self.head = vocab, emb, rnn, head
+
+        def forward(self, idx):
+            x = self.emb(idx) if self.emb is not None else \
+                F.one_hot(idx, self.vocab).to(self.head.weight.dtype)
+            return self.head(self.rnn(x)[0])
+
+    return BatchNorm, Residual, GlobalAvgPool, RecurrentNet
 
 
 def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
@@ -82,7 +97,7 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
     parameter and buffer: kind 'W' means our (in, out) Linear weight is torch's (out, in)
     weight transposed, 'buffer' a running statistic, 'p' an array copied as it is."""
     nn = torch.nn
-    BatchNormT, ResidualT, GlobalAvgPoolT = _torch_classes()
+    BatchNormT, ResidualT, GlobalAvgPoolT, RecurrentNetT = _torch_classes()
     pairs: list = []
 
     def convert(layer):
@@ -94,7 +109,22 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
             return ResidualT(convert(layer.body),
                              convert(layer.shortcut) if layer.shortcut is not None else None,
                              layer.skip)
-        if isinstance(layer, Linear):
+        if isinstance(layer, RecurrentNet):
+            emb = None
+            if layer.emb is not None:
+                emb = nn.Embedding(*layer.emb.W.data.shape)
+                pairs.append((layer.emb.W, emb.weight, "p"))
+            return RecurrentNetT(layer.vocab, emb, convert(layer.rnn), convert(layer.head))
+        if isinstance(layer, _Recurrent):  # the same parameter layout and names as torch's
+            cell = layer.cells[0]
+            kind = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+            extra = {"nonlinearity": layer.mode[4:]} if layer.mode.startswith("rnn") else {}
+            t = kind[layer.mode](cell.input_size, layer.hidden_size, layer.num_layers,
+                                 batch_first=True, **extra)
+            for c in layer.cells:
+                for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh):
+                    pairs.append((p, getattr(t, p.name.rsplit(".", 1)[-1]), "p"))
+        elif isinstance(layer, Linear):
             t = nn.Linear(*layer.W.data.shape, bias=layer.b is not None)
             pairs.append((layer.W, t.weight, "W"))
             if layer.b is not None:
@@ -157,8 +187,9 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.params = [tp for _, tp in trainable]
         self.names = [(p.name, tp, kind) for p, tp, kind in self.pairs]
         self.binary = data.spec.n_out == 1
+        self.tokens = data.spec.kind == "tokens"  # (B, T) ids -> (B, T, V) logits
         self.loss_fn = (torch.nn.BCEWithLogitsLoss() if self.binary
-                        else torch.nn.CrossEntropyLoss())
+                        else torch.nn.CrossEntropyLoss(ignore_index=IGNORE))
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
@@ -183,9 +214,16 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.grad_norm: float | None = None
 
     def _tensors(self, x: np.ndarray, y: np.ndarray):
-        tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
+        tx = torch.from_numpy(np.ascontiguousarray(x))
+        tx = tx if self.tokens else tx.to(self.dtype)
         ty = torch.from_numpy(y)
         return tx, (ty.to(self.dtype).reshape(-1, 1) if self.binary else ty)
+
+    def _loss_of(self, logits, ty):
+        """CE over classes, or over every scored position of token sequences (flattened)."""
+        if self.tokens:
+            return self.loss_fn(logits.reshape(-1, logits.shape[-1]), ty.reshape(-1))
+        return self.loss_fn(logits, ty)
 
     def _penalty(self, l1_ratio: float):
         """The elastic-net penalty with the given L1 share (a torch scalar, differentiable)."""
@@ -196,7 +234,7 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
     def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         self.opt.zero_grad()
         tx, ty = self._tensors(x, y)
-        self._loss = loss = self.loss_fn(self.model(tx), ty)
+        self._loss = loss = self._loss_of(self.model(tx), ty)
         if not self.reg.active:
             return loss.item(), 0.0
         # autograd sees the L1 part only when it is a subgradient; a proximal step handles it
@@ -238,7 +276,10 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
             tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
             with torch.no_grad():
                 logits = self.model(tx)
-                total += float(self.loss_fn(logits, ty)) * len(tx)
+                total += float(self._loss_of(logits, ty)) * len(tx)
+            if self.tokens:  # as backend=numpy: whole sequences, every scored token right
+                correct += sequence_accuracy(logits.numpy(), y[start:start + chunk]) * len(tx)
+                continue
             pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
             correct += int((pred.numpy() == y[start:start + chunk]).sum())
         self.model.train()
