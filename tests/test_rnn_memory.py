@@ -122,3 +122,17 @@ def test_backend_torch_agrees_step_by_step(torch, tmp_path, model):
     assert len(ours["loss"]) == 8
     for key in ("loss", "grad_norm"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10)
+
+
+def test_gru_remembers_across_a_delay_where_the_vanilla_rnn_forgets(tmp_path):
+    """The experiment's signature at CI size, on every seed: one symbol to keep for T = 50 blank
+    steps (52-step sequences; the experiment's settings otherwise). After the same 200 Adam
+    steps the GRU recalls it every time while the vanilla RNN is at chance (1/4; 200 validation
+    symbols, so chance's sd is 0.03). Measured: GRU 1.0 on seeds 0-2, RNN 0.245-0.275 (at 100
+    steps the GRU is still climbing: 0.75 on seed 0). The full sweep (3 symbols, all delays,
+    LSTM, 1500 steps) is in the README."""
+    short = ("experiment=rnn_memory", "dataset.delay=50", "dataset.length=1", "max_steps=200",
+             "rnn_memory.eval_every=200")
+    recall = {(c, seed): run(tmp_path, *short, f"model.cell={c}", f"seed={seed}")
+              .summary["rnn_memory"]["val_recall"] for c in ("gru", "rnn") for seed in (0, 1, 2)}
+    assert all(recall["gru", s] > 0.9 and recall["rnn", s] < 0.35 for s in (0, 1, 2)), recall
