@@ -139,7 +139,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         ax.axhline(chance, color="k", ls="--", lw=0.9, label=f"chance (1/{info['n_symbols']})")
         ax.set_ylim(0, 1.03)
         ax.set_ylabel("recalled symbols right (validation, fraction)")
-        ax.legend(fontsize=9)
+    axes[0].legend(fontsize=9, loc="center right")  # the lower left holds the long delays' points
+    axes[1].legend(fontsize=9, loc="upper left")
     axes[0].set_xscale("log")
     axes[0].set_xticks(delays, [str(d) for d in delays])
     axes[0].xaxis.set_minor_locator(NullLocator())  # only the delays measured are labelled
