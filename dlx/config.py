@@ -8,6 +8,7 @@ The data set and model are checked by key and type only: building them may cost 
 from __future__ import annotations
 
 import importlib.util
+import math
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,11 @@ def validate(config: DictConfig) -> None:
     factor = top.get("divergence_factor")
     if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 1:
         raise UsageError(f"divergence_factor must be a number > 1, got {factor!r}")
+    for key in ("clip_grad_norm", "clip_grad_value"):
+        value = top.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or not value > 0):
+            raise UsageError(f"{key} must be a finite number > 0 or null (off), got {value!r}")
     monitor = top.get("monitor", "best:val/loss")
     if not (isinstance(monitor, str) and monitor.partition(":")[0] in ("best", "final")
             and "/" in monitor):

@@ -44,6 +44,8 @@ PLAN = [
      "dlx run experiment=transformer"),
     (3, "51-55", "scaling vs performance", "scaling", "dlx run -m experiment=scaling"),
     (3, "56-60", "depth vs width", "depth_width", "dlx run -m experiment=depth_width"),
+    (3, "series", "RNN vs LSTM vs GRU: memory over a delay (copy memory; #15)", "rnn_memory",
+     "dlx run -m experiment=rnn_memory"),
 ]
 
 

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlx.data.sequences import SEQUENCES
+from dlx.data.memory import MEMORY
+from dlx.data.sequences import SEQUENCES as _TOY
 from dlx.data.spec import DataSpec
 from dlx.data.synthetic import SYNTHETIC
 from dlx.data.text import TEXT_DATASETS, char_dataset
 from dlx.errors import UsageError
 
+# token-sequence tasks: the toy prompt/answer ones and the long-range memory ones
+SEQUENCES = {**_TOY, **MEMORY}
 IDX_DATASETS = ("mnist", "fashion_mnist")
 REGRESSION_DATASETS = ("california_housing",)  # dlx.data.housing: a checksummed CSV file
 SCALINGS = ("unit", "standardize")

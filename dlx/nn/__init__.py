@@ -18,6 +18,7 @@ from dlx.nn.losses import (
     sequence_accuracy,
 )
 from dlx.nn.models import MODELS
+from dlx.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 
 def loss_for(spec):
@@ -41,4 +42,4 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "Flatten", "ReLU", "LeakyReLU",
            "Sigmoid", "Tanh", "GELU", "Softmax", "Dropout", "DropConnectLinear", "ACTIVATIONS",
            "MSE", "BCEWithLogits", "SoftmaxCrossEntropy", "predictions", "loss_for", "accuracy",
-           "INITS", "MODELS"]
+           "INITS", "MODELS", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

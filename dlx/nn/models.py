@@ -130,3 +130,68 @@ transformer.reads = ("tokens",)
 
 MODELS = {"logreg": logreg, "linreg": linreg, "mlp": mlp, "cnn": cnn, "resnet": resnet, "plain": plain,
           "transformer": transformer}
+
+
+class RecurrentNet(Module):
+    """Tokens (B, T) -> input vectors (one-hot, or a learned embedding) -> a recurrent stack
+    (dlx.nn.recurrent) -> a Linear head at every step -> logits (B, T, V).
+
+    The state starts at zero for every batch (each sequence is one example); the final state of
+    the last forward is ``rnn.final_state``.
+    """
+
+    def __init__(self, vocab: int, *, cell: str, hidden: int, layers: int,
+                 nonlinearity: str = "tanh", embedding: int | None = None,
+                 forget_bias: float = 0.0, dtype=np.float32):
+        from dlx.nn.recurrent import RECURRENT
+        from dlx.nn.transformer import Embedding
+
+        self.vocab, self.dtype = vocab, dtype
+        self.emb = Embedding(vocab, embedding, dtype=dtype, name="emb") if embedding else None
+        width = embedding or vocab
+        options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = RECURRENT[cell](width, hidden, layers, dtype=dtype, name="rnn", **options)
+        self.head = Linear(hidden, vocab, dtype=dtype, name="head")
+        if cell == "lstm":  # biases start at zero (weights are the init option's): the f block
+            for c in self.rnn.cells:
+                c.bias_ih.data[hidden:2 * hidden] = forget_bias
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        x = self.emb.forward(idx) if self.emb is not None else \
+            np.eye(self.vocab, dtype=self.dtype)[idx]  # (B, T, V) one-hot
+        return self.head.forward(self.rnn.forward(x))  # (B, T, V)
+
+    def backward(self, dout: np.ndarray) -> None:
+        dx = self.rnn.backward(self.head.backward(dout))
+        if self.emb is not None:
+            self.emb.backward(dx)
+        return None  # token ids have no gradient
+
+
+CELL_KINDS = ("rnn", "lstm", "gru")
+
+
+def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
+        nonlinearity: str = "tanh", embedding: int | None = None, forget_bias: float = 0.0,
+        dtype=np.float32, rng=None) -> Module:
+    """A recurrent net over the data's vocabulary: ``cell`` rnn (Elman, ``nonlinearity`` tanh
+    or relu), lstm or gru, ``layers`` deep, ``hidden`` wide; tokens enter one-hot
+    (``embedding`` null) or through an embedding of that width; logits at every step.
+    ``forget_bias`` starts the LSTM's forget-gate bias b_if there (Gers et al. 2000; Jozefowicz
+    et al. 2015 recommend 1: the cell keeps its memory from the first step; 0 is torch's
+    centre); the other cells have no forget gate and do not read it, so one config can sweep
+    the cell."""
+    if cell not in CELL_KINDS:
+        raise ValueError(f"cell must be one of {', '.join(CELL_KINDS)}, got {cell!r}")
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be tanh or relu, got {nonlinearity!r}")
+    if hidden < 1 or layers < 1 or (embedding is not None and embedding < 1):
+        raise ValueError(f"hidden, layers and embedding must be >= 1, got {hidden}, {layers}, "
+                         f"{embedding}")
+    return RecurrentNet(spec.vocab, cell=cell, hidden=hidden, layers=layers,
+                        nonlinearity=nonlinearity, embedding=embedding,
+                        forget_bias=float(forget_bias), dtype=dtype)
+
+
+rnn.reads = ("tokens",)
+MODELS["rnn"] = rnn

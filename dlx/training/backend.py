@@ -17,6 +17,7 @@ from dlx.assemble import build_model_for, build_optimizer, build_regularizer, rn
 from dlx.data import Dataset
 from dlx.nn import loss_for
 from dlx.nn.metrics import scorer
+from dlx.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
 from dlx.training.chunks import eval_rows
 
 
@@ -28,7 +29,9 @@ class Backend(Protocol):
         """(data loss, penalty) of a mini-batch at the current weights, remembered for update()."""
 
     def update(self, lr: float) -> None:
-        """Backward through the last forward and one optimizer step at learning rate lr."""
+        """Backward through the last forward, gradient clipping (``clip_grad_norm`` /
+        ``clip_grad_value``; the norm before it is left in ``grad_norm``, else None) and one
+        optimizer step at learning rate lr."""
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
         """(mean loss, *the task's metrics) over a whole split, in eval mode, named by
@@ -80,6 +83,8 @@ class NumpyBackend:
         self.loss_fn = loss_for(data.spec)
         self.opt = build_optimizer(cfg["optimizer"], self.params)
         self.reg = build_regularizer(cfg["regularizer"])
+        self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
+        self.grad_norm: float | None = None
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
@@ -90,7 +95,8 @@ class NumpyBackend:
     def update(self, lr: float) -> None:
         """Backward through the last forward, then one optimizer step at learning rate lr."""
         self.model.backward(self.loss_fn.backward())
-        self.reg.add_grad(self.params)
+        self.reg.add_grad(self.params)  # clipped with the rest, as torch clips d(loss + penalty)
+        self.grad_norm = clip(self.params, self.clip_norm, self.clip_value)
         self.opt.lr = lr
         self.opt.step()
         self.reg.after_step(self.opt)  # L1's proximal step, at the step size just taken
@@ -148,6 +154,20 @@ class NumpyBackend:
         if hasattr(self.model, "n_params"):
             sizes["non_embedding_params"] = self.model.n_params(embeddings=False)
         return sizes
+
+
+def clip(params, max_norm: float | None, max_value: float | None) -> float | None:
+    """Clip in place: entries to [-max_value, max_value] first, then the global norm to
+    max_norm (torch's clip_grad_value_ then clip_grad_norm_). Returns the global norm before
+    any clipping, or None when both are off."""
+    if max_norm is None and max_value is None:
+        return None
+    norm = grad_norm(params)
+    if max_value is not None:
+        clip_grad_value(params, max_value)
+    if max_norm is not None:
+        clip_grad_norm(params, max_norm)
+    return norm
 
 
 def make_backend(cfg: Mapping[str, Any], data: Dataset) -> Backend:

@@ -103,6 +103,9 @@ class Loop:
                                f"initial loss {self.initial_loss:.3g}")
                 return False
             self.backend.update(lr)
+            norm = getattr(self.backend, "grad_norm", None)  # set when clipping is on
+            if norm is not None:
+                self.rec.log(self.step + 1, self.epoch, "batch", "grad_norm", norm)
             self.step += 1
             self.progress.step(self.step, self.epoch, loss)
         return True
@@ -123,7 +126,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     """Train as ``cfg`` (a plain, resolved config dict) says, logging every value to ``rec``.
 
     Logged per step: ``batch/loss`` (before the update), ``batch/lr``, ``batch/penalty`` (if a
-    regularizer is active). Per epoch, and once before training (step 0, epoch 0):
+    regularizer is active), ``batch/grad_norm`` (the global gradient norm before clipping, if
+    ``clip_grad_norm`` or ``clip_grad_value`` is set). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``; again where
     training diverged or was interrupted. At the end, for data sets with a test split:
     ``test/loss``, ``test/acc``. Regression logs ``rmse``, ``mae``, ``r2`` in place of ``acc``.

@@ -19,8 +19,11 @@ from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
 from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
+from dlx.nn.losses import IGNORE, sequence_accuracy
 from dlx.nn.metrics import scorer
+from dlx.nn.models import RecurrentNet
 from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
+from dlx.nn.recurrent import _Recurrent
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
 from dlx.training.chunks import eval_rows
@@ -75,7 +78,19 @@ def _torch_classes():
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    return BatchNorm, Residual, GlobalAvgPool
+    class RecurrentNet(nn.Module):
+        """dlx.nn.models.RecurrentNet: one-hot or embedded tokens -> RNN/LSTM/GRU -> head."""
+
+        def __init__(self, vocab, emb, rnn, head):
+            super().__init__()
+            self.vocab, self.emb, self.rnn, self.head = vocab, emb, rnn, head
+
+        def forward(self, idx):
+            x = self.emb(idx) if self.emb is not None else \
+                F.one_hot(idx, self.vocab).to(self.head.weight.dtype)
+            return self.head(self.rnn(x)[0])
+
+    return BatchNorm, Residual, GlobalAvgPool, RecurrentNet
 
 
 def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
@@ -83,7 +98,7 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
     parameter and buffer: kind 'W' means our (in, out) Linear weight is torch's (out, in)
     weight transposed, 'buffer' a running statistic, 'p' an array copied as it is."""
     nn = torch.nn
-    BatchNormT, ResidualT, GlobalAvgPoolT = _torch_classes()
+    BatchNormT, ResidualT, GlobalAvgPoolT, RecurrentNetT = _torch_classes()
     pairs: list = []
 
     def convert(layer):
@@ -95,7 +110,22 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
             return ResidualT(convert(layer.body),
                              convert(layer.shortcut) if layer.shortcut is not None else None,
                              layer.skip)
-        if isinstance(layer, Linear):
+        if isinstance(layer, RecurrentNet):
+            emb = None
+            if layer.emb is not None:
+                emb = nn.Embedding(*layer.emb.W.data.shape)
+                pairs.append((layer.emb.W, emb.weight, "p"))
+            return RecurrentNetT(layer.vocab, emb, convert(layer.rnn), convert(layer.head))
+        if isinstance(layer, _Recurrent):  # the same parameter layout and names as torch's
+            cell = layer.cells[0]
+            kind = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+            extra = {"nonlinearity": layer.mode[4:]} if layer.mode.startswith("rnn") else {}
+            t = kind[layer.mode](cell.input_size, layer.hidden_size, layer.num_layers,
+                                 batch_first=True, **extra)
+            for c in layer.cells:
+                for p in (c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh):
+                    pairs.append((p, getattr(t, p.name.rsplit(".", 1)[-1]), "p"))
+        elif isinstance(layer, Linear):
             t = nn.Linear(*layer.W.data.shape, bias=layer.b is not None)
             pairs.append((layer.W, t.weight, "W"))
             if layer.b is not None:
@@ -159,9 +189,10 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.names = [(p.name, tp, kind) for p, tp, kind in self.pairs]
         self.regression = data.spec.task == "regression"
         self.binary = data.spec.n_out == 1 and not self.regression
+        self.tokens = data.spec.kind == "tokens"  # (B, T) ids -> (B, T, V) logits
         self.loss_fn = (torch.nn.MSELoss() if self.regression
                         else torch.nn.BCEWithLogitsLoss() if self.binary
-                        else torch.nn.CrossEntropyLoss())
+                        else torch.nn.CrossEntropyLoss(ignore_index=IGNORE))
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
@@ -182,13 +213,22 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.reg = build_regularizer(cfg["regularizer"])
         self._loss = None
         self.steps = 0
+        self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
+        self.grad_norm: float | None = None
 
     def _tensors(self, x: np.ndarray, y: np.ndarray):
-        tx = torch.from_numpy(np.ascontiguousarray(x)).to(self.dtype)
+        tx = torch.from_numpy(np.ascontiguousarray(x))
+        tx = tx if self.tokens else tx.to(self.dtype)
         ty = torch.from_numpy(y)
         if self.regression:  # (N, K) real targets, as the model's outputs
             return tx, ty.to(self.dtype).reshape(len(tx), -1)
         return tx, (ty.to(self.dtype).reshape(-1, 1) if self.binary else ty)
+
+    def _loss_of(self, logits, ty):
+        """CE over classes, or over every scored position of token sequences (flattened)."""
+        if self.tokens:
+            return self.loss_fn(logits.reshape(-1, logits.shape[-1]), ty.reshape(-1))
+        return self.loss_fn(logits, ty)
 
     def _penalty(self, l1_ratio: float):
         """The elastic-net penalty with the given L1 share (a torch scalar, differentiable)."""
@@ -199,7 +239,7 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
     def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         self.opt.zero_grad()
         tx, ty = self._tensors(x, y)
-        self._loss = loss = self.loss_fn(self.model(tx), ty)
+        self._loss = loss = self._loss_of(self.model(tx), ty)
         if not self.reg.active:
             return loss.item(), 0.0
         # autograd sees the L1 part only when it is a subgradient; a proximal step handles it
@@ -211,6 +251,15 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
 
     def update(self, lr: float) -> None:
         self._loss.backward()
+        self.grad_norm = None
+        if self.clip_norm is not None or self.clip_value is not None:  # torch's own functions
+            grads = [p.grad for p in self.params if p.grad is not None]
+            self.grad_norm = float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g.double()) for g in grads])))
+            if self.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(self.params, self.clip_value)
+            if self.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
         for group, factor in zip(self.opt.param_groups, self.lr_mult):
             group["lr"] = lr * factor
         self.opt.step()
@@ -234,9 +283,12 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
             tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
             with torch.no_grad():
                 logits = self.model(tx)
-                total += float(self.loss_fn(logits, ty)) * len(tx)
+                total += float(self._loss_of(logits, ty)) * len(tx)
             if scores is not None:
                 scores.add(logits.numpy(), y[start:start + chunk])
+                continue
+            if self.tokens:  # as backend=numpy: whole sequences, every scored token right
+                correct += sequence_accuracy(logits.numpy(), y[start:start + chunk]) * len(tx)
                 continue
             pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
             correct += int((pred.numpy() == y[start:start + chunk]).sum())
