@@ -76,18 +76,7 @@ def torch_mlp_step(sizes: list[int], batch: int, rng):
         layers.append(torch.nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).to(torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return torch_step(torch.nn.Sequential(*layers).to(torch.float32))
 
 
 def sgemm_gflops(backend: str, n: int = 1024, repeats: int = 5) -> float:

@@ -56,7 +56,7 @@ def check(overrides: list[str], examples: int = 4, entries: int = 12, h: float =
     from dlx.assemble import build_data, build_model_for
     from dlx.nn import loss_for
     from dlx.nn.dropout import Dropout
-    from dlx.nn.gradcheck import rel_error
+    from dlx.nn.gradcheck import numerical_grad_at, rel_error
 
     cfg = OmegaConf.to_container(compose(overrides), resolve=True)
     cfg["dtype"] = "float64"  # in float32 the differences are rounding noise
@@ -83,18 +83,10 @@ def check(overrides: list[str], examples: int = 4, entries: int = 12, h: float =
     model.backward(loss_fn.backward())
     rows = []
     for p in model.parameters():
-        flat = p.data.reshape(-1)  # a view: perturbing it perturbs the parameter
-        pick = np.arange(flat.size) if flat.size <= entries else \
-            np.sort(rng.choice(flat.size, entries, replace=False))
-        numeric = np.empty(len(pick))
-        for k, i in enumerate(pick):
-            old = flat[i]
-            flat[i] = old + h
-            up = f()
-            flat[i] = old - h
-            down = f()
-            flat[i] = old
-            numeric[k] = (up - down) / (2 * h)
+        size = p.data.size
+        pick = np.arange(size) if size <= entries else \
+            np.sort(rng.choice(size, entries, replace=False))
+        numeric = numerical_grad_at(f, p.data, pick, h)
         rows.append(Row(p.name, p.data.shape, len(pick),
                         rel_error(p.grad.reshape(-1)[pick], numeric)))
     return rows, (f"{cfg['model']['name']} on {data.spec.describe()}, {len(x)} examples; "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import urllib.request
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
            b"households,median_income,median_house_value,ocean_proximity\n" \
            b"-122.23,37.88,41.0,880.0,,322.0,126.0,8.3252,452600.0,NEAR BAY\n"
     monkeypatch.setattr(housing, "SHA256", hashlib.sha256(body).hexdigest())
-    monkeypatch.setattr(housing.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
     loaded = housing.load()
     assert loaded["median_house_value"].tolist() == [452600.0]
     assert np.isnan(loaded["total_bedrooms"][0]) and loaded["ocean_proximity"][0] == "NEAR BAY"
@@ -66,7 +67,7 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
 
     other = tmp_path / "other"
     monkeypatch.setenv("DLX_DATA_DIR", str(other))
-    monkeypatch.setattr(housing.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"x"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"x"))
     with pytest.raises(UsageError, match="wrong checksum"):
         housing.load()
     assert not (other / "california_housing" / "housing.csv").exists()  # nothing unverified kept
@@ -74,7 +75,7 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
     def offline(url, timeout):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(housing.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(UsageError, match="is missing and the download failed"):
         housing.load()
 

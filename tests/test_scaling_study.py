@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +85,13 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
     body = b"To be, or not to be: that is the question.\n"
     monkeypatch.setitem(text.SOURCES["tinyshakespeare"], "sha256",
                         hashlib.sha256(body).hexdigest())
-    monkeypatch.setattr(text.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(body))
     assert text.load_text("tinyshakespeare") == body.decode()
     assert (tmp_path / "tinyshakespeare" / "input.txt").read_bytes() == body  # cached
 
     other = tmp_path / "other"
     monkeypatch.setenv("DLX_DATA_DIR", str(other))
-    monkeypatch.setattr(text.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"x"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"x"))
     with pytest.raises(UsageError, match="wrong checksum"):
         text.load_text("tinyshakespeare")
     assert not (other / "tinyshakespeare" / "input.txt").exists()  # nothing unverified kept
@@ -98,7 +99,7 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
     def offline(url, timeout):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(text.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(UsageError, match="missing and the download failed"):
         text.load_text("tinyshakespeare")
 

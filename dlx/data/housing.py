@@ -28,13 +28,11 @@ import csv
 import hashlib
 import io
 import logging
-import os
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from dlx.data.fetch import fetch_verified
 from dlx.data.spec import DataSpec
 from dlx.errors import UsageError
 
@@ -58,21 +56,7 @@ def path() -> Path:
 
 def _download(target: Path) -> None:
     """Fetch the file into ``target``, verified before it is kept; UsageError if that fails."""
-    try:
-        log.debug(f"downloading {URL}")
-        with urllib.request.urlopen(URL, timeout=30) as response:
-            data = response.read()
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{NAME}: {target} is missing and the download failed "
-                         f"({getattr(e, 'reason', e)}); put {FILE} from {URL} there, or set "
-                         f"DLX_DATA_DIR") from None
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise UsageError(f"{NAME}: the file downloaded from {URL} has the wrong checksum")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, target)  # never a half-written file under the real name
-    log.info(f"downloaded {URL} ({len(data) / 1e6:.1f} MB, checksum verified)")
+    fetch_verified(NAME, URL, SHA256, target)
 
 
 _LOADED: dict[tuple, dict] = {}  # the last table read, by (path, mtime, size)

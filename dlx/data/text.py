@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from dlx.data.fetch import fetch_verified
 from dlx.data.spec import DataSpec
 from dlx.errors import UsageError
 
@@ -52,22 +50,7 @@ def path(name: str) -> Path:
 
 def _download(name: str, target: Path) -> None:
     """Fetch the file into ``target``, verified before it is kept; UsageError if that fails."""
-    url, known = SOURCES[name]["url"], SOURCES[name]["sha256"]
-    try:
-        log.debug(f"downloading {url}")
-        with urllib.request.urlopen(url, timeout=30) as response:
-            data = response.read()
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{name}: {target} is missing and the download failed "
-                         f"({getattr(e, 'reason', e)}); put {SOURCES[name]['file']} from {url} "
-                         f"there, or set DLX_DATA_DIR") from None
-    if hashlib.sha256(data).hexdigest() != known:
-        raise UsageError(f"{name}: the file downloaded from {url} has the wrong checksum")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, target)  # never a half-written file under the real name
-    log.info(f"downloaded {url} ({len(data) / 1e6:.1f} MB, checksum verified)")
+    fetch_verified(name, SOURCES[name]["url"], SOURCES[name]["sha256"], target)
 
 
 _LOADED: dict[tuple, str] = {}  # the last text read, by (path, mtime, size)

@@ -14,17 +14,25 @@ import numpy as np
 
 def numerical_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """d f / d x by centred differences; ``f`` reads ``x`` (perturbed in place) and returns a float."""
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
+    return numerical_grad_at(f, x, np.arange(x.size), h).reshape(x.shape)
+
+
+def numerical_grad_at(f, x: np.ndarray, flat_index: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """d f / d x at the entries ``flat_index`` of x (in C order) only: a sparse check of a
+    large parameter (cs231n's grad_check_sparse). ``x`` must be contiguous: it is perturbed
+    through a flat view."""
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("x must be contiguous (perturbed in place through a flat view)")
+    grad = np.empty(len(flat_index))
+    for k, i in enumerate(flat_index):
+        old = flat[i]
+        flat[i] = old + h
         up = f()
-        x[i] = old - h
+        flat[i] = old - h
         down = f()
-        x[i] = old
-        grad[i] = (up - down) / (2 * h)
+        flat[i] = old
+        grad[k] = (up - down) / (2 * h)
     return grad
 
 
