@@ -24,12 +24,14 @@ run: $(VENV)/.installed
 
 dev: $(VENV)/.installed-dev
 
+# One worker per core (pytest-xdist): the tests are single-threaded (threads=1), so on the
+# 2-core CI machine two workers take about half the wall time.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 # The inner loop: everything but the end-to-end runs of the CLI (marked slow); about a minute.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/python -m ruff check dlx conf tests
