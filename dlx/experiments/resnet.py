@@ -177,13 +177,13 @@ def _degradation(out, fmt, runs, stats) -> Path:
     from dlx.plots.sweep import seeds_note
 
     steps = int(max(r.summary.get("steps", 0) for r in runs))
-    fig, axes = panels(f"degradation: final training error and loss against depth after {steps} "
-                       f"updates ({seeds_note(stats['n'])}; {_setup(runs)})", 2, size=(12, 4.6))
+    fig, axes = panels(f"degradation: training error and loss against depth after {steps} updates"
+                       f"\n({seeds_note(stats['n'])}; {_setup(runs)})", 2, size=(12, 4.8))
     for fam, t in stats.groupby("family", sort=False):
         for ax, col in zip(axes, ("train_err", "train_loss")):
             ax.errorbar(t["depth"], t[f"{col}_mean"], yerr=t[f"{col}_sd"].fillna(0), fmt="-o",
                         capsize=4, color=COLORS[fam], label=f"{fam} networks")
-    axes[0].set_ylabel("training error (fraction of the training subset, eval mode)")
+    axes[0].set_ylabel("training error (fraction of the training set)")
     axes[1].set_ylabel("training loss (cross-entropy, nats)")
     for ax in axes:
         ax.set_xlabel("depth (weight layers, 6n + 2)")
@@ -204,8 +204,8 @@ def _curves(out, fmt, runs) -> Path:
     cmap = {d: f"C{i}" for i, d in enumerate(depths)}
     longest = max(len(r.series("batch", "loss")) for r in runs)
     span = max(longest // 20, 1)
-    fig, axes = panels(f"training loss during training (mini-batch loss, EMA over {span} steps; "
-                       f"mean ± 1 sd over seeds; {_setup(runs)})", 2, size=(13, 4.8))
+    fig, axes = panels(f"mini-batch training loss (EMA over {span} steps; mean ± 1 sd over seeds)"
+                       f"\n{_setup(runs)}", 2, size=(13, 5))
     for ax, fam in zip(axes, ("plain", "residual")):
         for d in depths:
             members = [r for r in runs if family(r) == fam and depth(r) == d]
@@ -222,7 +222,8 @@ def _curves(out, fmt, runs) -> Path:
         ax.set_xlabel("step (parameter updates)")
         ax.set_ylabel("mini-batch training loss (nats, log scale)")
         ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     lo = min(a.get_ylim()[0] for a in axes)
     hi = max(a.get_ylim()[1] for a in axes)
     for ax in axes:  # one scale: the panels compare
@@ -257,7 +258,8 @@ def _profiles(out, fmt, runs, stats) -> Path:
         ax.set_xlabel("conv layer along the main path (1 = nearest the input)")
         ax.set_ylabel("‖∂L/∂z‖ (log scale)")
         ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     lo = min(a.get_ylim()[0] for a in axes[:2])
     hi = max(a.get_ylim()[1] for a in axes[:2])
     for ax in axes[:2]:
