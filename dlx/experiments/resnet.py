@@ -99,6 +99,16 @@ def first_last_ratio(run) -> float | None:
     return None if p is None else float(p[1][0] / p[1][-1])
 
 
+def growth_per_layer(run) -> float | None:
+    """exp(-slope) of the least-squares line through log ||dL/dz_l|| against position l: the
+    factor by which the gradient grows per layer towards the input (a constant factor is
+    geometric growth: Yang et al. 2019 predict sqrt(pi / (pi - 1)) = 1.21 for ReLU + BN)."""
+    p = profile(run)
+    if p is None or len(p[1]) < 2:
+        return None
+    return float(np.exp(-np.polyfit(p[0], np.log(p[1]), 1)[0]))
+
+
 def final(run, key: str) -> float | None:
     return run.summary.get("final", {}).get(key)
 
@@ -114,6 +124,7 @@ def report_numbers(run) -> dict:
     ratio = first_last_ratio(run)
     if ratio is not None:
         numbers["‖∂L/∂z‖ stem conv / last conv, at init"] = ratio
+        numbers["‖∂L/∂z‖ growth per layer towards the input, at init"] = growth_per_layer(run)
     return numbers
 
 
@@ -123,15 +134,16 @@ COLORS = {"plain": "tab:red", "residual": "tab:blue"}
 
 
 def table(runs):
-    """Per (family, depth), over seeds: mean, sd, n of the final training loss and error and of
-    log10 of the first/last gradient ratio at init (sorted by family, then depth)."""
+    """Per (family, depth), over seeds: mean, sd, n of the final training loss and error
+    (training and validation), of log10 of the first/last gradient ratio at init and of the
+    gradient's growth per layer (sorted by family, then depth)."""
     from dlx.plots.sweep import setting_stats
 
     stats = setting_stats(runs, lambda r: (family(r), depth(r)), {
         "train_loss": lambda r: final(r, "train/loss"), "train_err": train_error,
         "val_err": lambda r: None if final(r, "val/acc") is None else 1 - final(r, "val/acc"),
         "log10_ratio": lambda r: None if first_last_ratio(r) is None
-        else np.log10(first_last_ratio(r))})
+        else np.log10(first_last_ratio(r)), "growth": growth_per_layer})
     stats.insert(0, "family", [s[0] for s in stats["setting"]])
     stats.insert(1, "depth", [s[1] for s in stats["setting"]])
     return stats.drop(columns="setting").sort_values(["family", "depth"], ignore_index=True)
@@ -144,16 +156,20 @@ def _setup(runs) -> str:
 
 
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    from matplotlib.ticker import MaxNLocator
+
     from dlx.plots.style import figure, save
 
     p = profile(run)
     if p is None:
         return []
-    fig, ax = figure(f"{family(run)}-{depth(run)}: ‖∂L/∂z‖ per layer at initialization",
+    fig, ax = figure(f"{family(run)}-{depth(run)}: ‖∂L/∂z‖ per layer at initialization "
+                     "(BatchNorm on batch statistics)",
                      "conv layer along the main path (1 = nearest the input)",
                      "‖∂L/∂z‖ (log scale)")
     ax.plot(*p, "-o", ms=3, color=COLORS[family(run)])
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return [save(fig, out / f"grad_profile.{fmt}")]
 
 
@@ -234,6 +250,8 @@ def _curves(out, fmt, runs) -> Path:
 def _profiles(out, fmt, runs, stats) -> Path:
     """||dL/dz|| at init against layer position, one panel per family, one line per depth:
     geometric mean over seeds with ×/÷ sd bars; a third panel the stem/last ratio by depth."""
+    from matplotlib.ticker import MaxNLocator
+
     from dlx.plots.style import panels, save
 
     depths = sorted({depth(r) for r in runs})
@@ -258,6 +276,7 @@ def _profiles(out, fmt, runs, stats) -> Path:
         ax.set_xlabel("conv layer along the main path (1 = nearest the input)")
         ax.set_ylabel("‖∂L/∂z‖ (log scale)")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.legend(fontsize=8)
     lo = min(a.get_ylim()[0] for a in axes[:2])
