@@ -113,6 +113,15 @@ def final(run, key: str) -> float | None:
     return run.summary.get("final", {}).get(key)
 
 
+def batch_loss_end(run) -> float | None:
+    """The mini-batch loss averaged over the last quarter of the updates: the training loss the
+    optimizer sees (BatchNorm on batch statistics). The end-of-run evaluation (eval mode) uses
+    the running estimates instead, which after ~100 fast-moving updates can lag the weights —
+    most in the deepest nets."""
+    s = run.series("batch", "loss")["value"].to_numpy()
+    return float(s[-max(len(s) // 4, 1):].mean()) if len(s) else None
+
+
 def train_error(run) -> float | None:
     acc = final(run, "train/acc")
     return None if acc is None else 1.0 - acc
@@ -120,7 +129,8 @@ def train_error(run) -> float | None:
 
 def report_numbers(run) -> dict:
     numbers = {"training loss at the end": final(run, "train/loss"),
-               "training error at the end": train_error(run)}
+               "training error at the end": train_error(run),
+               "mini-batch loss, last quarter of the updates": batch_loss_end(run)}
     ratio = first_last_ratio(run)
     if ratio is not None:
         numbers["‖∂L/∂z‖ stem conv / last conv, at init"] = ratio
@@ -134,13 +144,15 @@ COLORS = {"plain": "tab:red", "residual": "tab:blue"}
 
 
 def table(runs):
-    """Per (family, depth), over seeds: mean, sd, n of the final training loss and error
-    (training and validation), of log10 of the first/last gradient ratio at init and of the
-    gradient's growth per layer (sorted by family, then depth)."""
+    """Per (family, depth), over seeds: mean, sd, n of the final training loss and error (eval
+    mode), of the mini-batch loss over the last quarter of the updates, of the validation
+    error, of log10 of the first/last gradient ratio at init and of the gradient's growth per
+    layer (sorted by family, then depth)."""
     from dlx.plots.sweep import setting_stats
 
     stats = setting_stats(runs, lambda r: (family(r), depth(r)), {
         "train_loss": lambda r: final(r, "train/loss"), "train_err": train_error,
+        "batch_loss": batch_loss_end,
         "val_err": lambda r: None if final(r, "val/acc") is None else 1 - final(r, "val/acc"),
         "log10_ratio": lambda r: None if first_last_ratio(r) is None
         else np.log10(first_last_ratio(r)), "growth": growth_per_layer})
@@ -188,19 +200,25 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
 
 
 def _degradation(out, fmt, runs, stats) -> Path:
-    """He et al.'s Fig. 6 as final values: training error and loss against depth."""
+    """He et al.'s Fig. 6 as final values: training error and loss against depth (eval mode), and
+    the mini-batch loss at the end of training (train mode)."""
     from dlx.plots.style import panels, save
     from dlx.plots.sweep import seeds_note
 
     steps = int(max(r.summary.get("steps", 0) for r in runs))
     fig, axes = panels(f"degradation: training error and loss against depth after {steps} updates"
-                       f"\n({seeds_note(stats['n'])}; {_setup(runs)})", 2, size=(12, 4.8))
+                       f"\n({seeds_note(stats['n'])}; {_setup(runs)})", 3, size=(16, 4.8))
     for fam, t in stats.groupby("family", sort=False):
-        for ax, col in zip(axes, ("train_err", "train_loss")):
+        for ax, col in zip(axes, ("train_err", "train_loss", "batch_loss")):
             ax.errorbar(t["depth"], t[f"{col}_mean"], yerr=t[f"{col}_sd"].fillna(0), fmt="-o",
                         capsize=4, color=COLORS[fam], label=f"{fam} networks")
     axes[0].set_ylabel("training error (fraction of the training set)")
     axes[1].set_ylabel("training loss (cross-entropy, nats)")
+    axes[2].set_ylabel("mini-batch loss (nats)")
+    axes[0].set_title("at the end, eval mode (BN running estimates)", fontsize=10)
+    axes[1].set_title("at the end, eval mode (BN running estimates)", fontsize=10)
+    axes[2].set_title("mean over the last quarter of the updates\n(train mode: what the "
+                      "optimizer sees)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("depth (weight layers, 6n + 2)")
         ax.set_xticks(sorted(stats["depth"].unique()))
