@@ -138,6 +138,11 @@ def test_a_run_probes_at_init_trains_without_the_test_set_and_repeats(tiny, tmp_
     assert numbers["‖∂L/∂z‖ stem conv / last conv, at init"] == first_last_ratio(a) > 0
     assert numbers["training error at the end"] == \
         pytest.approx(1 - a.summary["final"]["train/acc"])
+    batch = a.metrics.query("split == 'batch' and metric == 'loss'")["value"].to_numpy()
+    assert numbers["mini-batch loss, last quarter of the updates"] == pytest.approx(batch[-1])
+    g = values  # growth per layer: exp(-slope) of log ||dL/dz|| against position
+    assert numbers["‖∂L/∂z‖ growth per layer towards the input, at init"] == pytest.approx(
+        np.exp(-np.polyfit(np.arange(len(g)), np.log(g), 1)[0]), rel=1e-12)
 
 
 @pytest.mark.slow
