@@ -202,7 +202,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
 def _degradation(out, fmt, runs, stats) -> Path:
     """He et al.'s Fig. 6 as final values: training error and loss against depth (eval mode), and
     the mini-batch loss at the end of training (train mode)."""
-    from dlx.plots.style import panels, save
+    from dlx.plots.style import log_scale_if_wide, panels, save
     from dlx.plots.sweep import seeds_note
 
     steps = int(max(r.summary.get("steps", 0) for r in runs))
@@ -210,8 +210,12 @@ def _degradation(out, fmt, runs, stats) -> Path:
                        f"\n({seeds_note(stats['n'])}; {_setup(runs)})", 3, size=(16, 4.8))
     for fam, t in stats.groupby("family", sort=False):
         for ax, col in zip(axes, ("train_err", "train_loss", "batch_loss")):
-            ax.errorbar(t["depth"], t[f"{col}_mean"], yerr=t[f"{col}_sd"].fillna(0), fmt="-o",
+            mean, sd = t[f"{col}_mean"].to_numpy(), t[f"{col}_sd"].fillna(0).to_numpy()
+            # the lower bar stops short of zero, so that it can be drawn on a log axis
+            ax.errorbar(t["depth"], mean, yerr=[np.minimum(sd, 0.9 * mean), sd], fmt="-o",
                         capsize=4, color=COLORS[fam], label=f"{fam} networks")
+    # one diverging member's eval-mode loss (BN's running estimates) can span decades
+    log_scale_if_wide(axes[1], stats["train_loss_mean"])
     axes[0].set_ylabel("training error (fraction of the training set)")
     axes[1].set_ylabel("training loss (cross-entropy, nats)")
     axes[2].set_ylabel("mini-batch loss (nats)")
