@@ -39,6 +39,8 @@ PLAN = [
      "dlx run -m experiment=batchnorm_batch"),
     (2, "series", "CNN: convolution and pooling, LeNet-5 on MNIST (notebook topic 11)", "cnn",
      "dlx run experiment=cnn"),
+    (2, "series", "ResNet: plain vs residual nets at depth 8-56, degradation and init gradients "
+     "(notebook topic 13)", "resnet", "dlx run -m experiment=resnet"),
     (3, "41-45", "a minimal transformer block", "transformer", "dlx run experiment=transformer"),
     (3, "46-50", "a tiny transformer on a toy sequence task", "transformer",
      "dlx run experiment=transformer"),

@@ -1,6 +1,9 @@
 """Per-layer statistics of a network on one batch: how activations and gradients scale with
 depth (the init and grad_flow experiments, and plain against residual networks). Run in eval
 mode (no dropout noise): one forward and one backward, then the gradients are cleared.
+``batch_stats=True`` keeps BatchNorm on the probe batch's own statistics, as in training: in
+eval mode at initialization its running estimates are still (0, 1), so it would be the identity
+and the probe would see a network without normalization, not the one training differentiates.
 
 Every weight layer (Linear, Conv2d) is a "layer", numbered in the order the forward pass meets
 it, however deeply it is nested (residual blocks included): its forward and backward are
@@ -30,10 +33,16 @@ def _std(x: np.ndarray) -> float:
     return float(np.std(x, dtype=np.float64))
 
 
-def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray) -> list[dict]:
+def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray,
+                batch_stats: bool = False) -> list[dict]:
     """For each weight layer l (1 = the first met): std of its output z_l, std of the activation
     that follows it in its Sequential (the first module after it that is neither a weight layer
-    nor a normalization), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius)."""
+    nor a normalization), ||dL/dz_l|| and ||dL/dW_l|| (Frobenius).
+
+    Args:
+        batch_stats: BatchNorm layers normalize with the batch's statistics (training mode);
+            their running estimates are restored afterwards, so the probe changes nothing.
+    """
     stats: dict[int, dict] = {}  # id(layer) -> its row, in the order of the forward pass
     followers: dict[int, int] = {}  # id(activation) -> id(the weight layer it follows)
     for seq in (m for m in _walk(model) if isinstance(m, Sequential)):
@@ -72,6 +81,10 @@ def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray) -> list[di
     was_training = model.training
     model.eval()
     model.zero_grad()
+    batch_norms = [m for m in _walk(model) if isinstance(m, BatchNorm)] if batch_stats else []
+    running = [(m.running_mean.data.copy(), m.running_var.data.copy()) for m in batch_norms]
+    for m in batch_norms:
+        m.training = True
     for m in watched:
         watch(m)
     try:
@@ -81,6 +94,8 @@ def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray) -> list[di
         for m in watched:  # back to the class's methods
             vars(m).pop("forward", None)
             vars(m).pop("backward", None)
+        for m, (mean, var) in zip(batch_norms, running):
+            m.running_mean.data[...], m.running_var.data[...] = mean, var
         model.zero_grad()
         model.train(was_training)
     return list(stats.values())
