@@ -419,7 +419,7 @@ def print_report(report: dict) -> None:
     console = Console()
     peaks = report["sgemm_peak_gflops"]
     console.print("threads: " + ", ".join(f"{k} {v}" for k, v in
-                                          report["machine"].get("threads", {}).items()))
+                                          report.get("machine", {}).get("threads", {}).items()))
     console.print("sgemm peak (1024x1024 float32): "
                   + ", ".join(f"{b} {v:.1f} GFLOP/s" for b, v in peaks.items()))
     for case in report["cases"]:
