@@ -12,8 +12,9 @@ the sharpness against 2/eta.
 
 Its record: ``batch/loss`` every step (the full-batch loss before the update), ``train/sharpness``
 and ``train/sharpness_x_eta_over_2`` every ``every`` steps, the top-k eigenvalues at init and at
-the end (``spectrum.csv``), and in summary.json ``sharpness``: when the sharpness first reached
-2/eta, and its median / (2/eta) over the estimates from then on (the edge-of-stability phase).
+the end (``spectrum.csv``), and in summary.json ``sharpness``: when the sharpness crossed
+2/eta, when the loss first rose after that (the edge-of-stability phase begins), and the median of
+sharpness / (2/eta) over the estimates in that phase.
 """
 
 from __future__ import annotations
@@ -64,24 +65,42 @@ def validate(cfg) -> None:
         raise UsageError(f"sharpness.loss must be one of {', '.join(LOSSES)}, got {c.get('loss')!r}")
 
 
-def eos_summary(steps, values, eta: float) -> dict:
-    """The edge-of-stability phase of a sharpness series. At init the sharpness may already
-    exceed 2/eta: GD's first steps then throw the weights to a flatter region (the loss spikes
-    and the sharpness falls below 2/eta). The phase starts at the first estimate >= 2/eta *after*
-    one below it (progressive sharpening brought it back up) and lasts to the end;
-    ``ratio_median`` = median of sharpness / (2/eta) over it (None if it never started)."""
+def eos_summary(steps, values, eta: float, losses) -> dict:
+    """The edge-of-stability phase of a sharpness series (``values`` at ``steps``) and the
+    per-step ``losses``.
+
+    At init the sharpness may already exceed 2/eta: GD's first steps then throw the weights to
+    a flatter region and it falls below 2/eta. Progressive sharpening brings it back up: it
+    *crosses* 2/eta at the first estimate >= 2/eta after one below it. GD is then unstable
+    along the top eigenvector, but that component starts tiny and grows like |1 - eta
+    lambda|^t, so the sharpness overshoots for a while before the loss first rises; from that
+    step on (``eos_from_step``) GD regulates its own curvature: the EoS phase, to the end.
+    ``ratio_median`` = median of sharpness / (2/eta) over the estimates in it (None if it never
+    started)."""
     ratio = np.asarray(values, dtype=float) * eta / 2
+    steps, losses = np.asarray(steps), np.asarray(losses, dtype=float)
     below = np.flatnonzero(ratio < 1.0)
     above = np.flatnonzero(ratio >= 1.0)
-    start = above[above > below[0]] if len(below) else np.array([], dtype=int)
+    cross = above[above > below[0]] if len(below) else np.array([], dtype=int)
     out = {"two_over_eta": 2.0 / eta, "initial": float(values[0]),
-           "min_before_eos": float(np.min(values[below[0]:start[0] + 1] if len(start)
-                                          else values)),
-           "reached_at_step": None, "ratio_median": None, "ratio_max": None, "estimates": 0}
-    if len(start):
-        phase = ratio[start[0]:]
-        out.update(reached_at_step=int(steps[start[0]]), ratio_median=float(np.median(phase)),
-                   ratio_max=float(phase.max()), estimates=int(len(phase)))
+           "min_after_init": float(np.min(values[1:])) if len(values) > 1 else None,
+           "crossed_at_step": None, "eos_from_step": None, "ratio_median": None,
+           "ratio_peak": None, "estimates": 0}
+    if not len(cross):
+        return out
+    crossed = int(steps[cross[0]])
+    out["crossed_at_step"] = crossed
+    rises = np.flatnonzero(np.diff(losses[crossed:]) > 0)
+    if not len(rises):
+        return out
+    start = crossed + int(rises[0])  # the loss rises from step start to start + 1
+    phase = ratio[steps >= start]
+    out["ratio_peak"] = float(ratio[cross[0]:].max())
+    if len(phase):
+        out.update(eos_from_step=start, ratio_median=float(np.median(phase)),
+                   estimates=int(len(phase)))
+        # non-monotone: the share of EoS-phase steps whose loss rose above the step before
+        out["loss_rises_in_eos"] = float(np.mean(np.diff(losses[start:]) > 0))
     return out
 
 
@@ -159,11 +178,7 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
         out = model.forward(xs)
         rec.log(done, 0, split, "loss", loss_fn.forward(out, ys))
         rec.log(done, 0, split, "acc", float((out.argmax(axis=1) == labels).mean()))
-    info = eos_summary([s for s, _ in sharp], [v for _, v in sharp], eta)
-    tail = np.asarray(losses[info["reached_at_step"]:]) if info["reached_at_step"] is not None \
-        else np.array([])
-    # non-monotone: the share of EoS-phase steps whose loss rose above the step before
-    info["loss_rises_in_eos"] = float(np.mean(np.diff(tail) > 0)) if len(tail) > 1 else None
+    info = eos_summary([s for s, _ in sharp], [v for _, v in sharp], eta, losses)
     info.update(eta=eta, loss_final=float(losses[-1]), loss_initial=float(losses[0]),
                 parameters=n, examples=len(X))
     seconds = time.perf_counter() - start
@@ -177,7 +192,8 @@ def report_numbers(run) -> dict:
     info = run.summary.get("sharpness", {})
     return {"eta": info.get("eta"), "2/eta": info.get("two_over_eta"),
             "initial sharpness": info.get("initial"),
-            "EoS reached at step": info.get("reached_at_step"),
+            "sharpness crossed 2/eta at step": info.get("crossed_at_step"),
+            "EoS phase from step (first loss rise)": info.get("eos_from_step"),
             "median sharpness / (2/eta) in EoS": info.get("ratio_median"),
             "final loss": info.get("loss_final")}
 
