@@ -205,7 +205,7 @@ def _series(run, split, metric):
     return s["step"].to_numpy(), s["value"].to_numpy()
 
 
-def _draw(runs, colors, title, fmt, path: Path) -> Path:
+def _draw(runs, colors, title, fmt, path: Path, table=None) -> Path:
     from dlx.plots.style import panels, save
 
     fig, (a_sharp, a_loss) = panels(title, 2, size=(13, 4.8))
@@ -222,7 +222,13 @@ def _draw(runs, colors, title, fmt, path: Path) -> Path:
             ymax = max(ymax, float(np.nanmax(v)) if len(v) else 0.0)
             s, v = _series(r, "batch", "loss")
             a_loss.plot(s, v, color=color, lw=0.9, alpha=0.85, label=label)
-        a_sharp.axhline(2 / eta, color=color, ls="--", lw=1.2, label=f"2/η = {2 / eta:.3g}")
+        note = ""
+        if table is not None:
+            row = table[table["eta"] == eta].iloc[0]
+            if row["ratio_median_n"]:
+                note = (f"; EoS median {row['ratio_median_mean']:.3f} ± "
+                        f"{np.nan_to_num(row['ratio_median_sd']):.3f} × 2/η")
+        a_sharp.axhline(2 / eta, color=color, ls="--", lw=1.2, label=f"2/η = {2 / eta:.3g}{note}")
     a_sharp.set_ylim(0, 1.15 * max(ymax, 2 / min(etas)))
     a_sharp.set_xlabel("GD step")
     a_sharp.set_ylabel("sharpness λ_max of the loss Hessian")
@@ -259,16 +265,34 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
         fig, ax = figure(f"top Hessian eigenvalues at init and after training "
                          f"(η = {run.config['optimizer']['lr']:g})",
                          "rank", "eigenvalue of the loss Hessian")
-        for when, marker in (("init", "o"), ("final", "s")):
+        for when, marker, label in (("init", "o", "at init"), ("final", "s", "after training")):
             t = table[table["when"] == when]
-            ax.plot(t["rank"], t["eigenvalue"], marker + "-", label=f"at {when}")
+            ax.plot(t["rank"], t["eigenvalue"], marker + "-", label=label)
         ax.axhline(2 / run.config["optimizer"]["lr"], color="k", ls="--", lw=1, label="2/η")
         ax.legend()
         written.append(save(fig, out / f"spectrum.{fmt}"))
     return written
 
 
+def by_eta(runs):
+    """Per eta, over its seeds (mean, sd, n): the median sharpness / (2/eta) in the EoS phase,
+    the step the sharpness crossed 2/eta, the step the phase began, the peak ratio, the final
+    loss (a run without an EoS phase counts in n but not in the means)."""
+    from dlx.plots.sweep import setting_stats
+
+    def get(key):
+        return lambda r: r.summary.get("sharpness", {}).get(key)
+
+    stats = setting_stats(runs, lambda r: r.config["optimizer"]["lr"], {
+        key: get(key) for key in ("ratio_median", "crossed_at_step", "eos_from_step",
+                                  "ratio_peak", "loss_final")})
+    return stats.rename(columns={"setting": "eta"}).sort_values("eta", ignore_index=True)
+
+
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
     out = sweep_dir / "plots" if out is None else out
+    out.mkdir(parents=True, exist_ok=True)
+    table = by_eta(runs)
+    table.to_csv(out / "sharpness_by_eta.csv", index=False)
     return [_draw(runs, COLORS, f"edge of stability: {_describe(runs[0].config)}",
-                  fmt, out / f"sharpness.{fmt}")]
+                  fmt, out / f"sharpness.{fmt}", table)]
