@@ -226,10 +226,10 @@ def _draw(runs, colors, title, fmt, path: Path, table=None) -> Path:
         if table is not None:
             row = table[table["eta"] == eta].iloc[0]
             if row["ratio_median_n"]:
-                note = (f"; EoS median {row['ratio_median_mean']:.3f} ± "
-                        f"{np.nan_to_num(row['ratio_median_sd']):.3f} × 2/η")
+                note = (f" (EoS median {row['ratio_median_mean']:.3f} ± "
+                        f"{np.nan_to_num(row['ratio_median_sd']):.3f} × 2/η)")
         a_sharp.axhline(2 / eta, color=color, ls="--", lw=1.2, label=f"2/η = {2 / eta:.3g}{note}")
-    a_sharp.set_ylim(0, 1.15 * max(ymax, 2 / min(etas)))
+    a_sharp.set_ylim(0, 1.35 * max(ymax, 2 / min(etas)))
     a_sharp.set_xlabel("GD step")
     a_sharp.set_ylabel("sharpness λ_max of the loss Hessian")
     a_sharp.set_title("sharpness rises to 2/η (dashed) and hovers there", fontsize=10)
@@ -237,8 +237,8 @@ def _draw(runs, colors, title, fmt, path: Path, table=None) -> Path:
     a_loss.set_xlabel("GD step")
     a_loss.set_ylabel("full-batch training loss (log scale)")
     a_loss.set_title("the loss keeps falling, not monotonically", fontsize=10)
-    for ax in (a_sharp, a_loss):
-        ax.legend(fontsize=8, ncol=2 if ax is a_sharp else 1)
+    a_sharp.legend(fontsize=7.5, loc="upper right")  # above the EoS plateaus, right of init
+    a_loss.legend(fontsize=8)
     return save(fig, path)
 
 
