@@ -95,6 +95,9 @@ def test_a_run_records_sharpness_spectrum_and_figures(tiny, tmp_path):  # noqa: 
     assert report_numbers(r)["2/eta"] == pytest.approx(2 / 1.2)
     names = {p.name for p in plot_run(r, tmp_path / "plots", "png")}
     assert names == {"sharpness.png", "spectrum.png"}
+    # cross-entropy on labels: the untrained 10-way loss is near ln 10, and GD lowers it
+    ce = run(tmp_path, *small, "sharpness.loss=ce").series("batch", "loss")["value"]
+    assert abs(ce.iloc[0] - np.log(10)) < 0.5 and ce.iloc[-1] < ce.iloc[0]
 
 
 def test_sharpness_hovers_at_two_over_eta_on_mnist(tmp_path):
