@@ -262,8 +262,9 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
         import pandas as pd
 
         table = pd.read_csv(path)
-        fig, ax = figure(f"top Hessian eigenvalues at init and after training "
-                         f"(η = {run.config['optimizer']['lr']:g})",
+        fig, ax = figure(f"top {table['rank'].max()} Hessian eigenvalues (Lanczos Ritz values) at "
+                         f"init and after training, η = {run.config['optimizer']['lr']:g}\n"
+                         f"{_describe(run.config)}, seed {run.config['seed']}",
                          "rank", "eigenvalue of the loss Hessian")
         for when, marker, label in (("init", "o", "at init"), ("final", "s", "after training")):
             t = table[table["when"] == when]
