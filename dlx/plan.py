@@ -19,6 +19,8 @@ PLAN = [
      "dlx run -m experiment=learning_rate"),
     (1, "15-16", "LR range test", "lr_range", "dlx run experiment=lr_range"),
     (1, "17-20", "LR decay schedules", "lr_schedules", "dlx run -m experiment=lr_schedules"),
+    (1, "series", "Hessian intuition: Hessian-vector products, Lanczos, and full-batch GD at the "
+     "edge of stability (sharpness -> 2/eta)", "sharpness", "dlx run -m experiment=sharpness"),
     (1, "series", "house prices: linear regression in closed form and by GD, against an MLP "
      "(notebook topic 1)", "house_prices", "dlx run -m experiment=house_prices"),
     (2, "21-24", "2-layer MLP on MNIST with hand-written backprop", "mnist_mlp",
