@@ -17,6 +17,7 @@ from dlx.assemble import build_optimizer, build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from dlx.nn.activations import ELU, SELU, SiLU, Softplus
 from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
 from dlx.nn.metrics import scorer
@@ -125,8 +126,13 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
             t = nn.LeakyReLU(layer.negative_slope)
         elif isinstance(layer, GELU):
             t = nn.GELU(approximate="tanh")
+        elif isinstance(layer, ELU):
+            t = nn.ELU(layer.alpha)
+        elif isinstance(layer, Softplus):
+            t = nn.Softplus(threshold=layer.threshold)
         else:
-            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, Flatten: nn.Flatten,
+            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, SELU: nn.SELU, SiLU: nn.SiLU,
+                     Flatten: nn.Flatten,
                      GlobalAvgPool: GlobalAvgPoolT}
             if type(layer) not in kinds:
                 raise UsageError(f"backend=torch cannot build {type(layer).__name__}")
