@@ -174,6 +174,9 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         no_decay_bias, lr_mult = node.pop("no_decay_bias", False), node.pop("lr_mult", None) or {}
         # ours, without parameters: its hyperparameters give the proximal step size below
         self.ours = build_optimizer({"name": name, **node}, [])
+        if node.pop("ema", False) or not node.pop("bias_correction", True):
+            raise UsageError("backend=torch: torch.optim has no optimizer.ema or "
+                             "optimizer.bias_correction=false (use backend=numpy)")
         if node.pop("decouple_lr", False):  # the paper's AdamW is torch's at weight_decay / lr
             node["weight_decay"] = node["weight_decay"] / self.ours.base_lr
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in node.items()}
