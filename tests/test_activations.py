@@ -194,3 +194,23 @@ def test_dead_relu_units_are_counted():
     model.layers[2].b.data[:16] = -1e3  # 16 of layer 2's 64 units can never fire
     by_layer = {r[1]: r[3] for r in rows("relu", model, X, 0)}
     assert by_layer[2] >= 16 / 64 and by_layer[1] < 0.1
+
+
+def test_experiments_refuse_bad_settings_before_running():
+    """Each experiment's validate hook: one UsageError naming the bad key (exit 2 in the CLI)."""
+    from dlx.errors import UsageError
+    from dlx.experiments import activations, ewa, losses
+    from tests.test_train import config
+
+    base = config("experiment=activations")
+    for bad, needle in ((("activations", "every", 0), "activations.every"),
+                        (("model", "activation", ["relu", "tanh"]), "one model.activation")):
+        cfg = {**base, bad[0]: {**base[bad[0]], bad[1]: bad[2]}}
+        with pytest.raises(UsageError, match=needle):
+            activations.validate(cfg)
+    cfg = config("experiment=losses")
+    with pytest.raises(UsageError, match="losses.smoothing"):
+        losses.validate({**cfg, "losses": {**cfg["losses"], "smoothing": 1.0}})
+    cfg = config("experiment=ewa")
+    with pytest.raises(UsageError, match="ewa.betas"):
+        ewa.validate({**cfg, "ewa": {**cfg["ewa"], "betas": [1.0]}})
