@@ -108,9 +108,11 @@ def test_experiment_early_adam_steps_with_and_without_correction(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_refuses_ema_with_nesterov_and_ewa_without_adam(cli):
+def test_cli_refuses_ema_with_nesterov_ewa_without_adam_and_torch_without_correction(cli):
     from tests.conftest import assert_one_error_line
 
     assert_one_error_line(cli("run", "optimizer=momentum", "optimizer.ema=true",
                               "optimizer.nesterov=true"), "ema needs")
     assert_one_error_line(cli("run", "experiment=ewa", "optimizer=sgd"), "needs optimizer=adam")
+    assert_one_error_line(cli("run", "optimizer=adam", "optimizer.bias_correction=false",
+                              "backend=torch"), "torch.optim has no")
