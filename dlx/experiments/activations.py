@@ -254,16 +254,19 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         if name not in ("sigmoid", "tanh"):  # z <= 0 everywhere kills only the ReLU family
             draw_band(axes[1], curve_stats([over_layers(r, "dead") for r in members]),
                       color=color, label=name)
-        per_seed = []
-        for r in members:
-            layers, values = at_step(read_layer_stats(r), 0, "grad_z_norm")
-            per_seed.append(np.log10(values[:-1]))  # hidden layers (the output layer is last)
-        logs = np.array(per_seed)
-        mean = logs.mean(axis=0)
-        sd = logs.std(axis=0, ddof=1) if len(logs) > 1 else 0 * mean
-        axes[2].errorbar(layers[:-1], 10 ** mean, yerr=[10 ** mean - 10 ** (mean - sd),
-                         10 ** (mean + sd) - 10 ** mean], fmt="-o", ms=3, capsize=2,
-                         color=color, label=name)
+        for last, style in ((False, "-o"), (True, "--")):
+            per_seed = []
+            for r in members:
+                stats = read_layer_stats(r)
+                layers, values = at_step(stats, int(stats["step"].max()) if last else 0,
+                                         "grad_z_norm")
+                per_seed.append(np.log10(values[:-1]))  # hidden layers (the output layer last)
+            logs = np.array(per_seed)
+            mean = logs.mean(axis=0)
+            sd = logs.std(axis=0, ddof=1) if len(logs) > 1 else 0 * mean
+            axes[2].errorbar(layers[:-1], 10 ** mean, yerr=[10 ** mean - 10 ** (mean - sd),
+                             10 ** (mean + sd) - 10 ** mean], fmt=style, ms=3, capsize=2,
+                             color=color, label=None if last else name)
     axes[0].set_title("saturated fraction (|tanh| > 0.97; sigmoid < 0.03 or > 0.97)", fontsize=9)
     axes[0].set_ylabel("fraction of activations, mean over layers")
     axes[1].set_title("units never active (z <= 0 on every probe example):\n"
@@ -272,7 +275,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     for ax in axes[:2]:
         ax.set_xlabel(STEP_LABEL)
         ax.legend(fontsize=8)
-    axes[2].set_title("gradient flow at initialization (geometric mean, ×/÷ sd)", fontsize=9)
+    axes[2].set_title("gradient flow: at init (solid), at the end (dashed);\n"
+                      "geometric mean ×/÷ sd over seeds", fontsize=9)
     axes[2].set_yscale("log")
     axes[2].set_xlabel("hidden layer (1 = nearest the input)")
     axes[2].set_ylabel("‖∂L/∂z‖ (log scale)")
