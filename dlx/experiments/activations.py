@@ -257,8 +257,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         for last, style in ((False, "-o"), (True, "--")):
             per_seed = []
             for r in members:
-                stats = read_layer_stats(r)
-                layers, values = at_step(stats, int(stats["step"].max()) if last else 0,
+                probe = read_layer_stats(r)
+                layers, values = at_step(probe, int(probe["step"].max()) if last else 0,
                                          "grad_z_norm")
                 per_seed.append(np.log10(values[:-1]))  # hidden layers (the output layer last)
             logs = np.array(per_seed)
