@@ -295,7 +295,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     axes[0].set_yscale("log")
     axes[0].set_xlabel("hidden layer (1 = nearest the input)")
     axes[0].set_ylabel("std of the activations at init (log scale)")
-    axes[0].legend(fontsize=8)
+    axes[0].set_ylim(0.05, 4)
+    axes[0].legend(fontsize=8, ncol=4, loc="lower center")  # below every curve
     x = np.arange(len(stats))
     axes[1].bar(x, stats["val_acc_mean"], yerr=stats["val_acc_sd"].fillna(0), capsize=4,
                 color=[f"C{ORDER.index(s) if s in ORDER else i}"
