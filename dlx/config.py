@@ -91,6 +91,10 @@ def validate(config: DictConfig) -> None:
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
     optimizer = build_optimizer(groups["optimizer"], [])  # first: it checks lr's type and range
+    if top["backend"] == "torch" and (groups["optimizer"].get("ema")
+                                      or groups["optimizer"].get("bias_correction") is False):
+        raise UsageError("backend=torch: torch.optim has no optimizer.ema or "
+                         "optimizer.bias_correction=false (use backend=numpy)")
     lr = base_lr(groups["optimizer"])
     if build_regularizer(groups["regularizer"]).proximal and optimizer.prox_unsupported():
         raise UsageError(f"regularizer.method=proximal with optimizer={groups['optimizer']['name']}"

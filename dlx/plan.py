@@ -23,6 +23,13 @@ PLAN = [
      "edge of stability (sharpness -> 2/eta)", "sharpness", "dlx run -m experiment=sharpness"),
     (1, "series", "house prices: linear regression in closed form and by GD, against an MLP "
      "(notebook topic 1)", "house_prices", "dlx run -m experiment=house_prices"),
+    (1, "series", "activations: sigmoid, tanh, ReLU, ELU, SELU, SiLU, softplus and their "
+     "derivatives; saturation, dead units, gradient flow (notebook topic 3)", "activations",
+     "dlx run -m experiment=activations"),
+    (1, "series", "losses: cross-entropy vs squared error at a wrong sigmoid output; entropy, "
+     "cross-entropy, KL; label smoothing (notebook topic 4)", "losses", "dlx run experiment=losses"),
+    (1, "series", "momentum as an exponentially weighted average; Adam's bias correction "
+     "(notebook 7.4, 7.7)", "ewa", "dlx run experiment=ewa"),
     (2, "21-24", "2-layer MLP on MNIST with hand-written backprop", "mnist_mlp",
      "dlx run experiment=mnist_mlp"),
     (2, "25-27", "initialization comparison", "init", "dlx run -m experiment=init"),

@@ -104,6 +104,99 @@ class GELU(Module):
         return s
 
 
+# SELU's constants (Klambauer et al. 2017, torch's values): the fixed point of mean 0, variance 1
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _expm1_neg(x: np.ndarray) -> np.ndarray:
+    """exp(min(x, 0)) - 1: the negative branch of ELU/SELU, never overflowing for large x."""
+    return np.expm1(np.minimum(x, 0))
+
+
+class ELU(Module):
+    """ELU (Clevert et al. 2015; torch.nn.ELU):
+
+    y = x for x > 0,  alpha (e^x - 1) otherwise
+    dy/dx = 1 for x > 0,  alpha e^x = y + alpha otherwise
+
+    Args:
+        alpha: the value approached as x -> -inf is -alpha (torch's default 1.0).
+    """
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._pos = x > 0
+        self._y = np.where(self._pos, x, self.alpha * _expm1_neg(x))
+        return self._y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * np.where(self._pos, 1.0, self._y + self.alpha)
+
+
+class SELU(Module):
+    """SELU (Klambauer et al. 2017; torch.nn.SELU): scale * ELU_alpha(x) with
+    alpha = 1.6733, scale = 1.0507 — chosen so that, with LeCun-normal weights N(0, 1/fan_in),
+    pre-activations of mean 0 and variance 1 map to activations of mean 0 and variance 1
+    (self-normalization through depth).
+
+    y = scale x for x > 0,  scale alpha (e^x - 1) otherwise
+    dy/dx = scale for x > 0,  scale alpha e^x = y + scale alpha otherwise
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._pos = x > 0
+        self._y = SELU_SCALE * np.where(self._pos, x, SELU_ALPHA * _expm1_neg(x))
+        return self._y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * np.where(self._pos, SELU_SCALE, self._y + SELU_SCALE * SELU_ALPHA)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+class SiLU(Module):
+    """SiLU / swish (Elfwing et al. 2017, Ramachandran et al. 2017; torch.nn.SiLU):
+
+    y = x s(x),  s = sigmoid
+    dy/dx = s(x) (1 + x (1 - s(x)))
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x, self._s = x, _sigmoid(x)
+        return x * self._s
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        s = self._s
+        return dout * s * (1.0 + self._x * (1.0 - s))
+
+
+class Softplus(Module):
+    """Softplus (torch.nn.Softplus, beta 1, threshold 20): a smooth ReLU.
+
+    y = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|);  dy/dx = sigmoid(x)
+    torch returns x itself where x > threshold (there log(1 + e^x) - x < 2e-9); so do we,
+    so the two agree to rounding everywhere.
+    """
+
+    def __init__(self, threshold: float = 20.0):
+        self.threshold = threshold
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        y = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        return np.where(x > self.threshold, x, y)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        x = self._x
+        return dout * np.where(x > self.threshold, 1.0, _sigmoid(x))
+
+
 class Softmax(Module):
     """Softmax over the last axis;  dx = y * (dout - sum(dout * y)) along that axis."""
 
@@ -118,4 +211,5 @@ class Softmax(Module):
 
 
 ACTIVATIONS = {"relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh,
-               "gelu": GELU, "identity": None}
+               "gelu": GELU, "elu": ELU, "selu": SELU, "silu": SiLU, "softplus": Softplus,
+               "identity": None}

@@ -29,23 +29,47 @@ class BCEWithLogits:
 
 
 class SoftmaxCrossEntropy:
-    """Cross-entropy of softmax(z) against integer labels y.
+    """Cross-entropy of softmax(z) against integer labels y, optionally label-smoothed.
 
-    loss = mean(logsumexp(z) - z[y]);  dloss/dz = (softmax(z) - onehot(y)) / N.
+    With smoothing eps (torch's ``label_smoothing``) the target distribution over C classes is
+    q = (1 - eps) onehot(y) + eps / C, and
+
+    loss = mean(-sum_c q_c log softmax(z)_c)
+         = mean((1 - eps) (logsumexp(z) - z[y]) + eps/C sum_c (logsumexp(z) - z_c))
+    dloss/dz = (softmax(z) - q) / N
+
+    eps = 0 is plain cross-entropy; eps > 0 stops the loss rewarding ever larger logit gaps
+    (its optimum gap is finite: log((1 - eps + eps/C) / (eps/C))).
+
+    Args:
+        label_smoothing: eps in [0, 1) (default 0).
     """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         n = len(logits)
         shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0: exp <= 1
         logsumexp = np.log(np.exp(shifted).sum(axis=1))  # (N,)
         self._cache = (shifted, logsumexp, y)
-        return float(np.mean(logsumexp - shifted[np.arange(n), y]))
+        nll = logsumexp - shifted[np.arange(n), y]  # (N,) -log p_y
+        eps = self.label_smoothing
+        if eps:
+            uniform = logsumexp - shifted.mean(axis=1)  # (N,) -mean_c log p_c
+            nll = (1.0 - eps) * nll + eps * uniform
+        return float(np.mean(nll))
 
     def backward(self) -> np.ndarray:
         shifted, logsumexp, y = self._cache
-        n = len(shifted)
+        n, c = shifted.shape
+        eps = self.label_smoothing
         probs = np.exp(shifted - logsumexp[:, None])
-        probs[np.arange(n), y] -= 1
+        probs[np.arange(n), y] -= 1.0 - eps
+        if eps:
+            probs -= eps / c
         probs /= n
         return probs
 

@@ -113,24 +113,42 @@ class SGD(Optimizer):
             g <- g + momentum * b   if nesterov   else   b
         p <- p - lr * g
 
-    Defaults: lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0.
+    With ``ema`` the buffer is instead an exponentially weighted average of the gradients,
+    the form of Ng's course (v_0 = 0)::
+
+        v <- momentum * v + (1 - momentum) * g;   p <- p - lr * v
+
+    Unrolled, v_t = (1 - momentum) b_t at every t (torch's b_1 = g = v_1 / (1 - momentum)), so
+    it is torch's form with lr scaled by (1 - momentum): the same trajectory needs a learning
+    rate 1 / (1 - momentum) times larger. (torch's ``dampening = momentum`` is not this: it
+    skips the (1 - dampening) on the first step, so its b_1 = g.)
+
+    Defaults: lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0, ema=False.
     State: the momentum buffer b (1x the parameters) when momentum != 0, else nothing.
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0):
+                 nesterov: bool = False, weight_decay: float = 0.0, ema: bool = False):
         super().__init__(params, lr, weight_decay)
         _check("momentum", momentum, 0.0, 1.0)
         _check("dampening", dampening, 0.0, 1.0, high_open=False)
         if nesterov and (momentum == 0 or dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening = 0")
+        if ema and (momentum == 0 or dampening != 0 or nesterov):
+            raise ValueError("ema needs momentum > 0, dampening = 0 and nesterov = false")
         self.momentum, self.dampening, self.nesterov = momentum, dampening, nesterov
+        self.ema = bool(ema)
 
     def _update(self, p, g, state, tmp):
         g = self._l2(p, g)
         if self.momentum:
             buf = state.get("momentum_buffer")
-            if buf is None:
+            if self.ema:  # v <- m v + (1 - m) g from v = 0: the exponentially weighted average
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.zeros_like(g)
+                buf *= self.momentum
+                buf += (1.0 - self.momentum) * g
+            elif buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= self.momentum
@@ -151,6 +169,8 @@ class SGD(Optimizer):
         # a constant g makes b -> (1 - dampening) g / (1 - momentum); Nesterov steps along
         # g + momentum * b -> g / (1 - momentum) (it needs dampening = 0)
         mu, d = self.momentum, self.dampening
+        if self.ema:  # v -> g
+            return lr
         if self.nesterov:
             return lr * (1.0 + mu * (1.0 - d) / (1.0 - mu))
         return lr * (1.0 - d) / (1.0 - mu) if mu else lr
@@ -275,18 +295,27 @@ class Adam(Optimizer):
         v_max <- max(v_max, v) and v <- v_max           if amsgrad
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    Defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False.
-    State: m and v (2x the parameters; 3x with amsgrad).
+    m and v start at 0, so early on they are biased towards 0: m_t estimates
+    (1 - beta1^t) E[g], v_t (1 - beta2^t) E[g^2]; the two divisions undo that (bias
+    correction). ``bias_correction=False`` leaves them out, p <- p - lr * m / (sqrt(v) + eps):
+    the first step is then lr (1 - beta1) / sqrt(1 - beta2) ~ 3.2 lr per coordinate for the
+    defaults (sign(g) times that), not lr. In torch's terms it is Adam at step t with
+    lr_t = lr (1 - beta1^t) / sqrt(1 - beta2^t) and eps_t = eps / sqrt(1 - beta2^t).
+
+    Defaults: lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
+    bias_correction=True. State: m and v (2x the parameters; 3x with amsgrad).
     """
 
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False):
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                 bias_correction: bool = True):
         super().__init__(params, lr, weight_decay)
         _check_betas(betas)
         _check("eps", eps, 0.0)
         self.betas, self.eps, self.amsgrad = tuple(betas), eps, amsgrad
+        self.bias_correction = bool(bias_correction)
 
     def _update(self, p, g, state, tmp):
         b1, b2 = self.betas
@@ -311,11 +340,12 @@ class Adam(Optimizer):
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
         t = self.steps
+        c1, c2 = (1.0 - b1**t, math.sqrt(1.0 - b2**t)) if self.bias_correction else (1.0, 1.0)
         np.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1.0 - b2**t)
+        tmp /= c2
         tmp += self.eps
         np.divide(m, tmp, out=tmp)
-        tmp *= self.lr / (1.0 - b1**t)
+        tmp *= self.lr / c1
         p.data -= tmp
 
     def _decay(self) -> float:
@@ -323,6 +353,8 @@ class Adam(Optimizer):
 
     def diagonal_step(self, state, t, lr):
         v = state["max_exp_avg_sq"] if self.amsgrad else state["exp_avg_sq"]
+        if not self.bias_correction:
+            return lr / (v**0.5 + self.eps)
         return lr / ((v / (1.0 - self.betas[1] ** t)) ** 0.5 + self.eps)
 
 

@@ -17,6 +17,7 @@ from dlx.assemble import build_optimizer, build_regularizer
 from dlx.data import Dataset
 from dlx.errors import UsageError
 from dlx.nn import GELU, Dropout, Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from dlx.nn.activations import ELU, SELU, SiLU, Softplus
 from dlx.nn.conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from dlx.nn.dropout import DropConnectLinear, Dropout2d
 from dlx.nn.losses import IGNORE, sequence_accuracy
@@ -155,8 +156,13 @@ def to_torch(module) -> tuple[Any, list[tuple[Any, Any, str]]]:
             t = nn.LeakyReLU(layer.negative_slope)
         elif isinstance(layer, GELU):
             t = nn.GELU(approximate="tanh")
+        elif isinstance(layer, ELU):
+            t = nn.ELU(layer.alpha)
+        elif isinstance(layer, Softplus):
+            t = nn.Softplus(threshold=layer.threshold)
         else:
-            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, Flatten: nn.Flatten,
+            kinds = {ReLU: nn.ReLU, Sigmoid: nn.Sigmoid, Tanh: nn.Tanh, SELU: nn.SELU, SiLU: nn.SiLU,
+                     Flatten: nn.Flatten,
                      GlobalAvgPool: GlobalAvgPoolT}
             if type(layer) not in kinds:
                 raise UsageError(f"backend=torch cannot build {type(layer).__name__}")
@@ -199,6 +205,9 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         no_decay_bias, lr_mult = node.pop("no_decay_bias", False), node.pop("lr_mult", None) or {}
         # ours, without parameters: its hyperparameters give the proximal step size below
         self.ours = build_optimizer({"name": name, **node}, [])
+        if node.pop("ema", False) or not node.pop("bias_correction", True):
+            raise UsageError("backend=torch: torch.optim has no optimizer.ema or "
+                             "optimizer.bias_correction=false (use backend=numpy)")
         if node.pop("decouple_lr", False):  # the paper's AdamW is torch's at weight_decay / lr
             node["weight_decay"] = node["weight_decay"] / self.ours.base_lr
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in node.items()}
