@@ -32,8 +32,9 @@ class CLI:
 
     def __init__(self, cwd: Path):
         self.cwd = cwd
+        # COLUMNS / LINES: tests set a width themselves (pytest-xdist's workers carry one)
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DLX_RUNS_DIR", "HYDRA_FULL_ERROR")}
+                    if k not in ("DLX_RUNS_DIR", "HYDRA_FULL_ERROR", "COLUMNS", "LINES")}
         self.env["MPLBACKEND"] = "Agg"
 
     def __call__(self, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
