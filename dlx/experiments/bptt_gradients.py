@@ -196,7 +196,8 @@ def _probe_axes(axes, tables: list[pd.DataFrame], rhos) -> None:
         ax.set_yscale("log")
         ax.set_xlabel(f"time step t (loss at the last step, T = {len(ts) - 1})")
         ax.set_ylabel("‖∂L/∂h_t‖ (‖∂L/∂h_T‖ = 1)")
-        ax.set_title(f"{CELLS[cell]} at init", fontsize=10)
+        ax.set_title(f"{CELLS[cell]} at init" + (", every gate block of W_hh at ρ" if cell == "lstm"
+                                                  else ", W_hh = ρ · orthogonal"), fontsize=10)
         ax.legend(fontsize=8)
 
 
