@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dlx.errors import UsageError
-from dlx.experiments.bptt_gradients import hidden_grad_norms, slope, spikes
+from dlx.experiments.bptt_gradients import hidden_grad_norms, report_numbers, slope, spikes
 from dlx.nn.recurrent import LSTM, RNN
 from tests.conftest import assert_one_error_line
 from tests.test_experiments import run
@@ -116,6 +116,10 @@ def test_members_are_reproducible(tmp_path):
     info = a.summary["bptt_gradients"]
     assert set(info["slopes"]) == {"rnn", "lstm"} and set(info["slopes"]["rnn"]) == \
         {"0.5", "0.9", "1.1", "1.5", "3"}
+    numbers = report_numbers(a)
+    assert numbers["loss spikes in training"] == info["spikes"]
+    assert numbers["slope of log ||dL/dh_t|| per step back, LSTM, rho 0.9"] == \
+        info["slopes"]["lstm"]["0.9"]
 
 
 @pytest.mark.parametrize("bad", ["bptt_gradients.rhos=[]", "bptt_gradients.rhos=[0.5,-1]",
@@ -139,6 +143,7 @@ def test_sweep_draws_its_figures(cli):
     names = {p.name for p in (sweep / "plots").iterdir()}
     assert {"bptt_gradients_probe.png", "bptt_gradients_training.png",
             "bptt_gradients.csv"} <= names
+    assert (sweep / "0" / "plots" / "bptt_gradients.png").is_file()  # each member's own
     table = (sweep / "plots" / "bptt_gradients.csv").read_text()
     assert "no clipping" in table and "clip_grad_norm = 1" in table
     assert_one_error_line(cli("run", "experiment=bptt_gradients", "backend=torch"),
