@@ -201,7 +201,7 @@ def _probe_axes(axes, tables: list[pd.DataFrame], rhos) -> None:
         ax.legend(fontsize=8)
 
 
-def _training_axes(ax_loss, ax_norm, groups: dict[str, list]) -> None:
+def _training_axes(ax_loss, ax_norm, groups: dict[str, list], note: str) -> None:
     """Batch loss and pre-clip gradient norm over training, one thin line per member, colour by
     clipping setting."""
     for k, (label, runs) in enumerate(groups.items()):
@@ -210,9 +210,13 @@ def _training_axes(ax_loss, ax_norm, groups: dict[str, list]) -> None:
                 s = r.series("batch", metric)
                 ax.plot(s["step"], s["value"], color=f"C{k}", lw=0.7, alpha=0.8,
                         label=label if i == 0 else None)
+    clips = sorted({_info(r)["clip_grad_norm"] for runs in groups.values() for r in runs
+                    if _info(r).get("clip_grad_norm") is not None})
+    for c in clips:  # above it, the step taken is lr x c / norm of the gradient's
+        ax_norm.axhline(c, color="k", ls="--", lw=0.9, label=f"clipping threshold {c:g}")
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("mini-batch loss (nats per recalled symbol)")
-    ax_loss.set_title("training loss (one line per seed)", fontsize=10)
+    ax_loss.set_title(f"training loss{note}", fontsize=10)
     ax_norm.set_yscale("log")
     ax_norm.set_ylabel("global gradient norm before clipping")
     ax_norm.set_title("gradient norm ‖∇L‖ (pre-clip)", fontsize=10)
@@ -239,7 +243,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
                        f"LSTM forget bias {info['forget_bias']:g}; training: {_clip_label(run)}",
                        4, size=(20, 4.6))
     _probe_axes(axes[:2], [table], sorted(table["rho"].unique()))
-    _training_axes(axes[2], axes[3], {_clip_label(run): [run]})
+    _training_axes(axes[2], axes[3], {_clip_label(run): [run]}, " of this run")
     return [save(fig, out / f"bptt_gradients.{fmt}")]
 
 
@@ -291,7 +295,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
                      f"spikes (n = {len(v)})" for k, v in counts.items())
     fig, axes = panels(f"vanilla RNN on copy memory, W_hh at ρ = {info['train_rho']}: {note}", 2,
                        size=(12.5, 4.8))
-    _training_axes(axes[0], axes[1], groups)
+    _training_axes(axes[0], axes[1], groups, " (one line per seed)")
     written.append(save(fig, out / f"bptt_gradients_training.{fmt}"))
     path = out / "bptt_gradients.csv"
     sweep_table(runs).to_csv(path, index=False)
