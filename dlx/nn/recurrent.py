@@ -225,9 +225,14 @@ class _Recurrent(Module):
     gradient is not followed back). ``backward(dout, dstate=None) -> dx`` (B, T, I): BPTT
     through the last forward; ``dstate`` is an optional gradient of the final state; the
     gradient of the initial state is left in ``dstate0`` (same layout as ``state``).
+
+    With ``keep_hidden_grads = True`` the backward also keeps, per layer, the total gradient of
+    every hidden state, ``hidden_grads[k]`` (B, T+1, H): dL/dh_t for t = 0 .. T (h_0 the
+    initial state) — the quantity whose vanishing or explosion BPTT is about.
     """
 
     mode = "rnn_tanh"
+    keep_hidden_grads = False
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, *,
                  dtype=np.float32, name: str = "", rng: np.random.Generator | None = None,
@@ -278,7 +283,7 @@ class _Recurrent(Module):
 
     def backward(self, dout: np.ndarray, dstate=None) -> np.ndarray:
         final = self._states(dstate, dout.shape[0]) if dstate is not None else None
-        dstate0 = []
+        dstate0, kept = [], []
         for k in reversed(range(self.num_layers)):
             cell = self.cells[k]
             x, hs, steps = self._caches[k]
@@ -288,10 +293,16 @@ class _Recurrent(Module):
             dhx = np.empty_like(da)                                    # d (h W_hh^T + b_hh)
             carry = final[k] if final is not None else \
                 tuple(np.zeros_like(s) for s in cell.zero_state(B))
+            dh = np.empty_like(hs) if self.keep_hidden_grads else None  # (B, T+1, H)
             for t in reversed(range(T)):
-                ds = (carry[0] + dout[:, t], *carry[1:])
+                ds = (carry[0] + dout[:, t], *carry[1:])  # ds[0] = dL/dh_{t+1}, all of it
+                if dh is not None:
+                    dh[:, t + 1] = ds[0]
                 da[:, t], dhx[:, t], prev = cell._step_back(ds, steps[t])
                 carry = (prev[0] + dhx[:, t] @ W_hh, *prev[1:])
+            if dh is not None:
+                dh[:, 0] = carry[0]
+                kept.append(dh)
             dstate0.append(carry)
             # weights: sum over time and batch, one matmul each
             cell.weight_ih.grad += da.reshape(B * T, -1).T @ x.reshape(B * T, -1)
@@ -300,6 +311,8 @@ class _Recurrent(Module):
             cell.bias_hh.grad += dhx.sum(axis=(0, 1))
             dout = (da.reshape(B * T, -1) @ cell.weight_ih.data).reshape(B, T, -1)
         self.dstate0 = self._stack(dstate0[::-1])
+        if self.keep_hidden_grads:
+            self.hidden_grads = kept[::-1]
         return dout
 
 
