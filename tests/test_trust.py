@@ -236,7 +236,7 @@ def test_a_run_into_an_occupied_directory_stops_before_touching_it(cli):
     (["early_stopping.monitor=nope/x", "early_stopping.patience=2"], "early_stopping.monitor"),
     (["dataset=sort"], "model 'logreg' reads feature vectors or images; this data set gives "
                        "token sequences of length 16 over 11 symbols (models that read token "
-                       "sequences: transformer)"),
+                       "sequences: transformer, rnn)"),
     (["model=transformer"], "model 'transformer' reads token sequences; this data set gives "
                             "feature vectors of 2 numbers"),
     (["model=transformer", "dataset=mnist"], "this data set gives 1x28x28 images (models that "
