@@ -30,6 +30,8 @@ PLAN = [
      "cross-entropy, KL; label smoothing (notebook topic 4)", "losses", "dlx run experiment=losses"),
     (1, "series", "momentum as an exponentially weighted average; Adam's bias correction "
      "(notebook 7.4, 7.7)", "ewa", "dlx run experiment=ewa"),
+    (1, "series", "vectorization: loops against matmul and broadcasting, checked equal and timed "
+     "(notebook topic 6)", "vectorization", "dlx run experiment=vectorization"),
     (2, "21-24", "2-layer MLP on MNIST with hand-written backprop", "mnist_mlp",
      "dlx run experiment=mnist_mlp"),
     (2, "25-27", "initialization comparison", "init", "dlx run -m experiment=init"),
