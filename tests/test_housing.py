@@ -44,15 +44,6 @@ def test_the_table_as_published(table):
                                                      "NEAR BAY", "NEAR OCEAN"]
 
 
-def test_a_corrupt_copy_is_one_error_line(cli, tmp_path):
-    folder = tmp_path / "data" / "california_housing"
-    folder.mkdir(parents=True)
-    (folder / "housing.csv").write_text("longitude,latitude\n-122.23,37.88\n")
-    cli.env["DLX_DATA_DIR"] = str(tmp_path / "data")
-    assert_one_error_line(cli("run", "experiment=house_prices"), "checksum mismatch",
-                          str(folder / "housing.csv"))
-
-
 def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("DLX_DATA_DIR", str(tmp_path))
     body = b"longitude,latitude,housing_median_age,total_rooms,total_bedrooms,population," \

@@ -71,15 +71,6 @@ def test_bad_options_are_usage_errors(shakespeare):
         build(block_size=0)
 
 
-def test_a_corrupt_copy_is_one_error_line(cli, tmp_path):
-    folder = tmp_path / "data" / "tinyshakespeare"
-    folder.mkdir(parents=True)
-    (folder / "input.txt").write_text("First Citizen:\nBefore we proceed any further...\n")
-    cli.env["DLX_DATA_DIR"] = str(tmp_path / "data")
-    assert_one_error_line(cli("run", "experiment=scaling"), "checksum mismatch",
-                          str(folder / "input.txt"))
-
-
 def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("DLX_DATA_DIR", str(tmp_path))
     body = b"To be, or not to be: that is the question.\n"
