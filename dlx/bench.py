@@ -340,6 +340,51 @@ def _time_convs(backends, convs, batch, steps, repeats, rng) -> list[dict]:
     return out
 
 
+def run_lstm_case(backends: list[str], steps: int, repeats: int, warmup: int, batch: int = 32,
+                  seq: int = 64, hidden: int = 128, vocab: int = 65) -> CaseResult:
+    """A character-level LSTM language model's step (`model=rnn`: a 128-wide embedding, one
+    LSTM layer, a head at every position; tiny Shakespeare's 65 symbols) against its torch twin
+    (torch.nn.LSTM, the same weights)."""
+    from dlx.nn.losses import SequenceCrossEntropy
+
+    rng = np.random.default_rng(3)
+    model = build_model({"name": "rnn", "cell": "lstm", "hidden": hidden, "embedding": hidden},
+                        {"name": "uniform", "a": hidden ** -0.5}, DataSpec.tokens(vocab, seq),
+                        rng, np.float32)
+    X = rng.integers(0, vocab, (8, batch, seq))
+    Y = rng.integers(0, vocab, (8, batch, seq))
+    steppers, inputs = {}, {}
+    for b in backends:
+        if b == "numpy":
+            steppers[b] = _numpy_step(model, SequenceCrossEntropy(),
+                                      Adam(model.parameters(), lr=1e-3))
+            inputs[b] = list(zip(X, Y))
+        else:
+            import torch
+
+            net = torch_twin(model)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+            def step(x, y, net=net, opt=opt):
+                opt.zero_grad()
+                logits = net(x)
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+                loss.backward()
+                opt.step()
+                return loss
+
+            steppers[b] = step
+            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    # matmul FLOPs: the gates' input and recurrent products (8 H (E + H) per position forward,
+    # twice that backward) and the head (2 H V forward, 4 H V backward)
+    flops = batch * seq * (3 * 2 * 4 * hidden * (hidden + hidden) + 3 * 2 * hidden * vocab)
+    result = CaseResult("lstm", f"LSTM language model (model=rnn), embedding {hidden}, hidden "
+                        f"{hidden}, one layer, sequence {seq}, batch {batch}, {vocab} symbols, Adam, "
+                        "float32", flops, batch, {b: [] for b in backends})
+    _time_interleaved(result, steppers, inputs, steps, repeats, warmup)
+    return result
+
+
 def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warmup) -> None:
     def chunk(b: str, n: int) -> float:
         step, data = steppers[b], inputs[b]
@@ -356,7 +401,7 @@ def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warm
 
 
 def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool = True,
-        cases: tuple[str, ...] = ("mlp", "transformer", "cnn")) -> dict:
+        cases: tuple[str, ...] = ("mlp", "transformer", "cnn", "lstm")) -> dict:
     backends = ["numpy"]
     torch_version = None
     if include_torch:
@@ -376,6 +421,8 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
         results.append(run_transformer_case(backends, max(steps // 2, 1), repeats, warmup))
     if "cnn" in cases:
         results.append(run_cnn_case(backends, max(steps // 2, 1), repeats, warmup))
+    if "lstm" in cases:
+        results.append(run_lstm_case(backends, max(steps // 5, 1), repeats, warmup))
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,

@@ -110,3 +110,32 @@ def test_launcher_benchmark_bad_input(cli, plugins):
                           "only the sweep's overrides")
     assert_one_error_line(cli("bench", "--launchers", "optimizer=nope", "--repeats", "1"),
                           "exited 2", "unknown optimizer 'nope'")
+
+
+def test_lstm_case_runs_the_rnn_model():
+    report = bench.run(steps=1, repeats=1, warmup=0, include_torch=False, cases=("lstm",))
+    (case,) = report["cases"]
+    assert case["name"] == "lstm" and case["batch"] == 32 and "hidden 128" in case["description"]
+    # (8 H (E + H) + 2 H V) multiply-adds... x 3 for forward and backward, 64 positions, batch 32
+    assert case["flops_per_step"] == 32 * 64 * 3 * 2 * (4 * 128 * 256 + 128 * 65)
+
+
+@pytest.mark.torch
+def test_the_torch_twins_compute_the_same_loss(torch):
+    """The bench times the same computation on both sides: the first step's loss of the NumPy
+    model and of its torch twin agree (float32)."""
+    import numpy as np
+
+    from dlx.assemble import build_model
+    from dlx.data.spec import DataSpec
+    from dlx.nn.losses import SequenceCrossEntropy
+
+    rng = np.random.default_rng(0)
+    model = build_model({"name": "rnn", "cell": "lstm", "hidden": 16, "embedding": 16},
+                        {"name": "uniform", "a": 0.25}, DataSpec.tokens(11, 7), rng, np.float32)
+    x, y = rng.integers(0, 11, (4, 7)), rng.integers(0, 11, (4, 7))
+    ours = SequenceCrossEntropy().forward(model.forward(x), y)
+    with torch.no_grad():
+        logits = bench.torch_twin(model)(torch.from_numpy(x))
+    theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), torch.from_numpy(y).reshape(-1))
+    assert theirs.item() == pytest.approx(ours, rel=1e-5)
