@@ -401,7 +401,16 @@ def _time_interleaved(result: CaseResult, steppers, inputs, steps, repeats, warm
 
 
 def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool = True,
-        cases: tuple[str, ...] = ("mlp", "transformer", "cnn", "lstm")) -> dict:
+        cases: tuple[str, ...] = ("mlp", "transformer", "cnn", "lstm"),
+        threads: int | None = 1) -> dict:
+    """Time ``cases``; every library's thread pools set to ``threads`` (default 1, as a run's
+    default; None = the libraries' own), the same for both backends, for the whole benchmark.
+
+    Why not the libraries' defaults: interleaved, each library's idle OpenMP workers spin-wait
+    while the other computes; on 2 busy cores that cost NumPy 40x in the CNN case and swung the
+    MLP ratio from 4 to 0.16 between two runs. One thread per pool has no idle workers."""
+    from dlx import threads as pools
+
     backends = ["numpy"]
     torch_version = None
     if include_torch:
@@ -412,6 +421,14 @@ def run(steps: int = 50, repeats: int = 7, warmup: int = 10, include_torch: bool
             torch_version = torch.__version__
         except ImportError:
             pass
+    pools.apply({"threads": threads, "backend": "torch" if len(backends) > 1 else "numpy"})
+    try:
+        return _run(backends, torch_version, steps, repeats, warmup, cases)
+    finally:
+        pools.release()
+
+
+def _run(backends, torch_version, steps, repeats, warmup, cases) -> dict:
     threads = _threads(backends)
     peaks = {b: sgemm_gflops(b) for b in backends}
     results = []
@@ -475,8 +492,8 @@ def print_report(report: dict) -> None:
             table.add_column(col, justify="right" if col != "backend" else "left")
         for b, values in case["samples_per_s"].items():
             table.add_row(b, f"{case['median_samples_per_s'][b]:,.0f}", f"{min(values):,.0f}",
-                          f"{max(values):,.0f}", f"{case['achieved_gflops'][b]:.1f}",
-                          f"{case['fraction_of_peak'][b]:.0%}")
+                          f"{max(values):,.0f}", f"{case['achieved_gflops'][b]:.3g}",
+                          f"{100 * case['fraction_of_peak'][b]:.2g}%")
         console.print(table)
         if case.get("layers"):
             layers = Table(title="each convolution alone, forward + backward: GFLOP/s (median)",
@@ -485,14 +502,14 @@ def print_report(report: dict) -> None:
             for b in case["layers"][0]["gflops"]:
                 layers.add_column(b, justify="right")
             for row in case["layers"]:
-                layers.add_row(escape(row["layer"]), *(f"{v:.1f}" for v in row["gflops"].values()))
+                layers.add_row(escape(row["layer"]), *(f"{v:.3g}" for v in row["gflops"].values()))
             console.print(layers)
         if "numpy_over_torch" in case:
             console.print(f"NumPy / torch throughput (ratio of medians): "
                           f"[bold]{case['numpy_over_torch']:.2f}[/]")
         else:
-            console.print(escape("torch not installed: NumPy only (pip install 'dlx[torch]' to "
-                                 "compare)"))
+            console.print(escape("NumPy only: torch not installed (pip install 'dlx[torch]') "
+                                 "or --no-torch"))
 
 
 def save(report: dict, out: Path) -> Path:
