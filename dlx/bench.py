@@ -233,11 +233,12 @@ def torch_twin(model):
     return net.to(torch.float32)
 
 
-def torch_step(net):
+def torch_step(net, loss_fn=None):
+    """One Adam step of ``net`` in torch; ``loss_fn(logits, y)`` defaults to cross-entropy."""
     import torch
 
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = loss_fn or torch.nn.CrossEntropyLoss()
 
     def step(x, y):
         opt.zero_grad()
@@ -247,6 +248,22 @@ def torch_step(net):
         return loss
 
     return step
+
+
+def twin_steppers(backends, model, loss_fn, X, Y, torch_loss=None) -> tuple[dict, dict]:
+    """(steppers, inputs): a NumPy model's Adam step with ``loss_fn`` and its torch twin's (the
+    same weights, ``torch_loss``), each with the batches (X, Y) in its own array type."""
+    steppers, inputs = {}, {}
+    for b in backends:
+        if b == "numpy":
+            steppers[b] = _numpy_step(model, loss_fn, Adam(model.parameters(), lr=1e-3))
+            inputs[b] = list(zip(X, Y))
+        else:
+            import torch
+
+            steppers[b] = torch_step(torch_twin(model), torch_loss)
+            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    return steppers, inputs
 
 
 def conv_flops(layer, batch: int, shape) -> float:
@@ -282,17 +299,7 @@ def run_cnn_case(backends: list[str], steps: int, repeats: int, warmup: int,
     # below need it), plus the convolutions
     flops = (_mlp_flops(batch, [400, 120, 84, 10]) + 2.0 * batch * 400 * 120
              + sum(conv_flops(layer, batch, shape) for layer, shape in convs))
-    steppers, inputs = {}, {}
-    for b in backends:
-        if b == "numpy":
-            steppers[b] = _numpy_step(model, SoftmaxCrossEntropy(),
-                                      Adam(model.parameters(), lr=1e-3))
-            inputs[b] = list(zip(X, Y))
-        else:
-            import torch
-
-            steppers[b] = torch_step(torch_twin(model))
-            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    steppers, inputs = twin_steppers(backends, model, SoftmaxCrossEntropy(), X, Y)
     result = CaseResult("cnn", f"LeNet-5 (model=cnn) on 1x28x28, batch {batch}, Adam, float32",
                         flops, batch, {b: [] for b in backends})
     _time_interleaved(result, steppers, inputs, steps, repeats, warmup)
@@ -353,28 +360,13 @@ def run_lstm_case(backends: list[str], steps: int, repeats: int, warmup: int, ba
                         rng, np.float32)
     X = rng.integers(0, vocab, (8, batch, seq))
     Y = rng.integers(0, vocab, (8, batch, seq))
-    steppers, inputs = {}, {}
-    for b in backends:
-        if b == "numpy":
-            steppers[b] = _numpy_step(model, SequenceCrossEntropy(),
-                                      Adam(model.parameters(), lr=1e-3))
-            inputs[b] = list(zip(X, Y))
-        else:
-            import torch
 
-            net = torch_twin(model)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    def torch_loss(logits, y):  # (B, T, V) against (B, T): every position's next symbol
+        import torch
 
-            def step(x, y, net=net, opt=opt):
-                opt.zero_grad()
-                logits = net(x)
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
-                loss.backward()
-                opt.step()
-                return loss
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
 
-            steppers[b] = step
-            inputs[b] = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in zip(X, Y)]
+    steppers, inputs = twin_steppers(backends, model, SequenceCrossEntropy(), X, Y, torch_loss)
     # matmul FLOPs: the gates' input and recurrent products (8 H (E + H) per position forward,
     # twice that backward) and the head (2 H V forward, 4 H V backward)
     flops = batch * seq * (3 * 2 * 4 * hidden * (hidden + hidden) + 3 * 2 * hidden * vocab)
