@@ -68,7 +68,7 @@ def check(overrides: list[str], examples: int = 4, entries: int = 12, h: float =
     data = build_data(cfg)
     model = build_model_for(cfg, data)
     model.train()
-    for layer in _modules(model):  # randomness would make f(w + h) - f(w - h) meaningless
+    for layer in model.modules():  # randomness would make f(w + h) - f(w - h) meaningless
         if isinstance(layer, Dropout):
             layer.training = False
     rng = np.random.default_rng(0)
@@ -96,12 +96,6 @@ def check(overrides: list[str], examples: int = 4, entries: int = 12, h: float =
                         rel_error(p.grad.reshape(-1)[pick], numeric)))
     return rows, (f"{cfg['model']['name']} on {data.spec.describe()}, {len(x)} examples; "
                   f"all-zero parameters (biases) drawn from N(0, 0.1^2)")
-
-
-def _modules(module):
-    yield module
-    for child in module.children():
-        yield from _modules(child)
 
 
 def print_report(rows: list[Row], what: str, tol: float) -> bool:

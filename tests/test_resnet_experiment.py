@@ -20,7 +20,7 @@ from dlx.nn import SoftmaxCrossEntropy
 from dlx.nn.conv import Conv2d
 from dlx.nn.layers import Linear
 from dlx.nn.norm import BatchNorm
-from dlx.nn.probe import _walk, layer_stats
+from dlx.nn.probe import layer_stats
 from tests.test_experiments import run
 from tests.test_mnist import real_mnist, tiny  # noqa: F401 - a fixture
 
@@ -63,7 +63,7 @@ def test_the_probe_covers_every_conv_of_both_families():
 
     for name, extra in (("plain", 0), ("resnet", 2)):
         model = net(name, 20, 0, width=2)
-        weighted = [m for m in _walk(model) if isinstance(m, (Conv2d, Linear))]
+        weighted = [m for m in model.modules() if isinstance(m, (Conv2d, Linear))]
         rows = layer_stats(model, SoftmaxCrossEntropy(), *images(0, 8), batch_stats=True)
         names = weight_layers(model)
         assert len(rows) == len(names) == len(weighted) == 20 + extra
@@ -85,14 +85,14 @@ def test_batch_statistics_probe_is_trainings_gradient_and_changes_nothing():
     loss = SoftmaxCrossEntropy()
     probed = layer_stats(model, loss, X, y, batch_stats=True)
     assert model.training
-    for bn in (m for m in _walk(model) if isinstance(m, BatchNorm)):
+    for bn in (m for m in model.modules() if isinstance(m, BatchNorm)):
         np.testing.assert_array_equal(bn.running_mean.data, 0.0)
         np.testing.assert_array_equal(bn.running_var.data, 1.0)
     model.zero_grad()
     loss.forward(model.forward(X), y)
     model.backward(loss.backward())
-    fc = [m for m in _walk(model) if isinstance(m, Linear)][-1]
-    stem = [m for m in _walk(model) if isinstance(m, Conv2d)][0]
+    fc = [m for m in model.modules() if isinstance(m, Linear)][-1]
+    stem = [m for m in model.modules() if isinstance(m, Conv2d)][0]
     assert probed[-1]["grad_W_norm"] == pytest.approx(np.linalg.norm(fc.W.grad), rel=1e-12)
     assert probed[0]["grad_W_norm"] == pytest.approx(np.linalg.norm(stem.W.grad), rel=1e-12)
     model.zero_grad()

@@ -35,9 +35,9 @@ LAYERS = "layers.csv"  # layer index -> weight layer name (which are projections
 def weight_layers(model) -> list[str]:
     """Names of the weight layers (Conv2d, Linear) in the order the forward pass meets them —
     the probe's layer numbering (a residual block runs its body, then its shortcut)."""
-    from dlx.nn.probe import WEIGHTED, _walk
+    from dlx.nn.probe import WEIGHTED
 
-    return [m.W.name.rsplit(".", 1)[0] for m in _walk(model) if isinstance(m, WEIGHTED)]
+    return [m.W.name.rsplit(".", 1)[0] for m in model.modules() if isinstance(m, WEIGHTED)]
 
 
 def run(cfg, rec, run_dir: Path):

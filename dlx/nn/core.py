@@ -67,6 +67,12 @@ class Module:
             elif isinstance(value, (list, tuple)):
                 yield from (v for v in value if isinstance(v, Module))
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every module inside it, depth first (torch's Module.modules())."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
     def parameters(self) -> list[Parameter]:
         """Every Parameter of this module and its children, in definition order, each once."""
         seen: dict[int, Parameter] = {}

@@ -23,12 +23,6 @@ WEIGHTED = (Linear, Conv2d)
 NORMS = (BatchNorm, LayerNorm, GroupNorm)
 
 
-def _walk(module: Module):
-    yield module
-    for child in module.children():
-        yield from _walk(child)
-
-
 def _std(x: np.ndarray) -> float:
     return float(np.std(x, dtype=np.float64))
 
@@ -45,7 +39,7 @@ def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray,
     """
     stats: dict[int, dict] = {}  # id(layer) -> its row, in the order of the forward pass
     followers: dict[int, int] = {}  # id(activation) -> id(the weight layer it follows)
-    for seq in (m for m in _walk(model) if isinstance(m, Sequential)):
+    for seq in (m for m in model.modules() if isinstance(m, Sequential)):
         for i, layer in enumerate(seq.layers):
             if isinstance(layer, WEIGHTED):
                 for after in seq.layers[i + 1:]:
@@ -54,7 +48,7 @@ def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray,
                     if not isinstance(after, NORMS):
                         followers[id(after)] = id(layer)
                         break
-    watched = [m for m in _walk(model) if isinstance(m, WEIGHTED) or id(m) in followers]
+    watched = [m for m in model.modules() if isinstance(m, WEIGHTED) or id(m) in followers]
 
     def watch(m: Module) -> None:
         forward, backward = m.forward, m.backward
@@ -81,7 +75,7 @@ def layer_stats(model: Module, loss_fn, X: np.ndarray, y: np.ndarray,
     was_training = model.training
     model.eval()
     model.zero_grad()
-    batch_norms = [m for m in _walk(model) if isinstance(m, BatchNorm)] if batch_stats else []
+    batch_norms = [m for m in model.modules() if isinstance(m, BatchNorm)] if batch_stats else []
     running = [(m.running_mean.data.copy(), m.running_var.data.copy()) for m in batch_norms]
     for m in batch_norms:
         m.training = True
