@@ -29,7 +29,7 @@ def test_parameters_with_tiny_gradients_pass_at_the_default_step(overrides):
     assert max(r.rel_error for r in rows) > 1e-6  # the round-off the step avoids
 
 
-def test_a_wrong_backward_fails_the_check(monkeypatch):
+def test_a_wrong_backward_fails_the_check(monkeypatch, capsys):
     right = Linear.backward
 
     def off_by_one_percent(self, dout):
@@ -41,6 +41,7 @@ def test_a_wrong_backward_fails_the_check(monkeypatch):
     rows, what = gradcheck.check(["model=mlp", "dataset=moons", "model.hidden=[8]"])
     assert all(4e-3 < r.rel_error < 6e-3 for r in rows if r.name.endswith(".W"))
     assert not gradcheck.print_report(rows, what, tol=1e-5)
+    assert "errors that stay put mean a wrong backward" in capsys.readouterr().out
 
 
 def test_zero_biases_on_zero_pixels_do_not_sit_on_relu_kinks():
