@@ -102,15 +102,41 @@ def plot(
 
 
 @app.command("list")
-def list_runs(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs")) -> None:
-    """A table of the runs and sweeps under ROOT."""
+def list_runs(
+    root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs"),
+    status: Optional[str] = typer.Option(None, help="Only runs with this status (a,b for "
+                                         "several): completed, diverged, interrupted, failed, "
+                                         "running, lost."),
+    experiment: Optional[str] = typer.Option(None, help="Only runs of this experiment (a,b)."),
+    tag: Optional[str] = typer.Option(None, help="Only runs with this tag (a,b: any of them); a "
+                                      "sweep's tags count for its members."),
+    since: Optional[str] = typer.Option(None, metavar="WHEN", help="Only runs started since a "
+                                        "date (2026-11-20, '2026-11-20 14:00') or a duration "
+                                        "ago (30m, 12h, 2d, 1w)."),
+    sort: Optional[str] = typer.Option(None, metavar="KEY", help="Order by started, duration, "
+                                       "id, status, experiment or a final metric (val/acc); "
+                                       "-KEY descending. Sweeps' members are sorted within "
+                                       "their sweep, the sweep placed by its first."),
+    limit: Optional[int] = typer.Option(None, metavar="N", help="Show N runs or sweeps: the "
+                                        "first N of --sort's order, or without --sort the N "
+                                        "most recent."),
+) -> None:
+    """A table of the runs and sweeps under ROOT (not those in ROOT/.trash), with the metrics
+    each run's task reports (accuracy, or RMSE for regression), filtered and sorted."""
+    from dlx.records.select import Selection
     from dlx.records.table import print_runs
 
     root = _runs_root(root)
+    try:
+        selection = Selection.parse(status, experiment, tag, since, sort, limit)
+    except UsageError as e:
+        _fail(str(e))
     if not root.is_dir():
         _fail(f"{root}: no such directory (runs are written to ./runs, or runs_dir=... / $DLX_RUNS_DIR)")
     try:
-        print_runs(root)
+        print_runs(root, selection=selection)
+    except UsageError as e:
+        _fail(str(e))
     except OSError as e:
         _fail(f"cannot read {root}: {e.strerror or e}")
 
@@ -138,6 +164,8 @@ def compare(
                                            "members (e.g. seeds) into mean ± std per value."),
     csv: Optional[Path] = typer.Option(None, metavar="FILE", help="Also write the table as CSV."),
     md: bool = typer.Option(False, "--md", help="Print the table as Markdown."),
+    notes: bool = typer.Option(False, "--notes", help="Add each run's notes (the latest note's "
+                               "first line; `dlx show RUN` prints them all)."),
 ) -> None:
     """Final and best metrics of runs or sweep members, and the settings that differ."""
     import csv as _csv
@@ -146,9 +174,12 @@ def compare(
     from dlx.writable import check_file
 
     try:
+        if notes and group_by is not None:
+            raise UsageError("--notes lists each run's notes: not with --group-by, which "
+                             "aggregates runs")
         if csv is not None:
             check_file(csv)
-        head, rows = table(paths, all_columns, sort, group_by)
+        head, rows = table(paths, all_columns, sort, group_by, notes=notes)
     except UsageError as e:
         _fail(str(e))
     if csv is not None:
@@ -165,6 +196,155 @@ def compare(
     from dlx.records.table import print_compare
 
     print_compare(head, rows, grouped=group_by is not None)
+
+
+NOTE_HELP = ("Each note is appended to RUN/notes.md under a dated `## YYYY-mm-dd HH:MM` "
+             "heading; `dlx show` prints them, `dlx compare --notes` lists them and `dlx "
+             "report` puts them under the run's heading.")
+
+
+@app.command(help=f"Attach a note (your derivation, reasoning or failure mode) to a run, a "
+                  f"sweep or a sweep member. {NOTE_HELP}")
+def note(
+    path: Path = typer.Argument(..., metavar="RUN", help="A run, sweep or sweep-member directory."),
+    text: Optional[str] = typer.Argument(None, help="The note (Markdown); - reads it from stdin."),
+    edit: bool = typer.Option(False, "--edit", help="Write it in $EDITOR (vi if unset), opened "
+                              "on notes.md with a new dated heading; saving it unchanged or "
+                              "empty changes nothing."),
+) -> None:
+    from dlx.records import notes as _notes
+
+    try:
+        if edit and text is not None:
+            raise UsageError("give the note's text or --edit, not both")
+        if not edit and text is None:
+            raise UsageError("give the note's text (dlx note RUN \"text\") or --edit")
+        if edit:
+            written = _notes.edit_notes(path)
+            if written is None:
+                typer.echo("notes unchanged (nothing written under the new heading)", err=True)
+                return
+        else:
+            if text == "-":
+                text = sys.stdin.read()
+            written = _notes.add_note(path, text)
+    except UsageError as e:
+        _fail(str(e))
+    typer.echo(str(written))
+
+
+@app.command()
+def tag(
+    path: Path = typer.Argument(..., metavar="RUN", help="A run, sweep or sweep-member directory."),
+    names: list[str] = typer.Argument(..., metavar="NAME...", help="Tags: letters, digits, "
+                                      "_ . : + -"),
+    remove: bool = typer.Option(False, "--remove", "-r", help="Remove these tags instead."),
+) -> None:
+    """Tag a run (or sweep), or remove tags with --remove; `dlx list --tag NAME` finds them.
+    Tags are kept in RUN/tags.txt, one per line (the record itself is never rewritten)."""
+    from dlx.records.notes import set_tags
+
+    try:
+        changed, tags = set_tags(path, names, remove)
+    except UsageError as e:
+        _fail(str(e))
+    if not changed:
+        typer.echo(f"already tagged {', '.join(names)}", err=True)
+    typer.echo(f"{path}: {', '.join(tags) if tags else 'no tags'}")
+
+
+@app.command()
+def rm(
+    paths: Optional[list[Path]] = typer.Argument(None, metavar="RUN...",
+                                                 help="Runs and sweeps under the runs root."),
+    purge: bool = typer.Option(False, "--purge", help="Delete everything in the trash, for good."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Purge without asking."),
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
+                                        help="The runs root (default: $DLX_RUNS_DIR or ./runs)."),
+) -> None:
+    """Move runs and sweeps to the trash, ROOT/.trash/ (dlx list no longer shows them). To
+    restore one, move it back: `mv runs/.trash/ID runs/`. `dlx rm --purge` empties the trash.
+    A run still in progress, a sweep's single member, or a path outside the root is refused
+    (nothing is moved)."""
+    from dlx.records import trash
+
+    root = _runs_root(root)
+    if purge:
+        if paths:
+            _fail("--purge empties the trash and takes no RUN: `dlx rm RUN...` first")
+        entries, size = trash.trash_content(root)
+        if not entries:
+            typer.echo(f"the trash ({root / trash.TRASH}) is empty", err=True)
+            return
+        what = (f"{len(entries)} run{'s' * (len(entries) != 1)} or sweep"
+                f"{'s' * (len(entries) != 1)} ({size / 1e6:.1f} MB)")
+        if not yes:
+            from typer.exceptions import Abort
+
+            try:
+                sure = typer.confirm(f"delete {what} in {root / trash.TRASH} for good?", err=True)
+            except Abort:  # no answer (stdin closed): never a yes
+                typer.echo("", err=True)  # end the prompt's line
+                _fail(f"not confirmed: --purge would delete {what} in {root / trash.TRASH} "
+                      "(answer y, or pass --yes)")
+            if not sure:
+                typer.echo("nothing deleted", err=True)
+                return
+        try:
+            n = trash.purge(root)
+        except UsageError as e:
+            _fail(str(e))
+        typer.echo(f"deleted {n} from {root / trash.TRASH}", err=True)
+        return
+    if not paths:
+        _fail("give the runs or sweeps to move to the trash (or --purge to empty it)")
+    if not root.is_dir():
+        _fail(f"{root}: no such directory (the runs root: --root DIR or $DLX_RUNS_DIR)")
+    try:
+        moved = trash.move_to_trash(paths, root)
+    except UsageError as e:
+        _fail(str(e))
+    for target in moved:
+        typer.echo(f"moved to the trash: {target} (restore: mv {target} {root}/)", err=True)
+
+
+@app.command()
+def rerun(
+    path: Path = typer.Argument(..., metavar="RUN", help="A run, or a sweep's member."),
+    verify: bool = typer.Option(False, "--verify", help="Then compare the new metrics.csv with "
+                                "the record's, byte for byte: exit 0 if identical, 1 (and the "
+                                "first differing line) if not."),
+) -> None:
+    """Run a record's config again (its overrides, seed and thread settings) into a new run
+    directory next to it; the last line printed is the new run. A sweep is refused: rerun its
+    members one at a time (the error names the command that reruns the whole sweep)."""
+    from dlx import rerun as _rerun
+
+    try:
+        if verify:
+            _rerun.check_verifiable(path)
+        new, code, warnings = _rerun.rerun(path)
+    except UsageError as e:
+        _fail(str(e))
+    except _rerun._Failed as e:
+        raise typer.Exit(e.code) from None
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if verify:
+        diff = _rerun.first_difference(path / "metrics.csv", new / "metrics.csv")
+        if diff is None:
+            lines = (new / "metrics.csv").read_bytes().count(b"\n")
+            typer.echo(f"identical: {new / 'metrics.csv'} is byte for byte {path / 'metrics.csv'}"
+                       f" ({lines} lines)")
+        else:
+            line, old, now = diff
+            typer.echo(f"differ: metrics.csv first differs at line {line}")
+            typer.echo(f"  {path}: {'(end of file)' if old is None else old}")
+            typer.echo(f"  {new}: {'(end of file)' if now is None else now}")
+            code = code or 1
+    typer.echo(str(new))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

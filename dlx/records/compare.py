@@ -27,8 +27,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 IGNORED = {"progress", "runs_dir"}  # how a run was shown or stored, not what it was
 
 
-def collect(paths: list[Path]) -> list[dict]:
-    """One row per run (sweep members expanded): id, status, config.*, final.* and best.*."""
+def collect(paths: list[Path], notes: bool = False) -> list[dict]:
+    """One row per run (sweep members expanded): id, status, config.*, final.* and best.*;
+    with ``notes``, each run's latest note (its first line) as ``notes``."""
+    from dlx.records.notes import excerpt
+
     rows = []
     for path in paths:
         path = check_dir(path)
@@ -45,6 +48,8 @@ def collect(paths: list[Path]) -> list[dict]:
                         if k.split(".")[0] not in IGNORED})
             row.update({f"final.{k}": v for k, v in (summary.get("final") or {}).items()})
             row.update({f"best.{k}": v for k, v in (summary.get("best") or {}).items()})
+            if notes:
+                row["notes"] = excerpt(member) or "–"
             rows.append(row)
     if not rows:
         raise UsageError("nothing to compare: the paths hold no runs")
@@ -72,7 +77,7 @@ def columns(rows: list[dict], show_all: bool) -> list[str]:
     metrics = [k for k in keys if k.startswith(("final.", "best."))]
     if not show_all:
         metrics = [k for k in metrics if k.split(".", 1)[1] in HEADLINE]
-    return ["id", "status", *config, *metrics]
+    return ["id", "status", *config, *metrics, *(["notes"] if "notes" in keys else [])]
 
 
 def resolve_key(rows: list[dict], key: str) -> str:
@@ -140,8 +145,8 @@ def fmt(v) -> str:
 
 
 def table(paths: list[Path], show_all: bool = False, sort: str | None = None,
-          group_by: str | None = None) -> tuple[list[str], list[list[str]]]:
-    rows = collect(paths)
+          group_by: str | None = None, notes: bool = False) -> tuple[list[str], list[list[str]]]:
+    rows = collect(paths, notes)
     cols = columns(rows, show_all)
     if sort:
         descending = sort.startswith("-")

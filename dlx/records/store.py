@@ -137,6 +137,9 @@ def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+config_changes = _changes  # the public name (dlx rerun says what a rerun's config changed)
+
+
 def sweep_occupant(sweep_dir: Path, n_members: int | None) -> str | None:
     """Why ``sweep_dir`` cannot take a sweep of ``n_members`` members, or None if it can: it is
     new, empty, or a sweep whose members this one covers (each member is then checked by

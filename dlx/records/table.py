@@ -34,7 +34,6 @@ from dlx.records.store import (
     sweep_members,
 )
 
-HEADLINE = ("val/acc", "val/loss", "train/loss")
 STATUS_STYLE = {"completed": "green", "diverged": "yellow", "failed": "red",
                 "interrupted": "magenta", "running": "cyan", "lost": "bold red",
                 "missing": "dim", "unreadable": "red"}
@@ -47,11 +46,6 @@ def _fmt(value) -> str:
 def status_text(status: str) -> Text:
     """A status in its colour, as text (a status is data, never markup)."""
     return Text(str(status), style=STATUS_STYLE.get(status, "white"))
-
-
-def _final(summary: dict) -> list[str]:
-    final = summary.get("final") or {}
-    return [_fmt(final.get(k)) for k in HEADLINE]
 
 
 def _duration(summary: dict) -> str:
@@ -263,47 +257,128 @@ def sweep_status(summaries: list[dict], expected: int | None) -> Text:
     return text
 
 
-def list_rows(root: Path) -> list[list]:
-    """The rows of `dlx list`: each run, and each sweep followed by its members."""
+@dataclass
+class Entry:
+    """A top-level run, or a sweep with the members that are shown."""
+
+    path: Path
+    summary: dict                 # a run's; a sweep's own is {} (its members have theirs)
+    tags: list[str]
+    members: list[tuple[Path, dict, list[str], list[str]]] | None = None  # path, summary, diff, tags
+    all_summaries: list[dict] | None = None  # every member's (the sweep's status counts them all)
+    expected: int | None = None
+
+
+def _sorted(items: list, key, descending: bool) -> list:
+    """``items`` by ``key(item)``; items whose key is None last, whichever the direction."""
+    present = [i for i in items if key(i) is not None]
+    missing = [i for i in items if key(i) is None]
+    return sorted(present, key=key, reverse=descending) + missing
+
+
+def list_entries(root: Path, selection=None) -> list[Entry]:
+    """The runs and sweeps under ``root`` that ``selection`` (a :class:`~dlx.records.select.
+    Selection`) keeps, in its order: each run, and each sweep with its matching members."""
+    from dlx.records.notes import read_tags
+    from dlx.records.select import Selection
     from dlx.records.sweeps import expected_members
 
-    rows: list[list] = []
-    entries = sorted(p for p in root.iterdir() if p.is_dir() and (is_run(p) or is_sweep(p)))
-    for path in entries:
+    sel = selection or Selection()
+    entries: list[Entry] = []
+    metrics: set[str] = set()
+    paths = sorted(p for p in root.iterdir() if p.is_dir() and (is_run(p) or is_sweep(p)))
+    for path in paths:
+        tags = read_tags(path)
         if is_sweep(path):
             members = sweep_members(path)
             summaries = [_safe_summary(m) for m in members]
-            name = next((s.get("experiment") for s in summaries if s.get("experiment")), "-")
-            expected = expected_members(path)
-            size = f"sweep of {expected}" if expected is not None else f"sweep of {len(members)}"
-            rows.append([Text(path.name, style="bold"), name, sweep_status(summaries, expected),
-                         size, *[""] * (len(HEADLINE) + 1)])
             diffs = differing([read_overrides(m) for m in members])
-            for member, summary, diff in zip(members, summaries, diffs):
-                rows.append([f"  └ {member.name}", summary.get("experiment") or "-",
-                             status_text(summary["status"]), Items(diff or ["-"]),
-                             *_final(summary), _duration(summary)])
+            shown = []
+            for m, s, d in zip(members, summaries, diffs):
+                mtags = read_tags(m)
+                metrics.update(s.get("final") or {})
+                if sel.matches(s, tags + mtags, m):
+                    shown.append((m, s, d, mtags))
+            if not shown and (members or sel.filters):
+                continue
+            entries.append(Entry(path, {}, tags, shown, summaries, expected_members(path)))
         else:
             summary = _safe_summary(path)
-            rows.append([path.name, summary.get("experiment") or "-", status_text(summary["status"]),
-                         Items(summary.get("overrides") or ["-"]), *_final(summary),
-                         _duration(summary)])
-    return rows
+            metrics.update(summary.get("final") or {})
+            if sel.matches(summary, tags, path):
+                entries.append(Entry(path, summary, tags))
+    sel.check_sort(metrics)
+    if sel.sort is None:
+        return entries[-sel.limit:] if sel.limit else entries  # the most recent, oldest first
+
+    def key(item):
+        return sel.key(item[1], item[0])
+
+    for e in entries:
+        if e.members is not None:
+            e.members = _sorted(e.members, key, sel.descending)
+    entries = _sorted(entries, lambda e: key(e.members[0]) if e.members else
+                      (None if e.summary == {} else key((e.path, e.summary))), sel.descending)
+    return entries[: sel.limit] if sel.limit else entries
 
 
-LIST_COLUMNS = [Column("id", keep=None, run_id=True), Column("experiment", keep=5),
-                Column("status", keep=9), Column("differs", keep=8, wrap=True),
-                Column("val/acc", "right", keep=7), Column("val/loss", "right", keep=6),
-                Column("train/loss", "right", keep=3), Column("time", "right", keep=4)]
+# what a run's task reports, in the order shown: accuracy for classification and sequences,
+# RMSE (in the target's units) for regression; a column appears when a listed run has it
+LIST_METRICS = ("val/acc", "val/rmse", "val/loss", "train/loss")
 
 
-def print_runs(root: Path, width: int | None = None, file=None) -> None:
-    rows = list_rows(root)
-    if not rows:
-        console_for(width or output_width(), file).print(
-            Text(f"no runs under {root} yet: `dlx run` makes one"), soft_wrap=True)
+def list_rows(entries: list[Entry]) -> tuple[list[Column], list[list]]:
+    """The columns and rows of `dlx list`."""
+    finals = [s.get("final") or {} for e in entries
+              for s in ([e.summary] if e.members is None else [m[1] for m in e.members])]
+    metrics = [k for k in LIST_METRICS if any(f.get(k) is not None for f in finals)] or \
+        ["val/loss", "train/loss"]
+    with_tags = any(e.tags or any(m[3] for m in e.members or []) for e in entries)
+    keep = {"val/acc": 7, "val/rmse": 7, "val/loss": 6, "train/loss": 3}
+    columns = [Column("id", keep=None, run_id=True), Column("experiment", keep=5),
+               Column("status", keep=9), *([Column("tags", keep=5)] if with_tags else []),
+               Column("differs", keep=8, wrap=True),
+               *(Column(k, "right", keep=keep[k]) for k in metrics),
+               Column("time", "right", keep=4)]
+
+    def tag_cell(tags):
+        return [Items(tags or ["-"])] if with_tags else []
+
+    def values(summary):
+        final = summary.get("final") or {}
+        return [_fmt(final.get(k)) for k in metrics]
+
+    rows: list[list] = []
+    for e in entries:
+        if e.members is not None:
+            summaries = e.all_summaries or []
+            name = next((s.get("experiment") for s in summaries if s.get("experiment")), "-")
+            n = e.expected if e.expected is not None else len(summaries)
+            rows.append([Text(e.path.name, style="bold"), name,
+                         sweep_status(summaries, e.expected), *tag_cell(e.tags),
+                         f"sweep of {n}", *[""] * (len(metrics) + 1)])
+            for member, summary, diff, mtags in e.members:
+                rows.append([f"  └ {member.name}", summary.get("experiment") or "-",
+                             status_text(summary["status"]), *tag_cell(mtags),
+                             Items(diff or ["-"]), *values(summary), _duration(summary)])
+        else:
+            s = e.summary
+            rows.append([e.path.name, s.get("experiment") or "-", status_text(s["status"]),
+                         *tag_cell(e.tags), Items(s.get("overrides") or ["-"]), *values(s),
+                         _duration(s)])
+    return columns, rows
+
+
+def print_runs(root: Path, width: int | None = None, file=None, selection=None) -> None:
+    entries = list_entries(root, selection)
+    if not entries:
+        given = selection.given if selection is not None else []
+        what = (f"no runs under {root} match {' '.join(given)}" if given
+                else f"no runs under {root} yet: `dlx run` makes one")
+        console_for(width or output_width(), file).print(Text(what), soft_wrap=True)
         return
-    print_fitted(LIST_COLUMNS, rows, title=f"runs under {root}", width=width, file=file)
+    columns, rows = list_rows(entries)
+    print_fitted(columns, rows, title=f"runs under {root}", width=width, file=file)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +396,9 @@ def compare_columns(head: list[str], rows: list[list[str]], grouped: bool) -> li
         metric = name.startswith(("final.", "best."))  # grouped: the setting's keys come first
         if i == 0:
             keep = None
+        elif name == "notes":  # the learner's words: wrapped between words, never dropped
+            columns.append(Column(name, keep=None, wrap=True))
+            continue
         elif name in ("status", "n"):
             keep = 8
         elif name.startswith("best."):
@@ -359,13 +437,13 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     highlights = [
         ("experiment", s.get("experiment")),
         ("overrides", Items(s.get("overrides") or ["-"], sep=" ")),
-        ("model", cfg.get("model", {}).get("name")),
+        ("model", _model_items(cfg.get("model") or {})),
         ("optimizer", Items([f"{k}={v}" for k, v in opt.items()])),
         ("schedule", cfg.get("schedule", {}).get("name")),
         ("regularizer", Items([f"{k}={v}" for k, v in cfg.get("regularizer", {}).items()])),
         ("dataset", Items([f"{k}={v}" for k, v in cfg.get("dataset", {}).items()])),
         ("init", cfg.get("init", {}).get("name")),
-        ("training", Items([f"epochs={cfg.get('epochs')}", f"batch_size={cfg.get('batch_size')}",
+        ("training", Items([*_budget(cfg, s, path), f"batch_size={cfg.get('batch_size')}",
                             f"dtype={cfg.get('dtype')}", f"seed={cfg.get('seed')}"], sep=" ")),
         ("time", f"{_duration(s)}, {s.get('steps', 0)} steps"
                  + (f", {s['steps_per_s']:.0f} steps/s" if s.get("steps_per_s") else "")),
@@ -374,6 +452,11 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
         highlights.append(("diverged", f"at step {s['diverged_at_step']}"))
     if s.get("error"):
         highlights.append(("error", s["error"]))
+    from dlx.records.notes import read_notes, read_tags
+
+    tags = read_tags(path)
+    if tags:
+        highlights.insert(1, ("tags", Items(tags)))
     info = Table(show_header=False, box=None, pad_edge=False)
     info.add_column(style="bold", no_wrap=True)
     info.add_column(overflow="fold")
@@ -393,3 +476,49 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     files_row.add_column()
     files_row.add_row("files", Items(files, sep="  "))
     console.print(files_row)
+    notes = read_notes(path).strip()
+    if notes:
+        console.print(Text("notes", style="bold") + Text(f" ({path / 'notes.md'})"),
+                      soft_wrap=True)
+        console.print(Text(notes), soft_wrap=True)
+
+
+# the options that say what a model is, shown first; the rest of its options follow
+_MODEL_KEYS = {"rnn": ("cell", "hidden", "layers"), "mlp": ("hidden", "activation"),
+               "cnn": ("channels", "hidden"), "resnet": ("depth", "width"),
+               "plain": ("depth", "width"),
+               "transformer": ("n_layers", "d_model", "n_heads", "d_ff")}
+
+
+def _model_items(model: dict) -> Items:
+    """``rnn cell=lstm hidden=64 layers=1 ...``: the model's name and its options."""
+    name = model.get("name")
+    first = [k for k in _MODEL_KEYS.get(str(name), ()) if k in model]
+    rest = [k for k in model if k != "name" and k not in first]
+    return Items([str(name), *(f"{k}={model[k]}" for k in first + rest)], sep=" ")
+
+
+def _last_epoch(run_dir: Path) -> int | None:
+    """The epoch of metrics.csv's last complete row (read from the file's end), or None."""
+    try:
+        with open(run_dir / "metrics.csv", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().split(b"\n")
+    except OSError:
+        return None
+    for line in reversed(lines[:-1]):  # the last piece is cut short, or empty
+        fields = line.split(b",")
+        if len(fields) == 5 and fields[1].isdigit():
+            return int(fields[1])
+    return None
+
+
+def _budget(cfg: dict, summary: dict, run_dir: Path) -> list[str]:
+    """What bounded training: ``epochs=20``, or ``max_steps=500 (3 epochs)`` for a budget in
+    updates (epochs then follow from it, and the configured ``epochs`` is not used)."""
+    if cfg.get("max_steps"):
+        epochs = _last_epoch(run_dir)
+        return [f"max_steps={cfg['max_steps']}"
+                + (f" ({epochs} epoch{'s' * (epochs != 1)})" if epochs is not None else "")]
+    return [f"epochs={cfg.get('epochs')}"]

@@ -1,0 +1,144 @@
+"""`dlx rerun RUN [--verify]`: run a record's config again, into a new run directory next to it,
+and with ``--verify`` check that metrics.csv came out byte for byte the same.
+
+The rerun is ``dlx run`` with the record's overrides (Hydra's own ``hydra.*`` overrides, the
+runs directory and the progress display left out), its seed and its ``threads`` setting made
+explicit, and the thread environment variables the run recorded (what ``threads: null`` leaves
+the libraries to read). It runs in a child process, as the user's own ``dlx run`` would: the
+BLAS libraries read those variables when they load. A config that no longer composes to the
+recorded one (the code's defaults changed since) is said in one warning line; the run still
+happens, and --verify then shows whether the numbers moved.
+
+A sweep is refused: its members are rerun one at a time (``dlx rerun SWEEP/3 --verify``), or
+the whole sweep with ``dlx run -m`` and its overrides, which the error names.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dlx.errors import UsageError
+from dlx.records.files import METRICS, MULTIRUN
+from dlx.records.store import (
+    check_dir,
+    config_changes,
+    is_run,
+    is_sweep,
+    read_config,
+    read_overrides,
+    read_summary,
+)
+
+DROPPED = ("runs_dir", "progress")  # where and how a run is shown: not what it computes
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # = threads.ENV_VARS
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _sweep_overrides(sweep: Path) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load((sweep / MULTIRUN).read_text(encoding="utf-8"))
+        task = data["hydra"]["overrides"]["task"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
+        return []
+    return [str(t) for t in task or [] if not str(t).startswith(("hydra.", "hydra/"))]
+
+
+def plan(path: Path) -> tuple[list[str], dict, dict, dict]:
+    """What to run: (the overrides, the environment, the record's summary, its config)."""
+    path = check_dir(path)
+    if is_sweep(path) and not is_run(path):
+        task = " ".join(_sweep_overrides(path))
+        raise UsageError(f"{path} is a sweep: rerun a member (dlx rerun {path}/0 --verify), or the "
+                         f"whole sweep as a new one (dlx run -m {task or '...'})")
+    summary, config = read_summary(path), read_config(path)
+    overrides = summary.get("overrides")
+    if not isinstance(overrides, list):
+        overrides = read_overrides(path)
+    kept = [str(o) for o in overrides if not str(o).startswith(("hydra.", "hydra/"))
+            and _key(str(o)) not in (*DROPPED, "seed", "threads")]
+    threads = config.get("threads", 1)
+    args = [*kept, f"seed={config.get('seed', summary.get('seed'))}",
+            f"threads={'null' if threads is None else threads}"]
+    recorded = summary.get("threads") or {}
+    env = dict(os.environ)
+    if isinstance(recorded, dict) and "requested" in recorded:  # runs from before had no record
+        for var in THREAD_VARS:
+            if var in recorded:
+                env[var] = str(recorded[var])
+            else:
+                env.pop(var, None)
+    return args, env, summary, config
+
+
+def rerun(path: Path) -> tuple[Path, int, list[str]]:
+    """Run ``path``'s config again under its runs root; returns (the new run directory, dlx run's
+    exit code, warnings). A run that cannot start raises UsageError with dlx run's own error."""
+    args, env, summary, config = plan(path)
+    path = Path(path).resolve()
+    root = path.parent.parent if is_sweep(path.parent) else path.parent
+    cmd = [sys.executable, "-m", "dlx.cli", "run", *args]
+    env["DLX_RUNS_DIR"] = str(root)  # next to the record (as the environment: not an override)
+    print(f"rerun of {path}: dlx run {' '.join(args)}", file=sys.stderr)
+    result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    lines = result.stdout.strip().splitlines()
+    new = Path(lines[-1]) if lines else None
+    if new is None or not new.is_dir() or not is_run(new):
+        # dlx run printed its own `error:` line; exit with its code
+        raise _Failed(result.returncode or 1)
+    warnings = []
+    try:
+        changes = config_changes({k: v for k, v in config.items() if k not in DROPPED},
+                           {k: v for k, v in read_config(new).items() if k not in DROPPED})
+    except UsageError:
+        changes = []
+    if changes:
+        more = f", +{len(changes) - 3} more" if len(changes) > 3 else ""
+        warnings.append(f"the rerun's config differs from the record's ({', '.join(changes[:3])}"
+                        f"{more}): dlx's defaults have changed since the run")
+    return new, result.returncode, warnings
+
+
+class _Failed(Exception):
+    """dlx run failed before it made a run (it has said why); carries its exit code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def check_verifiable(path: Path) -> None:
+    """--verify needs a finished record to compare with: refuse before running anything."""
+    path = check_dir(path)
+    if is_sweep(path) and not is_run(path):
+        plan(path)  # raises the sweep's error
+    status = read_summary(path)["status"]
+    if status not in ("completed", "diverged"):
+        raise UsageError(f"{path} is {status}: its metrics.csv is not a finished record to verify "
+                         "against (rerun it without --verify)")
+    if not (path / METRICS).is_file():
+        raise UsageError(f"{path / METRICS}: missing, nothing to verify against")
+
+
+def first_difference(old: Path, new: Path) -> tuple[int, str | None, str | None] | None:
+    """None if the two files are byte for byte identical, else (line number from 1, the old
+    line, the new line), a line None where its file has ended."""
+    a, b = Path(old).read_bytes(), Path(new).read_bytes()
+    if a == b:
+        return None
+    la, lb = a.split(b"\n"), b.split(b"\n")
+    for i in range(max(len(la), len(lb))):
+        x = la[i] if i < len(la) else None
+        y = lb[i] if i < len(lb) else None
+        if x != y:
+            def text(line):
+                return None if line is None else line.decode("utf-8", "backslashreplace")
+            return i + 1, text(x), text(y)
+    raise AssertionError("unreachable: different bytes split into equal lines")
