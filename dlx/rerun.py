@@ -133,12 +133,21 @@ def first_difference(old: Path, new: Path) -> tuple[int, str | None, str | None]
     a, b = Path(old).read_bytes(), Path(new).read_bytes()
     if a == b:
         return None
-    la, lb = a.split(b"\n"), b.split(b"\n")
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
     for i in range(max(len(la), len(lb))):
         x = la[i] if i < len(la) else None
         y = lb[i] if i < len(lb) else None
         if x != y:
-            def text(line):
-                return None if line is None else line.decode("utf-8", "backslashreplace")
-            return i + 1, text(x), text(y)
+            return i + 1, _shown(x, y), _shown(y, x)
     raise AssertionError("unreachable: different bytes split into equal lines")
+
+
+def _shown(line: bytes | None, other: bytes | None) -> str | None:
+    """A line as text, without its newline; said when the newline alone makes it differ."""
+    if line is None:
+        return None
+    text = line.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+    if other is not None and line.rstrip(b"\r\n") == other.rstrip(b"\r\n") and \
+            not line.endswith(b"\n"):
+        text += " (no newline at the end)"
+    return text
