@@ -121,8 +121,10 @@ def list_runs(
                                         "first N of --sort's order, or without --sort the N "
                                         "most recent."),
 ) -> None:
-    """A table of the runs and sweeps under ROOT (not those in ROOT/.trash), with the metrics
-    each run's task reports (accuracy, or RMSE for regression), filtered and sorted."""
+    """A table of the runs and sweeps under ROOT, filtered and sorted.
+
+    Each run shows the metrics its task reports (accuracy; RMSE for regression) and its tags.
+    Runs in ROOT/.trash (`dlx rm`) are not listed."""
     from dlx.records.select import Selection
     from dlx.records.table import print_runs
 
@@ -143,7 +145,7 @@ def list_runs(
 
 @app.command()
 def show(path: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """One run: config highlights, status, final and best metrics, files."""
+    """One run: config highlights, status, tags, final and best metrics, files, notes."""
     from dlx.records.table import print_run
 
     try:
@@ -203,11 +205,12 @@ NOTE_HELP = ("Each note is appended to RUN/notes.md under a dated `## YYYY-mm-dd
              "report` puts them under the run's heading.")
 
 
-@app.command(help=f"Attach a note (your derivation, reasoning or failure mode) to a run, a "
-                  f"sweep or a sweep member. {NOTE_HELP}")
+@app.command(help=f"Attach a note to a run, a sweep or a sweep member.\n\nYour derivation, "
+                  f"reasoning or failure mode, in Markdown. {NOTE_HELP}")
 def note(
     path: Path = typer.Argument(..., metavar="RUN", help="A run, sweep or sweep-member directory."),
-    text: Optional[str] = typer.Argument(None, help="The note (Markdown); - reads it from stdin."),
+    text: Optional[str] = typer.Argument(None, metavar="TEXT",
+                                         help="The note (Markdown); - reads it from stdin."),
     edit: bool = typer.Option(False, "--edit", help="Write it in $EDITOR (vi if unset), opened "
                               "on notes.md with a new dated heading; saving it unchanged or "
                               "empty changes nothing."),
@@ -240,8 +243,10 @@ def tag(
                                       "_ . : + -"),
     remove: bool = typer.Option(False, "--remove", "-r", help="Remove these tags instead."),
 ) -> None:
-    """Tag a run (or sweep), or remove tags with --remove; `dlx list --tag NAME` finds them.
-    Tags are kept in RUN/tags.txt, one per line (the record itself is never rewritten)."""
+    """Tag a run or sweep (or remove tags with --remove).
+
+    `dlx list --tag NAME` finds them. Tags are kept in RUN/tags.txt, one per line: the record
+    itself (summary.json) is never rewritten."""
     from dlx.records.notes import set_tags
 
     try:
@@ -262,10 +267,11 @@ def rm(
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
                                         help="The runs root (default: $DLX_RUNS_DIR or ./runs)."),
 ) -> None:
-    """Move runs and sweeps to the trash, ROOT/.trash/ (dlx list no longer shows them). To
-    restore one, move it back: `mv runs/.trash/ID runs/`. `dlx rm --purge` empties the trash.
-    A run still in progress, a sweep's single member, or a path outside the root is refused
-    (nothing is moved)."""
+    """Move runs and sweeps to the trash (runs/.trash/); --purge empties it.
+
+    `dlx list` no longer shows them. To restore one, move it back: `mv runs/.trash/ID runs/`.
+    A run still in progress, a sweep's single member, or a path outside the runs root is
+    refused, and then nothing is moved."""
     from dlx.records import trash
 
     root = _runs_root(root)
@@ -315,9 +321,11 @@ def rerun(
                                 "the record's, byte for byte: exit 0 if identical, 1 (and the "
                                 "first differing line) if not."),
 ) -> None:
-    """Run a record's config again (its overrides, seed and thread settings) into a new run
-    directory next to it; the last line printed is the new run. A sweep is refused: rerun its
-    members one at a time (the error names the command that reruns the whole sweep)."""
+    """Run a record's config again; --verify checks metrics.csv is byte-identical.
+
+    The run's overrides, seed and thread settings, into a new run directory next to it; the
+    last line printed is the new run. A sweep is refused: rerun its members one at a time (the
+    error names the command that reruns the whole sweep)."""
     from dlx import rerun as _rerun
 
     try:

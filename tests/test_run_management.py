@@ -60,6 +60,21 @@ def root(cli, default_run) -> Path:
     return root
 
 
+def test_the_new_commands_help_imports_nothing_heavy():
+    code = ("import sys\nfrom dlx.cli import main\n"
+            "for cmd in ('note', 'tag', 'rm', 'rerun', 'list'):\n"
+            "    sys.argv = ['dlx', cmd, '--help']\n"
+            "    try:\n        main()\n    except SystemExit as e:\n        assert e.code == 0\n"
+            "heavy = [m for m in ('numpy', 'hydra', 'omegaconf', 'pandas', 'matplotlib') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "100"})
+    assert "HEAVY []" in out.stdout, out.stdout
+    for text in ("Usage: dlx note", "notes.md", "tags.txt", "mv runs/.trash/ID runs/",
+                 "--verify", "--since"):
+        assert text in out.stdout, text
+
+
 # --- notes -----------------------------------------------------------------------------------
 
 def test_notes_are_dated_markdown_shown_and_compared(cli, root):
