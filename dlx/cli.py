@@ -107,7 +107,8 @@ def list_runs(
     status: Optional[str] = typer.Option(None, help="Only runs with this status (a,b for "
                                          "several): completed, diverged, interrupted, failed, "
                                          "running, lost."),
-    experiment: Optional[str] = typer.Option(None, help="Only runs of this experiment (a,b)."),
+    experiment: Optional[str] = typer.Option(None, help="Only runs of this experiment (a,b; none: "
+                                             "runs of no experiment)."),
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag (a,b: any of them); a "
                                       "sweep's tags count for its members."),
     since: Optional[str] = typer.Option(None, metavar="WHEN", help="Only runs started since a "

@@ -241,6 +241,8 @@ def test_list_filters_sorts_and_limits(cli, root, default_run):
     assert runs[0].name not in both and runs[1].name in both
     assert _ids(cli("list", "--experiment", "house_prices").stdout) == [
         "20261121-100000-house_prices-bbbbbb"]
+    plain = _ids(cli("list", "--experiment", "none").stdout)
+    assert "20261121-100000-house_prices-bbbbbb" not in plain and runs[1].name in plain
     recent = _ids(cli("list", "--since", "2d").stdout)  # the copies of today's run
     assert "20261120-100000-logreg-aaaaaa" in recent and runs[2].name not in recent
 

@@ -103,7 +103,7 @@ class Selection:
     def matches(self, summary: dict, tags: list[str], path: Path) -> bool:
         if self.status and summary.get("status") not in self.status:
             return False
-        if self.experiment and str(summary.get("experiment")) not in self.experiment:
+        if self.experiment and str(summary.get("experiment") or "none") not in self.experiment:
             return False
         if self.tags and not self.tags & set(tags):
             return False
