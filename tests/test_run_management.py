@@ -94,6 +94,10 @@ def test_notes_are_dated_markdown_shown_and_compared(cli, root):
     assert cli("note", str(member), "seed 1 is the odd one").returncode == 0
     assert cli("note", str(member.parent), "the whole sweep").returncode == 0
     assert (member.parent / "notes.md").is_file()
+    shown = cli("show", str(member.parent))  # a sweep: its members' statuses and its notes
+    assert shown.returncode == 0, shown.stderr
+    assert "sweep: 2 completed" in shown.stdout and "the whole sweep" in shown.stdout
+    assert "seed 1 is the odd one" in cli("show", str(member)).stdout
     compared = cli("compare", str(run), str(member.parent), "--notes", "--md")
     assert compared.returncode == 0, compared.stderr
     lines = compared.stdout.splitlines()

@@ -425,8 +425,38 @@ def print_compare(head: list[str], rows: list[list[str]], grouped: bool = False,
 # dlx show
 
 
+def _print_notes(console: Console, path: Path) -> None:
+    from dlx.records.notes import NOTES, read_notes
+
+    notes = read_notes(path).strip()
+    if notes:
+        console.print(Text("notes", style="bold") + Text(f" ({path / NOTES})"), soft_wrap=True)
+        console.print(Text(notes), soft_wrap=True)
+
+
+def print_sweep(path: Path, width: int | None = None, file=None) -> None:
+    """A sweep: its members' statuses, its tags and notes (members: `dlx show SWEEP/N`)."""
+    from dlx.records.notes import read_tags
+    from dlx.records.sweeps import expected_members
+
+    members = sweep_members(path)
+    console = console_for(output_width() if width is None else width, file)
+    status = Text(", ").join(sweep_status([_safe_summary(m) for m in members],
+                                          expected_members(path)).split("\n"))
+    console.print(Text.assemble((path.name, "bold"), "  sweep: ", status, f"  ({path})"),
+                  soft_wrap=True)
+    tags = read_tags(path)
+    if tags:
+        console.print(Text.assemble(("tags", "bold"), "  ", ", ".join(tags)), soft_wrap=True)
+    console.print(Text(f"members: {', '.join(m.name for m in members) or 'none yet'} (dlx show "
+                       f"{path}/N for one, dlx compare {path} for all)"), soft_wrap=True)
+    _print_notes(console, path)
+
+
 def print_run(path: Path, width: int | None = None, file=None) -> None:
     path = check_dir(path)
+    if is_sweep(path) and not is_run(path):
+        return print_sweep(path, width, file)
     run = load_run(path)
     s, cfg = run.summary, run.config
     width = output_width() if width is None else width
@@ -452,7 +482,7 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
         highlights.append(("diverged", f"at step {s['diverged_at_step']}"))
     if s.get("error"):
         highlights.append(("error", s["error"]))
-    from dlx.records.notes import read_notes, read_tags
+    from dlx.records.notes import read_tags
 
     tags = read_tags(path)
     if tags:
@@ -476,11 +506,7 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     files_row.add_column()
     files_row.add_row("files", Items(files, sep="  "))
     console.print(files_row)
-    notes = read_notes(path).strip()
-    if notes:
-        console.print(Text("notes", style="bold") + Text(f" ({path / 'notes.md'})"),
-                      soft_wrap=True)
-        console.print(Text(notes), soft_wrap=True)
+    _print_notes(console, path)
 
 
 # the options that say what a model is, shown first; the rest of its options follow
