@@ -146,8 +146,9 @@ def list_runs(
 
 @app.command()
 def show(path: Path = typer.Argument(..., help="A run directory (or a sweep's).")) -> None:
-    """One run: config highlights, status, tags, final and best metrics, files, notes (a
-    sweep: its members' statuses, tags and notes)."""
+    """One run: config highlights, status, tags, final and best metrics, files, notes.
+
+    A sweep: its members' statuses, its tags and notes."""
     from dlx.records.table import print_run
 
     try:
