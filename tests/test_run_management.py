@@ -331,6 +331,24 @@ def test_rerun_refuses_sweeps_and_unfinished_records_before_running(cli, root):
     assert tree(root) == before
 
 
+def test_rerun_plan_keeps_what_computes_and_the_recorded_threads(root, monkeypatch):
+    from dlx.rerun import plan
+
+    run = root / "20261120-100000-logreg-aaaaaa"
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(overrides=["optimizer=adam", "hydra.run.dir=runs/x", "runs_dir=/elsewhere",
+                              "+seed=7", "progress=none", "dataset.n_samples=200"],
+                   threads={"requested": None, "OMP_NUM_THREADS": "2", "libraries": []})
+    (run / "summary.json").write_text(json.dumps(summary))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config.update(seed=7, threads=None)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # not recorded: not passed on
+    args, env, _, _ = plan(run)
+    assert args == ["optimizer=adam", "dataset.n_samples=200", "seed=7", "threads=null"]
+    assert env["OMP_NUM_THREADS"] == "2" and "OPENBLAS_NUM_THREADS" not in env
+
+
 def test_first_difference():
     from dlx.rerun import first_difference
 
