@@ -341,7 +341,9 @@ def rerun(
         raise typer.Exit(e.code) from None
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    if verify:
+    if verify and code == 130:
+        typer.echo("interrupted: nothing verified", err=True)
+    elif verify:
         diff = _rerun.first_difference(path / "metrics.csv", new / "metrics.csv")
         if diff is None:
             lines = (new / "metrics.csv").read_bytes().count(b"\n")

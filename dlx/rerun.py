@@ -87,12 +87,12 @@ def rerun(path: Path) -> tuple[Path, int, list[str]]:
     cmd = [sys.executable, "-m", "dlx.cli", "run", *args]
     env["DLX_RUNS_DIR"] = str(root)  # next to the record (as the environment: not an override)
     print(f"rerun of {path}: dlx run {' '.join(args)}", file=sys.stderr)
-    result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-    lines = result.stdout.strip().splitlines()
+    stdout, code = _run_child(cmd, env)
+    lines = stdout.strip().splitlines()
     new = Path(lines[-1]) if lines else None
     if new is None or not new.is_dir() or not is_run(new):
         # dlx run printed its own `error:` line; exit with its code
-        raise _Failed(result.returncode or 1)
+        raise _Failed(code or 1)
     warnings = []
     try:
         changes = config_changes({k: v for k, v in config.items() if k not in DROPPED},
@@ -103,7 +103,26 @@ def rerun(path: Path) -> tuple[Path, int, list[str]]:
         more = f", +{len(changes) - 3} more" if len(changes) > 3 else ""
         warnings.append(f"the rerun's config differs from the record's ({', '.join(changes[:3])}"
                         f"{more}): dlx's defaults have changed since the run")
-    return new, result.returncode, warnings
+    return new, code, warnings
+
+
+def _run_child(cmd: list[str], env: dict) -> tuple[str, int]:
+    """Run ``dlx run`` and return its stdout and exit code. Ctrl-C reaches the child too (one
+    process group): the child stops its run and keeps the record, and this process waits for
+    it rather than killing it mid-write (what subprocess.run does after 0.25 s); a SIGTERM is
+    passed on."""
+    import signal
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+    try:
+        stdout, _ = proc.communicate()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return stdout, proc.returncode
 
 
 class _Failed(Exception):

@@ -129,8 +129,8 @@ class Selection:
             value = when.timestamp() if when else None
         elif name == "duration":
             value = summary.get("wall_time_s")
-        elif name == "id":
-            value = str(path)
+        elif name == "id":  # a sweep's members by job number (2 before 10)
+            value = (str(path.parent), int(path.name)) if path.name.isdigit() else (str(path), -1)
         elif name in ("status", "experiment"):
             value = summary.get(name)
             value = None if value is None else str(value)
