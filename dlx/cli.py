@@ -361,11 +361,41 @@ def rerun(
 
 
 @app.command()
-def plan(root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs")) -> None:
-    """The 60-day plan: phase, deliverable, experiment, command, and whether it has been run."""
-    from dlx.plan import print_plan
+def plan(
+    root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs"),
+    start: Optional[str] = typer.Option(None, metavar="DATE", help="Day 1 of the plan "
+                                        "(YYYY-MM-DD or 'today'); remembered in ROOT/.plan.json."),
+    on: Optional[str] = typer.Option(None, metavar="DATE", help="Show the week of DATE "
+                                     "instead of today's."),
+    show_all: bool = typer.Option(False, "--all", help="The whole plan, not only this week."),
+) -> None:
+    """This week of the 60-day plan (5 build days, 1 consolidation, 1 reading), the next
+    deliverable and its command; --all: every deliverable, and whether a completed run of it
+    exists."""
+    from datetime import date
 
-    print_plan(_runs_root(root))
+    from dlx import plan as _plan
+
+    root = _runs_root(root)
+    try:
+        begin = _plan.parse_date(start, "--start") if start is not None else None
+        today = _plan.parse_date(on, "--on") if on is not None else date.today()
+        if begin is not None:
+            saved = _plan.save_start(root, begin)
+            typer.echo(f"start date {begin.isoformat()} saved in {saved}", err=True)
+        else:
+            begin = _plan.read_start(root)
+    except UsageError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot write {e.filename or root}: {e.strerror or e}")
+    if show_all or begin is None:
+        _plan.print_plan(root, begin)
+        if begin is None:
+            typer.echo("note: no start date yet: `dlx plan --start YYYY-MM-DD` sets day 1 and "
+                       "shows your week", err=True)
+    else:
+        _plan.print_week(root, begin, today)
 
 
 @app.command()

@@ -1,8 +1,20 @@
-"""The 60-day deep-learning foundations plan, and where the learner stands in it."""
+"""The 60-day deep-learning foundations plan, its weekly rhythm, and where the learner stands.
+
+The 60 days run in weeks of 5 build days, 1 consolidation day and 1 reading day, counted from
+the start date (day 1 is a build day): 8 full weeks and 4 build days, so 44 build days, 8
+consolidation and 8 reading days. The plan's deliverables keep their order and their share of
+the plan's days: a deliverable ending on plan day d ends on build day round(d * 44 / 60) (at
+least one build day each), so every phase ends where it did, give or take a day (19, 39, 60).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from datetime import date, timedelta
 from pathlib import Path
+
+from dlx.errors import UsageError
 
 # (phase, days, deliverable, experiment, command); "series" marks the notebook series' topics
 # that the 60 days do not schedule
@@ -41,8 +53,7 @@ PLAN = [
     (2, "34-36", "L1 / L2 / elastic-net regularization", "regularization",
      "dlx run -m experiment=regularization"),
     (2, "37-38", "dropout", "dropout", "dlx run -m experiment=dropout"),
-    (2, "39-40", "written report on gradient flow", None,
-     "dlx report runs/<mnist_mlp> runs/<init> runs/<grad_flow> ..."),
+    (2, "39-40", "written report on gradient flow", None, "dlx report --phase 2"),
     (2, "series", "batch normalization: with and without BN, sensitivity to the init scale, "
      "internal covariate shift, training vs eval mode (notebook topic 10)", "batchnorm",
      "dlx run -m experiment=batchnorm"),
@@ -64,25 +75,71 @@ PLAN = [
      "bptt_gradients", "dlx run -m experiment=bptt_gradients"),
 ]
 
+DAYS = 60
+WEEK = ("build",) * 5 + ("consolidation", "reading")
+STATE = ".plan.json"  # under the runs root: {"start": "YYYY-MM-DD"}
+REPORT = "report"     # the done-key of the written report (a deliverable with no experiment)
+
+
+def kind(day: int) -> str:
+    """What calendar day ``day`` (1-based) of the plan is for."""
+    return WEEK[(day - 1) % 7]
+
+
+BUILD_DAYS = [d for d in range(1, DAYS + 1) if kind(d) == "build"]  # calendar days, 44 of them
+
+
+def schedule() -> list[tuple[tuple, list[int]]]:
+    """Each scheduled deliverable (a PLAN row that is not a series topic) with its calendar days.
+
+    Deliverables keep their order; the one ending on plan day d ends on build day
+    round(d * 44 / 60), and takes at least one build day."""
+    out, done = [], 0
+    for row in PLAN:
+        if row[1] == "series":
+            continue
+        end = int(row[1].split("-")[-1])
+        last = max(done + 1, math.floor(end * len(BUILD_DAYS) / DAYS + 0.5))
+        out.append((row, BUILD_DAYS[done:last]))
+        done = last
+    assert done == len(BUILD_DAYS), "the deliverables must fill the build days"
+    return out
+
+
+def _key(row: tuple) -> str:
+    return row[3] or REPORT
+
 
 def completed_runs(root: Path) -> dict[str, str]:
-    """experiment name -> the id of its newest completed run (or sweep with a completed member)."""
-    from dlx.errors import UsageError
+    """experiment name -> the id of its newest completed run (or of the sweep holding it).
+
+    Only a run whose summary says ``completed`` and names the experiment counts: a plain run of
+    the same model (experiment null), a diverged, failed, interrupted or lost run does not. The
+    written report counts under "report" once ``dlx report`` has written one under ROOT/reports.
+    """
     from dlx.records.store import is_run, is_sweep, read_summary, sweep_members
 
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     if not root.is_dir():
-        return found
-    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+        return {}
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         members = sweep_members(path) if is_sweep(path) else [path] if is_run(path) else []
         for member in members:
             try:
                 s = read_summary(member)
             except UsageError:
                 continue
-            if s.get("status") == "completed" and s.get("experiment"):
-                found[s["experiment"]] = path.name
-    return found
+            name = s.get("experiment")
+            if s.get("status") == "completed" and name:
+                when = str(s.get("finished_at") or "")
+                if name not in found or when >= found[name][0]:
+                    found[name] = (when, path.name)
+    done = {name: run for name, (_, run) in found.items()}
+    reports = sorted((root / "reports").glob("*/report.html")) + sorted(
+        (root / "reports").glob("*/report.md"))
+    if reports:
+        done[REPORT] = f"reports/{max(reports, key=lambda p: p.stat().st_mtime).parent.name}"
+    return done
 
 
 def available(experiment: str) -> bool:
@@ -91,26 +148,186 @@ def available(experiment: str) -> bool:
     return files("dlx.conf").joinpath("experiment", f"{experiment}.yaml").is_file()
 
 
-def print_plan(root: Path) -> None:
+# --- the start date ---------------------------------------------------------------------------
+
+def parse_date(text: str, option: str) -> date:
+    """A date from the command line: YYYY-MM-DD or 'today'; a UsageError otherwise."""
+    if text.strip().lower() == "today":
+        return date.today()
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a date (give YYYY-MM-DD, e.g. 2026-12-01, "
+                         "or 'today')") from None
+
+
+def read_start(root: Path) -> date | None:
+    """The remembered start date (ROOT/.plan.json), None if none was set."""
+    path = root / STATE
+    if not path.is_file():
+        return None
+    try:
+        return date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["start"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise UsageError(f"{path}: corrupt (set the start date again: dlx plan --start "
+                         "YYYY-MM-DD)") from None
+
+
+def save_start(root: Path, start: date) -> Path:
+    from dlx.records.store import write_json
+    from dlx.writable import check_file
+
+    path = check_file(root / STATE, create_parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"start": start.isoformat()})
+    return path
+
+
+# --- printing ---------------------------------------------------------------------------------
+
+def _day(start: date | None, day: int) -> str:
+    return f"{start + timedelta(days=day - 1):%a %-d %b}" if start else ""
+
+
+def _span(days: list[int], start: date | None) -> str:
+    """Calendar days as '3-4', or as dates '3-4 Dec' / '30 Dec-2 Jan' once the plan is dated."""
+    a, b = days[0], days[-1]
+    if start is None:
+        return str(a) if a == b else f"{a}-{b}"
+    da, db = start + timedelta(days=a - 1), start + timedelta(days=b - 1)
+    if a == b:
+        return f"{da:%-d %b}"
+    return f"{da:%-d}-{db:%-d %b}" if da.month == db.month else f"{da:%-d %b}-{db:%-d %b}"
+
+
+def _mark(key: str, done: dict[str, str]) -> str:
+    if key in done:
+        return f"[green]✓[/] {done[key]}"
+    if key != REPORT and not available(key):
+        return "[yellow]not in this version of dlx yet[/]"
+    return "[dim]–[/]"
+
+
+def _console():
+    import sys
+
     from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
+
+def _next(done: dict[str, str]) -> tuple[tuple, list[int]] | None:
+    return next(((row, days) for row, days in schedule() if _key(row) not in done), None)
+
+
+def _next_lines(done: dict[str, str], start: date | None, today: int | None) -> list[str]:
+    nxt = _next(done)
+    if nxt is None:
+        return ["every deliverable of the plan is done."]
+    (_, _, deliverable, _, command), days = nxt
+    when = f"day{'s' * (len(days) > 1)} {_span(days, None)}" + (f", {_span(days, start)}" if start else "")
+    if today is not None and 1 <= today <= DAYS and days[-1] < today:
+        late = sum(1 for d in BUILD_DAYS if days[-1] < d <= today)
+        when += f"; {late} build day{'s' * (late != 1)} behind"
+    return [f"next deliverable: {deliverable} ({when})", f"  {command}"]
+
+
+def _count(done: dict[str, str]) -> str:
+    rows = schedule()
+    n = sum(1 for row, _ in rows if _key(row) in done)
+    return f"{n} of {len(rows)} deliverables done."
+
+
+def print_plan(root: Path, start: date | None = None) -> None:
+    """The whole plan: every deliverable and series topic, its days (dates once started)."""
     from rich.table import Table
 
     done = completed_runs(root)
-    table = Table(title=f"the 60-day plan (runs under {root})", title_justify="left")
-    for col in ("phase", "days", "deliverable", "experiment", "command", "done"):
+    when = {id(row): days for row, days in schedule()}
+    title = f"the 60-day plan (runs under {root}"
+    title += f"; started {start:%a %-d %b %Y})" if start else ")"
+    table = Table(title=title, title_justify="left")
+    for col in ("phase", "days", "scheduled" if start is None else "dates", "deliverable",
+                "experiment", "command", "done"):
         table.add_column(col, overflow="fold")
-    for phase, days, deliverable, experiment, command in PLAN:
-        if experiment is None:  # the report
-            reports = sorted((root / "reports").glob("*/report.md"))
-            run = reports[-1].parent.name if reports else None
-        else:
-            run = done.get(experiment)
-        mark = f"[green]✓[/] {run}" if run else "[dim]–[/]"
-        if experiment and not available(experiment):
-            mark = "[yellow]not in this version of dlx yet[/]"
-        table.add_row(str(phase), days, deliverable, experiment or "-", command, mark)
-    n = sum(1 for *_, e, _ in PLAN if e and e in done)
-    console = Console() if __import__("sys").stdout.isatty() else Console(width=220)
+    for row in PLAN:
+        phase, days, deliverable, experiment, command = row
+        days_now = _span(when[id(row)], start) if id(row) in when else "series"
+        table.add_row(str(phase), days, days_now, deliverable, experiment or "-", command,
+                      _mark(_key(row), done))
+    console = _console()
     console.print(table)
-    console.print(f"{n} of {sum(1 for *_, e, _ in PLAN if e)} experiment deliverables have a "
-                  "completed run.")
+    console.print("days: the plan's own numbering; "
+                  + ("dates" if start else "scheduled: the calendar days")
+                  + " in weeks of 5 build days, 1 consolidation day and 1 reading day.")
+    n = sum(1 for *_, e, _ in PLAN if e and e in done)
+    console.print(f"{n} of {sum(1 for *_, e, _ in PLAN if e)} experiments have a completed run; "
+                  + _count(done))
+    for line in _next_lines(done, start, None):
+        console.print(line, highlight=False, markup=False)
+
+
+def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple]:
+    """The days of ``week`` (1-based) as (day, date, kind, what, command, done-mark)."""
+    by_day = {d: (row, days) for row, days in schedule() for d in days}
+    phase_end = {row[0]: days[-1] for row, days in schedule()}  # the last wins
+    days = [d for d in range(7 * (week - 1) + 1, 7 * week + 1) if d <= DAYS]
+    built = [by_day[d][0] for d in days if d in by_day]
+    runs = [done[_key(r)] for r in dict.fromkeys(built) if _key(r) in done and _key(r) != REPORT]
+    later = [by_day[d][0][2] for d in range(7 * week + 1, 7 * week + 8) if d in by_day]
+    out = []
+    for d in days:
+        if d in by_day:
+            row, span = by_day[d]
+            part = f" ({span.index(d) + 1}/{len(span)})" if len(span) > 1 else ""
+            out.append((d, _day(start, d), "build", row[2] + part, row[4], _mark(_key(row), done)))
+        elif kind(d) == "consolidation":
+            what = "consolidate the week: compare its runs, note what you learned"
+            args = " ".join(f"runs/{r}" for r in dict.fromkeys(runs)) or "RUN..."
+            command = f"dlx compare {args} --notes; dlx note RUN \"...\""
+            for phase in sorted({r[0] for r in built}):
+                if phase_end[phase] in days:  # the phase's last build day is this week
+                    what += f"; draft the Phase {phase} report"
+                    command += f"; dlx report --phase {phase}"
+            out.append((d, _day(start, d), "consolidation", what, command, ""))
+        else:
+            topics = list(dict.fromkeys(later))
+            what = ("reading: the theory behind next week's " + "; ".join(topics)
+                    if topics else "reading: look back over the 60 days")
+            out.append((d, _day(start, d), "reading", what, "", ""))
+    return out
+
+
+def print_week(root: Path, start: date, today: date) -> None:
+    """This week of the plan: its days, today's task, the next deliverable and its command."""
+    from rich.table import Table
+
+    done = completed_runs(root)
+    day = (today - start).days + 1
+    console = _console()
+    if day < 1:
+        head = f"the plan starts {start:%a %-d %b %Y}, in {1 - day} day{'s' * (day != 0)}: week 1"
+        week = 1
+    elif day > DAYS:
+        head = (f"the 60 days ended {start + timedelta(days=DAYS - 1):%a %-d %b %Y}; "
+                "its last week")
+        week = (DAYS - 1) // 7 + 1
+    else:
+        week = (day - 1) // 7 + 1
+        head = (f"day {day} of {DAYS}, {today:%a %-d %b %Y}: week {week} of "
+                f"{(DAYS - 1) // 7 + 1}, a {kind(day)} day")
+    table = Table(title=f"the 60-day plan, started {start:%a %-d %b %Y} (runs under {root}): "
+                        f"{head}", title_justify="left")
+    for col in ("day", "date", "kind", "what", "command", "done"):
+        table.add_column(col, overflow="fold")
+    for d, when, what_kind, what, command, mark in week_rows(week, start, done):
+        style = "bold" if d == day else None
+        table.add_row(f"▶ {d}" if d == day else str(d), when, what_kind, what, command, mark,
+                      style=style)
+    console.print(table)
+    for line in _next_lines(done, start, day):
+        console.print(line, highlight=False, markup=False)
+    console.print(_count(done) + " `dlx plan --all` shows the whole plan.", highlight=False,
+                  markup=False)

@@ -1,0 +1,117 @@
+"""`dlx plan`: the 60 days in weeks of 5 build, 1 consolidation and 1 reading day; this week,
+the next deliverable, and what counts as done (issue #17)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from dlx import plan
+from tests.conftest import assert_one_error_line
+
+
+def test_the_rhythm_fills_the_build_days_in_the_plans_order():
+    assert [plan.kind(d) for d in range(1, 15)] == (["build"] * 5 + ["consolidation", "reading"]) * 2
+    assert len(plan.BUILD_DAYS) == 44 and plan.BUILD_DAYS[-4:] == [57, 58, 59, 60]
+    rows = plan.schedule()
+    assert [r for r, _ in rows] == [r for r in plan.PLAN if r[1] != "series"]
+    days = [d for _, ds in rows for d in ds]
+    assert days == plan.BUILD_DAYS  # every build day has one deliverable, in order
+    assert all(len(ds) >= 1 for _, ds in rows)
+    # each phase ends where the plan ends it (day 20, 40, 60), give or take a day
+    end = {r[0]: ds[-1] for r, ds in rows}
+    assert end == {1: 19, 2: 39, 3: 60}
+    # a deliverable's share of build days follows its share of the plan's days
+    lr_schedules = next(ds for r, ds in rows if r[3] == "lr_schedules")  # plan days 17-20
+    gd_variants = next(ds for r, ds in rows if r[3] == "gd_variants")     # plan day 7
+    assert len(lr_schedules) == 3 and len(gd_variants) == 1
+
+
+def fake_run(root: Path, name: str, experiment: str | None, status: str, **extra) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    summary = {"status": status, "experiment": experiment, "finished_at": name[:15], **extra}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "metrics.csv").write_text("step,epoch,split,metric,value\n")
+    return run
+
+
+def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
+    root = tmp_path / "runs"
+    fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")       # a plain logreg run
+    fake_run(root, "20261201-110000-loss_surface-bbbbbb", "loss_surface", "diverged")
+    fake_run(root, "20261201-120000-gd_variants-cccccc", "gd_variants", "running",
+             pid=2**22 + 7, pid_start="1", host=socket.gethostname())       # dead: lost
+    fake_run(root, "20261201-130000-conditioning-dddddd", "conditioning", "completed")
+    sweep = root / "20261201-140000-optimizers-eeeeee"
+    fake_run(sweep, "0", "optimizers", "failed")
+    fake_run(sweep, "1", "optimizers", "completed")
+    (sweep / "multirun.yaml").write_text("{}\n")
+    done = plan.completed_runs(root)
+    assert done == {"conditioning": "20261201-130000-conditioning-dddddd",
+                    "optimizers": "20261201-140000-optimizers-eeeeee"}
+
+
+def test_plan_shows_this_week_and_the_next_deliverable(cli):
+    root = cli.cwd / "runs"
+    result = cli("plan", "--start", "2026-12-01", "--on", "2026-12-09")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((root / ".plan.json").read_text()) == {"start": "2026-12-01"}
+    lines = result.stdout.splitlines()
+    assert "day 9 of 60, Wed 9 Dec 2026: week 2 of 9, a build day" in lines[0]
+    rows = [ln for ln in lines if ln.startswith("│")]
+    assert [r.split("│")[3].strip() for r in rows] == ["build"] * 5 + ["consolidation", "reading"]
+    today = next(r for r in rows if "▶ 9" in r)
+    assert "Wed 9 Dec" in today and "conditioning experiment (2/2)" in today
+    assert "dlx run experiment=conditioning" in today
+    reading = rows[-1]
+    assert "Mon 14 Dec" in reading and "LR range test" in reading
+    assert "next deliverable: logistic regression from scratch (days 1-2, 1-2 Dec; 5 build " \
+           "days behind)" in result.stdout
+    assert "dlx run -m experiment=logreg" in result.stdout
+
+    # the start date is remembered; a plain run of the model does not tick the deliverable
+    fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")
+    result = cli("plan", "--on", "2026-12-02")
+    assert "day 2 of 60, Wed 2 Dec 2026: week 1 of 9" in result.stdout
+    assert "next deliverable: logistic regression" in result.stdout
+    fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed")
+    result = cli("plan", "--on", "2026-12-02")
+    row = next(ln for ln in result.stdout.splitlines() if "▶ 2" in ln)
+    assert "logistic regression from scratch (2/2)" in row and "✓" in row
+    assert "next deliverable: 3-D loss-surface visualizer" in result.stdout
+    assert "1 of 19 deliverables done" in result.stdout
+
+    # the week a phase ends: its consolidation day drafts the phase's report
+    result = cli("plan", "--on", "2026-12-20")  # day 20, week 3: Phase 1 ends on day 19
+    consolidation = next(ln for ln in result.stdout.splitlines() if "consolidation" in ln)
+    assert "dlx report --phase 1" in result.stdout and "Sun 20 Dec" in consolidation
+    # before the start and after the end
+    assert "the plan starts Tue 1 Dec 2026, in 3 days" in cli("plan", "--on", "2026-11-28").stdout
+    assert "the 60 days ended Fri 29 Jan 2027" in cli("plan", "--on", "2027-03-01").stdout
+
+
+def test_without_a_start_date_the_whole_plan_and_how_to_start(cli):
+    result = cli("plan")
+    assert result.returncode == 0, result.stderr
+    assert "the 60-day plan (runs under runs)" in result.stdout
+    assert "dlx plan --start YYYY-MM-DD" in result.stderr
+    row = next(ln for ln in result.stdout.splitlines() if "LR decay schedules" in ln)
+    assert "│ 17-20  │ 17-19 " in row  # the plan's days, and the calendar days of the rhythm
+    assert not (cli.cwd / "runs").exists()  # looking creates nothing
+    result = cli("plan", "--start", "2026-12-01", "--all")
+    row = next(ln for ln in result.stdout.splitlines() if "LR decay schedules" in ln)
+    assert "│ 17-20  │ 17-19 Dec " in row
+
+
+def test_bad_dates_are_one_error_line_and_change_nothing(cli):
+    for args, needle in ((["--start", "2026-13-01"], "--start: '2026-13-01' is not a date"),
+                         (["--start", "tomorrow"], "--start: 'tomorrow' is not a date"),
+                         (["--start", "2026-12-1"], "YYYY-MM-DD"),
+                         (["--on", "2026-02-30"], "--on: '2026-02-30' is not a date")):
+        assert_one_error_line(cli("plan", *args), needle)
+    assert not (cli.cwd / "runs").exists()
+    (cli.cwd / "runs").mkdir()
+    (cli.cwd / "runs" / ".plan.json").write_text("{\"start\": \"soon\"}")
+    assert_one_error_line(cli("plan"), "runs/.plan.json: corrupt", "dlx plan --start")
