@@ -6,6 +6,8 @@ every run. In a notebook::
     import dlx
     run = dlx.load_run("runs/20261121-120000-logreg-a1b2c3")
     run.summary["final"]["val/acc"], run.wide()["val/loss"]
+    sweep = dlx.load_sweep("runs/20261121-120500-optimizers-d4e5f6")
+    sweep.members, sweep.metrics   # members (status, varied overrides); every metrics row
 """
 
 __version__ = "0.1.0"
@@ -18,4 +20,14 @@ def load_run(path):
     return _load_run(path)
 
 
-__all__ = ["__version__", "load_run"]
+def load_sweep(path):
+    """Open a sweep directory: ``.members`` (DataFrame: member, path, status, the varied
+    overrides), ``.runs`` (each a run as ``load_run`` gives it), ``.varied`` (the keys that
+    differ), ``.metrics`` (long DataFrame of every member's metrics.csv rows, one column per
+    varied override, typed as in the overrides)."""
+    from dlx.records.loading import load_sweep as _load_sweep  # lazy, as above
+
+    return _load_sweep(path)
+
+
+__all__ = ["__version__", "load_run", "load_sweep"]
