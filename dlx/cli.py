@@ -399,6 +399,33 @@ def plan(
 
 
 @app.command()
+def export(
+    paths: list[Path] = typer.Argument(..., metavar="RUN...", help="Runs and/or sweeps."),
+    tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR",
+                                               help="Write TensorBoard event files under DIR: "
+                                                    "DIR/<run>/, DIR/<sweep>/<member>/."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace events exported "
+                                   "before into the same folders."),
+) -> None:
+    """Copy runs' metrics to other tools: every split/metric against step, as TensorBoard
+    scalars (pip install 'dlx[tensorboard]'). metrics.csv stays the record."""
+    from dlx.export import export_tensorboard
+
+    if tensorboard is None:
+        _fail("say where to: --tensorboard DIR (TensorBoard event files, the one format so far)")
+    try:
+        written = export_tensorboard(paths, tensorboard, overwrite)
+    except UsageError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot write {e.filename or tensorboard}: {e.strerror or e}")
+    for folder in written:
+        typer.echo(str(folder))
+    typer.echo(f"view them: tensorboard --logdir {tensorboard}  (pip install tensorboard)",
+               err=True)
+
+
+@app.command()
 def report(
     paths: list[Path] = typer.Argument(..., help="Runs and sweeps to put in the report."),
     out: Optional[Path] = typer.Option(None, metavar="DIR",
