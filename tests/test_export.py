@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import assert_one_error_line
 
+pytestmark = pytest.mark.slow  # each test reads a real run (the session's `dlx run`)
+
 
 @pytest.fixture
 def tensorboardx():

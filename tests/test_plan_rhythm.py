@@ -7,6 +7,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from dlx import plan
 from tests.conftest import assert_one_error_line
 
@@ -53,6 +55,7 @@ def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
                     "optimizers": "20261201-140000-optimizers-eeeeee"}
 
 
+@pytest.mark.slow
 def test_plan_shows_this_week_and_the_next_deliverable(cli):
     root = cli.cwd / "runs"
     result = cli("plan", "--start", "2026-12-01", "--on", "2026-12-09")
@@ -92,6 +95,7 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
     assert "the 60 days ended Fri 29 Jan 2027" in cli("plan", "--on", "2027-03-01").stdout
 
 
+@pytest.mark.slow
 def test_without_a_start_date_the_whole_plan_and_how_to_start(cli):
     result = cli("plan")
     assert result.returncode == 0, result.stderr
@@ -105,6 +109,7 @@ def test_without_a_start_date_the_whole_plan_and_how_to_start(cli):
     assert "│ 17-20  │ 17-19 Dec " in row
 
 
+@pytest.mark.slow
 def test_bad_dates_are_one_error_line_and_change_nothing(cli):
     for args, needle in ((["--start", "2026-13-01"], "--start: '2026-13-01' is not a date"),
                          (["--start", "tomorrow"], "--start: 'tomorrow' is not a date"),
