@@ -369,9 +369,10 @@ def plan(
                                      "instead of today's."),
     show_all: bool = typer.Option(False, "--all", help="The whole plan, not only this week."),
 ) -> None:
-    """This week of the 60-day plan (5 build days, 1 consolidation, 1 reading), the next
-    deliverable and its command; --all: every deliverable, and whether a completed run of it
-    exists."""
+    """This week of the 60-day plan, the next deliverable and its command (--all: the whole plan).
+
+    Weeks of 5 build days, 1 consolidation day and 1 reading day from the start date; a
+    deliverable is done when a completed run of its experiment exists."""
     from datetime import date
 
     from dlx import plan as _plan
@@ -400,15 +401,17 @@ def plan(
 
 @app.command()
 def export(
-    paths: list[Path] = typer.Argument(..., metavar="RUN...", help="Runs and/or sweeps."),
+    paths: list[Path] = typer.Argument(..., help="Runs and/or sweeps."),
     tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR",
                                                help="Write TensorBoard event files under DIR: "
                                                     "DIR/<run>/, DIR/<sweep>/<member>/."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace events exported "
                                    "before into the same folders."),
 ) -> None:
-    """Copy runs' metrics to other tools: every split/metric against step, as TensorBoard
-    scalars (pip install 'dlx[tensorboard]'). metrics.csv stays the record."""
+    """Copy runs' metrics to TensorBoard event files (metrics.csv stays the record).
+
+    Every split/metric against the step, as TensorBoard scalars; needs the extra
+    dlx\\[tensorboard] (pip install 'dlx\\[tensorboard]')."""
     from dlx.export import export_tensorboard
 
     if tensorboard is None:
