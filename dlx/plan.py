@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sys
+import textwrap
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -275,7 +279,6 @@ def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple
     phase_end = {row[0]: days[-1] for row, days in schedule()}  # the last wins
     days = [d for d in range(7 * (week - 1) + 1, 7 * week + 1) if d <= DAYS]
     built = [by_day[d][0] for d in days if d in by_day]
-    runs = [done[_key(r)] for r in dict.fromkeys(built) if _key(r) in done and _key(r) != REPORT]
     later = [by_day[d][0][2] for d in range(7 * week + 1, 7 * week + 8) if d in by_day]
     out = []
     for d in days:
@@ -284,9 +287,8 @@ def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple
             part = f" ({span.index(d) + 1}/{len(span)})" if len(span) > 1 else ""
             out.append((d, _day(start, d), "build", row[2] + part, row[4], _mark(_key(row), done)))
         elif kind(d) == "consolidation":
-            what = "consolidate the week: compare its runs, note what you learned"
-            args = " ".join(f"runs/{r}" for r in dict.fromkeys(runs)) or "RUN..."
-            command = f"dlx compare {args} --notes; dlx note RUN \"...\""
+            what = "consolidate: compare the week's runs, note what you learned"
+            command = "dlx compare RUN... --notes; dlx note RUN \"...\""
             for phase in sorted({r[0] for r in built}):
                 if phase_end[phase] in days:  # the phase's last build day is this week
                     what += f"; draft the Phase {phase} report"
@@ -301,32 +303,40 @@ def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple
 
 
 def print_week(root: Path, start: date, today: date) -> None:
-    """This week of the plan: its days, today's task, the next deliverable and its command."""
-    from rich.table import Table
+    """This week of the plan: its days, today's task, the next deliverable and its command.
+    The table fits the terminal as `dlx list`'s do: no word split, run ids shortened first."""
 
     done = completed_runs(root)
     day = (today - start).days + 1
     console = _console()
     if day < 1:
-        head = f"the plan starts {start:%a %-d %b %Y}, in {1 - day} day{'s' * (day != 0)}: week 1"
+        head = f"the plan starts {start:%a %-d %b %Y}, in {1 - day} day{'s' * (day != 0)}: week 1:"
         week = 1
     elif day > DAYS:
         head = (f"the 60 days ended {start + timedelta(days=DAYS - 1):%a %-d %b %Y}; "
-                "its last week")
+                "its last week:")
         week = (DAYS - 1) // 7 + 1
     else:
         week = (day - 1) // 7 + 1
-        head = (f"day {day} of {DAYS}, {today:%a %-d %b %Y}: week {week} of "
-                f"{(DAYS - 1) // 7 + 1}, a {kind(day)} day")
-    table = Table(title=f"the 60-day plan, started {start:%a %-d %b %Y} (runs under {root}): "
-                        f"{head}", title_justify="left")
-    for col in ("day", "date", "kind", "what", "command", "done"):
-        table.add_column(col, overflow="fold")
+        head = (f"today is day {day} of {DAYS}, {today:%a %-d %b %Y}, a {kind(day)} day; "
+                f"week {week} of {(DAYS - 1) // 7 + 1}:")
+    # one entry per day, its command(s) on the lines below: readable in any terminal width
+    width = shutil.get_terminal_size((10_000, 24)).columns if sys.stdout.isatty() else 10_000
+    if os.environ.get("COLUMNS", "").isdigit():
+        width = int(os.environ["COLUMNS"])
+    out = [f"the 60-day plan, started {start:%a %-d %b %Y} (runs under {root})", head, ""]
     for d, when, what_kind, what, command, mark in week_rows(week, start, done):
-        style = "bold" if d == day else None
-        table.add_row(f"▶ {d}" if d == day else str(d), when, what_kind, what, command, mark,
-                      style=style)
-    console.print(table)
+        prefix = f"{'▶' if d == day else ' '} {d:>2}  {when:<10}  {what_kind:<13}  "
+        if "not in this version" in mark:
+            what += " (not in this version of dlx yet)"
+        out.append(textwrap.fill(what, max(width, len(prefix) + 30), initial_indent=prefix,
+                                 subsequent_indent=" " * len(prefix), break_long_words=False,
+                                 break_on_hyphens=False))
+        out += [" " * len(prefix) + c for c in command.split("; ") if c]
+        if mark.startswith("[green]"):  # done: the run that did it
+            out.append(" " * len(prefix) + "✓ " + mark.removeprefix("[green]✓[/] "))
+    print("\n".join(out) + "\n")
+    console = _console()
     for line in _next_lines(done, start, day):
         console.print(line, highlight=False, markup=False)
     console.print(_count(done) + " `dlx plan --all` shows the whole plan.", highlight=False,

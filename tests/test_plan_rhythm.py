@@ -61,35 +61,34 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
     result = cli("plan", "--start", "2026-12-01", "--on", "2026-12-09")
     assert result.returncode == 0, result.stderr
     assert json.loads((root / ".plan.json").read_text()) == {"start": "2026-12-01"}
-    lines = result.stdout.splitlines()
-    assert "day 9 of 60, Wed 9 Dec 2026: week 2 of 9, a build day" in lines[0]
-    rows = [ln for ln in lines if ln.startswith("│")]
-    assert [r.split("│")[3].strip() for r in rows] == ["build"] * 5 + ["consolidation", "reading"]
-    today = next(r for r in rows if "▶ 9" in r)
-    assert "Wed 9 Dec" in today and "conditioning experiment (2/2)" in today
-    assert "dlx run experiment=conditioning" in today
-    reading = rows[-1]
-    assert "Mon 14 Dec" in reading and "LR range test" in reading
+    out = result.stdout
+    assert "today is day 9 of 60, Wed 9 Dec 2026, a build day; week 2 of 9:" in out
+    days = [ln for ln in out.splitlines() if ln[:4].strip().lstrip("▶ ").isdigit()]
+    assert [ln[18:31].strip() for ln in days] == ["build"] * 5 + ["consolidation", "reading"]
+    assert days[1].startswith("▶  9  Wed 9 Dec   build          conditioning experiment (2/2)")
+    assert out.split(days[1])[1].splitlines()[1].strip() == "dlx run experiment=conditioning"
+    assert days[-1].startswith("  14  Mon 14 Dec  reading") and "LR range test" in days[-1]
     assert "next deliverable: logistic regression from scratch (days 1-2, 1-2 Dec; 5 build " \
-           "days behind)" in result.stdout
-    assert "dlx run -m experiment=logreg" in result.stdout
-
+           "days behind)\n  dlx run -m experiment=logreg" in out
     # the start date is remembered; a plain run of the model does not tick the deliverable
     fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")
     result = cli("plan", "--on", "2026-12-02")
-    assert "day 2 of 60, Wed 2 Dec 2026: week 1 of 9" in result.stdout
+    assert "today is day 2 of 60, Wed 2 Dec 2026, a build day; week 1 of 9:" in result.stdout
+    assert "✓" not in result.stdout
     assert "next deliverable: logistic regression" in result.stdout
     fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed")
     result = cli("plan", "--on", "2026-12-02")
-    row = next(ln for ln in result.stdout.splitlines() if "▶ 2" in ln)
-    assert "logistic regression from scratch (2/2)" in row and "✓" in row
+    assert "▶  2  Wed 2 Dec   build          logistic regression from scratch (2/2)\n" \
+           "                                 dlx run -m experiment=logreg\n" \
+           "                                 ✓ 20261201-110000-logreg-bbbbbb\n" in result.stdout
     assert "next deliverable: 3-D loss-surface visualizer" in result.stdout
     assert "1 of 19 deliverables done" in result.stdout
 
     # the week a phase ends: its consolidation day drafts the phase's report
     result = cli("plan", "--on", "2026-12-20")  # day 20, week 3: Phase 1 ends on day 19
-    consolidation = next(ln for ln in result.stdout.splitlines() if "consolidation" in ln)
-    assert "dlx report --phase 1" in result.stdout and "Sun 20 Dec" in consolidation
+    assert "▶ 20  Sun 20 Dec  consolidation  consolidate: compare the week's runs, note what " \
+           "you learned; draft the Phase 1 report\n" in result.stdout
+    assert "dlx report --phase 1\n" in result.stdout
     # before the start and after the end
     assert "the plan starts Tue 1 Dec 2026, in 3 days" in cli("plan", "--on", "2026-11-28").stdout
     assert "the 60 days ended Fri 29 Jan 2027" in cli("plan", "--on", "2027-03-01").stdout
