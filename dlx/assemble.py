@@ -15,6 +15,7 @@ import numpy as np
 
 from dlx import registry
 from dlx.data import (
+    FOLD_DATASETS,
     IDX_DATASETS,
     REGRESSION_DATASETS,
     SEQUENCES,
@@ -23,6 +24,7 @@ from dlx.data import (
     Dataset,
     DataSpec,
     char_dataset,
+    check_fold,
     check_idx_split,
     idx_dataset,
     regression_dataset,
@@ -35,6 +37,7 @@ from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
 
 STREAMS = ("data", "init", "batches", "dropout")
+FOLD_KEYS = ("folds", "fold", "fold_seed")  # k-fold cross-validation (dlx.data.folds)
 
 
 def rngs(seed: int) -> dict[str, np.random.Generator]:
@@ -47,8 +50,12 @@ def rngs(seed: int) -> dict[str, np.random.Generator]:
 # --- data -------------------------------------------------------------------------------------
 
 def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
-    """Generate (or load) the data set named by ``node.name`` with its train/validation split."""
+    """Generate (or load) the data set named by ``node.name`` with its train/validation split
+    (or, with ``folds``, fold ``fold`` of a k-fold cross-validation as the validation split)."""
     node = dict(node)
+    if node.get("folds") is not None and node.get("name") not in FOLD_DATASETS:
+        raise UsageError(f"dataset.folds: k-fold cross-validation is for "
+                         f"{', '.join(FOLD_DATASETS)}, not {node.get('name')!r}")
     if node.get("name") in IDX_DATASETS:
         kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
         try:
@@ -77,8 +84,19 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     if node.get("name") in SEQUENCES:
         X, Y, vocab = registry.build(SEQUENCES, "dataset", node, rng)
         return split(node["name"], X, Y, rng, val_fraction, n_classes=vocab)
+    folds = tuple(node.pop(k, v) for k, v in (("folds", None), ("fold", 0), ("fold_seed", 0)))
+    try:
+        check_fold(*folds[:2])
+    except ValueError as e:
+        raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
+    if folds[0] is not None:  # a fixed sample, whatever the run's seed, cut into fixed folds
+        rng = np.random.default_rng(folds[2])
     X, y = registry.build(SYNTHETIC, "dataset", node, rng)
-    return split(node["name"], X, y, rng, val_fraction, dtype=dtype)
+    try:
+        return split(node["name"], X, y, rng, val_fraction, dtype=dtype,
+                     folds=folds if folds[0] is not None else None)
+    except ValueError as e:
+        raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
 
 
 def check_dataset(node) -> DataSpec:
@@ -93,7 +111,7 @@ def check_dataset(node) -> DataSpec:
         kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
         images = mnist.load(node["name"])["train_images"]
         n = len(images)
-        defaults = {"val_size": 5000, "subset": None, "scaling": "unit"}
+        defaults = {"val_size": 5000, "subset": None, "scaling": "unit", "folds": None, "fold": 0}
         try:
             check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
         except ValueError as e:
@@ -105,7 +123,7 @@ def check_dataset(node) -> DataSpec:
              **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS, *REGRESSION_DATASETS)}}
     factory = registry.lookup(names, "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
-                                    ("name", "val_fraction")}, "dataset", ("rng",))
+                                    ("name", "val_fraction", *FOLD_KEYS)}, "dataset", ("rng",))
     data = build_dataset(node, np.random.default_rng(0))
     if len(data.X_train) < 1:
         raise UsageError(f"dataset {node['name']!r}: no training examples left after the "

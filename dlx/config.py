@@ -105,6 +105,11 @@ def validate(config: DictConfig) -> None:
                           ("spec", "dtype", "rng"))
     _check_init(groups["init"])
     spec = check_dataset(groups["dataset"])
+    _check_label_smoothing(top.get("label_smoothing", 0.0), spec.task)
+    if groups["dataset"].get("folds") is not None and groups["dataset"].get("fold") is None \
+            and top["early_stopping"]["patience"] is not None:
+        raise UsageError("early_stopping: dataset.fold=null trains on every fold and leaves no "
+                         "validation split to watch (set early_stopping.patience=null)")
     build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
     _check_metric_names(top, spec.task, groups["schedule"])
     if spec.kind == "tokens" and top.get("probe_every") is not None:
@@ -113,6 +118,14 @@ def validate(config: DictConfig) -> None:
     module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
         module.validate({**top, **groups})  # the groups too: an experiment may need a model
+
+
+def _check_label_smoothing(eps, task: str) -> None:
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 1:
+        raise UsageError(f"label_smoothing must be a number in [0, 1), got {eps!r}")
+    if eps and task != "classification":
+        raise UsageError(f"label_smoothing is for classification data; this data set's task is "
+                         f"{task} (set label_smoothing=0)")
 
 
 def _check_init(node: dict) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlx.data.folds import check_fold, kfold
 from dlx.data.memory import MEMORY
 from dlx.data.sequences import SEQUENCES as _TOY
 from dlx.data.spec import DataSpec
@@ -18,6 +19,8 @@ from dlx.errors import UsageError
 SEQUENCES = {**_TOY, **MEMORY}
 IDX_DATASETS = ("mnist", "fashion_mnist")
 REGRESSION_DATASETS = ("california_housing",)  # dlx.data.housing: a checksummed CSV file
+# dataset.folds=k dataset.fold=i (k-fold cross-validation) works for these
+FOLD_DATASETS = (*SYNTHETIC, *IDX_DATASETS, *REGRESSION_DATASETS)
 SCALINGS = ("unit", "standardize")
 
 
@@ -48,20 +51,31 @@ class Dataset:
 
 
 def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
-                subset: int | None = None, scaling: str = "unit", dtype=np.float32) -> Dataset:
+                subset: int | None = None, scaling: str = "unit", folds: int | None = None,
+                fold: int | None = 0, fold_seed: int = 0, dtype=np.float32) -> Dataset:
     """MNIST-like IDX data: ``val_size`` examples carved (seeded) from the training ones (60000),
     the first ``subset`` of the rest kept (None = all), pixels scaled to [0, 1] (``unit``) or
     standardized with the training pixels' mean and std (``standardize``); the official 10000
-    test examples as the test split."""
+    test examples as the test split.
+
+    With ``folds`` (k-fold cross-validation) ``val_size`` is unused: ``subset`` training images
+    (all 60000 if None), drawn by ``fold_seed`` rather than the run's ``rng`` so that every seed
+    sees the same ones, are cut into ``folds`` folds and fold ``fold`` validates (None: none,
+    every fold trains); ``standardize`` uses the training folds' pixels only."""
     from dlx.data import mnist
 
     arrays = mnist.load(name)
     n = len(arrays["train_labels"])
-    check_idx_split(n, val_size, subset, scaling)
-    order = rng.permutation(n)
-    val, train = order[:val_size], order[val_size:]
-    if subset is not None:
-        train = train[:subset]
+    check_idx_split(n, val_size, subset, scaling, folds, fold)
+    if folds is None:
+        order = rng.permutation(n)
+        val, train = order[:val_size], order[val_size:]
+        if subset is not None:
+            train = train[:subset]
+    else:
+        pool = np.random.default_rng(fold_seed).permutation(n)[:subset]
+        fit, held = kfold(len(pool), folds, fold, fold_seed)
+        train, val = pool[fit], pool[held]
     images = arrays["train_images"][:, None]  # (N, 1, H, W): one channel
     spec = DataSpec.image(1, *arrays["train_images"].shape[1:], n_classes=10)
 
@@ -74,13 +88,22 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
         mean, std = X_train.mean(), X_train.std()
         X_train, X_val, X_test = ((x - mean) / std for x in (X_train, X_val, X_test))
     labels = arrays["train_labels"].astype(np.int64)
-    return Dataset(name, X_train, labels[train], X_val, labels[val], spec, X_test,
-                   arrays["test_labels"].astype(np.int64), mnist.CLASSES[name])
+    y_test = arrays["test_labels"].astype(np.int64)
+    if folds is not None and fold is not None:  # a fold of a cross-validation: the test set
+        X_test = y_test = None                  # plays no part (only the refit's is scored)
+    return Dataset(name, X_train, labels[train], X_val, labels[val], spec, X_test, y_test,
+                   mnist.CLASSES[name])
 
 
-def check_idx_split(n: int, val_size, subset, scaling) -> None:
+def check_idx_split(n: int, val_size, subset, scaling, folds=None, fold=0) -> None:
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    if folds is not None:  # cross-validation: no val_size; subset is what is cut into folds
+        if subset is not None and not 1 <= subset <= n:
+            raise ValueError(f"subset must be in [1, {n}] or null, got {subset}")
+        check_fold(folds, fold, subset or n)
+        return
+    check_fold(folds, fold)
     if not 1 <= val_size < n:
         raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
     if subset is not None and not 1 <= subset <= n - val_size:
@@ -88,14 +111,19 @@ def check_idx_split(n: int, val_size, subset, scaling) -> None:
 
 
 def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-          val_fraction: float, n_classes: int | None = None, dtype=np.float32) -> Dataset:
+          val_fraction: float, n_classes: int | None = None, dtype=np.float32,
+          folds: tuple[int, int | None, int] | None = None) -> Dataset:
     """A seeded train/validation split of generated examples: feature rows (cast to ``dtype``)
-    with int labels, or token sequences (X, y ints, ``n_classes`` = the vocabulary)."""
-    if not 0 < val_fraction < 1:
-        raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
-    n_val = max(1, int(round(len(X) * val_fraction)))
-    order = rng.permutation(len(X))
-    val, train = order[:n_val], order[n_val:]
+    with int labels, or token sequences (X, y ints, ``n_classes`` = the vocabulary).
+    ``folds = (k, fold, seed)``: the validation split is fold ``fold`` of k instead."""
+    if folds is not None:
+        train, val = kfold(len(X), *folds)
+    else:
+        if not 0 < val_fraction < 1:
+            raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")
+        n_val = max(1, int(round(len(X) * val_fraction)))
+        order = rng.permutation(len(X))
+        val, train = order[:n_val], order[n_val:]
     if n_classes is not None:  # token sequences
         spec = DataSpec.tokens(n_classes, X.shape[1])
         return Dataset(name, X[train], y[train], X[val], y[val], spec)
@@ -116,6 +144,6 @@ def regression_dataset(*, name: str, dtype=np.float32, **options) -> Dataset:
                    description=description)
 
 
-__all__ = ["Dataset", "DataSpec", "split", "idx_dataset", "check_idx_split", "SYNTHETIC",
-           "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "REGRESSION_DATASETS", "char_dataset",
-           "regression_dataset"]
+__all__ = ["Dataset", "DataSpec", "split", "kfold", "check_fold", "idx_dataset", "check_idx_split",
+           "SYNTHETIC", "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "REGRESSION_DATASETS",
+           "FOLD_DATASETS", "char_dataset", "regression_dataset"]

@@ -20,6 +20,11 @@ training split only, so nothing of the validation or test districts leaks into t
 5. the target, ``median_house_value`` in dollars, standardized the same way for training;
    the mean and std are kept (``Dataset.target_mean``, ``target_scale``), so RMSE and MAE are
    reported in dollars.
+
+With ``folds=k`` (k-fold cross-validation) the training and validation districts together are
+cut into k folds (:func:`dlx.data.folds.kfold`, seeded by ``split_seed``), fold ``fold``
+validates, and steps 2-5 are refitted on the other k - 1 folds; the test districts stay
+the same and untouched.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dlx.data.fetch import fetch_verified
+from dlx.data.folds import check_fold, kfold
 from dlx.data.spec import DataSpec
 from dlx.errors import UsageError
 
@@ -128,7 +134,8 @@ def preprocess(table: dict[str, np.ndarray], train: np.ndarray) -> dict:
 
 
 def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
-                    test_fraction: float = 0.2, dtype=np.float32) -> tuple:
+                    test_fraction: float = 0.2, folds: int | None = None, fold: int | None = 0,
+                    dtype=np.float32) -> tuple:
     """California housing as standardized arrays: (X_train, t_train, X_val, t_val, X_test,
     t_test, spec, description), targets t (N, 1) standardized with the training split's mean
     and std (``description['target_mean']``, ``['target_std']``, in dollars).
@@ -138,11 +145,19 @@ def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
             run seed).
         val_fraction: share of the districts for validation (model choices, early stopping).
         test_fraction: share held out as the test set, evaluated once at the end.
+        folds: k-fold cross-validation of the training and validation districts together
+            (null: the fixed validation split); val_fraction is then unused.
+        fold: which of the ``folds`` parts validates (null: none, all train: the refit).
         dtype: of the returned arrays.
     """
+    check_fold(folds, fold)
     table = load()
     train, val, test = split_indices(len(table[TARGET]), split_seed, val_fraction, test_fraction)
-    prep = preprocess(table, train)
+    if folds is not None:  # the same test districts; the others cut into folds (by split_seed)
+        pool = np.concatenate([train, val])
+        fit, held = kfold(len(pool), folds, fold, split_seed)
+        train, val = pool[fit], pool[held]
+    prep = preprocess(table, train)  # refit on each fold's training part: nothing of val leaks
     y_mean, y_std = prep["target_mean"], prep["target_std"]
 
     def arrays(rows):
@@ -150,12 +165,15 @@ def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
         return prep["features"](rows).astype(dtype), t[:, None].astype(dtype)  # (N, D), (N, 1)
 
     (X_train, t_train), (X_val, t_val), (X_test, t_test) = map(arrays, (train, val, test))
+    if folds is not None and fold is not None:  # a fold of a cross-validation: no test set
+        X_test = t_test = None                  # (only the refit on every fold is scored)
     spec = DataSpec.regression(X_train.shape[1], 1)
     description = {
         "task": "regression", "target": TARGET, "units": "US dollars",
         "target_mean": y_mean, "target_scale": y_std, "target_cap": CAP,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
-        "split_seed": split_seed, "features": prep["feature_names"],
+        "split_seed": split_seed, "folds": folds, "fold": fold,
+        "features": prep["feature_names"],
         "imputed_total_bedrooms": prep["imputed_total_bedrooms"],
         "reference_category": prep["reference_category"],
     }

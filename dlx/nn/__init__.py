@@ -21,15 +21,17 @@ from dlx.nn.models import MODELS
 from dlx.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 
-def loss_for(spec):
+def loss_for(spec, label_smoothing: float = 0.0):
     """The loss matching the task and the output layer a data description asks for
     (``spec.n_out``): squared error for regression, token-level CE for sequences, sigmoid-BCE
-    for 2 classes, else softmax-CE."""
+    for 2 classes, else softmax-CE; ``label_smoothing`` (classification only) as torch's."""
     if spec.task == "regression":
         return MSE()
     if spec.kind == "tokens":
         return SequenceCrossEntropy()
-    return BCEWithLogits() if spec.n_out == 1 else SoftmaxCrossEntropy()
+    if spec.n_out == 1:
+        return BCEWithLogits(label_smoothing)
+    return SoftmaxCrossEntropy(label_smoothing)
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -12,11 +12,25 @@ class BCEWithLogits:
     """Binary cross-entropy of sigmoid(z) against y in {0, 1}.
 
     loss = mean(max(z, 0) - z*y + log(1 + exp(-|z|)));  dloss/dz = (sigmoid(z) - y) / N.
+
+    With label smoothing eps the target is t = (1 - eps) y + eps / 2: the sigmoid is a softmax
+    over the two logits (0, z), so this is SoftmaxCrossEntropy's (and torch's
+    CrossEntropyLoss(label_smoothing=eps)'s) smoothing over two classes.
+
+    Args:
+        label_smoothing: eps in [0, 1) (default 0).
     """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         z = logits.reshape(len(logits))  # (N, 1) -> (N,)
         t = y.astype(z.dtype, copy=False)
+        if self.label_smoothing:
+            t = (1.0 - self.label_smoothing) * t + self.label_smoothing / 2
         e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
         self._cache = (z, t, e, logits.shape)
         return float(np.mean(np.maximum(z, 0) - z * t + np.log1p(e)))

@@ -148,10 +148,13 @@ def draw_decision_boundary(fig, ax, run, colorbar: bool = True) -> bool:
     ax.scatter(*data.X_val.T, c=data.y_val, s=26, marker="^", label="validation", **kw)
     # the accuracy of the weights drawn (a diverged run's saved weights are where it diverged,
     # not where its last finite accuracy was measured)
-    pred = predict_in_chunks(model, data.X_val)
+    # (no validation split: the refit on every fold of a cross-validation, dataset.fold=null)
+    which, X_acc, y_acc = (("validation", data.X_val, data.y_val) if len(data.X_val)
+                           else ("training", data.X_train, data.y_train))
+    pred = predict_in_chunks(model, X_acc)
     pred = (pred[:, 0] > 0).astype(int) if pred.shape[1] == 1 else pred.argmax(axis=1)
     status = run.summary.get("status")
-    ax.text(0.02, 0.02, f"validation accuracy {np.mean(pred == data.y_val):.3f}"
+    ax.text(0.02, 0.02, f"{which} accuracy {np.mean(pred == y_acc):.3f}"
             + (f" ({status})" if status not in (None, "completed") else ""),
             transform=ax.transAxes, fontsize=9, bbox=dict(fc="white", alpha=0.8))
     ax.set_xlim(lo[0], hi[0])

@@ -80,7 +80,7 @@ class NumpyBackend:
         self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
         self.model = build_model_for(cfg, data, streams)
         self.params = self.model.parameters()
-        self.loss_fn = loss_for(data.spec)
+        self.loss_fn = loss_for(data.spec, cfg.get("label_smoothing", 0.0))
         self.opt = build_optimizer(cfg["optimizer"], self.params)
         self.reg = build_regularizer(cfg["regularizer"])
         self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")

@@ -63,6 +63,8 @@ class Loop:
         t, data = time.perf_counter(), self.data
         values, metrics = {}, ("loss", *names(data.spec.task))
         for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
+            if not len(X):  # no validation split: the refit on every fold (dataset.fold=null)
+                continue
             values.update(zip((f"{split}/{m}" for m in metrics), self.backend.evaluate(X, y)))
         values["model/weight_norm"] = self.backend.weight_norm()
         for key, value in values.items():

@@ -196,9 +196,13 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.regression = data.spec.task == "regression"
         self.binary = data.spec.n_out == 1 and not self.regression
         self.tokens = data.spec.kind == "tokens"  # (B, T) ids -> (B, T, V) logits
+        # label smoothing: CrossEntropyLoss's own; one sigmoid output smooths its 0/1 targets
+        # to (1 - eps) y + eps / 2 (in _tensors), the same smoothing over the two classes
+        self.smoothing = cfg.get("label_smoothing", 0.0)
         self.loss_fn = (torch.nn.MSELoss() if self.regression
                         else torch.nn.BCEWithLogitsLoss() if self.binary
-                        else torch.nn.CrossEntropyLoss(ignore_index=IGNORE))
+                        else torch.nn.CrossEntropyLoss(ignore_index=IGNORE,
+                                                       label_smoothing=self.smoothing))
 
         node = dict(cfg["optimizer"])
         name = node.pop("name")
@@ -231,7 +235,9 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         ty = torch.from_numpy(y)
         if self.regression:  # (N, K) real targets, as the model's outputs
             return tx, ty.to(self.dtype).reshape(len(tx), -1)
-        return tx, (ty.to(self.dtype).reshape(-1, 1) if self.binary else ty)
+        if self.binary:
+            return tx, ty.to(self.dtype).reshape(-1, 1) * (1.0 - self.smoothing) + self.smoothing / 2
+        return tx, ty
 
     def _loss_of(self, logits, ty):
         """CE over classes, or over every scored position of token sequences (flattened)."""
