@@ -134,8 +134,8 @@ def preprocess(table: dict[str, np.ndarray], train: np.ndarray) -> dict:
 
 
 def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
-                    test_fraction: float = 0.2, folds: int | None = None, fold: int | None = 0,
-                    dtype=np.float32) -> tuple:
+                    test_fraction: float = 0.2, subset: int | None = None,
+                    folds: int | None = None, fold: int | None = 0, dtype=np.float32) -> tuple:
     """California housing as standardized arrays: (X_train, t_train, X_val, t_val, X_test,
     t_test, spec, description), targets t (N, 1) standardized with the training split's mean
     and std (``description['target_mean']``, ``['target_std']``, in dollars).
@@ -145,6 +145,8 @@ def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
             run seed).
         val_fraction: share of the districts for validation (model choices, early stopping).
         test_fraction: share held out as the test set, evaluated once at the end.
+        subset: keep only this many training districts (the first of the fixed split; null:
+            all), e.g. to make a model overfit; with folds, this many are cut into folds.
         folds: k-fold cross-validation of the training and validation districts together
             (null: the fixed validation split); val_fraction is then unused.
         fold: which of the ``folds`` parts validates (null: none, all train: the refit).
@@ -153,10 +155,15 @@ def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
     check_fold(folds, fold)
     table = load()
     train, val, test = split_indices(len(table[TARGET]), split_seed, val_fraction, test_fraction)
+    if subset is not None and not 1 <= subset <= len(train) + (folds is not None) * len(val):
+        raise ValueError(f"subset must be in [1, {len(train) + (folds is not None) * len(val)}] "
+                         f"or null, got {subset}")
     if folds is not None:  # the same test districts; the others cut into folds (by split_seed)
-        pool = np.concatenate([train, val])
+        pool = np.concatenate([train, val])[:subset]
         fit, held = kfold(len(pool), folds, fold, split_seed)
         train, val = pool[fit], pool[held]
+    elif subset is not None:
+        train = train[:subset]
     prep = preprocess(table, train)  # refit on each fold's training part: nothing of val leaks
     y_mean, y_std = prep["target_mean"], prep["target_std"]
 
