@@ -86,7 +86,7 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
         return split(node["name"], X, Y, rng, val_fraction, n_classes=vocab)
     folds = tuple(node.pop(k, v) for k, v in (("folds", None), ("fold", 0), ("fold_seed", 0)))
     try:
-        check_fold(*folds[:2])
+        check_fold(*folds[:2], seed=folds[2])
     except ValueError as e:
         raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
     if folds[0] is not None:  # a fixed sample, whatever the run's seed, cut into fixed folds
@@ -111,7 +111,8 @@ def check_dataset(node) -> DataSpec:
         kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
         images = mnist.load(node["name"])["train_images"]
         n = len(images)
-        defaults = {"val_size": 5000, "subset": None, "scaling": "unit", "folds": None, "fold": 0}
+        defaults = {"val_size": 5000, "subset": None, "scaling": "unit", "folds": None, "fold": 0,
+                    "fold_seed": 0}
         try:
             check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
         except ValueError as e:

@@ -58,6 +58,9 @@ PLAN = [
      "dlx run -m experiment=regularization"),
     (2, "37-38", "dropout", "dropout", "dlx run -m experiment=dropout"),
     (2, "39-40", "written report on gradient flow", None, "dlx report --phase 2"),
+    (2, "series", "choosing lambda by k-fold cross-validation: the CV curve (mean ± sd over 5 "
+     "folds), argmin and the one-standard-error rule, one refit, the test error once "
+     "(notebook 8.5)", "cv_lambda", "dlx run experiment=cv_lambda"),
     (2, "series", "batch normalization: with and without BN, sensitivity to the init scale, "
      "internal covariate shift, training vs eval mode (notebook topic 10)", "batchnorm",
      "dlx run -m experiment=batchnorm"),

@@ -66,7 +66,7 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
 
     arrays = mnist.load(name)
     n = len(arrays["train_labels"])
-    check_idx_split(n, val_size, subset, scaling, folds, fold)
+    check_idx_split(n, val_size, subset, scaling, folds, fold, fold_seed)
     if folds is None:
         order = rng.permutation(n)
         val, train = order[:val_size], order[val_size:]
@@ -95,15 +95,15 @@ def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,
                    mnist.CLASSES[name])
 
 
-def check_idx_split(n: int, val_size, subset, scaling, folds=None, fold=0) -> None:
+def check_idx_split(n: int, val_size, subset, scaling, folds=None, fold=0, fold_seed=0) -> None:
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
     if folds is not None:  # cross-validation: no val_size; subset is what is cut into folds
         if subset is not None and not 1 <= subset <= n:
             raise ValueError(f"subset must be in [1, {n}] or null, got {subset}")
-        check_fold(folds, fold, subset or n)
+        check_fold(folds, fold, subset or n, fold_seed)
         return
-    check_fold(folds, fold)
+    check_fold(folds, fold, seed=fold_seed)
     if not 1 <= val_size < n:
         raise ValueError(f"val_size must be in [1, {n}), got {val_size}")
     if subset is not None and not 1 <= subset <= n - val_size:

@@ -13,12 +13,15 @@ import numpy as np
 STREAM = 0xF01D  # mixed into the seed: the fold shuffle is independent of any other draw of it
 
 
-def check_fold(folds, fold, n: int | None = None) -> None:
+def check_fold(folds, fold, n: int | None = None, seed=0) -> None:
     """ValueError unless ``folds`` is null (no cross-validation; ``fold`` then 0 or null) or an
     integer >= 2 (at most ``n``) and ``fold`` an integer in [0, folds) or null (every fold
-    trains: the refit)."""
+    trains: the refit), and the fold shuffle's ``seed`` an integer >= 0."""
     def integer(v):
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if not integer(seed) or seed < 0:
+        raise ValueError(f"the fold seed must be an integer >= 0, got {seed!r}")
 
     if folds is None:
         if fold not in (0, None):
@@ -38,7 +41,7 @@ def kfold(n: int, folds: int, fold: int | None, seed: int) -> tuple[np.ndarray, 
     """(train, val) sorted indices into range(n): validation is part ``fold`` of a ``seed``ed
     shuffle cut into ``folds`` parts (sizes differ by at most one), training the other parts.
     ``fold=None``: every index trains, validation is empty (the refit after cross-validation)."""
-    check_fold(folds, fold, n)
+    check_fold(folds, fold, n, seed)
     parts = np.array_split(np.random.default_rng((STREAM, seed)).permutation(n), folds)
     if fold is None:
         return np.arange(n), np.arange(0)

@@ -155,9 +155,10 @@ def housing_dataset(*, split_seed: int = 42, val_fraction: float = 0.1,
     check_fold(folds, fold)
     table = load()
     train, val, test = split_indices(len(table[TARGET]), split_seed, val_fraction, test_fraction)
-    if subset is not None and not 1 <= subset <= len(train) + (folds is not None) * len(val):
-        raise ValueError(f"subset must be in [1, {len(train) + (folds is not None) * len(val)}] "
-                         f"or null, got {subset}")
+    most = len(train) + (folds is not None) * len(val)  # with folds, validation's are cut too
+    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool)
+                               or not 1 <= subset <= most):
+        raise ValueError(f"subset must be an integer in [1, {most}] or null, got {subset!r}")
     if folds is not None:  # the same test districts; the others cut into folds (by split_seed)
         pool = np.concatenate([train, val])[:subset]
         fit, held = kfold(len(pool), folds, fold, split_seed)

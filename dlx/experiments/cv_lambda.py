@@ -198,11 +198,11 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     test = run.summary.get("final", {}).get(f"test/{metric}")
     if test is not None:
         ax1.plot([cv["refit_lam"]], [test / scale], "*", ms=14, color="tab:red",
-                 label=f"test {metric} of the refit on all folds, once: {test / scale:.4g}")
+                 label=f"test {metric} of the refit on all folds, once: {test / scale:.4g}{units}")
     ax1.set_xscale("log")
     ax1.set_xlabel("L2 strength λ (log scale)")
     ax1.set_ylabel(f"{metric}{units}")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7.5, loc="best")
     for i, rows in table.groupby("fold"):
         v = rows.sort_values("lam")
         ax2.plot(v["lam"], (v[key] - v[key].mean()) / scale, "-o", ms=3, alpha=0.8,
@@ -211,6 +211,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax2.set_xscale("log")
     ax2.set_xlabel("L2 strength λ (log scale)")
     ax2.set_ylabel(f"validation {metric} − the fold's mean over λ{units}")
-    ax2.set_title("paired by fold: folds differ in level more than in shape", fontsize=9)
+    ax2.set_title("each fold against its own mean: λs compared within a fold (paired)",
+                  fontsize=9)
     ax2.legend(fontsize=8)
     return [save(fig, out / f"cv_curve.{fmt}")]
