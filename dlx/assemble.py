@@ -31,6 +31,7 @@ from dlx.data import (
     split,
 )
 from dlx.data.spec import check_reads
+from dlx.data.synthetic import FUNCTIONS
 from dlx.errors import UsageError
 from dlx.nn import INITS, MODELS, Module
 from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
@@ -69,6 +70,14 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
                                                          if k != "name"}, "dataset", ("dtype",))
         try:
             return regression_dataset(name=node["name"], dtype=np.dtype(dtype).type, **kwargs)
+        except ValueError as e:
+            raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
+    if node.get("name") in FUNCTIONS:  # 1-D regression with a noise-free test grid
+        factory = FUNCTIONS[node["name"]]
+        kwargs = registry.check_kwargs(factory, {k: v for k, v in node.items() if k != "name"},
+                                       "dataset", ("rng", "dtype"))
+        try:
+            return factory(rng, **kwargs, dtype=np.dtype(dtype).type)
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
     if node.get("name") in TEXT_DATASETS:  # a fixed file and a contiguous split: no rng
@@ -118,10 +127,11 @@ def check_dataset(node) -> DataSpec:
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
         return DataSpec.image(1, *images.shape[1:], n_classes=10)
-    if node.get("name") in (*TEXT_DATASETS, *REGRESSION_DATASETS):  # verified, split once
+    if node.get("name") in (*TEXT_DATASETS, *REGRESSION_DATASETS, *FUNCTIONS):  # checked by building
         return build_dataset(node, np.random.default_rng(0)).spec
     names = {**SYNTHETIC, **SEQUENCES,
-             **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS, *REGRESSION_DATASETS)}}
+             **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS, *REGRESSION_DATASETS,
+                                  *FUNCTIONS)}}
     factory = registry.lookup(names, "dataset", node.get("name"))
     registry.check_kwargs(factory, {k: v for k, v in node.items() if k not in
                                     ("name", "val_fraction", *FOLD_KEYS)}, "dataset", ("rng",))

@@ -39,6 +39,9 @@ PLAN = [
      "edge of stability (sharpness -> 2/eta)", "sharpness", "dlx run -m experiment=sharpness"),
     (1, "series", "house prices: linear regression in closed form and by GD, against an MLP "
      "(notebook topic 1)", "house_prices", "dlx run -m experiment=house_prices"),
+    (1, "series", "function approximation: MLPs of growing width and depth on sin, a cubic, |x| "
+     "and a step; error against parameters, extrapolation, bias-variance (notebook topic 2)",
+     "function_approx", "dlx run -m experiment=function_approx"),
     (1, "series", "activations: sigmoid, tanh, ReLU, ELU, SELU, SiLU, softplus and their "
      "derivatives; saturation, dead units, gradient flow (notebook topic 3)", "activations",
      "dlx run -m experiment=activations"),

@@ -1,0 +1,479 @@
+"""function_approx: MLPs of growing width and depth fitted to 1-D functions (series topic 2) —
+sin, a cubic, |x| and a step on [-π, π] (``dataset=function``, ``dataset.target``).
+
+Each member (one target, one seed) trains, besides its own model (the configured MLP, whose
+curves are the run's metrics.csv), many small nets, each a full training by dlx's loop,
+optimizer and MLP (:func:`fit`), on the same samples:
+
+* the capacity series (``capacity.csv``): one hidden layer of each width in
+  ``function_approx.widths``, and ``depths`` hidden layers of ``depth_width`` units, for each
+  activation in ``activations`` (ReLU, tanh), and the linear model (``linreg``) as capacity 0;
+  per fit, the parameter count, train/validation RMSE and the test RMSE and R^2 on the
+  noise-free test grid of the interval (the approximation error), and how it extrapolates:
+  the share of the grid outside the interval where the second difference of the fitted
+  function is zero (a ReLU net is piecewise linear: zero except on cells holding a kink) and
+  the slope at the ends of the wider range against the slope at the interval's edges (tanh
+  saturates: the ratio falls to ~0; ReLU continues linearly);
+* the predictions of every fit on ``extrapolate`` × the interval (``predictions.csv``);
+* the bias-variance series (``bias_variance.csv``): few noisy samples (``noisy``), one hidden
+  layer of growing width trained long, training against validation RMSE (and the noise-free
+  test RMSE) as capacity grows.
+
+The sweep (targets × seeds) draws error against parameters per target (mean ± sd over seeds),
+the fitted functions over the data, extrapolation, and the bias-variance curves.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import numpy as np
+
+from dlx.errors import UsageError
+
+CAPACITY, PREDICTIONS, BIAS_VARIANCE = "capacity.csv", "predictions.csv", "bias_variance.csv"
+CAP_COLUMNS = ("fit", "series", "activation", "width", "depth", "params", "train_rmse",
+               "val_rmse", "test_rmse", "test_r2", "linear_outside", "slope_ratio")
+BV_COLUMNS = ("width", "params", "train_rmse", "val_rmse", "test_rmse")
+ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "elu", "silu", "softplus", "sigmoid")
+
+
+def _ints(value, name: str, low: int = 1) -> list[int]:
+    if not (isinstance(value, list) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value)):
+        raise UsageError(f"function_approx.{name} must be a non-empty list of integers >= {low}, "
+                         f"got {value!r}")
+    return value
+
+
+def validate(cfg) -> None:
+    s = cfg.get("function_approx")
+    if not isinstance(s, dict):
+        raise UsageError("function_approx: missing the `function_approx` settings")
+    if cfg["dataset"].get("name") != "function":
+        raise UsageError("experiment=function_approx needs dataset=function (a 1-D function)")
+    _ints(s.get("widths"), "widths")
+    _ints(s.get("depths"), "depths")
+    w = s.get("depth_width")
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        raise UsageError(f"function_approx.depth_width must be an integer >= 1, got {w!r}")
+    acts = s.get("activations")
+    if not (isinstance(acts, list) and acts and all(a in ACTIVATIONS for a in acts)):
+        raise UsageError(f"function_approx.activations must be a list of {', '.join(ACTIVATIONS)}"
+                         f", got {acts!r}")
+    init = s.get("init_for") or {}
+    if any(a not in init for a in acts):
+        raise UsageError(f"function_approx.init_for must name an init for each activation "
+                         f"({', '.join(acts)}), got {init!r}")
+    e = s.get("extrapolate")
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or e <= 1:
+        raise UsageError(f"function_approx.extrapolate must be a number > 1, got {e!r}")
+    n = s.get("noisy")
+    if not isinstance(n, dict):
+        raise UsageError("function_approx.noisy: missing the bias-variance settings")
+    for key in ("n_train", "n_val", "epochs"):
+        v = n.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f"function_approx.noisy.{key} must be an integer >= 1, got {v!r}")
+    if not (isinstance(n.get("noise"), (int, float)) and n["noise"] > 0):
+        raise UsageError(f"function_approx.noisy.noise must be > 0, got {n.get('noise')!r}")
+    _ints(n.get("widths"), "noisy.widths")
+
+
+# --- one fit ----------------------------------------------------------------------------------
+
+def model_node(activation: str | None, hidden: list[int]) -> dict:
+    """An MLP node (or linreg for no hidden layer) as conf/model/*.yaml would give it."""
+    if not hidden:
+        return {"name": "linreg"}
+    return {"name": "mlp", "hidden": list(hidden), "activation": activation, "keep_prob": 1.0,
+            "dropconnect": False, "norm": "none", "residual": False}
+
+
+def fit(cfg, data, model: dict, init: dict | None = None, **overrides):
+    """Train ``model`` on ``data`` as ``cfg`` says (its optimizer, schedule, seed, steps; with
+    ``overrides`` of top-level keys) by dlx's own loop, recording nothing but the final values.
+
+    Returns (backend, final): the trained NumPy backend (its ``model``) and the last value of
+    each ``split/metric`` (``test/rmse``: the noise-free grid)."""
+    from dlx.records.metrics import MetricsWriter
+    from dlx.training import NumpyBackend, train
+
+    sub = copy.deepcopy(dict(cfg))
+    sub.update(model=model, init=init or sub["init"], probe_every=None, checkpoint=False,
+               early_stopping={**sub["early_stopping"], "patience": None}, **overrides)
+    backend = NumpyBackend(sub, data)
+    rec = MetricsWriter(os.devnull)
+    try:
+        train(sub, rec, "none", None, backend=backend)
+    finally:
+        rec.close()
+    backend.model.eval()
+    return backend, dict(rec.final)
+
+
+def predict(model, data, x: np.ndarray) -> np.ndarray:
+    """f-hat(x) in f's units: (N,) inputs -> (N,) predictions."""
+    with np.errstate(all="ignore"):
+        out = model.forward(x[:, None].astype(data.X_train.dtype)).astype(np.float64)
+    return data.in_units(out)[:, 0]
+
+
+def extrapolation_grid(interval, factor: float, points: int = 801) -> np.ndarray:
+    low, high = interval
+    mid, half = (low + high) / 2, (high - low) / 2
+    return np.linspace(mid - factor * half, mid + factor * half, points)
+
+
+def extrapolation(x: np.ndarray, y: np.ndarray, interval) -> tuple[float, float]:
+    """How a fitted function continues outside [low, high], from its values y on an even grid x:
+
+    * the share of grid points outside the interval where the second difference
+      y[i-1] - 2 y[i] + y[i+1] is zero (to round-off, 1e-9 of y's range): 1 for a function
+      linear there; a ReLU net is piecewise linear, so only cells holding a kink count against;
+    * the mean |slope| over the outer 5% of the grid on both sides, over the mean |slope| at
+      the interval's edges: ~1 when the function goes on linearly, ~0 when it saturates (nan
+      when it is flat at the edges, e.g. a single dead ReLU unit).
+    """
+    low, high = interval
+    d2 = np.abs(y[:-2] - 2 * y[1:-1] + y[2:])
+    xi = x[1:-1]
+    outside = (xi < low) | (xi > high)
+    tol = 1e-9 * max(float(np.ptp(y)), 1e-12)
+    linear = float(np.mean(d2[outside] <= tol))
+    slope = np.abs(np.gradient(y, x))
+    k = max(2, len(x) // 20)
+    far = np.concatenate([slope[:k], slope[-k:]]).mean()
+    edges = [np.argmin(np.abs(x - low)), np.argmin(np.abs(x - high))]
+    near = np.mean([slope[i - 2:i + 3].mean() for i in edges])
+    if near <= 1e-6 * max(float(np.ptp(y)), 1e-12) / (high - low):  # flat at the edges: no ratio
+        return linear, float("nan")
+    return linear, float(far / near)
+
+
+def capacity_fits(s: dict) -> list[tuple[str, str | None, list[int]]]:
+    """(series, activation, hidden) of every fit, linreg first; a net in both series (one
+    hidden layer of depth_width) is trained once, listed under ``width``."""
+    fits, seen = [("linear", None, [])], set()
+    for act in s["activations"]:
+        for series, hidden in ([("width", [w]) for w in s["widths"]]
+                               + [("depth", [s["depth_width"]] * d) for d in s["depths"]]):
+            key = (act, tuple(hidden))
+            if key not in seen:
+                seen.add(key)
+                fits.append((series, act, hidden))
+    return fits
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def run(cfg, rec, run_dir: Path):
+    from dlx.assemble import build_data, build_dataset, rngs
+    from dlx.training import train
+    from dlx.training.backend import make_backend
+
+    s = cfg["function_approx"]
+    data = build_data(cfg)
+    result = train(cfg, rec, cfg["progress"], run_dir, backend=make_backend(cfg, data))
+    interval = data.description["interval"]
+    grid = extrapolation_grid(interval, s["extrapolate"])
+    rows, curves = [], []
+    for i, (series, act, hidden) in enumerate(capacity_fits(s)):
+        init = {"name": s["init_for"][act]} if act else None
+        backend, final = fit(cfg, data, model_node(act, hidden), init)
+        y = predict(backend.model, data, grid)
+        linear, ratio = extrapolation(grid, y, interval)
+        rows.append((i, series, act or "none", hidden[0] if hidden else 0, len(hidden),
+                     backend.sizes()["params"], final["train/rmse"],
+                     final["val/rmse"], final["test/rmse"], final["test/r2"], linear, ratio))
+        curves.append(y)
+    _write(run_dir / CAPACITY, CAP_COLUMNS, rows)
+    with open(run_dir / PREDICTIONS, "w", encoding="utf-8", newline="\n") as f:
+        f.write("x," + ",".join(f"fit{i}" for i in range(len(curves))) + "\n")
+        for j, x in enumerate(grid):
+            f.write(f"{float(x)!r}," + ",".join(repr(float(c[j])) for c in curves) + "\n")
+
+    n = s["noisy"]
+    node = {**cfg["dataset"], "n_samples": n["n_train"] + n["n_val"], "noise": n["noise"],
+            "val_fraction": n["n_val"] / (n["n_train"] + n["n_val"])}
+    noisy = build_dataset(node, rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
+    bv = []
+    for w in n["widths"]:  # full batch: one step per epoch
+        backend, final = fit(cfg, noisy, model_node("relu", [w]), {"name": s["init_for"]["relu"]},
+                             epochs=n["epochs"], max_steps=None, batch_size=None)
+        bv.append((w, backend.sizes()["params"], final["train/rmse"], final["val/rmse"],
+                   final["test/rmse"]))
+    _write(run_dir / BIAS_VARIANCE, BV_COLUMNS, bv)
+    result.extra["function_approx"] = {"fits": len(rows), "noisy_fits": len(bv),
+                                       "noisy_train": len(noisy.X_train),
+                                       "noisy_val": len(noisy.X_val)}
+    return result
+
+
+def _write(path: Path, columns, rows) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(",".join(columns) + "\n")
+        for row in rows:
+            f.write(",".join(v if isinstance(v, str) else repr(v) for v in row) + "\n")
+
+
+# --- reading runs back ------------------------------------------------------------------------
+
+NAMES = {"sin": "sin x", "poly": "0.2x³ − x", "abs": "|x|", "step": "step 1[x > 0]"}
+ORDER = tuple(NAMES)
+SERIES_STYLE = {("width", "relu"): dict(color="tab:blue", marker="o", label="ReLU, 1 hidden layer, width 1…"),
+                ("width", "tanh"): dict(color="tab:orange", marker="s", label="tanh, 1 hidden layer"),
+                ("depth", "relu"): dict(color="tab:green", marker="^", ls="--",
+                                        label="ReLU, depth 1–4 × {w}"),
+                ("depth", "tanh"): dict(color="tab:red", marker="v", ls="--",
+                                        label="tanh, depth 1–4 × {w}")}
+
+
+def target_of(run) -> str:
+    return run.config["dataset"]["target"]
+
+
+def read(run, name: str):
+    import pandas as pd
+
+    path = run.path / name
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def capacity_table(runs):
+    """Every fit of every run: capacity.csv's rows with the run's target and seed."""
+    import pandas as pd
+
+    parts = []
+    for r in runs:
+        t = read(r, CAPACITY)
+        if t is not None:
+            parts.append(t.assign(target=target_of(r), seed=r.config["seed"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def series_rows(table, series: str, activation: str, depth_width: int):
+    """The rows of one series: the width series (depth 1), or the depth series at depth_width
+    (its depth-1 net is the width series' one of that width)."""
+    t = table[table["activation"] == activation]
+    if series == "width":
+        return t[t["depth"] == 1]
+    return t[(t["width"] == depth_width)]
+
+
+def stats(table, by: list[str], columns=("test_rmse",)):
+    """Mean, sd (n - 1) and n over seeds of ``columns`` per ``by``."""
+    agg = table.groupby(by)[list(columns)].agg(["mean", "std", "count"])
+    agg.columns = [f"{c}_{s.replace('std', 'sd').replace('count', 'n')}" for c, s in agg.columns]
+    return agg.reset_index()
+
+
+def summary_table(runs):
+    """Per target, series, activation and net: mean, sd, n over seeds of the test RMSE and R^2
+    and the two extrapolation measures (the sweep's function_approx.csv)."""
+    t = capacity_table(runs)
+    return stats(t, ["target", "series", "activation", "width", "depth", "params"],
+                 ("test_rmse", "test_r2", "train_rmse", "linear_outside", "slope_ratio"))
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+def _capacity_panel(ax, table, target: str, depth_width: int) -> None:
+    from dlx.plots.sweep import draw_band
+
+    t = table[table["target"] == target]
+    lin = t[t["series"] == "linear"]["test_rmse"]
+    for (series, act), style in SERIES_STYLE.items():
+        rows = series_rows(t, series, act, depth_width)
+        if rows.empty:
+            continue
+        s = stats(rows, ["params"]).rename(columns={"test_rmse_mean": "mean", "test_rmse_sd": "sd",
+                                                    "test_rmse_n": "n"})
+        style = dict(style, label=style["label"].format(w=depth_width))
+        color = style.pop("color")
+        draw_band(ax, s, x="params", color=color, log=True, ms=4, **style)
+    if len(lin):
+        ax.axhline(lin.mean(), color="k", ls=":", lw=1.2,
+                   label=f"linear model (linreg), {lin.mean():.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(f"f(x) = {NAMES.get(target, target)}", fontsize=10)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("test RMSE on the interval (f's units, log)")
+
+
+def _truth(run, x):
+    from dlx.data.synthetic import TARGETS
+
+    return TARGETS[target_of(run)](x)
+
+
+def _curves(run):
+    """(x grid, {fit: prediction}) from predictions.csv, and capacity.csv."""
+    p, c = read(run, PREDICTIONS), read(run, CAPACITY)
+    return p["x"].to_numpy(), p, c
+
+
+def _fit_column(cap, series, act, width, depth):
+    hit = cap[(cap["activation"] == act) & (cap["width"] == width) & (cap["depth"] == depth)]
+    return None if hit.empty else f"fit{int(hit['fit'].iloc[0])}"
+
+
+def _fits_panel(ax, run, widths=(2, 4, 8, 32)) -> None:
+    from dlx.assemble import build_data
+
+    x, p, cap = _curves(run)
+    low, high = run.summary["data"]["interval"]
+    inside = (x >= low) & (x <= high)
+    data = build_data(run.config)
+    ax.scatter(data.X_train[:, 0], data.in_units(data.y_train)[:, 0], s=6, color="0.6",
+               label=f"{len(data.X_train)} training samples", zorder=1)
+    ax.plot(x[inside], _truth(run, x[inside]), color="k", lw=1.2, label="f(x)")
+    for i, w in enumerate(widths):
+        col = _fit_column(cap, "width", "relu", w, 1)
+        if col is not None:
+            ax.plot(x[inside], p[col][inside], color=f"C{i}", lw=1.4,
+                    label=f"ReLU, width {w}")
+    ax.set_title(f"f(x) = {NAMES.get(target_of(run), target_of(run))}, seed "
+                 f"{run.config['seed']}", fontsize=10)
+    ax.set_xlabel("x (training interval)")
+    ax.set_ylabel("f(x), fitted f̂(x)")
+
+
+def _extrapolation_panel(ax, run, depth_width: int) -> None:
+    x, p, cap = _curves(run)
+    low, high = run.summary["data"]["interval"]
+    ax.axvspan(low, high, color="0.92", zorder=0, label="training interval")
+    ax.plot(x, _truth(run, x), color="k", lw=1.2, label="f(x)")
+    nets = [("relu", 32, 1, "tab:blue", "-"), ("relu", depth_width, 4, "tab:green", "--"),
+            ("tanh", 32, 1, "tab:orange", "-"), ("tanh", depth_width, 4, "tab:red", "--")]
+    for act, w, d, color, ls in nets:
+        col = _fit_column(cap, None, act, w, d)
+        if col is not None:
+            ax.plot(x, p[col], color=color, ls=ls, lw=1.4,
+                    label=f"{'ReLU' if act == 'relu' else act}, {d} × {w}")
+    truth = _truth(run, x)
+    span = float(np.ptp(truth[(x >= low) & (x <= high)])) or 1.0
+    mid = float(np.mean(truth[(x >= low) & (x <= high)]))
+    ax.set_ylim(mid - 1.6 * span, mid + 1.6 * span)
+    ax.set_title(f"f(x) = {NAMES.get(target_of(run), target_of(run))}, seed "
+                 f"{run.config['seed']}", fontsize=10)
+    ax.set_xlabel("x (shaded: the training interval)")
+    ax.set_ylabel("f(x), fitted f̂(x)")
+
+
+def _bias_variance_panel(ax, runs, target: str) -> None:
+    import pandas as pd
+
+    from dlx.plots.sweep import draw_band
+
+    parts = [read(r, BIAS_VARIANCE) for r in runs if target_of(r) == target]
+    parts = [t for t in parts if t is not None]
+    if not parts:
+        return
+    t = pd.concat(parts)
+    for col, color, marker, label in (("train_rmse", "tab:blue", "o", "training (20 noisy)"),
+                                      ("val_rmse", "tab:orange", "s", "validation (noisy)"),
+                                      ("test_rmse", "tab:green", "^", "test: f, noise-free")):
+        s = stats(t, ["params"], (col,)).rename(columns={f"{col}_mean": "mean", f"{col}_sd": "sd",
+                                                         f"{col}_n": "n"})
+        draw_band(ax, s, x="params", color=color, marker=marker, ms=4, label=label)
+    noise = runs[0].config["function_approx"]["noisy"]["noise"]
+    ax.axhline(noise, color="k", ls=":", lw=1.2, label=f"noise sd {noise:g}")
+    ax.set_xscale("log")
+    ax.set_ylim(0, None)
+    ax.set_title(f"f(x) = {NAMES.get(target, target)}", fontsize=10)
+    ax.set_xlabel("parameters, 1 hidden ReLU layer (log scale)")
+    ax.set_ylabel("RMSE (f's units)")
+
+
+def _grid(title: str, n: int):
+    """A titled row of ``n`` panels (plots.style.panels needs two or more)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.6 * n + 0.8, 4.8), dpi=110, layout="tight")
+    axes = np.atleast_1d(fig.subplots(1, n))
+    fig.suptitle(title, fontsize=11)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return fig, axes
+
+
+def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
+    """The experiment's four figures for ``runs`` (one or several targets; seeds pooled)."""
+    from dlx.plots.style import save
+    from dlx.plots.sweep import seeds_note
+
+    s = runs[0].config["function_approx"]
+    targets = [t for t in ORDER if any(target_of(r) == t for r in runs)]
+    table = capacity_table(runs)
+    counts = [sum(target_of(r) == t for r in runs) for t in targets]
+    note = seeds_note(counts)
+    c = runs[0].config
+    trained = (f"Adam lr {c['optimizer']['lr']:g}, {c['schedule']['name']} schedule, "
+               f"{c['epochs']} epochs of batch {c['batch_size']}")
+    written = []
+    fig, axes = _grid(f"test error against parameters ({trained}; {note})", len(targets))
+    for ax, t in zip(axes, targets):
+        _capacity_panel(ax, table, t, s["depth_width"])
+    axes[-1].legend(fontsize=7, loc="lower left")
+    written.append(save(fig, out / f"error_vs_params{suffix}.{fmt}"))
+
+    first = {t: min((r for r in runs if target_of(r) == t), key=lambda r: r.config["seed"])
+             for t in targets}
+    fig, axes = _grid("fitted functions over the training data: one hidden ReLU layer of "
+                      "growing width", len(targets))
+    for ax, t in zip(axes, targets):
+        _fits_panel(ax, first[t])
+    axes[0].legend(fontsize=7)
+    written.append(save(fig, out / f"fits{suffix}.{fmt}"))
+
+    lo, hi = first[targets[0]].summary["data"]["interval"]
+    fig, axes = _grid(f"extrapolation: trained on [{lo:.3g}, {hi:.3g}], drawn on "
+                      f"{s['extrapolate']:g}× the interval (ReLU continues linearly, tanh "
+                      f"saturates)", len(targets))
+    for ax, t in zip(axes, targets):
+        _extrapolation_panel(ax, first[t], s["depth_width"])
+    axes[0].legend(fontsize=7)
+    written.append(save(fig, out / f"extrapolation{suffix}.{fmt}"))
+
+    n = s["noisy"]
+    fig, axes = _grid(f"bias-variance: {n['n_train']} noisy samples (sd {n['noise']:g}), "
+                      f"full-batch Adam, {n['epochs']} steps; {note}", len(targets))
+    for ax, t in zip(axes, targets):
+        _bias_variance_panel(ax, runs, t)
+    axes[0].legend(fontsize=7)
+    written.append(save(fig, out / f"bias_variance{suffix}.{fmt}"))
+    return written
+
+
+def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    if read(run, CAPACITY) is None:
+        return []
+    return figures([run], out, fmt)
+
+
+def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
+    out = sweep_dir / "plots" if out is None else out
+    runs = [r for r in runs if read(r, CAPACITY) is not None]
+    if not runs:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    table = summary_table(runs)
+    table.to_csv(out / "function_approx.csv", index=False)
+    return [*figures(runs, out, fmt), out / "function_approx.csv"]
+
+
+def report_numbers(run) -> dict:
+    cap = read(run, CAPACITY)
+    if cap is None:
+        return {}
+    lin = cap[cap["series"] == "linear"].iloc[0]
+    relu = cap[(cap["activation"] == "relu") & (cap["depth"] == 1)].sort_values("width")
+    best = relu.iloc[relu["test_rmse"].argmin()]
+    return {"target": target_of(run), "linear model: test R²": lin["test_r2"],
+            "best 1-layer ReLU: width": int(best["width"]),
+            "best 1-layer ReLU: test RMSE": best["test_rmse"],
+            "best 1-layer ReLU: test R²": best["test_r2"]}
