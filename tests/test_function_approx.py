@@ -173,8 +173,8 @@ SMALL = ("function_approx.widths=[2,8]", "function_approx.depths=[1,2]",
 
 @pytest.mark.slow
 def test_function_approx_end_to_end(cli):
-    """One member, shortened: the tables, the four figures, the summary; bad settings are one
-    error line and exit 2."""
+    """One member, shortened: the tables, its figure, the summary, and a sweep's four figures
+    by `dlx plot`; bad settings are one error line and exit 2."""
     result = cli("run", "experiment=function_approx", "dataset.target=abs", *SMALL)
     assert result.returncode == 0, result.stderr
     run = cli.run_dir(result)
@@ -186,10 +186,18 @@ def test_function_approx_end_to_end(cli):
     s = json.loads((run / "summary.json").read_text())
     assert s["status"] == "completed" and s["function_approx"]["noisy_train"] == 20
     plots = {p.name for p in (run / "plots").iterdir()}
-    assert {"error_vs_params.png", "fits.png", "extrapolation.png",
-            "bias_variance.png"} <= plots, plots
+    assert {"function_approx.png", "rmse.png"} <= plots, plots
     for bad, needle in (("function_approx.widths=[0]", "function_approx.widths"),
-                        ("dataset=moons", "needs dataset=function"),
+                        ("function_approx.noisy.noise=0", "function_approx.noisy.noise"),
                         ("function_approx.activations=[swish]", "function_approx.activations")):
         assert_one_error_line(cli("run", "experiment=function_approx", bad), needle)
-    assert not list((cli.cwd / "runs").glob("*")) or len(list((cli.cwd / "runs").iterdir())) == 1
+    assert list((cli.cwd / "runs").iterdir()) == [run]  # bad settings created nothing
+
+
+def test_the_experiment_needs_the_function_data():
+    cfg = config()
+    fa.validate(cfg)
+    with pytest.raises(UsageError, match="needs dataset=function"):
+        fa.validate({**cfg, "dataset": {"name": "moons"}})
+    with pytest.raises(UsageError, match="init_for"):
+        fa.validate({**cfg, "function_approx": {**cfg["function_approx"], "init_for": {}}})

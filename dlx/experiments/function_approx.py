@@ -223,12 +223,14 @@ def _write(path: Path, columns, rows) -> None:
 
 NAMES = {"sin": "sin x", "poly": "0.2x³ − x", "abs": "|x|", "step": "step 1[x > 0]"}
 ORDER = tuple(NAMES)
-SERIES_STYLE = {("width", "relu"): dict(color="tab:blue", marker="o", label="ReLU, 1 hidden layer, width 1…"),
-                ("width", "tanh"): dict(color="tab:orange", marker="s", label="tanh, 1 hidden layer"),
+SERIES_STYLE = {("width", "relu"): dict(color="tab:blue", marker="o",
+                                        label="ReLU, 1 hidden layer, width {w}"),
+                ("width", "tanh"): dict(color="tab:orange", marker="s",
+                                        label="tanh, 1 hidden layer, width {w}"),
                 ("depth", "relu"): dict(color="tab:green", marker="^", ls="--",
-                                        label="ReLU, depth 1–4 × {w}"),
+                                        label="ReLU, depth {d} × {dw} units"),
                 ("depth", "tanh"): dict(color="tab:red", marker="v", ls="--",
-                                        label="tanh, depth 1–4 × {w}")}
+                                        label="tanh, depth {d} × {dw} units")}
 
 
 def target_of(run) -> str:
@@ -280,9 +282,12 @@ def summary_table(runs):
 
 # --- figures ----------------------------------------------------------------------------------
 
-def _capacity_panel(ax, table, target: str, depth_width: int) -> None:
+def _capacity_panel(ax, table, target: str, s: dict) -> None:
     from dlx.plots.sweep import draw_band
 
+    depth_width = s["depth_width"]
+    spans = {"w": f"{min(s['widths'])}–{max(s['widths'])}",
+             "d": f"{min(s['depths'])}–{max(s['depths'])}", "dw": depth_width}
     t = table[table["target"] == target]
     lin = t[t["series"] == "linear"]["test_rmse"]
     for (series, act), style in SERIES_STYLE.items():
@@ -291,7 +296,7 @@ def _capacity_panel(ax, table, target: str, depth_width: int) -> None:
             continue
         s = stats(rows, ["params"]).rename(columns={"test_rmse_mean": "mean", "test_rmse_sd": "sd",
                                                     "test_rmse_n": "n"})
-        style = dict(style, label=style["label"].format(w=depth_width))
+        style = dict(style, label=style["label"].format(**spans))
         color = style.pop("color")
         draw_band(ax, s, x="params", color=color, log=True, ms=4, **style)
     if len(lin):
@@ -417,7 +422,7 @@ def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
     written = []
     fig, axes = _grid(f"test error against parameters ({trained}; {note})", len(targets))
     for ax, t in zip(axes, targets):
-        _capacity_panel(ax, table, t, s["depth_width"])
+        _capacity_panel(ax, table, t, s)
     axes[-1].legend(fontsize=7, loc="lower left")
     written.append(save(fig, out / f"error_vs_params{suffix}.{fmt}"))
 
@@ -450,9 +455,23 @@ def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
 
 
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
+    """One member's four panels: error against parameters, the fits, extrapolation, and the
+    bias-variance curves (the sweep draws each across the targets, seeds pooled)."""
+    from dlx.plots.style import save
+
     if read(run, CAPACITY) is None:
         return []
-    return figures([run], out, fmt)
+    s, t = run.config["function_approx"], target_of(run)
+    fig, axes = _grid(f"function approximation of {NAMES.get(t, t)}, seed {run.config['seed']}: "
+                      f"test error against parameters, fitted functions, extrapolation, and "
+                      f"bias-variance on {s['noisy']['n_train']} noisy samples", 4)
+    _capacity_panel(axes[0], capacity_table([run]), t, s)
+    _fits_panel(axes[1], run)
+    _extrapolation_panel(axes[2], run, s["depth_width"])
+    _bias_variance_panel(axes[3], [run], t)
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return [save(fig, out / f"function_approx.{fmt}")]
 
 
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
