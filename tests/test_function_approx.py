@@ -173,8 +173,10 @@ SMALL = ("function_approx.widths=[2,8]", "function_approx.depths=[1,2]",
 
 @pytest.mark.slow
 def test_function_approx_end_to_end(cli):
-    """One member, shortened: the tables, its figure, the summary, and a sweep's four figures
-    by `dlx plot`; bad settings are one error line and exit 2."""
+    """One member, shortened: the tables, its figure, the summary, and the sweep's four
+    figures drawn from it; bad settings are one error line and exit 2."""
+    from dlx.records.store import load_run
+
     result = cli("run", "experiment=function_approx", "dataset.target=abs", *SMALL)
     assert result.returncode == 0, result.stderr
     run = cli.run_dir(result)
@@ -187,6 +189,10 @@ def test_function_approx_end_to_end(cli):
     assert s["status"] == "completed" and s["function_approx"]["noisy_train"] == 20
     plots = {p.name for p in (run / "plots").iterdir()}
     assert {"function_approx.png", "rmse.png"} <= plots, plots
+    out = cli.cwd / "sweep_plots"
+    written = fa.figures([load_run(run)], out, "png")
+    assert sorted(p.name for p in written) == ["bias_variance.png", "error_vs_params.png",
+                                               "extrapolation.png", "fits.png"]
     for bad, needle in (("function_approx.widths=[0]", "function_approx.widths"),
                         ("function_approx.noisy.noise=0", "function_approx.noisy.noise"),
                         ("function_approx.activations=[swish]", "function_approx.activations")):
