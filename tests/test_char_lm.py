@@ -186,3 +186,13 @@ def test_the_experiment_writes_its_tables_and_is_reproducible(cli):
     info = json.loads((a / "summary.json").read_text())["char_lm"]
     assert info["lstm"]["params"] == 4 * 16 * (65 + 16 + 2) + 16 * 65 + 65
     assert (a / "plots" / "char_lm.png").is_file()
+
+
+def test_too_few_windows_for_the_streams_is_a_usage_error(cli):
+    from tests.conftest import assert_one_error_line
+
+    result = cli("run", "model=rnn", "dataset=tinyshakespeare", "dataset.stream=true",
+                 "dataset.val_tokens=200", "batch_size=32")
+    assert result.returncode == 2
+    assert_one_error_line(result, "dataset.stream=true", "batch_size 32", "validation 3")
+    assert not (cli.cwd / "runs").exists()

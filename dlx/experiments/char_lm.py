@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullLocator
 
 from dlx.errors import UsageError
 
@@ -282,6 +283,9 @@ def _draw(axes, frames: list[pd.DataFrame], throughputs: list[pd.DataFrame], ent
     axes[1].set_xscale("log")
     axes[1].set_title("loss against characters seen", fontsize=10)
     axes[2].set_xscale("log", base=2)
+    lens = sorted(set().union(*(set(t["seq_len"]) for t in throughputs)))
+    axes[2].set_xticks(lens, [str(t) for t in lens])
+    axes[2].xaxis.set_minor_locator(NullLocator())
     axes[2].set_yscale("log")
     axes[2].set_xlabel("sequence length T (characters)")
     axes[2].set_ylabel("throughput (characters per CPU second, fwd + bwd)")
