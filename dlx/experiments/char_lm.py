@@ -262,7 +262,7 @@ def _draw(axes, frames: list[pd.DataFrame], throughputs: list[pd.DataFrame], ent
         steps = sorted(set.intersection(*(set(p.index) for p in per_seed)))
         loss = np.array([[p.loc[s, "val_loss"] for s in steps] for p in per_seed])
         cpu = np.array([[p.loc[s, "train_cpu_s"] for s in steps] for p in per_seed]).mean(axis=0)
-        tokens = per_seed[0].loc[steps, "tokens"].to_numpy()
+        tokens = per_seed[0].loc[steps, "tokens"].to_numpy() / 1e6
         mean, sd = loss.mean(axis=0), loss.std(axis=0, ddof=1) if len(loss) > 1 else 0 * loss[0]
         label = NAMES[kind]
         for ax, x in ((axes[0], cpu), (axes[1], tokens)):
@@ -279,8 +279,7 @@ def _draw(axes, frames: list[pd.DataFrame], throughputs: list[pd.DataFrame], ent
         ax.set_ylim(top=min(ax.get_ylim()[1], 4.5))
     axes[0].set_xlabel("training time (CPU seconds, one thread, evaluations excluded)")
     axes[0].set_title("loss against training time", fontsize=10)
-    axes[1].set_xlabel("characters seen (training)")
-    axes[1].set_xscale("log")
+    axes[1].set_xlabel("characters seen in training (millions)")
     axes[1].set_title("loss against characters seen", fontsize=10)
     axes[2].set_xscale("log", base=2)
     lens = sorted(set().union(*(set(t["seq_len"]) for t in throughputs)))
