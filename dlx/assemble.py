@@ -86,7 +86,8 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
             X, Y, X_val, Y_val, spec, vocab = char_dataset(**kwargs)
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
-        return Dataset(node["name"], X, Y, X_val, Y_val, spec, classes=vocab)
+        return Dataset(node["name"], X, Y, X_val, Y_val, spec, classes=vocab,
+                       stream=bool(kwargs.get("stream", False)))
     val_fraction = node.pop("val_fraction", 0.2)
     if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool):
         raise UsageError(f"dataset.val_fraction must be in (0, 1), got {val_fraction!r}")

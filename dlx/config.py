@@ -112,6 +112,15 @@ def validate(config: DictConfig) -> None:
                          "validation split to watch (set early_stopping.patience=null)")
     build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
     _check_metric_names(top, spec.task, groups["schedule"])
+    if groups["dataset"].get("stream"):  # B = batch_size streams need B windows in each split
+        from dlx.assemble import build_dataset
+
+        data = build_dataset(groups["dataset"], np.random.default_rng(0))
+        n, n_val = len(data.X_train), len(data.X_val)
+        if top["batch_size"] is not None and min(n, n_val) < top["batch_size"]:
+            raise UsageError(f"dataset.stream=true: batch_size {top['batch_size']} streams need "
+                             f"at least that many windows of block_size in each split (train "
+                             f"{n}, validation {n_val})")
     if spec.kind == "tokens" and top.get("probe_every") is not None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")

@@ -83,6 +83,9 @@ PLAN = [
     (3, "series", "vanishing / exploding gradients through time (||dL/dh_t|| against t at "
      "W_hh radius rho, RNN and LSTM) and gradient clipping (notebook topic 12; #15)",
      "bptt_gradients", "dlx run -m experiment=bptt_gradients"),
+    (3, "series", "a character-level LSTM language model (truncated BPTT, state carried) against "
+     "a transformer of equal size and time: loss, bits per character, samples, throughput "
+     "against sequence length (#15)", "char_lm", "dlx run -m experiment=char_lm"),
 ]
 
 DAYS = 60

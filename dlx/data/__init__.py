@@ -40,6 +40,8 @@ class Dataset:
     target_mean: np.ndarray | None = None
     target_scale: np.ndarray | None = None
     description: dict = field(default_factory=dict)  # preprocessing fitted, for summary.json
+    # text as contiguous streams (dlx.data.text.stream_order): rows in order, state carried
+    stream: bool = False
 
     @property
     def n_classes(self) -> int:

@@ -8,13 +8,16 @@ Three kinds of input:
 * ``tokens``: a sequence of ``shape = (T,)`` integer ids below ``vocab``; the targets are tokens
   of the same vocabulary, one per position.
 
-and three tasks, which choose the loss and the metrics (:func:`dlx.nn.loss_for`,
+and four tasks, which choose the loss and the metrics (:func:`dlx.nn.loss_for`,
 :mod:`dlx.nn.metrics`):
 
 * ``classification``: integer labels below ``n_classes``; cross-entropy, accuracy;
 * ``regression``: ``n_targets`` real numbers per example, (N, n_targets) float arrays
   (standardized on the training split by the data set); squared error, RMSE, MAE, R^2;
-* ``sequence``: a token per position (``tokens`` only); token-level cross-entropy, accuracy.
+* ``sequence``: a token per position (``tokens`` only); token-level cross-entropy, accuracy of
+  whole sequences (a toy task's answer is right or wrong as a whole);
+* ``language_model``: the next token at every position of a text (``tokens`` only); the same
+  loss, scored per token: accuracy, bits per character and perplexity.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import math
 from dataclasses import dataclass
 
 KINDS = ("features", "image", "tokens")
-TASKS = ("classification", "regression", "sequence")
+TASKS = ("classification", "regression", "sequence", "language_model")
+TOKEN_TASKS = ("sequence", "language_model")
 WORDS = {"features": "feature vectors", "image": "images", "tokens": "token sequences"}
 
 
@@ -42,7 +46,7 @@ class DataSpec:
         if self.task is None:  # frozen: set the default through object.__setattr__
             object.__setattr__(self, "task",
                                "sequence" if self.kind == "tokens" else "classification")
-        if self.task not in TASKS or (self.task == "sequence") != (self.kind == "tokens"):
+        if self.task not in TASKS or (self.task in TOKEN_TASKS) != (self.kind == "tokens"):
             raise ValueError(f"bad data description: {self.task} on {self.kind}")
         if (self.task == "regression") != (self.n_targets >= 1):
             raise ValueError(f"bad data description: {self.task} with {self.n_targets} targets")
@@ -61,8 +65,8 @@ class DataSpec:
         return cls("features", (int(d),), 0, "regression", int(n_targets))
 
     @classmethod
-    def tokens(cls, vocab: int, seq_len: int) -> "DataSpec":
-        return cls("tokens", (int(seq_len),), int(vocab))
+    def tokens(cls, vocab: int, seq_len: int, task: str = "sequence") -> "DataSpec":
+        return cls("tokens", (int(seq_len),), int(vocab), task)
 
     @property
     def size(self) -> int:

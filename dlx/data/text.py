@@ -11,6 +11,13 @@ character of the whole text (65 for tiny Shakespeare), the text is split contigu
 predicts the next character. ``n_train_tokens`` keeps the first D characters of the training
 part only, so a smaller D is a prefix (a subset) of a larger one, while the validation windows
 stay the same for every D.
+
+``stream=True`` is the layout for truncated backpropagation through time: the windows are
+disjoint and in the text's order (stride = block_size), and the trainer
+(:func:`stream_order`) cuts them into B contiguous streams, batch i holding window i of every
+stream, so a recurrent model can start each batch from the state the previous batch ended in.
+The data set is scored per character (task ``language_model``: accuracy, bits per character,
+perplexity), never by whole windows.
 """
 
 from __future__ import annotations
@@ -93,9 +100,19 @@ def windows(ids: np.ndarray, block_size: int, stride: int) -> tuple[np.ndarray, 
     return ids[index], ids[index + 1]
 
 
+def stream_order(n: int, streams: int) -> np.ndarray:
+    """Row order of ``n`` consecutive windows cut into ``streams`` contiguous streams of
+    n // streams windows each (the remainder dropped), batch i = rows [i*B, (i+1)*B) of the
+    order = window i of every stream: stream j reads windows j*m, j*m + 1, ... (m = n // B)."""
+    m = n // streams
+    if m < 1:
+        raise ValueError(f"{n} windows cannot make {streams} streams (batch_size)")
+    return np.arange(m * streams).reshape(streams, m).T.reshape(-1)  # (m*B,): [i*B + j] = j*m + i
+
+
 def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
                  n_train_tokens: int | None = None, stride: int | None = None,
-                 val_tokens: int | None = None) -> tuple:
+                 val_tokens: int | None = None, stream: bool = False) -> tuple:
     """Next-character prediction on ``name``: (X_train, Y_train, X_val, Y_val, spec, vocabulary),
     the arrays (n, T) int64 (:func:`dlx.assemble.build_dataset` makes them a Dataset).
 
@@ -108,7 +125,14 @@ def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
             windows; block_size // 2 doubles the examples, overlapping by half).
         val_tokens: keep the first this many characters of the validation part (None = all):
             one fixed, cheaper validation set, the same for every ``n_train_tokens``.
+        stream: the windows are B contiguous streams for truncated BPTT with carried state
+            (the trainer reads them in :func:`stream_order`); needs stride null or block_size.
     """
+    if stream not in (True, False):
+        raise ValueError(f"stream must be true or false, got {stream!r}")
+    if stream and stride not in (None, block_size):
+        raise ValueError(f"stream=true reads disjoint windows: stride must be null or "
+                         f"block_size ({block_size}), got {stride}")
     ids, vocab = encode(load_text(name))
     stride = block_size if stride is None else stride
     if block_size < 1 or stride < 1:
@@ -132,5 +156,5 @@ def char_dataset(*, name: str, block_size: int = 64, val_fraction: float = 0.1,
     X_val, Y_val = windows(val, block_size, block_size)
     if len(X_train) == 0 or len(X_val) == 0:
         raise ValueError(f"block_size {block_size} leaves no training or validation window")
-    spec = DataSpec.tokens(len(vocab), block_size)
+    spec = DataSpec.tokens(len(vocab), block_size, task="language_model")
     return X_train, Y_train, X_val, Y_val, spec, vocab

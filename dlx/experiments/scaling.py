@@ -35,7 +35,7 @@ AXES = ("model", "data", "compute")
 # al.'s E + A/N^alpha + B/D^beta (their approach 3); N_opt ~ C^a of each
 KAPLAN = {"model": 0.076, "data": 0.095, "compute": 0.73}
 CHINCHILLA = {"model": 0.34, "data": 0.28, "compute": 0.50}
-GENERIC_RUN_PLOTS = False  # accuracy here is whole-window exactness (0): one loss figure instead
+GENERIC_RUN_PLOTS = False  # one loss figure (per-character acc, bpc and ppl are in metrics.csv)
 KEYS = {"axis": str, "lr_width": (int, float), "lr_power": (int, float),
         "warmup_fraction": (int, float), "flops": (int, float, type(None)),
         "train_eval_windows": int, "bootstrap": int}

@@ -13,9 +13,11 @@ import math
 
 import numpy as np
 
-NAMES = {"classification": ("acc",), "sequence": ("acc",), "regression": ("rmse", "mae", "r2")}
+NAMES = {"classification": ("acc",), "sequence": ("acc",), "regression": ("rmse", "mae", "r2"),
+         "language_model": ("acc", "bpc", "ppl")}
 # which way is better: what early stopping, `monitor` and records' best values follow
-LOWER_IS_BETTER = {"loss": True, "acc": False, "rmse": True, "mae": True, "r2": False}
+LOWER_IS_BETTER = {"loss": True, "acc": False, "rmse": True, "mae": True, "r2": False,
+                   "bpc": True, "ppl": True}
 
 
 def names(task: str) -> tuple[str, ...]:
@@ -84,9 +86,37 @@ class RegressionScores:
         return rmse, mae, r2
 
 
+class TokenScores:
+    """A language model's scores over all scored positions (targets not IGNORE) of all chunks:
+    ``acc`` the fraction of next tokens predicted right (argmax), ``bpc`` the mean negative
+    log-likelihood in bits (bits per character for a character model: nats / ln 2), ``ppl``
+    the perplexity exp(mean NLL in nats). Sums are float64, so the result does not depend on
+    the chunking."""
+
+    def __init__(self):
+        self.right, self.nll, self.n = 0, 0.0, 0
+
+    def add(self, logits: np.ndarray, y: np.ndarray) -> None:
+        from dlx.nn.losses import IGNORE
+
+        z = np.asarray(logits, dtype=np.float64).reshape(-1, logits.shape[-1])  # (B*T, V)
+        t = np.asarray(y).reshape(-1)
+        rows = np.flatnonzero(t != IGNORE)
+        z, t = z[rows], t[rows]
+        top = z.max(axis=1, keepdims=True)
+        logsumexp = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+        self.nll += float((logsumexp - z[np.arange(len(t)), t]).sum())
+        self.right += int((z.argmax(axis=1) == t).sum())
+        self.n += len(t)
+
+    def result(self) -> tuple[float, float, float]:
+        mean = self.nll / self.n
+        return self.right / self.n, mean / math.log(2), math.exp(mean)
+
+
 def scorer(task: str, target_scale=None):
     """A fresh accumulator for ``task``: ``add(outputs, y)`` per chunk, then ``result()`` (a
     tuple in the order of :func:`names`)."""
     if task == "regression":
         return RegressionScores(1.0 if target_scale is None else target_scale)
-    return Accuracy()
+    return TokenScores() if task == "language_model" else Accuracy()

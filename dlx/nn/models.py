@@ -137,8 +137,14 @@ class RecurrentNet(Module):
     (dlx.nn.recurrent) -> a Linear head at every step -> logits (B, T, V).
 
     The state starts at zero for every batch (each sequence is one example); the final state of
-    the last forward is ``rnn.final_state``.
+    the last forward is ``rnn.final_state``. With ``carry = True`` (truncated BPTT over a text
+    stream) each forward starts from the previous forward's final state instead, until
+    ``reset_state()``; that state enters as a constant, so backward stops at the batch boundary
+    (gradients flow back through this batch's T steps only).
     """
+
+    carry = False
+    state = None  # the state the next forward starts from when carrying (None: zeros)
 
     def __init__(self, vocab: int, *, cell: str, hidden: int, layers: int,
                  nonlinearity: str = "tanh", embedding: int | None = None,
@@ -159,7 +165,14 @@ class RecurrentNet(Module):
     def forward(self, idx: np.ndarray) -> np.ndarray:
         x = self.emb.forward(idx) if self.emb is not None else \
             np.eye(self.vocab, dtype=self.dtype)[idx]  # (B, T, V) one-hot
-        return self.head.forward(self.rnn.forward(x))  # (B, T, V)
+        out = self.rnn.forward(x, self.state if self.carry else None)
+        if self.carry:
+            self.state = self.rnn.final_state
+        return self.head.forward(out)  # (B, T, V)
+
+    def reset_state(self) -> None:
+        """Start the next forward from zeros (a new epoch, or a new text)."""
+        self.state = None
 
     def backward(self, dout: np.ndarray) -> None:
         dx = self.rnn.backward(self.head.backward(dout))

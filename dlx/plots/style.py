@@ -20,9 +20,12 @@ Y_LABELS = {
     "rmse": "RMSE (the target's units)",
     "mae": "MAE (the target's units)",
     "r2": "R² (1 = perfect fit, 0 = predicting the mean)",
+    "bpc": "bits per character (mean NLL / ln 2)",
+    "ppl": "perplexity exp(mean NLL)",
 }
 TITLES = {"acc": "accuracy", "lr": "learning rate", "weight_norm": "weight norm",
-          "rmse": "root-mean-square error", "mae": "mean absolute error", "r2": "R²"}
+          "rmse": "root-mean-square error", "mae": "mean absolute error", "r2": "R²",
+          "bpc": "bits per character", "ppl": "perplexity"}
 SPLIT_NAMES = {"batch": "mini-batch", "train": "train set", "val": "validation set"}
 
 

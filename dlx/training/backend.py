@@ -18,7 +18,7 @@ from dlx.data import Dataset
 from dlx.nn import loss_for
 from dlx.nn.metrics import scorer
 from dlx.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
-from dlx.training.chunks import eval_rows
+from dlx.training.chunks import eval_batches
 
 
 @runtime_checkable
@@ -85,6 +85,14 @@ class NumpyBackend:
         self.reg = build_regularizer(cfg["regularizer"])
         self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
         self.grad_norm: float | None = None
+        self.streams = stream_batch(cfg, data)
+        if self.streams is not None and hasattr(self.model, "carry"):
+            self.model.carry = True  # truncated BPTT: each batch starts where the last ended
+
+    def reset_state(self) -> None:
+        """Forget a carried recurrent state (the loop calls it at every epoch's start)."""
+        if hasattr(self.model, "reset_state"):
+            self.model.reset_state()
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Mini-batch loss and penalty at the current weights (keeps what update() needs)."""
@@ -105,12 +113,16 @@ class NumpyBackend:
         """Mean loss and the task's metrics over (X, y), in eval mode, in chunks."""
         self.model.eval()
         total_loss, scores = 0.0, scorer(self.data.spec.task, self.data.target_scale)
-        chunk = eval_rows(X)
+        X, y, chunk = eval_batches(X, y, self.streams)
+        kept = getattr(self.model, "state", None)  # training's carried state, put back below
+        self.reset_state()
         for start in range(0, len(X), chunk):
             xb, yb = X[start:start + chunk], y[start:start + chunk]
             logits = self.model.forward(xb)
             total_loss += self.loss_fn.forward(logits, yb) * len(xb)
             scores.add(logits, yb)
+        if hasattr(self.model, "state"):
+            self.model.state = kept
         self.model.train()
         return (total_loss / len(X), *scores.result())
 
@@ -168,6 +180,15 @@ def clip(params, max_norm: float | None, max_value: float | None) -> float | Non
     if max_norm is not None:
         clip_grad_norm(params, max_norm)
     return norm
+
+
+def stream_batch(cfg: Mapping[str, Any], data: Dataset) -> int | None:
+    """B, the number of parallel streams, when the data is text read as streams (the batch
+    size: one row per stream), else None."""
+    if not data.stream:
+        return None
+    n = len(data.X_train)
+    return min(cfg["batch_size"] or n, n)
 
 
 def make_backend(cfg: Mapping[str, Any], data: Dataset) -> Backend:

@@ -1,5 +1,6 @@
 """How many examples one evaluation forward pass takes: memory stays bounded on big data sets
-(both backends and the figures that predict a whole split use it)."""
+(both backends and the figures that predict a whole split use it); and, for text read as
+streams, the order and size of the batches an evaluation carries a state through."""
 
 from __future__ import annotations
 
@@ -17,3 +18,16 @@ def eval_rows(X: np.ndarray) -> int:
     if X.ndim == 2 and X.dtype.kind == "i":
         return max(EVAL_CHUNK // X.shape[1], 1)
     return EVAL_CHUNK // 32 if X.ndim == 4 else EVAL_CHUNK
+
+
+def eval_batches(X: np.ndarray, y: np.ndarray, streams: int | None):
+    """(X, y, rows per forward) for an evaluation: as they are in chunks of :func:`eval_rows`,
+    or, with ``streams`` (text read as B contiguous streams, a recurrent state carried), the
+    rows in stream order (:func:`dlx.data.text.stream_order`) in batches of B, so that each
+    forward continues the text where the last one stopped, as in training."""
+    if streams is None:
+        return X, y, eval_rows(X)
+    from dlx.data.text import stream_order
+
+    order = stream_order(len(X), streams)
+    return X[order], y[order], streams

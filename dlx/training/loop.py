@@ -18,6 +18,8 @@ import numpy as np
 
 from dlx.assemble import base_lr, build_data, build_schedule, rngs
 from dlx.data import Dataset
+from dlx.data.text import stream_order
+from dlx.errors import UsageError
 from dlx.nn.metrics import names
 from dlx.records.metrics import MetricsWriter
 from dlx.records.progress import Progress
@@ -48,6 +50,12 @@ class Loop:
         n = len(data.X_train)
         self.batch_size = min(cfg["batch_size"] or n, n)
         self.steps_per_epoch = math.ceil(n / self.batch_size)
+        if data.stream:  # B contiguous streams of n // B windows: one batch per window
+            if min(n, len(data.X_val)) < self.batch_size:
+                raise UsageError(f"dataset.stream=true: batch_size {self.batch_size} streams need "
+                                 f"at least that many windows in each split (train {n}, "
+                                 f"validation {len(data.X_val)})")
+            self.steps_per_epoch = n // self.batch_size
         max_steps = cfg.get("max_steps")  # a budget in updates: epochs follow from it
         self.epochs = math.ceil(max_steps / self.steps_per_epoch) if max_steps else cfg["epochs"]
         self.total_steps = max_steps or self.epochs * self.steps_per_epoch
@@ -83,7 +91,11 @@ class Loop:
         """One pass over the shuffled training set (or what is left of the step budget); False
         if the loss diverged (non-finite, or divergence_factor x the initial loss)."""
         data, limit = self.data, self.cfg["divergence_factor"] * max(self.initial_loss, 1e-12)
-        order = self.order_rng.permutation(len(data.X_train))
+        if data.stream:  # the text in order, B streams side by side; a new epoch, a new state
+            order = stream_order(len(data.X_train), self.batch_size)
+            self.backend.reset_state()
+        else:
+            order = self.order_rng.permutation(len(data.X_train))
         for b in range(min(self.steps_per_epoch, self.total_steps - self.step)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             lr = lr_at(self.step)

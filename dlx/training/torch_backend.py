@@ -27,7 +27,7 @@ from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.recurrent import _Recurrent
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
-from dlx.training.chunks import eval_rows
+from dlx.training.chunks import eval_batches
 
 try:
     import torch
@@ -82,6 +82,8 @@ def _torch_classes():
     class RecurrentNet(nn.Module):
         """dlx.nn.models.RecurrentNet: one-hot or embedded tokens -> RNN/LSTM/GRU -> head."""
 
+        carry, state = False, None  # as ours: truncated BPTT carries the final state
+
         def __init__(self, vocab, emb, rnn, head):
             super().__init__()
             self.vocab, self.emb, self.rnn, self.head = vocab, emb, rnn, head
@@ -89,7 +91,14 @@ def _torch_classes():
         def forward(self, idx):
             x = self.emb(idx) if self.emb is not None else \
                 F.one_hot(idx, self.vocab).to(self.head.weight.dtype)
-            return self.head(self.rnn(x)[0])
+            out, final = self.rnn(x, self.state if self.carry else None)
+            if self.carry:  # detached: backward stops at the batch boundary
+                self.state = tuple(s.detach() for s in final) if isinstance(final, tuple) \
+                    else final.detach()
+            return self.head(out)
+
+        def reset_state(self):
+            self.state = None
 
     return BatchNorm, Residual, GlobalAvgPool, RecurrentNet
 
@@ -228,6 +237,16 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.steps = 0
         self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
         self.grad_norm: float | None = None
+        from dlx.training.backend import stream_batch
+
+        self.streams = stream_batch(cfg, data)
+        self.recurrent = next((m for m in self.model.modules() if hasattr(m, "carry")), None)
+        if self.streams is not None and self.recurrent is not None:
+            self.recurrent.carry = True
+
+    def reset_state(self) -> None:
+        if self.recurrent is not None:
+            self.recurrent.reset_state()
 
     def _tensors(self, x: np.ndarray, y: np.ndarray):
         tx = torch.from_numpy(np.ascontiguousarray(x))
@@ -292,8 +311,12 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         """Mean loss and the task's metrics over (X, y) in eval mode, in the NumPy backend's
         chunks: accuracy, or RMSE, MAE, R^2 (:mod:`dlx.nn.metrics`) for regression."""
         self.model.eval()
-        total, correct, chunk = 0.0, 0, eval_rows(X)
-        scores = scorer("regression", self.data.target_scale) if self.regression else None
+        X, y, chunk = eval_batches(X, y, self.streams)
+        total, correct = 0.0, 0
+        scores = scorer(self.data.spec.task, self.data.target_scale) \
+            if self.regression or self.data.spec.task == "language_model" else None
+        kept = self.recurrent.state if self.recurrent is not None else None
+        self.reset_state()
         for start in range(0, len(X), chunk):
             tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
             with torch.no_grad():
@@ -307,6 +330,8 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
                 continue
             pred = (logits[:, 0] > 0).long() if self.binary else logits.argmax(dim=1)
             correct += int((pred.numpy() == y[start:start + chunk]).sum())
+        if self.recurrent is not None:
+            self.recurrent.state = kept
         self.model.train()
         if scores is not None:
             return (total / len(X), *scores.result())
