@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from dlx.data.dataset import Dataset
 from dlx.data.folds import check_fold, kfold
 from dlx.data.memory import MEMORY
 from dlx.data.sequences import SEQUENCES as _TOY
@@ -22,34 +21,6 @@ REGRESSION_DATASETS = ("california_housing",)  # dlx.data.housing: a checksummed
 # dataset.folds=k dataset.fold=i (k-fold cross-validation) works for these
 FOLD_DATASETS = (*SYNTHETIC, *IDX_DATASETS, *REGRESSION_DATASETS)
 SCALINGS = ("unit", "standardize")
-
-
-@dataclass
-class Dataset:
-    name: str
-    X_train: np.ndarray  # (N_train, *spec.shape)
-    y_train: np.ndarray  # (N_train,) int64 labels; tokens: (N_train, T)
-    X_val: np.ndarray
-    y_val: np.ndarray
-    spec: DataSpec
-    X_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    classes: list[str] = field(default_factory=list)
-    # regression: targets are stored standardized, t = (y - target_mean) / target_scale, with
-    # the training split's (K,) mean and std; metrics multiply errors back into y's units
-    target_mean: np.ndarray | None = None
-    target_scale: np.ndarray | None = None
-    description: dict = field(default_factory=dict)  # preprocessing fitted, for summary.json
-    # text as contiguous streams (dlx.data.text.stream_order): rows in order, state carried
-    stream: bool = False
-
-    @property
-    def n_classes(self) -> int:
-        return self.spec.n_classes
-
-    def in_units(self, t: np.ndarray) -> np.ndarray:
-        """Standardized regression targets or predictions (N, K) back in the targets' units."""
-        return t * self.target_scale + self.target_mean
 
 
 def idx_dataset(rng: np.random.Generator, *, name: str, val_size: int = 5000,

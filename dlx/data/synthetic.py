@@ -1,8 +1,12 @@
-"""Seeded synthetic 2-D classification data: ``fn(rng, **options) -> (X (N, 2), y (N,))``."""
+"""Seeded synthetic data: 2-D classification sets ``fn(rng, **options) -> (X (N, 2), y (N,))``
+and 1-D functions for regression (:func:`function_dataset`)."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from dlx.data.dataset import Dataset
+from dlx.data.spec import DataSpec
 
 
 def _check_n(n_samples: int) -> None:
@@ -79,9 +83,6 @@ def function_dataset(rng: np.random.Generator, *, target: str = "sin", n_samples
     units); targets are standardized with the training split's mean and std, and the metrics
     report errors in f's units. Returns a :class:`dlx.data.Dataset`.
     """
-    from dlx.data import Dataset  # the package imports this module: a late import
-    from dlx.data.spec import DataSpec
-
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     if n_samples < 4:

@@ -23,7 +23,6 @@ time is what the wall time would be on a quiet one.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from pathlib import Path
 
@@ -151,7 +150,7 @@ def throughput(cfg, vocab: int) -> pd.DataFrame:
             x = rng.integers(0, vocab, (B, T))
             loss = SequenceCrossEntropy()
 
-            def step():
+            def step(model=model, loss=loss, x=x):  # bound now: the loop rebinds them
                 loss.forward(model.forward(x), x)
                 model.backward(loss.backward())
 
@@ -316,8 +315,8 @@ def table(runs) -> pd.DataFrame:
     rows = []
     for kind in ("lstm", "transformer"):
         have = [r for r in runs if kind in (r.summary.get("char_lm") or {})]
-        stats = setting_stats(have, lambda r: kind, {
-            m: (lambda r, m=m: r.summary["char_lm"][kind][m])
+        stats = setting_stats(have, lambda r, kind=kind: kind, {
+            m: (lambda r, m=m, kind=kind: r.summary["char_lm"][kind][m])
             for m in ("val_loss", "val_bpc", "val_ppl", "val_acc", "train_cpu_s", "tokens",
                       "params")})
         rows.append(stats.rename(columns={"setting": "model"}))

@@ -18,7 +18,7 @@ from dlx.data import Dataset
 from dlx.nn import loss_for
 from dlx.nn.metrics import scorer
 from dlx.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
-from dlx.training.chunks import eval_batches
+from dlx.training.chunks import eval_batches, stream_batch
 
 
 @runtime_checkable
@@ -180,15 +180,6 @@ def clip(params, max_norm: float | None, max_value: float | None) -> float | Non
     if max_norm is not None:
         clip_grad_norm(params, max_norm)
     return norm
-
-
-def stream_batch(cfg: Mapping[str, Any], data: Dataset) -> int | None:
-    """B, the number of parallel streams, when the data is text read as streams (the batch
-    size: one row per stream), else None."""
-    if not data.stream:
-        return None
-    n = len(data.X_train)
-    return min(cfg["batch_size"] or n, n)
 
 
 def make_backend(cfg: Mapping[str, Any], data: Dataset) -> Backend:

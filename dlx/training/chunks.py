@@ -4,6 +4,8 @@ streams, the order and size of the batches an evaluation carries a state through
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating (bounds memory on big data sets)
@@ -31,3 +33,12 @@ def eval_batches(X: np.ndarray, y: np.ndarray, streams: int | None):
 
     order = stream_order(len(X), streams)
     return X[order], y[order], streams
+
+
+def stream_batch(cfg: Mapping[str, Any], data) -> int | None:
+    """B, the number of parallel streams, when the data is text read as streams (the batch
+    size: one row per stream), else None."""
+    if not data.stream:
+        return None
+    n = len(data.X_train)
+    return min(cfg["batch_size"] or n, n)

@@ -27,7 +27,7 @@ from dlx.nn.norm import BatchNorm, GroupNorm, LayerNorm
 from dlx.nn.recurrent import _Recurrent
 from dlx.nn.residual import Residual
 from dlx.optim.groups import partition
-from dlx.training.chunks import eval_batches
+from dlx.training.chunks import eval_batches, stream_batch
 
 try:
     import torch
@@ -237,8 +237,6 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
         self.steps = 0
         self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
         self.grad_norm: float | None = None
-        from dlx.training.backend import stream_batch
-
         self.streams = stream_batch(cfg, data)
         self.recurrent = next((m for m in self.model.modules() if hasattr(m, "carry")), None)
         if self.streams is not None and self.recurrent is not None:
