@@ -433,7 +433,7 @@ def report(
     paths: Optional[list[Path]] = typer.Argument(
         None, help="Runs and sweeps to put in the report (with --phase: in place of the newest "
                    "of their experiment)."),
-    phase: Optional[int] = typer.Option(None, "--phase", min=1, max=3,
+    phase: Optional[int] = typer.Option(None, "--phase", metavar="N",
                                         help="The plan's phase 1, 2 or 3: the newest finished "
                                              "run or sweep of each of its experiments."),
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
@@ -451,6 +451,8 @@ def report(
     from dlx.report import build
     from dlx.writable import check_dir
 
+    if phase is not None and phase not in (1, 2, 3):
+        _fail(f"--phase must be 1, 2 or 3 (the plan's phases), got {phase}")
     if not paths and phase is None:
         _fail("give --phase 1, 2 or 3 (the newest finished runs of that phase), or the runs "
               "and sweeps to report on")

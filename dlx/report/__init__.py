@@ -47,6 +47,8 @@ class Source:
             raise UsageError(f"{path}: no run with a summary.json to report on")
         self.config = self.runs[0].config
         self.name = experiment_of(self.config) or self.config.get("name", path.name)
+        # the plan's experiment it is a record of (None for a plain run, whatever its name)
+        self.experiment = self.runs[0].summary.get("experiment")
         self.module = hooks(self.name)
         self.folder: Path | None = None  # where its figures were found (or drawn)
 
@@ -75,7 +77,7 @@ class Source:
     def figures(self, scratch: Path, notes: list[str]) -> list[Path]:
         """The record's figures: the experiment's own (a sweep's, else each member's), and the
         generic loss and accuracy curves only where the experiment draws fewer than two of its
-        own. A record without figures is drawn into ``scratch`` (records are only read)."""
+        own (all the generic ones when it draws none). A record without figures is drawn into ``scratch`` (records are only read)."""
         folder = self.path / "plots"
         if not folder.is_dir() or not any(folder.rglob("*.png")):
             from dlx.figures import plot_path
@@ -90,10 +92,10 @@ class Source:
         own = [p for p in top if p.stem not in generic]
         if not own:  # a sweep whose experiment draws each member (e.g. loss_surface)
             own = sorted(p for p in folder.glob("*/*.png") if p.stem not in generic)
-        if len(own) >= 2:
-            return own
+        if not own:  # a plain run or an experiment without figures of its own: all of them
+            return top
         curves = [p for p in top if p.stem in ("loss", "acc", "val_loss", "val_acc")]
-        return own + curves[: 2 - len(own)] if own else (curves or top)
+        return own + curves[: max(0, 2 - len(own))]
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         """One row per setting (members that differ only by seed pooled): members, status, the
@@ -352,7 +354,7 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
 
 def _common_phase(sources: list[Source]) -> int | None:
     """The phase most of the records belong to (ties: the earlier), None if none belongs."""
-    phases = [p for p in (phase_of(s.name) for s in sources) if p is not None]
+    phases = [p for p in (phase_of(s.experiment) for s in sources) if p is not None]
     return min(set(phases), key=lambda p: (-phases.count(p), p)) if phases else None
 
 
