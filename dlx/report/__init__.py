@@ -77,7 +77,8 @@ class Source:
     def figures(self, scratch: Path, notes: list[str]) -> list[Path]:
         """The record's figures: the experiment's own (a sweep's, else each member's), and the
         generic loss and accuracy curves only where the experiment draws fewer than two of its
-        own (all the generic ones when it draws none). A record without figures is drawn into ``scratch`` (records are only read)."""
+        own in a single run (all the generic ones when it draws none: a plain run). A record
+        without figures is drawn into ``scratch`` (records are only read)."""
         folder = self.path / "plots"
         if not folder.is_dir() or not any(folder.rglob("*.png")):
             from dlx.figures import plot_path
@@ -94,37 +95,55 @@ class Source:
             own = sorted(p for p in folder.glob("*/*.png") if p.stem not in generic)
         if not own:  # a plain run or an experiment without figures of its own: all of them
             return top
+        if self.sweep:  # a sweep's overlays of every member's curves say less than its own
+            return own
         curves = [p for p in top if p.stem in ("loss", "acc", "val_loss", "val_acc")]
         return own + curves[: max(0, 2 - len(own))]
 
-    def table(self) -> tuple[list[str], list[list[str]]]:
-        """One row per setting (members that differ only by seed pooled): members, status, the
-        headline final metrics and the experiment's own numbers, as mean ± sd over seeds."""
+    def table(self) -> tuple[str, list[str], list[list[str]]]:
+        """(what the rows are, head, rows): one row per setting (members that differ only by
+        seed pooled) with the headline final metrics and the experiment's own numbers, as
+        mean ± sd over seeds. Columns every row shares (members per setting, status) move into
+        the caption, so the table stays narrow enough for a page."""
         from dlx.plots.sweep import seed_groups
 
         groups = seed_groups(self.runs) if self.sweep else [("", [0])]
         finals = [r.summary.get("final") or {} for r in self.runs]
         keys = [k for k in HEADLINE if any(k in f for f in finals)][:3]
-        own = []
-        for run in self.runs:
-            try:
-                own.append(self.module.report_numbers(run)
-                           if hasattr(self.module, "report_numbers") else {})
-            except Exception as e:  # noqa: BLE001 - one member's odd files never stop a report
-                own.append({"(numbers)": f"not read: {type(e).__name__}"})
+        own = [self.own_numbers(run) for run in self.runs]
         extra = list(dict.fromkeys(k for o in own for k in o if k not in keys
                                    and k.removeprefix("final ") not in keys))
-        multi = any(len(idx) > 1 for _, idx in groups)
-        head = ["setting", *(["runs"] if multi else []), "status", *keys, *extra]
+        sizes = {len(idx) for _, idx in groups}
+        statuses = [", ".join(sorted({self.runs[i].summary.get("status", "?") for i in idx}))
+                    for _, idx in groups]
+        head = ["setting", *(["runs"] if len(sizes) > 1 else []),
+                *(["status"] if set(statuses) != {"completed"} else []), *keys, *extra]
         rows = []
-        for label, idx in groups:
-            statuses = sorted({self.runs[i].summary.get("status", "?") for i in idx})
-            row = [label if self.sweep else self.path.name, *([str(len(idx))] if multi else []),
-                   ", ".join(statuses)]
+        for (label, idx), status in zip(groups, statuses):
+            row = [_short(label) if self.sweep else self.path.name]
+            row += [str(len(idx))] if len(sizes) > 1 else []
+            row += [status] if "status" in head else []
             row += [pooled([finals[i].get(k) for i in idx]) for k in keys]
             row += [pooled([own[i].get(k) for i in idx]) for k in extra]
             rows.append(row)
-        return head, rows
+        n = max(sizes)
+        what = ("final values" if n == 1 else
+                f"per setting, mean ± sd over its {n} seeds (sample sd)" if len(sizes) == 1 else
+                "per setting, mean ± sd over its seeds (sample sd; runs: how many)")
+        if "status" not in head:
+            what += ", every run completed"
+        return what, head, rows
+
+    def own_numbers(self, run: Run) -> dict:
+        """The experiment's numbers for one run: its ``report_numbers(run)``, else what the
+        run recorded under the experiment's name in summary.json (e.g. fitted slopes)."""
+        try:
+            if hasattr(self.module, "report_numbers"):
+                return self.module.report_numbers(run)
+        except Exception as e:  # noqa: BLE001 - one member's odd files never stop a report
+            return {"(numbers)": f"not read: {type(e).__name__}"}
+        block = run.summary.get(self.name)
+        return dict(_flatten(block)) if isinstance(block, dict) else {}
 
     def sweep_numbers(self) -> dict:
         """The experiment's numbers about the whole record (e.g. fitted laws with intervals)."""
@@ -178,6 +197,28 @@ class Source:
                 where = f"{self.path.name}/{run.path.name}" if self.sweep else self.path.name
                 out.append((f"{where}/notes.md" + (f" ({label})" if self.sweep else ""), text))
         return out
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        elif not isinstance(v, list):
+            yield f"{prefix}{k}", v
+
+
+def _short(label: str) -> str:
+    """``model.activation=relu, init=he_normal`` -> ``activation=relu, init=he_normal``: the
+    last part of each key names it well enough in a table whose caption names the record."""
+    return ", ".join(o.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + o.split("=", 1)[1]
+                     if "=" in o else o for o in label.split(", "))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header; (0, 0) if it is not one."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return 0, 0
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _cell(text: str) -> str:
@@ -236,7 +277,7 @@ class Doc:
     def table(self, caption: str, head: list[str], rows: list[list[str]]) -> None:
         self.n_tab += 1
         cap = f"Table {self.n_tab}. {caption}"
-        short = " class='short'" if len(rows) <= 12 else ""
+        short = " class='short'" if len(rows) <= 6 else ""
         self.html.append(f"<table{short}><caption>{html.escape(cap)}</caption><thead><tr>"
                          + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>"
                          + "<tbody>" + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>"
@@ -251,8 +292,12 @@ class Doc:
         self.figdir.mkdir(exist_ok=True)
         target = self.figdir / f"{self.n_fig:02d}-{prefix}-{png.name}"
         shutil.copyfile(png, target)
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        self.html.append(f"<figure><img src='data:image/png;base64,{data}' "
+        raw = png.read_bytes()
+        data = base64.b64encode(raw).decode("ascii")
+        width, height = png_size(raw)
+        # two figures that are not wide share a row: the report stays within its pages
+        half = " class='half'" if height and width / height < 1.6 else ""
+        self.html.append(f"<figure{half}><img src='data:image/png;base64,{data}' "
                          f"alt='{html.escape(caption, quote=True)}'>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
         self.md += [f"![{cap}](figures/{target.name})", "", f"*{cap}*", ""]
@@ -276,10 +321,11 @@ class Doc:
 
 
 STYLE = """
-@page { size: A4; margin: 16mm 15mm 17mm 15mm;
+@page { size: A4; margin: 12mm 13mm 14mm 13mm;
   @bottom-center { content: counter(page) " / " counter(pages); font: 9pt sans-serif; color: #666 } }
-html { font: 10.5pt/1.4 "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #111 }
-body { max-width: 180mm; margin: 1.5em auto }
+html { font: 10pt/1.35 "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #111 }
+body { max-width: 184mm; margin: 1.5em auto }
+@media print { body { max-width: none; margin: 0 } }
 h1 { font-size: 24pt; margin: 0 0 .3em; line-height: 1.15 }
 h2 { font-size: 15pt; margin: 1.2em 0 .3em; border-bottom: 1px solid #999; break-after: avoid }
 h3 { font-size: 12pt; margin: .9em 0 .3em; break-after: avoid }
@@ -290,22 +336,24 @@ h4, h5, h6 { font-size: 10.5pt; margin: .6em 0 .2em; break-after: avoid }
 nav ol { padding-left: 1.4em } nav li { margin: .15em 0 } nav .missing { color: #888 }
 nav a { color: inherit; text-decoration: none }
 section.experiment { margin-top: 1.6em }
-section.frame { break-before: page }  /* room to write by hand */
+section.frame .yours.empty { min-height: 45mm }  /* room to write by hand */
 code { font: 9pt "DejaVu Sans Mono", monospace; background: #f3f3f3; padding: 0 .2em;
   overflow-wrap: anywhere }
 pre { font: 8.5pt/1.3 "DejaVu Sans Mono", monospace; background: #f6f6f6; padding: .5em;
   white-space: pre-wrap; overflow-wrap: anywhere; break-inside: avoid }
-table { border-collapse: collapse; margin: .6em 0 1em; font-size: 8.5pt; width: 100% }
+table { border-collapse: collapse; margin: .6em 0 1em; font-size: 8pt; width: 100% }
 caption { caption-side: top; text-align: left; font-size: 9.5pt; font-style: italic;
   padding-bottom: .3em; color: #333 }
 th, td { border: 1px solid #bbb; padding: .15em .4em; text-align: left; vertical-align: top }
 th { background: #eee } tr { break-inside: avoid } table.short { break-inside: avoid }
-figure { margin: .8em 0; break-inside: avoid; text-align: center }
-figure img { max-width: 100%; max-height: 105mm; object-fit: contain }
+.figs { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: flex-start }
+figure { margin: .6em 0; break-inside: avoid; text-align: center; width: 100% }
+figure.half { width: 49% }
+figure img { max-width: 100%; max-height: 90mm; object-fit: contain }
 figcaption { font-size: 9.5pt; font-style: italic; color: #333; text-align: left; margin-top: .2em }
 .yours { border: 1.5px dashed #c9a000; background: #fffbea; padding: .4em .8em; margin: .8em 0;
   break-inside: avoid }
-.yours.empty { min-height: 30mm }
+.yours.empty { min-height: 14mm }
 .yours .who { font-weight: bold; color: #7a6000 } .yours .from { font-size: 8.5pt; color: #7a6000 }
 .missing-run { border-left: 4px solid #b00; background: #fbeeee; padding: .4em .8em }
 details { margin: .5em 0 } @media print { details { display: none } }
@@ -460,10 +508,10 @@ def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, not
              f"Made by: <code>{html.escape(src.command())}</code>",
              f"Record: `{where}` ({src.status()})  \nMade by: `{src.command()}`", "meta")
     figures = src.figures(scratch, notes)  # first: it finds the folder sweep numbers read
-    head, rows = src.table()
-    what = ("per setting, mean ± sd over its seeds (sample sd)" if "runs" in head
-            else "final values")
-    doc.table(f"{section.title}: {what}; numbers the experiment reads from its records.",
+    what, head, rows = src.table()
+    if len(rows) == 1:  # one run: its numbers down the page, not across it
+        head, rows = ["quantity", "value"], [[h, v] for h, v in zip(head, rows[0])]
+    doc.table(f"{section.title}: {what}; the experiment's own numbers from its records.",
               head, rows)
     numbers = src.sweep_numbers()
     if numbers:
@@ -473,11 +521,13 @@ def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, not
     for name, head, rows in src.csv_tables():
         more = f" (first {MAX_ROWS} of {len(rows)} rows)" if len(rows) > MAX_ROWS else ""
         doc.table(f"{section.title}: {name}{more}.", head, rows[:MAX_ROWS])
+    doc.html.append("<div class='figs'>")
     for fig in figures:
         label = fig.stem.replace("_", " ")
         if fig.parent != src.folder:  # a member's own figure
             label += f" (member {fig.parent.name})"
         doc.figure(fig, f"{section.title} — {label}.", src.name)
+    doc.html.append("</div>")
     doc.slot(section.slot, src.notes(), where if root is None else str(src.path))
     cfg = json.dumps(src.config, indent=1)
     doc.html.append(f"<details><summary>config of {html.escape(where)}</summary>"
