@@ -127,3 +127,28 @@ def test_report_usage_errors(cli, tmp_path):
     cli.env["PATH"] = str(tmp_path)  # no browser on PATH
     assert_one_error_line(cli("report", "--phase", "2", "--pdf"), "--pdf needs Chromium")
     assert not (cli.cwd / "runs" / "reports").exists()
+
+
+def test_phase3_takes_a_char_lm_record_generically(default_run, tmp_path):
+    """The recurrent-against-attention section needs nothing of char_lm's internals: its
+    figures and the throughput CSV it writes in its run directory."""
+    import shutil
+
+    import yaml
+
+    from dlx.report import build
+
+    root = tmp_path / "runs"
+    run = root / "20261124-120000-char_lm-abcdef"
+    shutil.copytree(default_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "experiment": "char_lm"}))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "experiment": "char_lm"}))
+    (run / "throughput.csv").write_text("model,tokens_per_s\nlstm,1234.5\ntransformer,2345\n")
+    html = build([], tmp_path / "rep", phase=3, root=root)[-1].read_text()
+    section = html.split("Recurrent against attention: throughput and loss</h2>")[1]
+    assert "<caption>Table" in section and "throughput.csv" in section
+    assert "<td>lstm</td><td>1234.5</td>" in section
+    assert section.count("<figure") == len(list((run / "plots").glob("*.png"))) >= 1
+    assert html.count("class='missing-run'") == 5  # scaling x3, depth_width, transformer

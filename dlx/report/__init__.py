@@ -222,6 +222,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def _cell(text: str) -> str:
+    """A CSV cell as written, unless it is a long number (0.30000000000000004 -> 0.3)."""
+    if len(text) <= 10:
+        return text
     try:
         return number(float(text))
     except ValueError:
@@ -330,7 +333,8 @@ h1 { font-size: 24pt; margin: 0 0 .3em; line-height: 1.15 }
 h2 { font-size: 15pt; margin: 1.2em 0 .3em; border-bottom: 1px solid #999; break-after: avoid }
 h3 { font-size: 12pt; margin: .9em 0 .3em; break-after: avoid }
 h4, h5, h6 { font-size: 10.5pt; margin: .6em 0 .2em; break-after: avoid }
-.titlepage { break-after: page; padding-top: 35mm }
+.titlepage { padding-top: 35mm }
+.titlepage + section { break-before: page }  /* the title page stands alone */
 .titlepage .sub { font-size: 13pt; color: #333 }
 .meta { color: #555; font-size: 9.5pt }
 nav ol { padding-left: 1.4em } nav li { margin: .15em 0 } nav .missing { color: #888 }
