@@ -86,9 +86,10 @@ class Source:
             plot_path(self.path, "png", notes, out=scratch)
             folder = scratch
         self.folder = folder
-        m = self.runs[0].metrics
-        generic = (set(m["metric"]) | set(m["split"] + "_" + m["metric"])
-                   | {"decision_boundary", "weight_norm", "lr"})
+        generic = {"decision_boundary", "weight_norm", "lr"}
+        for run in self.runs:  # members may log different metrics (a penalty only where λ > 0)
+            m = run.metrics
+            generic |= set(m["metric"]) | set(m["split"] + "_" + m["metric"])
         top = sorted(folder.glob("*.png"))
         own = [p for p in top if p.stem not in generic]
         if not own:  # a sweep whose experiment draws each member (e.g. loss_surface)
@@ -290,6 +291,9 @@ class Doc:
         self.md += [f"*{cap}*", "", pipe(head), "|" + "---|" * len(head), *map(pipe, rows), ""]
 
     def figure(self, png: Path, caption: str, prefix: str) -> None:
+        if self.n_fig == 0 and self.figdir.is_dir():  # a report rebuilt in its folder
+            for old in self.figdir.glob("[0-9][0-9]-*.png"):
+                old.unlink()
         self.n_fig += 1
         cap = f"Figure {self.n_fig}. {caption}"
         self.figdir.mkdir(exist_ok=True)
@@ -298,8 +302,9 @@ class Doc:
         raw = png.read_bytes()
         data = base64.b64encode(raw).decode("ascii")
         width, height = png_size(raw)
-        # two figures that are not wide share a row: the report stays within its pages
-        half = " class='half'" if height and width / height < 1.6 else ""
+        # two square-ish figures share a row (a standard 7.5 x 4.8 in figure at half width would
+        # print its labels at ~5 pt): the report stays within its pages
+        half = " class='half'" if height and width / height < 1.3 else ""
         self.html.append(f"<figure{half}><img src='data:image/png;base64,{data}' "
                          f"alt='{html.escape(caption, quote=True)}'>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
@@ -330,7 +335,7 @@ html { font: 10pt/1.35 "DejaVu Sans", "Liberation Sans", Arial, sans-serif; colo
 body { max-width: 184mm; margin: 1.5em auto }
 @media print { body { max-width: none; margin: 0 } }
 h1 { font-size: 24pt; margin: 0 0 .3em; line-height: 1.15 }
-h2 { font-size: 15pt; margin: 1.2em 0 .3em; border-bottom: 1px solid #999; break-after: avoid }
+h2 { font-size: 15pt; margin: 1em 0 .3em; border-bottom: 1px solid #999; break-after: avoid }
 h3 { font-size: 12pt; margin: .9em 0 .3em; break-after: avoid }
 h4, h5, h6 { font-size: 10.5pt; margin: .6em 0 .2em; break-after: avoid }
 .titlepage { padding-top: 35mm }
@@ -339,21 +344,21 @@ h4, h5, h6 { font-size: 10.5pt; margin: .6em 0 .2em; break-after: avoid }
 .meta { color: #555; font-size: 9.5pt }
 nav ol { padding-left: 1.4em } nav li { margin: .15em 0 } nav .missing { color: #888 }
 nav a { color: inherit; text-decoration: none }
-section.experiment { margin-top: 1.6em }
+section.experiment { margin-top: 1.2em }
 section.frame .yours.empty { min-height: 45mm }  /* room to write by hand */
 code { font: 9pt "DejaVu Sans Mono", monospace; background: #f3f3f3; padding: 0 .2em;
   overflow-wrap: anywhere }
 pre { font: 8.5pt/1.3 "DejaVu Sans Mono", monospace; background: #f6f6f6; padding: .5em;
   white-space: pre-wrap; overflow-wrap: anywhere; break-inside: avoid }
-table { border-collapse: collapse; margin: .6em 0 1em; font-size: 8pt; width: 100% }
+table { border-collapse: collapse; margin: .5em 0 .8em; font-size: 7.5pt; width: 100% }
 caption { caption-side: top; text-align: left; font-size: 9.5pt; font-style: italic;
   padding-bottom: .3em; color: #333 }
-th, td { border: 1px solid #bbb; padding: .15em .4em; text-align: left; vertical-align: top }
+th, td { border: 1px solid #bbb; padding: .1em .35em; text-align: left; vertical-align: top }
 th { background: #eee } tr { break-inside: avoid } table.short { break-inside: avoid }
 .figs { display: flex; flex-wrap: wrap; justify-content: space-between; align-items: flex-start }
 figure { margin: .6em 0; break-inside: avoid; text-align: center; width: 100% }
 figure.half { width: 49% }
-figure img { max-width: 100%; max-height: 90mm; object-fit: contain }
+figure img { max-width: 100%; max-height: 82mm; object-fit: contain }
 figcaption { font-size: 9.5pt; font-style: italic; color: #333; text-align: left; margin-top: .2em }
 .yours { border: 1.5px dashed #c9a000; background: #fffbea; padding: .4em .8em; margin: .8em 0;
   break-inside: avoid }
@@ -476,8 +481,7 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
 
     doc.html.append("<section class='frame'>")
     doc.heading(2, f"{len(shown) + 1}. Discussion and conclusions", "discussion")
-    doc.slot("Discussion", [], "")
-    doc.slot("Conclusions", [], "")
+    doc.slot("Discussion and conclusions", [], "")
     doc.html.append("</section>")
 
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
