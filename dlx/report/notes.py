@@ -1,4 +1,4 @@
-"""The learner's notes (``RUN/notes.md``) as HTML: a small, safe subset of Markdown.
+"""The learner's notes (``RUN/notes.md``, :mod:`dlx.records.notes`) as HTML: a small, safe subset of Markdown.
 
 Everything is HTML-escaped first, so a note can never inject markup or scripts into the report;
 then headings, paragraphs, bullet and numbered lists, fenced and inline code, **bold** and
@@ -12,8 +12,6 @@ import html
 import re
 from pathlib import Path
 
-NOTES = "notes.md"
-
 _INLINE = [(re.compile(r"\*\*(.+?)\*\*"), r"<b>\1</b>"),
            (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<i>\1</i>")]
 _LIST = re.compile(r"^\s*(?:([-*+])|(\d+)[.)])\s+(.*)$")
@@ -21,11 +19,10 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
 def read_notes(path: Path) -> str | None:
-    """The text of ``path/notes.md``, or None when there is none (or it is empty/unreadable)."""
-    try:
-        text = (path / NOTES).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
+    """The text of ``path/notes.md`` (written by ``dlx note``), or None when it has none."""
+    from dlx.records.notes import read_notes as read
+
+    text = read(path)
     return text if text.strip() else None
 
 
