@@ -430,26 +430,57 @@ def export(
 
 @app.command()
 def report(
-    paths: list[Path] = typer.Argument(..., help="Runs and sweeps to put in the report."),
+    paths: Optional[list[Path]] = typer.Argument(
+        None, help="Runs and sweeps to put in the report (with --phase: in place of the newest "
+                   "of their experiment)."),
+    phase: Optional[int] = typer.Option(None, "--phase", metavar="N",
+                                        help="The plan's phase 1, 2 or 3: the newest finished "
+                                             "run or sweep of each of its experiments."),
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
+                                        help="Where --phase looks for runs (default: "
+                                             "$DLX_RUNS_DIR or ./runs)."),
     out: Optional[Path] = typer.Option(None, metavar="DIR",
                                        help="Folder (default: <runs>/reports/report-<time>)."),
-    title: str = typer.Option("Gradient flow in deep networks: a technical report",
-                              help="The report's title."),
+    title: Optional[str] = typer.Option(None, help="The report's title (default: the phase's)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print report.pdf with a headless "
+                                                  "Chromium and say how many pages it has."),
 ) -> None:
-    """The Phase 2 report skeleton: HTML (figures embedded) and Markdown from runs and sweeps."""
+    """A print-ready report of a phase's runs: HTML (figures embedded) and Markdown; --pdf."""
     import time as _time
 
     from dlx.report import build
     from dlx.writable import check_dir
 
+    if phase is not None and phase not in (1, 2, 3):
+        _fail(f"--phase must be 1, 2 or 3 (the plan's phases), got {phase}")
+    if not paths and phase is None:
+        _fail("give --phase 1, 2 or 3 (the newest finished runs of that phase), or the runs "
+              "and sweeps to report on")
+    runs_root = _runs_root(root)
     notes: list[str] = []
     try:
+        if phase is not None and not runs_root.is_dir() and not paths:
+            raise UsageError(f"{runs_root}: no such directory (no runs to report on; "
+                             "--root DIR or $DLX_RUNS_DIR says where they are)")
+        if pdf:
+            from dlx.report.pdf import browser
+
+            if browser() is None:
+                raise UsageError("--pdf needs Chromium (apt-get install chromium), or open "
+                                 "report.html in a browser and print it")
         if out is None:
-            out = _runs_root(None) / "reports" / f"report-{_time.strftime('%Y%m%d-%H%M%S')}"
+            out = runs_root / "reports" / f"report-{_time.strftime('%Y%m%d-%H%M%S')}"
             check_dir(out, create_parents=True)
         else:
             check_dir(out)
-        written = build(paths, out, title, notes)
+        written = build(list(paths or []), out, title, notes, phase=phase,
+                        root=runs_root if phase is not None else None)
+        if pdf:
+            from dlx.report.pdf import print_pdf
+
+            n = print_pdf(written[-1], out / "report.pdf")
+            typer.echo(f"report.pdf: {n} page{'s' if n != 1 else ''} (A4)", err=True)
+            written.append(out / "report.pdf")
     except UsageError as e:
         _fail(str(e))
     for note in notes:

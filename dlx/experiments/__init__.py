@@ -15,7 +15,9 @@ optional — this is the complete list of hooks:
   ``GENERIC_RUN_PLOTS = False`` drops the generic per-metric figures;
 * ``plot_sweep(sweep_dir, runs, labels, fmt, out) -> list[Path]`` — figures for a sweep of it,
   written into ``out`` (default ``sweep_dir/plots``);
-* ``report_numbers(run) -> dict`` — numbers that ``dlx report`` prints for one of its runs.
+* ``report_numbers(run) -> dict`` — numbers that ``dlx report`` prints for one of its runs;
+* ``report_sweep_numbers(runs, plots) -> dict`` — numbers about a whole sweep (e.g. a fitted law
+  with its interval) for ``dlx report``, read from the folder its figures were drawn into.
 
 Figures are decided by :mod:`dlx.figures`; each hook is drawn on its own: one that raises is
 skipped with a note, and never fails the run. Experiments without a module are plain training

@@ -138,6 +138,33 @@ def report_numbers(run) -> dict:
             "final validation loss (nats/char)": s.get("final", {}).get("val/loss")}
 
 
+def report_sweep_numbers(runs, plots: Path) -> dict:
+    """The sweep's fitted laws, with their 95% seed-bootstrap intervals, as ``dlx report`` shows
+    them: read from the ``scaling_fit.json`` that the sweep's figures were drawn with."""
+    path = plots / "scaling_fit.json"
+    if not path.is_file():
+        return {}
+    fit = json.loads(path.read_text())
+    ci = lambda v, lo_hi, f=".3g": f"{v:{f}} [{lo_hi[0]:{f}}, {lo_hi[1]:{f}}]"  # noqa: E731
+    ref = fit.get("reference_alpha", {})
+    if fit["axis"] == "compute":
+        iso = fit["isoflop"]
+        out = {f"C = {b['C']:.2g} FLOPs: compute-optimal N (95% interval)":
+               ci(b["N_opt"], b["N_opt_ci95"]) for b in iso["budgets"]}
+        out["N_opt ∝ C^a: a (95% interval)"] = ci(iso["a"], iso["a_ci95"], ".2f")
+        out["a of Kaplan / Chinchilla"] = f"{ref.get('kaplan')} / {ref.get('chinchilla')}"
+        return out
+    x = "N" if fit["axis"] == "model" else "D"
+    power, sat = fit["power_law"], fit["saturating"]
+    return {f"power law A·{x}^−α: α (95% interval)": ci(power["alpha"], power["ci95"]["alpha"]),
+            "power law: R² (log loss)": f"{power['r2_log']:.3f}",
+            f"E + A·{x}^−α: α (95% interval)": ci(sat["alpha"], sat["ci95"]["alpha"]),
+            "E + A·x^−α: E (95% interval)": ci(sat["E"], sat["ci95"]["E"])
+            + ("" if sat.get("E_identified") else " (not identified by these sizes)"),
+            "α of Kaplan / Chinchilla": f"{ref.get('kaplan')} / {ref.get('chinchilla')}",
+            "seeds per point": str(min(fit["points"]["n"]))}
+
+
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
     """The run's loss against the characters it has read: mini-batches and the validation set."""
     s, c = run.summary, run.config
