@@ -77,7 +77,9 @@ PLAN = [
     (3, "46-50", "a tiny transformer on a toy sequence task", "transformer",
      "dlx run experiment=transformer"),
     (3, "51-55", "scaling vs performance", "scaling", "dlx run -m experiment=scaling"),
-    (3, "56-60", "depth vs width", "depth_width", "dlx run -m experiment=depth_width"),
+    (3, "56-58", "depth vs width", "depth_width", "dlx run -m experiment=depth_width"),
+    (3, "59-60", "your own explanation of why transformers scale (the Phase 3 report)", None,
+     "dlx report --phase 3"),
     (3, "series", "RNN vs LSTM vs GRU: memory over a delay (copy memory; #15)", "rnn_memory",
      "dlx run -m experiment=rnn_memory"),
     (3, "series", "vanishing / exploding gradients through time (||dL/dh_t|| against t at "
@@ -91,7 +93,7 @@ PLAN = [
 DAYS = 60
 WEEK = ("build",) * 5 + ("consolidation", "reading")
 STATE = ".plan.json"  # under the runs root: {"start": "YYYY-MM-DD"}
-REPORT = "report"     # the done-key of the written report (a deliverable with no experiment)
+REPORT = "report"     # done-key prefix of a phase's written report: "report:2" (no experiment)
 
 
 def kind(day: int) -> str:
@@ -120,7 +122,7 @@ def schedule() -> list[tuple[tuple, list[int]]]:
 
 
 def _key(row: tuple) -> str:
-    return row[3] or REPORT
+    return row[3] or f"{REPORT}:{row[0]}"
 
 
 def completed_runs(root: Path) -> dict[str, str]:
@@ -128,7 +130,8 @@ def completed_runs(root: Path) -> dict[str, str]:
 
     Only a run whose summary says ``completed`` and names the experiment counts: a plain run of
     the same model (experiment null), a diverged, failed, interrupted or lost run does not. The
-    written report counts under "report" once ``dlx report`` has written one under ROOT/reports.
+    A phase's written report counts under "report:N" once ``dlx report --phase N`` has written
+    one under ROOT/reports (its report.json names the phase).
     """
     from dlx.records.store import is_run, is_sweep, read_summary, sweep_members
 
@@ -148,10 +151,14 @@ def completed_runs(root: Path) -> dict[str, str]:
                 if name not in found or when >= found[name][0]:
                     found[name] = (when, path.name)
     done = {name: run for name, (_, run) in found.items()}
-    reports = sorted((root / "reports").glob("*/report.html")) + sorted(
-        (root / "reports").glob("*/report.md"))
-    if reports:
-        done[REPORT] = f"reports/{max(reports, key=lambda p: p.stat().st_mtime).parent.name}"
+    # a phase's report: report.json (written by `dlx report`) names the phase it covers
+    for meta in sorted((root / "reports").glob("*/report.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            phase = json.loads(meta.read_text()).get("phase")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if phase is not None:
+            done[f"{REPORT}:{phase}"] = f"reports/{meta.parent.name}"
     return done
 
 
@@ -218,7 +225,7 @@ def _span(days: list[int], start: date | None) -> str:
 def _mark(key: str, done: dict[str, str]) -> str:
     if key in done:
         return f"[green]✓[/] {done[key]}"
-    if key != REPORT and not available(key):
+    if not key.startswith(REPORT) and not available(key):
         return "[yellow]not in this version of dlx yet[/]"
     return "[dim]–[/]"
 

@@ -55,6 +55,21 @@ def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
                     "optimizers": "20261201-140000-optimizers-eeeeee"}
 
 
+def test_a_written_report_counts_for_the_phase_it_covers(tmp_path):
+    """Phase 2's report deliverable is done by a Phase 2 report (its report.json says so), not
+    by a report of Phase 1 or of runs named by path; Phase 3's written explanation likewise."""
+    root = tmp_path / "runs"
+    for name, phase in (("report-a", 1), ("report-b", None)):
+        (root / "reports" / name).mkdir(parents=True)
+        (root / "reports" / name / "report.json").write_text(json.dumps({"phase": phase}))
+    assert plan.completed_runs(root) == {"report:1": "reports/report-a"}
+    keys = {plan._key(r) for r in plan.PLAN if r[3] is None}
+    assert keys == {"report:2", "report:3"}
+    (root / "reports" / "report-c").mkdir()
+    (root / "reports" / "report-c" / "report.json").write_text(json.dumps({"phase": 2}))
+    assert plan.completed_runs(root)["report:2"] == "reports/report-c"
+
+
 @pytest.mark.slow
 def test_plan_shows_this_week_and_the_next_deliverable(cli):
     root = cli.cwd / "runs"
@@ -82,7 +97,7 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
            "                                 dlx run -m experiment=logreg\n" \
            "                                 ✓ 20261201-110000-logreg-bbbbbb\n" in result.stdout
     assert "next deliverable: 3-D loss-surface visualizer" in result.stdout
-    assert "1 of 19 deliverables done" in result.stdout
+    assert "1 of 20 deliverables done" in result.stdout
 
     # the week a phase ends: its consolidation day drafts the phase's report
     result = cli("plan", "--on", "2026-12-20")  # day 20, week 3: Phase 1 ends on day 19

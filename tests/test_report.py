@@ -92,6 +92,7 @@ def test_phase_report_sections_notes_and_missing_runs(cli):
     assert result.stdout.strip().splitlines()[-1] == str(out / "report.html")
     page = (out / "report.html").read_text()
     md = (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["phase"] == 1  # for `dlx plan`
     # the record, its numbers and figure, numbered; the learner's notes in its slot, escaped
     assert "Record: <code>" in page and run.name in page
     assert "lr by rule &#x27;minimum&#x27; (the suggestion)" in page

@@ -489,6 +489,10 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
             + "\n".join(doc.html) + "</body></html>\n")
     (out / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
     (out / "report.html").write_text(page, encoding="utf-8")
+    # what the report covers, for `dlx plan` (a phase's written deliverable is done by it)
+    meta = {"phase": spec.number if spec else None, "written_at": stamp,
+            "records": [str(p.path) for p in present]}
+    (out / "report.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return [out / "report.md", out / "report.html"]
 
 
