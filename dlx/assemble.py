@@ -19,6 +19,7 @@ from dlx.data import (
     IDX_DATASETS,
     REGRESSION_DATASETS,
     SEQUENCES,
+    SERIES,
     SYNTHETIC,
     TEXT_DATASETS,
     Dataset,
@@ -94,6 +95,9 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
     if node.get("name") in SEQUENCES:
         X, Y, vocab = registry.build(SEQUENCES, "dataset", node, rng)
         return split(node["name"], X, Y, rng, val_fraction, n_classes=vocab)
+    if node.get("name") in SERIES:
+        X, y = registry.build(SERIES, "dataset", node, rng)
+        return split(node["name"], X, y, rng, val_fraction, dtype=dtype)
     folds = tuple(node.pop(k, v) for k, v in (("folds", None), ("fold", 0), ("fold_seed", 0)))
     try:
         check_fold(*folds[:2], seed=folds[2])
@@ -130,7 +134,7 @@ def check_dataset(node) -> DataSpec:
         return DataSpec.image(1, *images.shape[1:], n_classes=10)
     if node.get("name") in (*TEXT_DATASETS, *REGRESSION_DATASETS, *FUNCTIONS):  # checked by building
         return build_dataset(node, np.random.default_rng(0)).spec
-    names = {**SYNTHETIC, **SEQUENCES,
+    names = {**SYNTHETIC, **SEQUENCES, **SERIES,
              **{n: None for n in (*IDX_DATASETS, *TEXT_DATASETS, *REGRESSION_DATASETS,
                                   *FUNCTIONS)}}
     factory = registry.lookup(names, "dataset", node.get("name"))

@@ -7,7 +7,7 @@ import numpy as np
 
 from dlx.data.dataset import Dataset
 from dlx.data.folds import check_fold, kfold
-from dlx.data.memory import MEMORY
+from dlx.data.memory import MEMORY, SERIES
 from dlx.data.sequences import SEQUENCES as _TOY
 from dlx.data.spec import DataSpec
 from dlx.data.synthetic import SYNTHETIC
@@ -87,7 +87,9 @@ def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
           val_fraction: float, n_classes: int | None = None, dtype=np.float32,
           folds: tuple[int, int | None, int] | None = None) -> Dataset:
     """A seeded train/validation split of generated examples: feature rows (cast to ``dtype``)
-    with int labels, or token sequences (X, y ints, ``n_classes`` = the vocabulary).
+    with int labels, token sequences (X, y ints, ``n_classes`` = the vocabulary), or real
+    sequences (X (N, T, D), y (N, K) real targets, cast to ``dtype``: a regression whose targets
+    are kept in their own units, not standardized, so the loss is the task's own MSE).
     ``folds = (k, fold, seed)``: the validation split is fold ``fold`` of k instead."""
     if folds is not None:
         train, val = kfold(len(X), *folds)
@@ -97,6 +99,14 @@ def split(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
         n_val = max(1, int(round(len(X) * val_fraction)))
         order = rng.permutation(len(X))
         val, train = order[:n_val], order[n_val:]
+    if X.ndim == 3:  # real sequences, real targets
+        X, y = X.astype(dtype), y.astype(dtype)
+        spec = DataSpec.series(X.shape[1], X.shape[2], y.shape[1])
+        k = y.shape[1]
+        return Dataset(name, X[train], y[train], X[val], y[val], spec,
+                       target_mean=np.zeros(k), target_scale=np.ones(k),
+                       description={"task": "regression", "units": "target units",
+                                    "standardized": False})
     if n_classes is not None:  # token sequences
         spec = DataSpec.tokens(n_classes, X.shape[1])
         return Dataset(name, X[train], y[train], X[val], y[val], spec)
@@ -118,5 +128,5 @@ def regression_dataset(*, name: str, dtype=np.float32, **options) -> Dataset:
 
 
 __all__ = ["Dataset", "DataSpec", "split", "kfold", "check_fold", "idx_dataset", "check_idx_split",
-           "SYNTHETIC", "SEQUENCES", "IDX_DATASETS", "TEXT_DATASETS", "REGRESSION_DATASETS",
+           "SYNTHETIC", "SEQUENCES", "SERIES", "IDX_DATASETS", "TEXT_DATASETS", "REGRESSION_DATASETS",
            "FOLD_DATASETS", "char_dataset", "regression_dataset"]

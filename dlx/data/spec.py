@@ -1,12 +1,14 @@
 """What one example of a data set is, as a model sees it: the description every model factory
 receives, so that a model can build its first and last layers from it and declare what it reads.
 
-Three kinds of input:
+Four kinds of input:
 
 * ``features``: a vector, ``shape = (D,)``, e.g. 2-D points of the moons;
 * ``image``: ``shape = (C, H, W)``, e.g. MNIST's (1, 28, 28), stored as (N, C, H, W) arrays;
 * ``tokens``: a sequence of ``shape = (T,)`` integer ids below ``vocab``; the targets are tokens
-  of the same vocabulary, one per position.
+  of the same vocabulary, one per position;
+* ``series``: a sequence of real vectors, ``shape = (T, D)`` (D numbers at each of T steps), e.g.
+  the adding problem's (value, marker) pairs; regression only, one target vector per sequence.
 
 and four tasks, which choose the loss and the metrics (:func:`dlx.nn.loss_for`,
 :mod:`dlx.nn.metrics`):
@@ -25,22 +27,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-KINDS = ("features", "image", "tokens")
+KINDS = ("features", "image", "tokens", "series")
 TASKS = ("classification", "regression", "sequence", "language_model")
 TOKEN_TASKS = ("sequence", "language_model")
-WORDS = {"features": "feature vectors", "image": "images", "tokens": "token sequences"}
+WORDS = {"features": "feature vectors", "image": "images", "tokens": "token sequences",
+         "series": "sequences of real vectors"}
 
 
 @dataclass(frozen=True)
 class DataSpec:
     kind: str               # one of KINDS
-    shape: tuple[int, ...]  # one input: (D,) | (C, H, W) | (T,)
+    shape: tuple[int, ...]  # one input: (D,) | (C, H, W) | (T,) | (T, D)
     n_classes: int          # classes to tell apart; for tokens, the vocabulary; 0 for regression
     task: str | None = None  # one of TASKS; None: sequence for tokens, else classification
     n_targets: int = 0      # regression: real numbers predicted per example
 
     def __post_init__(self):
-        ndim = {"features": 1, "image": 3, "tokens": 1}
+        ndim = {"features": 1, "image": 3, "tokens": 1, "series": 2}
         if self.kind not in KINDS or len(self.shape) != ndim[self.kind]:
             raise ValueError(f"bad data description: {self.kind} of shape {self.shape}")
         if self.task is None:  # frozen: set the default through object.__setattr__
@@ -48,7 +51,8 @@ class DataSpec:
                                "sequence" if self.kind == "tokens" else "classification")
         if self.task not in TASKS or (self.task in TOKEN_TASKS) != (self.kind == "tokens"):
             raise ValueError(f"bad data description: {self.task} on {self.kind}")
-        if (self.task == "regression") != (self.n_targets >= 1):
+        if (self.task == "regression") != (self.n_targets >= 1) or \
+                (self.kind == "series" and self.task != "regression"):
             raise ValueError(f"bad data description: {self.task} with {self.n_targets} targets")
 
     @classmethod
@@ -65,12 +69,17 @@ class DataSpec:
         return cls("features", (int(d),), 0, "regression", int(n_targets))
 
     @classmethod
+    def series(cls, seq_len: int, d: int, n_targets: int = 1) -> "DataSpec":
+        """Sequences of ``seq_len`` steps of ``d`` real numbers, ``n_targets`` real targets each."""
+        return cls("series", (int(seq_len), int(d)), 0, "regression", int(n_targets))
+
+    @classmethod
     def tokens(cls, vocab: int, seq_len: int, task: str = "sequence") -> "DataSpec":
         return cls("tokens", (int(seq_len),), int(vocab), task)
 
     @property
     def size(self) -> int:
-        """Numbers per input: D, C*H*W, or T."""
+        """Numbers per input: D, C*H*W, T, or T*D."""
         return math.prod(self.shape)
 
     @property
@@ -92,6 +101,9 @@ class DataSpec:
     def describe(self) -> str:
         """E.g. 'feature vectors of 2 numbers', '1x28x28 images', 'token sequences of length
         8 over 12 symbols'."""
+        if self.kind == "series":
+            return (f"sequences of {self.shape[0]} steps of {self.shape[1]} numbers with "
+                    f"{self.n_targets} real target{'s' if self.n_targets > 1 else ''}")
         if self.task == "regression":
             return (f"feature vectors of {self.shape[0]} numbers with {self.n_targets} real "
                     f"target{'s' if self.n_targets > 1 else ''}")

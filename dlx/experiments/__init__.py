@@ -32,7 +32,8 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 # experiments that share another's module (its task and figures)
-MODULE_OF = {"scaling_data": "scaling", "scaling_compute": "scaling"}
+MODULE_OF = {"scaling_data": "scaling", "scaling_compute": "scaling",
+             "rnn_adding": "rnn_memory"}
 
 
 def experiment_of(cfg: Mapping[str, Any]) -> str | None:

@@ -136,6 +136,10 @@ class RecurrentNet(Module):
     """Tokens (B, T) -> input vectors (one-hot, or a learned embedding) -> a recurrent stack
     (dlx.nn.recurrent) -> a Linear head at every step -> logits (B, T, V).
 
+    With ``vocab=None`` it reads real vectors instead, x (B, T, ``features``) as they are, and
+    predicts once, from the last step's state: (B, ``n_out``) (a sequence regression such as
+    the adding problem).
+
     The state starts at zero for every batch (each sequence is one example); the final state of
     the last forward is ``rnn.final_state``. With ``carry = True`` (truncated BPTT over a text
     stream) each forward starts from the previous forward's final state instead, until
@@ -148,21 +152,26 @@ class RecurrentNet(Module):
 
     def __init__(self, vocab: int, *, cell: str, hidden: int, layers: int,
                  nonlinearity: str = "tanh", embedding: int | None = None,
-                 forget_bias: float = 0.0, dtype=np.float32):
+                 forget_bias: float = 0.0, dtype=np.float32, features: int = 0,
+                 n_out: int = 0):
         from dlx.nn.recurrent import RECURRENT
         from dlx.nn.transformer import Embedding
 
         self.vocab, self.dtype = vocab, dtype
         self.emb = Embedding(vocab, embedding, dtype=dtype, name="emb") if embedding else None
-        width = embedding or vocab
+        width = features if vocab is None else embedding or vocab
         options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = RECURRENT[cell](width, hidden, layers, dtype=dtype, name="rnn", **options)
-        self.head = Linear(hidden, vocab, dtype=dtype, name="head")
+        self.head = Linear(hidden, n_out if vocab is None else vocab, dtype=dtype, name="head")
         if cell == "lstm":  # biases start at zero (weights are the init option's): the f block
             for c in self.rnn.cells:
                 c.bias_ih.data[hidden:2 * hidden] = forget_bias
 
     def forward(self, idx: np.ndarray) -> np.ndarray:
+        if self.vocab is None:  # real vectors (B, T, D): one prediction, after the last step
+            h = self.rnn.forward(idx)  # (B, T, H)
+            self._steps = h.shape[1]
+            return self.head.forward(h[:, -1])  # (B, K)
         x = self.emb.forward(idx) if self.emb is not None else \
             np.eye(self.vocab, dtype=self.dtype)[idx]  # (B, T, V) one-hot
         out = self.rnn.forward(x, self.state if self.carry else None)
@@ -174,7 +183,12 @@ class RecurrentNet(Module):
         """Start the next forward from zeros (a new epoch, or a new text)."""
         self.state = None
 
-    def backward(self, dout: np.ndarray) -> None:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self.vocab is None:  # only the last step's state reached the loss
+            dlast = self.head.backward(dout)  # (B, H)
+            dh = np.zeros((len(dlast), self._steps, dlast.shape[1]), dtype=dlast.dtype)
+            dh[:, -1] = dlast
+            return self.rnn.backward(dh)  # (B, T, D)
         dx = self.rnn.backward(self.head.backward(dout))
         if self.emb is not None:
             self.emb.backward(dx)
@@ -189,7 +203,9 @@ def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
         dtype=np.float32, rng=None) -> Module:
     """A recurrent net over the data's vocabulary: ``cell`` rnn (Elman, ``nonlinearity`` tanh
     or relu), lstm or gru, ``layers`` deep, ``hidden`` wide; tokens enter one-hot
-    (``embedding`` null) or through an embedding of that width; logits at every step.
+    (``embedding`` null) or through an embedding of that width; logits at every step. On
+    sequences of real vectors (``series``) the vectors enter as they are and the targets are
+    predicted once, after the last step.
     ``forget_bias`` starts the LSTM's forget-gate bias b_if there (Gers et al. 2000; Jozefowicz
     et al. 2015 recommend 1: the cell keeps its memory from the first step; 0 is torch's
     centre); the other cells have no forget gate and do not read it, so one config can sweep
@@ -201,10 +217,17 @@ def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
     if hidden < 1 or layers < 1 or (embedding is not None and embedding < 1):
         raise ValueError(f"hidden, layers and embedding must be >= 1, got {hidden}, {layers}, "
                          f"{embedding}")
+    if spec.kind == "series":
+        if embedding is not None:
+            raise ValueError("embedding embeds tokens; sequences of real vectors enter as they "
+                             "are (use model.embedding=null)")
+        return RecurrentNet(None, cell=cell, hidden=hidden, layers=layers,
+                            nonlinearity=nonlinearity, forget_bias=float(forget_bias),
+                            dtype=dtype, features=spec.shape[1], n_out=spec.n_out)
     return RecurrentNet(spec.vocab, cell=cell, hidden=hidden, layers=layers,
                         nonlinearity=nonlinearity, embedding=embedding,
                         forget_bias=float(forget_bias), dtype=dtype)
 
 
-rnn.reads = ("tokens",)
+rnn.reads = ("tokens", "series")
 MODELS["rnn"] = rnn

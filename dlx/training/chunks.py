@@ -17,7 +17,7 @@ def eval_rows(X: np.ndarray) -> int:
     values per pixel and channel) for a backward pass, so a deep net holds one per layer at
     once: one pass of 1024 MNIST images through the 56-layer resnet (width 4) peaks at 4.1 GB
     resident, of 256 at 1.1 GB."""
-    if X.ndim == 2 and X.dtype.kind == "i":
+    if (X.ndim == 2 and X.dtype.kind == "i") or X.ndim == 3:  # tokens (N, T), series (N, T, D)
         return max(EVAL_CHUNK // X.shape[1], 1)
     return EVAL_CHUNK // 32 if X.ndim == 4 else EVAL_CHUNK
 

@@ -89,6 +89,8 @@ def _torch_classes():
             self.vocab, self.emb, self.rnn, self.head = vocab, emb, rnn, head
 
         def forward(self, idx):
+            if self.vocab is None:  # real vectors (B, T, D): predict after the last step
+                return self.head(self.rnn(idx)[0][:, -1])
             x = self.emb(idx) if self.emb is not None else \
                 F.one_hot(idx, self.vocab).to(self.head.weight.dtype)
             out, final = self.rnn(x, self.state if self.carry else None)
