@@ -14,6 +14,7 @@ from dlx.plots.style import (
     figure,
     guarded,
     log_scale_if_wide,
+    mark_clip_threshold,
     metric_title,
     save,
     y_label,
@@ -69,6 +70,8 @@ def _y_label(run, metric: str) -> str:
     if units is None:
         return y_label(metric)
     if metric == "loss":  # the squared error the model is trained on, not nats
+        if (run.summary.get("data") or {}).get("standardized") is False:  # e.g. adding
+            return "loss: MSE (the target's units squared)"
         return "loss: MSE of the standardized target (target sd = 1)"
     return y_label(metric).replace("the target's units", units)
 
@@ -81,6 +84,8 @@ def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fm
         ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
                 **SPLIT_STYLE.get(split, dict(lw=1.5)))
     _mark_divergence(ax, run.summary)
+    if metric == "grad_norm":
+        mark_clip_threshold(ax, [run.config])
     log_scale_if_wide(ax, rows["value"])
     if len(ax.get_legend_handles_labels()[0]) > 1:
         ax.legend(loc="best", fontsize=9)
@@ -216,7 +221,8 @@ def regression_fit(run, out: Path, fmt: str) -> list[Path]:
     ax1.set_ylim(lo, hi)
     ax1.set_xlabel(f"actual ({units})")
     ax1.set_ylabel(f"predicted ({units})")
-    ax1.set_title(f"predicted vs actual (RMSE {rmse:,.0f} {units})", fontsize=10)
+    text = f"{rmse:,.0f}" if rmse >= 100 else f"{rmse:.3g}"  # dollars, or a sum near 1
+    ax1.set_title(f"predicted vs actual (RMSE {text} {units})", fontsize=10)
     ax1.legend(loc="upper left", fontsize=8)
     r_lo, r_hi = np.percentile(residual, [0.1, 99.9])
     r_pad = 0.05 * (r_hi - r_lo)
@@ -231,7 +237,8 @@ def regression_fit(run, out: Path, fmt: str) -> list[Path]:
     ax2.set_xlabel(f"predicted ({units})")
     ax2.set_ylabel(f"residual = predicted − actual ({units})")
     ax2.set_title("residuals against the prediction", fontsize=10)
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    if hi >= 1e4:  # 250k dollars; a sum near 1 keeps plain ticks (not "250m")
+        for ax in (ax1, ax2):
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+            ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     return [save(fig, out / f"predicted_vs_actual.{fmt}")]

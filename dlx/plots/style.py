@@ -16,6 +16,7 @@ Y_LABELS = {
     "acc": "accuracy (fraction correct)",
     "lr": "learning rate",
     "weight_norm": "weight norm ‖w‖₂ (biases excluded)",
+    "grad_norm": "global gradient norm ‖g‖₂ (before clipping)",
     "penalty": "regularization penalty (nats)",
     "rmse": "RMSE (the target's units)",
     "mae": "MAE (the target's units)",
@@ -24,6 +25,7 @@ Y_LABELS = {
     "ppl": "perplexity exp(mean NLL)",
 }
 TITLES = {"acc": "accuracy", "lr": "learning rate", "weight_norm": "weight norm",
+          "grad_norm": "gradient norm",
           "rmse": "root-mean-square error", "mae": "mean absolute error", "r2": "R²",
           "bpc": "bits per character", "ppl": "perplexity"}
 SPLIT_NAMES = {"batch": "mini-batch", "train": "train set", "val": "validation set"}
@@ -71,6 +73,17 @@ def log_scale_if_wide(ax, values, decades: float = 1.0) -> None:
     v = v[np.isfinite(v) & (v > 0)]
     if len(v) and np.log10(v.max() / v.min()) > decades:
         ax.set_yscale("log")
+
+
+def mark_clip_threshold(ax, configs) -> list[float]:
+    """The ``clip_grad_norm`` thresholds of runs (a labelled horizontal line each) on a figure
+    of the gradient norm before clipping: steps above a line were scaled down onto it. Returns
+    the thresholds drawn."""
+    values = sorted({c["clip_grad_norm"] for c in configs if c.get("clip_grad_norm") is not None})
+    for i, value in enumerate(values):
+        ax.axhline(value, color="tab:red", ls=("--", ":", "-.")[i % 3], lw=1.2,
+                   label=f"clip_grad_norm = {value:g} (norms above it are scaled down to it)")
+    return values
 
 
 def save(fig: Figure, path: Path) -> Path:

@@ -19,6 +19,7 @@ from dlx.plots.style import (
     figure,
     guarded,
     log_scale_if_wide,
+    mark_clip_threshold,
     metric_title,
     save,
     y_label,
@@ -188,8 +189,10 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
                     ax.plot(finite["step"].iloc[-1], finite["value"].iloc[-1], "x",
                             color=color, ms=10, mew=2)
             values.extend(s["value"].tolist())
+    thresholds = mark_clip_threshold(ax, [r.config for r in runs]) if metric == "grad_norm" \
+        else []
     log_scale_if_wide(ax, values)
-    finite = [v for v in values if np.isfinite(v)]
+    finite = [v for v in values + thresholds if np.isfinite(v)]
     if span > 1 and finite:  # the axis follows the smoothed curves, not the raw spikes
         lo, hi = min(finite), max(finite)
         ax.set_ylim(*((lo / 1.3, hi * 1.3) if ax.get_yscale() == "log" and lo > 0
