@@ -64,43 +64,47 @@ class GELU(Module):
     """GELU, tanh form (Hendrycks & Gimpel 2016; torch's GELU(approximate='tanh')):
 
     y = x/2 (1 + tanh(u)),  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
-    dy/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2),  t = tanh(u)
+
+    computed as y = x s with s = sigmoid(2u) = (1 + tanh(u)) / 2, the same function: one exp
+    instead of a tanh, which NumPy evaluates about twice as fast. With u' = c (1 + 3 * 0.044715
+    x^2) and 1 - tanh(u)^2 = 4 s (1 - s),
+
+    dy/dx = (1 + t)/2 + x/2 (1 - t^2) u' = s + 2 x s (1 - s) u',  t = tanh(u)
+
+    Every step writes into one of two buffers (``out=``, in place): no temporaries beyond them.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        x2 = x * x  # x*x, not x**3: far faster; kept for backward
-        t = x2 * 0.044715
-        t += 1.0
-        t *= x
-        t *= _GELU_C
-        np.tanh(t, out=t)
-        self._x2, self._t = x2, t
-        out = t + 1.0
-        out *= x
-        out *= 0.5
-        return out
+        s = x * x
+        s *= -2.0 * _GELU_C * 0.044715
+        s -= 2.0 * _GELU_C
+        s *= x                      # -2u
+        with np.errstate(over="ignore"):  # exp(-2u) = inf for x << 0: then s = 0, y = -0
+            np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)     # s = 1 / (1 + exp(-2u)) = sigmoid(2u)
+        self._s = s
+        return x * s
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        x, x2, t = self._x, self._x2, self._t
-        s = self._scratch(t)  # one reused buffer: fewer temporaries on a hot path
-        g = x2 * (3 * 0.044715)  # g = c (1 + 3a x^2) * x/2 * (1 - t^2) + (1 + t)/2
-        g += 1.0
-        g *= _GELU_C * 0.5
+        x, s = self._x, self._s
+        g = x * x                   # g = 2 u' x s (1 - s) + s
+        g *= 6.0 * _GELU_C * 0.044715
+        g += 2.0 * _GELU_C
         g *= x
-        np.multiply(t, t, out=s)
-        np.subtract(1.0, s, out=s)
         g *= s
-        np.multiply(t, 0.5, out=s)
+        t = self._scratch(s)        # one reused buffer: fewer allocations on a hot path
+        np.subtract(1.0, s, out=t)
+        g *= t
         g += s
-        g += 0.5
         g *= dout
         return g
 
     def _scratch(self, like: np.ndarray) -> np.ndarray:
-        s = getattr(self, "_s", None)
+        s = getattr(self, "_buf", None)
         if s is None or s.shape != like.shape or s.dtype != like.dtype:
-            s = self._s = np.empty_like(like)
+            s = self._buf = np.empty_like(like)
         return s
 
 

@@ -38,28 +38,44 @@ class MultiHeadAttention(Module):
         B, T, C = x.shape
         return x.reshape(B, T, self.n_heads, C // self.n_heads).transpose(0, 2, 1, 3)
 
+    def _mask(self, T: int) -> np.ndarray:
+        """(T, T) True above the diagonal (s > t: the future), made once per length."""
+        masks = self.__dict__.setdefault("_masks", {})
+        if T not in masks:
+            masks[T] = np.triu(np.ones((T, T), dtype=bool), 1)
+        return masks[T]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         B, T, C = x.shape
-        qkv = self.qkv.forward(x)  # (B, T, 3C)
-        q, k, v = (self._heads(t) for t in np.split(qkv, 3, axis=-1))  # (B, H, T, D) each
-        scale = 1.0 / math.sqrt(C // self.n_heads)
-        scores = (q @ k.transpose(0, 1, 3, 2)) * scale  # (B, H, T, T)
-        if self.causal:
-            scores = np.where(np.triu(np.ones((T, T), dtype=bool), 1), -np.inf, scores)
-        att = softmax(scores, axis=-1)  # rows sum to 1; masked entries are exactly 0
-        y = (att @ v).transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C)
+        H, D = self.n_heads, C // self.n_heads
+        qkv = self.qkv.forward(x).reshape(B, T, 3, H, D)  # q, k, v side by side, per head
+        q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # (B, H, T, D) views
+        scale = 1.0 / math.sqrt(D)
+        att = q @ k.transpose(0, 1, 3, 2)  # (B, H, T, T) scores
+        att *= scale
+        if self.causal:  # -inf before the softmax: masked weights are exactly 0
+            np.copyto(att, -np.inf, where=self._mask(T))
+        att -= att.max(axis=-1, keepdims=True)  # the softmax, in place
+        np.exp(att, out=att)
+        att /= att.sum(axis=-1, keepdims=True)
+        y = np.empty((B, T, C), dtype=att.dtype)  # heads written straight into (B, T, C)
+        np.matmul(att, v, out=y.reshape(B, T, H, D).transpose(0, 2, 1, 3))
         self._cache = (q, k, v, att, scale)
         self.attention = att
         return self.proj.forward(y)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         q, k, v, att, scale = self._cache
-        dy = self._heads(self.proj.backward(dout))  # (B, H, T, D)
-        datt = dy @ v.transpose(0, 1, 3, 2)  # (B, H, T, T)
-        dv = att.transpose(0, 1, 3, 2) @ dy  # (B, H, T, D)
-        dscores = att * (datt - (datt * att).sum(axis=-1, keepdims=True)) * scale
-        dq = dscores @ k  # (B, H, T, D)
-        dk = dscores.transpose(0, 1, 3, 2) @ q
         B, H, T, D = q.shape
-        merge = lambda t: t.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # noqa: E731
-        return self.qkv.backward(np.concatenate([merge(dq), merge(dk), merge(dv)], axis=-1))
+        dy = self._heads(self.proj.backward(dout))  # (B, H, T, D)
+        # d(qkv) is filled head by head through (B, H, T, D) views: no concatenation
+        dqkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)
+        dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+        np.matmul(att.transpose(0, 1, 3, 2), dy, out=dv)
+        dscores = dy @ v.transpose(0, 1, 3, 2)  # d att (B, H, T, T), then d scores in place
+        dscores -= (dscores * att).sum(axis=-1, keepdims=True)
+        dscores *= att
+        dscores *= scale
+        np.matmul(dscores, k, out=dq)
+        np.matmul(dscores.transpose(0, 1, 3, 2), q, out=dk)
+        return self.qkv.backward(dqkv.reshape(B, T, 3 * H * D))
