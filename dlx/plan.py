@@ -82,6 +82,8 @@ PLAN = [
      "dlx report --phase 3"),
     (3, "series", "RNN vs LSTM vs GRU: memory over a delay (copy memory; #15)", "rnn_memory",
      "dlx run -m experiment=rnn_memory"),
+    (3, "series", "RNN vs LSTM vs GRU on the adding problem: MSE against the sequence length "
+     "(#15)", "rnn_adding", "dlx run -m experiment=rnn_adding"),
     (3, "series", "vanishing / exploding gradients through time (||dL/dh_t|| against t at "
      "W_hh radius rho, RNN and LSTM) and gradient clipping (notebook topic 12; #15)",
      "bptt_gradients", "dlx run -m experiment=bptt_gradients"),

@@ -188,7 +188,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
             ax.set_ylim(0, 1.03)
             ax.set_ylabel("recalled symbols right (validation, fraction)")
     axes[0].legend(fontsize=9, loc="lower right" if adding else "center right")
-    axes[1].legend(fontsize=9, loc="lower left" if adding else "upper left")
+    axes[1].legend(fontsize=9, loc="upper right" if adding else "upper left")
     axes[0].set_xscale("log")
     axes[0].set_xticks(ts, [str(v) for v in ts])
     axes[0].xaxis.set_minor_locator(NullLocator())  # only the values measured are labelled

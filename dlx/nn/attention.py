@@ -57,7 +57,8 @@ class MultiHeadAttention(Module):
             np.copyto(att, -np.inf, where=self._mask(T))
         att -= att.max(axis=-1, keepdims=True)  # the softmax, in place
         np.exp(att, out=att)
-        att /= att.sum(axis=-1, keepdims=True)
+        ones = np.ones(T, dtype=att.dtype)  # row sums as gemv: ~4x NumPy's sum over T
+        att /= (att @ ones)[..., None]
         y = np.empty((B, T, C), dtype=att.dtype)  # heads written straight into (B, T, C)
         np.matmul(att, v, out=y.reshape(B, T, H, D).transpose(0, 2, 1, 3))
         self._cache = (q, k, v, att, scale)
@@ -73,7 +74,7 @@ class MultiHeadAttention(Module):
         dq, dk, dv = (dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
         np.matmul(att.transpose(0, 1, 3, 2), dy, out=dv)
         dscores = dy @ v.transpose(0, 1, 3, 2)  # d att (B, H, T, T), then d scores in place
-        dscores -= (dscores * att).sum(axis=-1, keepdims=True)
+        dscores -= ((dscores * att) @ np.ones(T, dtype=att.dtype))[..., None]
         dscores *= att
         dscores *= scale
         np.matmul(dscores, k, out=dq)

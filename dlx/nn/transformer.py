@@ -101,21 +101,37 @@ class Block(Module):
         self.ln2 = LayerNorm(d_model, dtype=dtype, name=f"{name}.ln2")
         self.mlp = FeedForward(d_model, d_ff, dtype=dtype, name=f"{name}.mlp")
 
+    # The residual sums are made in place, into the branch's fresh output (no layer keeps it),
+    # so a block allocates no array for them.
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.pre_ln:
-            x = x + self.attn.forward(self.ln1.forward(x))
-            return x + self.mlp.forward(self.ln2.forward(x))
-        x = self.ln1.forward(x + self.attn.forward(x))
-        return self.ln2.forward(x + self.mlp.forward(x))
+            h = self.attn.forward(self.ln1.forward(x))
+            h += x
+            out = self.mlp.forward(self.ln2.forward(h))
+            out += h
+            return out
+        h = self.attn.forward(x)
+        h += x
+        h = self.ln1.forward(h)
+        out = self.mlp.forward(h)
+        out += h
+        return self.ln2.forward(out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.pre_ln:
-            dout = dout + self.ln2.backward(self.mlp.backward(dout))
-            return dout + self.ln1.backward(self.attn.backward(dout))
+            d = self.ln2.backward(self.mlp.backward(dout))
+            d += dout
+            dx = self.ln1.backward(self.attn.backward(d))
+            dx += d
+            return dx
         d = self.ln2.backward(dout)
-        d = d + self.mlp.backward(d)
-        d = self.ln1.backward(d)
-        return d + self.attn.backward(d)
+        dh = self.mlp.backward(d)
+        dh += d
+        d = self.ln1.backward(dh)
+        dx = self.attn.backward(d)
+        dx += d
+        return dx
 
 
 class TransformerLM(Module):
