@@ -159,7 +159,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     x, y = ("length", "mse") if adding else ("delay", "recall")
     ts = sorted(t[x].unique())
     if adding:
-        title = f"the adding problem: the sum of 2 marked values among T ({seeds_note(t['n'])})"
+        title = (f"the adding problem: the sum of 2 marked values among T ({seeds_note(t['n'])};"
+                 " dots: the seeds)")
         reference, ref_label = info["baseline"], "baseline: always predict 1 (MSE 1/6)"
     else:
         title = (f"copy memory: recall {info['length']} symbols of {info['n_symbols']} "
@@ -171,14 +172,27 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         if c.empty:
             continue
         shift = 1 + (j - 1) * 0.03  # side by side on the log axis, so error bars stay apart
-        axes[0].errorbar(c[x] * shift, c[f"{y}_mean"], yerr=c[f"{y}_sd"].fillna(0),
-                         fmt="-o", capsize=3, label=name, color=f"C{j}")
+        mean, sd = c[f"{y}_mean"].to_numpy(), c[f"{y}_sd"].fillna(0).to_numpy()
+        # on the log axis the bar stops at a tenth of the mean (mean - sd may be < 0)
+        yerr = [np.minimum(sd, 0.9 * mean), sd] if adding else sd
+        axes[0].errorbar(c[x] * shift, mean, yerr=yerr, fmt="-o", capsize=3, label=name,
+                         color=f"C{j}")
+        if adding:  # the seeds themselves: a mean over a solved and an unsolved seed hides both
+            seeds = [(_info(r)[x], _info(r)[f"val_{y}"]) for r in runs
+                     if _info(r).get("cell") == cell]
+            axes[0].scatter([v[0] * shift for v in seeds], [v[1] for v in seeds], s=12,
+                            color=f"C{j}", alpha=0.45, zorder=3)
         curves = _curves(runs, cell, x, max(ts), y)
-        if curves is not None:
+        if curves is not None and adding:  # each seed's curve: they part at different steps
+            for k, r in enumerate(r for r in runs if _info(r).get("cell") == cell
+                                  and _info(r).get(x) == max(ts)):
+                series = r.series("val", y)
+                axes[1].plot(series["step"], series["value"], color=f"C{j}", lw=1.2,
+                             alpha=0.8, label=name if k == 0 else None)
+        elif curves is not None:
             steps, mean, sd = curves
-            low = np.maximum(mean - sd, 0.5 * mean) if adding else mean - sd  # log axis
             axes[1].plot(steps, mean, label=name, color=f"C{j}")
-            axes[1].fill_between(steps, low, mean + sd, alpha=0.2, color=f"C{j}")
+            axes[1].fill_between(steps, mean - sd, mean + sd, alpha=0.2, color=f"C{j}")
     for ax in axes:
         ax.axhline(reference, color="k", ls="--", lw=0.9, label=ref_label)
         if adding:  # the MSE falls by decades once a cell finds the two values
@@ -187,8 +201,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         else:
             ax.set_ylim(0, 1.03)
             ax.set_ylabel("recalled symbols right (validation, fraction)")
-    axes[0].legend(fontsize=9, loc="lower right" if adding else "center right")
-    axes[1].legend(fontsize=9, loc="upper right" if adding else "upper left")
+    axes[0].legend(fontsize=9, loc="center left" if adding else "center right")
+    axes[1].legend(fontsize=9, loc="lower left" if adding else "upper left")
     axes[0].set_xscale("log")
     axes[0].set_xticks(ts, [str(v) for v in ts])
     axes[0].xaxis.set_minor_locator(NullLocator())  # only the values measured are labelled
@@ -197,7 +211,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     axes[0].set_title("after training", fontsize=10)
     axes[1].set_xlabel("training step (updates)")
     axes[1].set_title(f"during training, at the longest {'sequence' if adding else 'delay'} "
-                      f"T = {max(ts)}", fontsize=10)
+                      f"T = {max(ts)}" + (" (one line per seed)" if adding else ""), fontsize=10)
     stem = "rnn_adding" if adding else "rnn_memory"
     written = [save(fig, out / f"{stem}.{fmt}")]
     path = out / f"{stem}.csv"
