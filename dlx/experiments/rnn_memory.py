@@ -201,7 +201,10 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         else:
             ax.set_ylim(0, 1.03)
             ax.set_ylabel("recalled symbols right (validation, fraction)")
-    axes[0].legend(fontsize=9, loc="center left" if adding else "center right")
+    if adding:  # the empty middle: between the vanilla RNN's line and the gated cells'
+        axes[0].legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.42, 0.8))
+    else:
+        axes[0].legend(fontsize=9, loc="center right")
     axes[1].legend(fontsize=9, loc="lower left" if adding else "upper left")
     axes[0].set_xscale("log")
     axes[0].set_xticks(ts, [str(v) for v in ts])
