@@ -547,6 +547,9 @@ def bench(
         None, min=1, help="Repetitions per backend or launcher, interleaved (default 7; 3 sweeps; "
         "5 with --threads)."),
     warmup: int = typer.Option(10, min=0, help="Untimed steps first, per backend."),
+    case: Optional[list[str]] = typer.Option(
+        None, "--case", metavar="NAME", help="Only this case (repeatable): mlp, transformer, cnn, "
+        "lstm. Default: all."),
     torch: bool = typer.Option(True, "--torch/--no-torch", help="Compare with PyTorch if installed."),
     out: Optional[Path] = typer.Option(None, metavar="FILE",
                                        help="JSON file (default: <runs>/bench/<kind>-<time>.json)."),
@@ -557,6 +560,12 @@ def bench(
 
     from dlx.writable import check_file
 
+    cases = ("mlp", "transformer", "cnn", "lstm")
+    unknown = [c for c in case or [] if c not in cases]
+    if unknown:
+        _fail(f"unknown bench case {unknown[0]!r}: choose from {', '.join(cases)}")
+    if case and (launchers or threads):
+        _fail("--case selects a training-throughput case: not with --launchers or --threads")
     if sweep and not launchers:
         _fail(f"unexpected argument {sweep[0]!r}: sweep overrides go with --launchers")
     if launchers:
@@ -583,7 +592,8 @@ def bench(
         bench_threads.print_report(report)
     else:
         report = _bench.run(steps=steps or 50, repeats=repeats or 7, warmup=warmup,
-                            include_torch=torch)
+                            include_torch=torch,
+                            cases=tuple(c for c in cases if c in case) if case else cases)
         _bench.print_report(report)
     typer.echo(str(_bench.save(report, out)))
 

@@ -139,3 +139,16 @@ def test_the_torch_twins_compute_the_same_loss(torch):
         logits = bench.torch_twin(model)(torch.from_numpy(x))
     theirs = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), torch.from_numpy(y).reshape(-1))
     assert theirs.item() == pytest.approx(ours, rel=1e-5)
+
+
+def test_bench_case_option_runs_only_that_case(cli, tmp_path):
+    """`dlx bench --case lstm` times the LSTM case alone; an unknown case is one error line and
+    writes no report."""
+    out = tmp_path / "b.json"
+    result = cli("bench", "--case", "lstm", "--no-torch", "--steps", "1", "--repeats", "1",
+                 "--warmup", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert [c["name"] for c in json.loads(out.read_text())["cases"]] == ["lstm"]
+    bad = tmp_path / "c.json"
+    assert_one_error_line(cli("bench", "--case", "gpt", "--out", str(bad)), "'gpt'", "lstm")
+    assert not bad.exists()
