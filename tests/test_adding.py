@@ -15,6 +15,7 @@ from dlx.nn.gradcheck import check_model
 from dlx.nn.losses import MSE
 from dlx.nn.models import rnn
 from tests.test_experiments import run
+from tests.test_rnn_memory import backends_agree
 from tests.test_train import config
 
 
@@ -80,17 +81,11 @@ def test_gradients_through_the_last_step(cell):
 def test_backend_torch_agrees_step_by_step(torch, tmp_path, cell):
     """The same run through torch.nn.LSTM / GRU / RNN, reading the last step: per-step losses
     and gradient norms equal to 1e-10 in float64."""
-    from tests.test_backends import batch_series
-
     common = ("model=rnn", "model.hidden=6", "model.layers=2", f"model.cell={cell}",
               "dataset=adding", "dataset.n_samples=60", "dataset.length=6", "dtype=float64",
               "optimizer=adam", "optimizer.lr=0.01", "batch_size=16", "epochs=2",
               "clip_grad_norm=0.5", "init.a=0.4")
-    ours = batch_series(tmp_path, "n", *common, metrics=("loss", "grad_norm"))
-    theirs = batch_series(tmp_path, "t", *common, "backend=torch", metrics=("loss", "grad_norm"))
-    assert len(ours["loss"]) == 8
-    for key in ("loss", "grad_norm"):
-        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10)
+    backends_agree(tmp_path, common, steps=8)
 
 
 def test_lstm_and_gru_beat_the_baseline_on_every_seed(tmp_path):

@@ -111,15 +111,21 @@ def test_backend_torch_is_one_error_line(cli):
 def test_backend_torch_agrees_step_by_step(torch, tmp_path, model):
     """The same run through torch.nn.LSTM / GRU / RNN (weights copied as they are) and autograd:
     per-step losses and clipped-gradient norms equal to 1e-10 in float64."""
-    from tests.test_backends import batch_series
-
     common = ("model=rnn", "model.hidden=6", *model.split(), "dataset=copy_memory",
               "dataset.n_samples=60", "dataset.delay=4", "dtype=float64", "optimizer=adam",
               "optimizer.lr=0.01", "batch_size=16", "epochs=2", "clip_grad_norm=0.5",
               "init.a=0.4")
+    backends_agree(tmp_path, common, steps=8)
+
+
+def backends_agree(tmp_path, common, steps: int) -> None:
+    """The NumPy and torch runs of ``common`` log the same loss and pre-clip gradient norm at
+    every one of ``steps`` steps (float64)."""
+    from tests.test_backends import batch_series  # torch-dependent: imported when needed
+
     ours = batch_series(tmp_path, "n", *common, metrics=("loss", "grad_norm"))
     theirs = batch_series(tmp_path, "t", *common, "backend=torch", metrics=("loss", "grad_norm"))
-    assert len(ours["loss"]) == 8
+    assert len(ours["loss"]) == steps
     for key in ("loss", "grad_norm"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10)
 

@@ -8,6 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 
+def _smoothing(eps: float) -> float:
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {eps}")
+    return eps
+
+
 class BCEWithLogits:
     """Binary cross-entropy of sigmoid(z) against y in {0, 1}.
 
@@ -22,9 +28,7 @@ class BCEWithLogits:
     """
 
     def __init__(self, label_smoothing: float = 0.0):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = _smoothing(label_smoothing)
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         z = logits.reshape(len(logits))  # (N, 1) -> (N,)
@@ -60,9 +64,7 @@ class SoftmaxCrossEntropy:
     """
 
     def __init__(self, label_smoothing: float = 0.0):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = _smoothing(label_smoothing)
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         n = len(logits)
