@@ -16,8 +16,12 @@ optimizer and MLP (:func:`fit`), on the same samples:
   saturates: the ratio falls to ~0; ReLU continues linearly);
 * the predictions of every fit on ``extrapolate`` × the interval (``predictions.csv``);
 * the bias-variance series (``bias_variance.csv``): few noisy samples (``noisy``), one hidden
-  layer of growing width trained long, training against validation RMSE (and the noise-free
-  test RMSE) as capacity grows.
+  ReLU layer of growing width trained towards interpolation (:func:`fit_to_tolerance`:
+  full-batch Adam at a constant lr until the training RMSE is below ``noisy.tol`` or
+  ``noisy.steps`` are spent: a cosine schedule's shrinking steps stop short of fitting the
+  noise and hid the variance side), and as the textbook reference least squares on Legendre
+  polynomials of growing degree (min-norm beyond n - 1 parameters: :func:`poly_fit`);
+  training against validation RMSE (and the noise-free test RMSE) as capacity grows.
 
 The sweep (targets × seeds) draws error against parameters per target (mean ± sd over seeds),
 the fitted functions over the data, extrapolation, and the bias-variance curves.
@@ -36,7 +40,7 @@ from dlx.errors import UsageError
 CAPACITY, PREDICTIONS, BIAS_VARIANCE = "capacity.csv", "predictions.csv", "bias_variance.csv"
 CAP_COLUMNS = ("fit", "series", "activation", "width", "depth", "params", "train_rmse",
                "val_rmse", "test_rmse", "test_r2", "linear_outside", "slope_ratio")
-BV_COLUMNS = ("width", "params", "train_rmse", "val_rmse", "test_rmse")
+BV_COLUMNS = ("model", "capacity", "params", "steps", "train_rmse", "val_rmse", "test_rmse")
 ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "elu", "silu", "softplus", "sigmoid")
 
 
@@ -73,13 +77,18 @@ def validate(cfg) -> None:
     n = s.get("noisy")
     if not isinstance(n, dict):
         raise UsageError("function_approx.noisy: missing the bias-variance settings")
-    for key in ("n_train", "n_val", "epochs"):
+    for key in ("n_train", "n_val", "steps"):
         v = n.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UsageError(f"function_approx.noisy.{key} must be an integer >= 1, got {v!r}")
     if not (isinstance(n.get("noise"), (int, float)) and n["noise"] > 0):
         raise UsageError(f"function_approx.noisy.noise must be > 0, got {n.get('noise')!r}")
     _ints(n.get("widths"), "noisy.widths")
+    _ints(n.get("degrees"), "noisy.degrees", low=0)
+    for key in ("lr", "tol"):
+        v = n.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise UsageError(f"function_approx.noisy.{key} must be a number > 0, got {v!r}")
 
 
 # --- one fit ----------------------------------------------------------------------------------
@@ -112,6 +121,57 @@ def fit(cfg, data, model: dict, init: dict | None = None, **overrides):
         rec.close()
     backend.model.eval()
     return backend, dict(rec.final)
+
+
+def fit_to_tolerance(cfg, data, model: dict, init: dict, lr: float, steps: int, tol: float,
+                     check_every: int = 100):
+    """Full-batch training of ``model`` with cfg's optimizer (dlx's MLP, backward and update)
+    at a constant ``lr`` until the training RMSE (f's units) is below ``tol``, checked every
+    ``check_every`` steps, or ``steps`` updates are made. The loop is bare — no per-step
+    records or per-epoch evaluation, which cost 4x the update on 20 samples — so that the
+    bias-variance nets can be trained to (near) interpolation in the CPU budget.
+
+    Returns (backend, final, steps made): ``final`` holds ``{train,val,test}/rmse``."""
+    from dlx.training import NumpyBackend
+
+    sub = copy.deepcopy(dict(cfg))
+    sub.update(model=model, init=init, batch_size=None, max_steps=None, probe_every=None)
+    backend = NumpyBackend(sub, data)
+    done = 0
+    with np.errstate(all="ignore"):
+        while done < steps:
+            if done % check_every == 0 and backend.evaluate(data.X_train, data.y_train)[1] < tol:
+                break
+            backend.model.train()  # evaluate() left it in eval mode
+            loss, _ = backend.forward(data.X_train, data.y_train)
+            if not np.isfinite(loss):
+                break
+            backend.update(lr)
+            done += 1
+        final = {f"{split}/rmse": float(backend.evaluate(X, y)[1]) for split, X, y in (
+            ("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val),
+            ("test", data.X_test, data.y_test))}
+    backend.model.eval()
+    return backend, final, done
+
+
+def poly_fit(data, degree: int, interval) -> dict:
+    """Least squares on the Legendre polynomials P_0..P_degree of x mapped to [-1, 1] (well
+    conditioned where monomials are not); beyond n - 1 degrees the system is underdetermined
+    and lstsq gives the minimum-norm interpolant (the second descent of Belkin et al. 2019).
+    Returns ``{train,val,test}/rmse`` in f's units."""
+    low, high = interval
+
+    def features(X):  # (N, 1) -> (N, degree + 1)
+        return np.polynomial.legendre.legvander((2 * X[:, 0] - low - high) / (high - low), degree)
+
+    def target(y):
+        return data.in_units(y)[:, 0]
+
+    coef = np.linalg.lstsq(features(data.X_train), target(data.y_train), rcond=None)[0]
+    return {f"{split}/rmse": float(np.sqrt(np.mean((features(X) @ coef - target(y)) ** 2)))
+            for split, X, y in (("train", data.X_train, data.y_train),
+                                ("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test))}
 
 
 def predict(model, data, x: np.ndarray) -> np.ndarray:
@@ -200,10 +260,15 @@ def run(cfg, rec, run_dir: Path):
             "val_fraction": n["n_val"] / (n["n_train"] + n["n_val"])}
     noisy = build_dataset(node, rngs(cfg["seed"])["data"], np.dtype(cfg["dtype"]))
     bv = []
-    for w in n["widths"]:  # full batch: one step per epoch
-        backend, final = fit(cfg, noisy, model_node("relu", [w]), {"name": s["init_for"]["relu"]},
-                             epochs=n["epochs"], max_steps=None, batch_size=None)
-        bv.append((w, backend.sizes()["params"], final["train/rmse"], final["val/rmse"],
+    for w in n["widths"]:
+        backend, final, steps = fit_to_tolerance(
+            cfg, noisy, model_node("relu", [w]), {"name": s["init_for"]["relu"]},
+            n["lr"], n["steps"], n["tol"])
+        bv.append(("mlp", w, backend.sizes()["params"], steps, final["train/rmse"],
+                   final["val/rmse"], final["test/rmse"]))
+    for d in n["degrees"]:
+        final = poly_fit(noisy, d, interval)
+        bv.append(("poly", d, d + 1, 0, final["train/rmse"], final["val/rmse"],
                    final["test/rmse"]))
     _write(run_dir / BIAS_VARIANCE, BV_COLUMNS, bv)
     result.extra["function_approx"] = {"fits": len(rows), "noisy_fits": len(bv),
@@ -369,41 +434,70 @@ def _extrapolation_panel(ax, run, depth_width: int) -> None:
     ax.set_ylabel("f(x), fitted f̂(x)")
 
 
-def _bias_variance_panel(ax, runs, target: str) -> None:
+def bias_variance_table(runs, target: str):
+    """The bias-variance rows of ``target``'s runs (seed added); None if none has them."""
     import pandas as pd
 
+    parts = [read(r, BIAS_VARIANCE).assign(seed=r.config["seed"]) for r in runs
+             if target_of(r) == target and read(r, BIAS_VARIANCE) is not None]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+BV_LINES = (("train_rmse", "tab:blue", "o", "training ({n} noisy samples)"),
+            ("val_rmse", "tab:orange", "s", "validation (200 noisy, held out)"),
+            ("test_rmse", "tab:green", "^", "test: f, noise-free"))
+
+
+def _bias_variance_panel(ax, runs, target: str, model: str = "mlp") -> None:
+    """Training, validation and test RMSE (mean ± sd over seeds) against capacity: the MLP's
+    parameters (``mlp``), or the polynomial's degree (``poly``, log RMSE: it spans decades)."""
     from dlx.plots.sweep import draw_band
 
-    parts = [read(r, BIAS_VARIANCE) for r in runs if target_of(r) == target]
-    parts = [t for t in parts if t is not None]
-    if not parts:
+    t = bias_variance_table(runs, target)
+    if t is None:
         return
-    t = pd.concat(parts)
-    for col, color, marker, label in (("train_rmse", "tab:blue", "o", "training (20 noisy)"),
-                                      ("val_rmse", "tab:orange", "s", "validation (noisy)"),
-                                      ("test_rmse", "tab:green", "^", "test: f, noise-free")):
-        s = stats(t, ["params"], (col,)).rename(columns={f"{col}_mean": "mean", f"{col}_sd": "sd",
-                                                         f"{col}_n": "n"})
-        draw_band(ax, s, x="params", color=color, marker=marker, ms=4, label=label)
-    noise = runs[0].config["function_approx"]["noisy"]["noise"]
-    ax.axhline(noise, color="k", ls=":", lw=1.2, label=f"noise sd {noise:g}")
-    ax.set_xscale("log")
-    ax.set_ylim(0, None)
+    t = t[t["model"] == model]
+    n = runs[0].config["function_approx"]["noisy"]
+    x = "params" if model == "mlp" else "capacity"
+    for col, color, marker, label in BV_LINES:
+        label = label.format(n=n["n_train"])
+        if model == "poly":  # spans 1e-15..1e6: geometric mean, band ±1 sd of log10 RMSE
+            g = t.assign(lg=np.log10(t[col].clip(lower=1e-16))).groupby(x)["lg"]
+            m, sd = g.mean(), g.std().fillna(0)
+            ax.plot(m.index, 10 ** m, color=color, marker=marker, ms=3, label=label)
+            ax.fill_between(m.index, 10 ** (m - sd), 10 ** (m + sd), color=color, alpha=0.2, lw=0)
+            continue
+        s = stats(t, [x], (col,)).rename(columns={f"{col}_mean": "mean", f"{col}_sd": "sd",
+                                                  f"{col}_n": "n"})
+        draw_band(ax, s, x=x, color=color, marker=marker, ms=3, label=label)
+    ax.axhline(n["noise"], color="k", ls=":", lw=1.2, label=f"noise sd {n['noise']:g}")
     ax.set_title(f"f(x) = {NAMES.get(target, target)}", fontsize=10)
-    ax.set_xlabel("parameters, 1 hidden ReLU layer (log scale)")
-    ax.set_ylabel("RMSE (f's units)")
+    if model == "mlp":
+        ax.set_xscale("log")
+        ax.set_ylim(0, None)
+        ax.set_xlabel("parameters, 1 hidden ReLU layer of width 1–"
+                      f"{max(n['widths'])} (log scale)")
+        ax.set_ylabel("RMSE (f's units)")
+    else:
+        ax.axvline(n["n_train"] - 1, color="0.4", ls="--", lw=1,
+                   label=f"degree {n['n_train'] - 1}: as many coefficients as samples")
+        ax.set_yscale("log")
+        ax.set_xlabel("polynomial degree (least squares; min-norm beyond "
+                      f"{n['n_train'] - 1})")
+        ax.set_ylabel("RMSE (f's units, log; geometric mean over seeds)")
 
 
-def _grid(title: str, n: int):
-    """A titled row of ``n`` panels (plots.style.panels needs two or more)."""
+def _grid(title: str, n: int, rows: int = 1):
+    """A titled row (or ``rows`` rows: a (rows, n) array) of ``n`` panels (plots.style.panels
+    needs two or more)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.6 * n + 0.8, 4.8), dpi=110, layout="tight")
-    axes = np.atleast_1d(fig.subplots(1, n))
+    fig = Figure(figsize=(4.6 * n + 0.8, 4.6 * rows + 0.2), dpi=110, layout="tight")
+    axes = fig.subplots(rows, n, squeeze=False)
     fig.suptitle(title, fontsize=11)
-    for ax in axes:
+    for ax in axes.flat:
         ax.grid(True, alpha=0.3)
-    return fig, axes
+    return fig, (axes[0] if rows == 1 else axes)
 
 
 def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
@@ -445,11 +539,15 @@ def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
     written.append(save(fig, out / f"extrapolation{suffix}.{fmt}"))
 
     n = s["noisy"]
-    fig, axes = _grid(f"bias-variance: {n['n_train']} noisy samples (sd {n['noise']:g}), "
-                      f"full-batch Adam, {n['epochs']} steps; {note}", len(targets))
-    for ax, t in zip(axes, targets):
-        _bias_variance_panel(ax, runs, t)
-    axes[0].legend(fontsize=7)
+    fig, axes = _grid(f"bias-variance on {n['n_train']} noisy samples (sd {n['noise']:g}): top, "
+                      f"one hidden ReLU layer, full-batch Adam lr {n['lr']:g} until training "
+                      f"RMSE < {n['tol']:g} or {n['steps']:,} steps; bottom, least squares on "
+                      f"Legendre polynomials; {note}", len(targets), rows=2)
+    for ax, bottom, t in zip(axes[0], axes[1], targets):
+        _bias_variance_panel(ax, runs, t, "mlp")
+        _bias_variance_panel(bottom, runs, t, "poly")
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
     written.append(save(fig, out / f"bias_variance{suffix}.{fmt}"))
     return written
 
@@ -464,11 +562,13 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     s, t = run.config["function_approx"], target_of(run)
     fig, axes = _grid(f"function approximation of {NAMES.get(t, t)}, seed {run.config['seed']}: "
                       f"test error against parameters, fitted functions, extrapolation, and "
-                      f"bias-variance on {s['noisy']['n_train']} noisy samples", 4)
+                      f"bias-variance on {s['noisy']['n_train']} noisy samples (MLP width, "
+                      f"polynomial degree)", 5)
     _capacity_panel(axes[0], capacity_table([run]), t, s)
     _fits_panel(axes[1], run)
     _extrapolation_panel(axes[2], run, s["depth_width"])
-    _bias_variance_panel(axes[3], [run], t)
+    _bias_variance_panel(axes[3], [run], t, "mlp")
+    _bias_variance_panel(axes[4], [run], t, "poly")
     for ax in axes:
         ax.legend(fontsize=7)
     return [save(fig, out / f"function_approx.{fmt}")]
