@@ -438,8 +438,9 @@ def bias_variance_table(runs, target: str):
     """The bias-variance rows of ``target``'s runs (seed added); None if none has them."""
     import pandas as pd
 
-    parts = [read(r, BIAS_VARIANCE).assign(seed=r.config["seed"]) for r in runs
-             if target_of(r) == target and read(r, BIAS_VARIANCE) is not None]
+    tables = [(r, read(r, BIAS_VARIANCE)) for r in runs if target_of(r) == target]
+    parts = [t.assign(seed=r.config["seed"]) for r, t in tables
+             if t is not None and "model" in t]  # runs before the degree axis: no panel
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
