@@ -112,21 +112,32 @@ def validate(config: DictConfig) -> None:
                          "validation split to watch (set early_stopping.patience=null)")
     build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
     _check_metric_names(top, spec.task, groups["schedule"])
-    if groups["dataset"].get("stream"):  # B = batch_size streams need B windows in each split
-        from dlx.assemble import build_dataset
-
-        data = build_dataset(groups["dataset"], np.random.default_rng(0))
-        n, n_val = len(data.X_train), len(data.X_val)
-        if top["batch_size"] is not None and min(n, n_val) < top["batch_size"]:
-            raise UsageError(f"dataset.stream=true: batch_size {top['batch_size']} streams need "
-                             f"at least that many windows of block_size in each split (train "
-                             f"{n}, validation {n_val})")
+    if groups["dataset"].get("stream"):
+        _check_streams(groups["dataset"], top["batch_size"])
     if spec.kind == "tokens" and top.get("probe_every") is not None:
         raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
                          f"row (logreg, mlp), not {groups['model']['name']!r}")
     module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
         module.validate({**top, **groups})  # the groups too: an experiment may need a model
+
+
+def _check_streams(dataset: dict, batch_size: int | None) -> None:
+    """Text read as B streams (B = batch_size; null = the whole training split, as the training
+    loop takes it) needs B windows in each split. The split sizes need the text itself: it is
+    read here (1.1 MB for tiny Shakespeare, well under a second), not at the first epoch, so
+    that a bad B is refused before the run's folder is made."""
+    from dlx.assemble import build_dataset
+    from dlx.training.chunks import stream_batch
+
+    data = build_dataset(dataset, np.random.default_rng(0))
+    n, n_val = len(data.X_train), len(data.X_val)
+    streams = stream_batch({"batch_size": batch_size}, data)
+    if min(n, n_val) < streams:
+        given = "null (the whole training split)" if batch_size is None else str(batch_size)
+        raise UsageError(f"dataset.stream=true: batch_size {given} means {streams} streams, which "
+                         f"need at least that many windows of block_size in each split (train "
+                         f"{n}, validation {n_val}): set batch_size <= {min(n, n_val)}")
 
 
 def _check_label_smoothing(eps, task: str) -> None:

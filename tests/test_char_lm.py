@@ -196,3 +196,11 @@ def test_too_few_windows_for_the_streams_is_a_usage_error(cli):
     assert result.returncode == 2
     assert_one_error_line(result, "dataset.stream=true", "batch_size 32", "validation 3")
     assert not (cli.cwd / "runs").exists()
+    # batch_size=null: one stream per training window, always more than validation has --
+    # refused at validation too, not as a failed run after its folder was made
+    result = cli("run", "model=rnn", "dataset=tinyshakespeare", "dataset.stream=true",
+                 "dataset.n_train_tokens=4000", "dataset.val_tokens=2000", "batch_size=null")
+    assert_one_error_line(result, "batch_size null (the whole training split) means 62 streams",
+                          "validation 31",
+                          "set batch_size <=")
+    assert not (cli.cwd / "runs").exists()

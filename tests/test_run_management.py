@@ -118,6 +118,23 @@ def test_bad_notes_change_nothing(cli, root):
     assert tree(root) == before
 
 
+def test_notes_and_tags_on_a_read_only_run_are_one_error_line(cli, root):
+    """A read-only run folder (e.g. a copy on a read-only mount): one line naming the file,
+    exit 2, nothing changed -- not an OSError raised again by the temp file's cleanup."""
+    from tests.test_cli_ux import run_readonly
+
+    run = root / "20261120-100000-logreg-aaaaaa"
+    (run / "tags.txt").write_text("old\n")
+    before = tree(run)
+    for args, name in ((["note", str(run), "x"], "notes.md"),
+                       (["note", str(run), "--edit"], "notes.md"),  # before the editor opens
+                       (["tag", str(run), "x"], "tags.txt"),
+                       (["tag", str(run), "old", "--remove"], "tags.txt")):
+        result = run_readonly(cli, run, *args, env={"EDITOR": "false"})
+        assert_one_error_line(result, f"cannot write {run / name}: read-only")
+    assert tree(run) == before
+
+
 def test_note_edit_opens_the_editor_and_an_empty_edit_changes_nothing(cli, root):
     run = root / "20261120-100000-logreg-aaaaaa"
     env = dict(cli.env)

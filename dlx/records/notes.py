@@ -12,6 +12,7 @@ a lost ``summary.json`` loses the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.records.store import check_dir, is_run, is_sweep
+from dlx.writable import check_file
 
 NOTES = "notes.md"
 TAGS = "tags.txt"
@@ -37,13 +39,23 @@ def annotated_dir(path: str | Path) -> Path:
     return path
 
 
+def _writable(path: Path) -> Path:
+    """``path`` if it can be written, else one UsageError naming it (a read-only run folder,
+    e.g. a copy on a read-only mount: notes and tags then change nothing)."""
+    return check_file(path, hint="notes and tags are kept in the run's folder")
+
+
 def _write_atomic(path: Path, text: str) -> None:
+    _writable(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        # The cleanup can fail for the same reason the write did (unlink on a read-only mount
+        # is EROFS even for a file that is not there): it must not hide the real error.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -89,6 +101,7 @@ def edit_notes(path: str | Path, editor: str | None = None) -> Path | None:
     Returns the file if it changed, None if not: a file left as it was, emptied, or with
     nothing written under the new heading changes nothing (no empty note is ever added)."""
     path = annotated_dir(path)
+    _writable(path / NOTES)  # before the editor opens: text written there must not be lost
     old = read_notes(path)
     template = _joined(old, f"{heading()}\n\n")
     editor = editor or os.environ.get("EDITOR") or "vi"
@@ -187,5 +200,9 @@ def set_tags(path: str | Path, names: list[str], remove: bool = False) -> tuple[
         if tags:
             _write_atomic(path / TAGS, "".join(f"{t}\n" for t in tags))
         else:
-            (path / TAGS).unlink(missing_ok=True)
+            try:
+                _writable(path / TAGS)
+                (path / TAGS).unlink(missing_ok=True)
+            except OSError as e:
+                raise UsageError(f"cannot write {path / TAGS}: {e.strerror or e}") from None
     return changed, tags
