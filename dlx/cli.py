@@ -118,9 +118,10 @@ def list_runs(
                                        "id, status, experiment or a final metric (val/acc); "
                                        "-KEY descending. Sweeps' members are sorted within "
                                        "their sweep, the sweep placed by its first."),
-    limit: Optional[int] = typer.Option(None, metavar="N", help="Show N runs or sweeps: the "
-                                        "first N of --sort's order, or without --sort the N "
-                                        "most recent."),
+    limit: Optional[int] = typer.Option(None, metavar="N", help="Show N runs: the first N "
+                                        "of --sort's order, or without --sort the N most "
+                                        "recent; a sweep's members count one by one (each "
+                                        "shown under its sweep)."),
 ) -> None:
     """A table of the runs and sweeps under ROOT, filtered and sorted.
 

@@ -247,6 +247,10 @@ def _ids(stdout: str) -> list[str]:
     return [ln.split()[0] for ln in stdout.splitlines() if re.match(r"^\d{8}-", ln)]
 
 
+def _members(stdout: str) -> list[str]:
+    return re.findall(r"└ (\S+)", stdout)
+
+
 def test_list_filters_sorts_and_limits(cli, root, default_run):
     runs = [copy_run(default_run, root, f"2026111{i}-100000-logreg-00000{i}",
                      started_at=f"2026-11-1{i}T10:00:00+00:00", wall_time_s=10.0 - i,
@@ -273,8 +277,14 @@ def test_list_filters_sorts_and_limits(cli, root, default_run):
     assert best == ["20261120-100000-logreg-aaaaaa"]  # 0.995 (its sweep's too: the first)
     longest = _ids(cli("list", "--sort", "-duration", "--limit", "1").stdout)
     assert longest == [runs[0].name]  # 9 s
-    newest = _ids(cli("list", "--limit", "1").stdout)  # no --sort: the most recent entry
-    assert newest == ["20261122-100000-optimizers-cccccc"]
+    newest = cli("list", "--limit", "1").stdout  # no --sort: the most recent run
+    assert _ids(newest) == ["20261122-100000-optimizers-cccccc"]
+    assert _members(newest) == ["1"]  # its last member, under its sweep's line
+    # --limit counts runs, a sweep's members one by one: "the two best" are two runs
+    best2 = cli("list", "--sort", "-val/acc", "--limit", "2").stdout
+    assert _ids(best2) == ["20261120-100000-logreg-aaaaaa", "20261122-100000-optimizers-cccccc"]
+    assert _members(best2) == ["0"]
+    assert _members(cli("list", "--sort", "-val/acc", "--limit", "3").stdout) == ["0", "1"]
 
     before = tree(root)
     assert_one_error_line(cli("list", "--status", "done"), "unknown status 'done'", "completed")

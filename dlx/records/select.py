@@ -3,7 +3,8 @@
 
 Filters apply to runs: a sweep is listed with those of its members that match (a member carries
 its sweep's tags as well as its own), and not at all when none does. ``--limit N`` counts
-top-level entries (a sweep with its members is one).
+runs, a sweep's members one by one: ``--sort -val/acc --limit 5`` shows the five best runs,
+plain or in sweeps (each under its sweep's line), and without ``--sort`` the five most recent.
 """
 
 from __future__ import annotations

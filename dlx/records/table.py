@@ -308,8 +308,8 @@ def list_entries(root: Path, selection=None) -> list[Entry]:
             if sel.matches(summary, tags, path):
                 entries.append(Entry(path, summary, tags))
     sel.check_sort(metrics)
-    if sel.sort is None:
-        return entries[-sel.limit:] if sel.limit else entries  # the most recent, oldest first
+    if sel.sort is None:  # the most recent, oldest first
+        return _first_runs(entries, sel.limit, from_end=True) if sel.limit else entries
 
     def key(item):
         return sel.key(item[1], item[0])
@@ -319,7 +319,40 @@ def list_entries(root: Path, selection=None) -> list[Entry]:
             e.members = _sorted(e.members, key, sel.descending)
     entries = _sorted(entries, lambda e: key(e.members[0]) if e.members else
                       (None if e.summary == {} else key((e.path, e.summary))), sel.descending)
-    return entries[: sel.limit] if sel.limit else entries
+    if not sel.limit:
+        return entries
+    # the best N runs wherever they are (plain runs and sweeps' members ranked together)
+    units = _units(entries)
+    ranked = _sorted(units, lambda u: key(u[1]) if u[1] is not None else
+                     (None if u[0].summary == {} else key((u[0].path, u[0].summary))),
+                     sel.descending)
+    return _keep(entries, ranked[: sel.limit])
+
+
+def _units(entries: list[Entry]) -> list[tuple[Entry, tuple | None]]:
+    """What ``--limit`` counts: every run, a sweep's members one by one (an empty sweep is
+    one unit: it is shown as a line of its own)."""
+    return [(e, m) for e in entries for m in (e.members or [None])]
+
+
+def _keep(entries: list[Entry], units: list) -> list[Entry]:
+    """``entries`` in their order with only the runs in ``units``: a sweep keeps the members
+    kept, in its order, and goes when none is."""
+    kept = {(id(e), id(m)) for e, m in units}
+    out = []
+    for e in entries:
+        if not any(id(u[0]) == id(e) for u in units):
+            continue
+        if e.members:
+            e.members = [m for m in e.members if (id(e), id(m)) in kept]
+        out.append(e)
+    return out
+
+
+def _first_runs(entries: list[Entry], n: int, from_end: bool = False) -> list[Entry]:
+    """The first (or last) ``n`` runs of ``entries``, counting a sweep's members."""
+    units = _units(entries)
+    return _keep(entries, units[-n:] if from_end else units[:n])
 
 
 # what a run's task reports, in the order shown: accuracy for classification and sequences,
