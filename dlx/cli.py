@@ -170,8 +170,10 @@ def compare(
                                            "members (e.g. seeds) into mean ± std per value."),
     csv: Optional[Path] = typer.Option(None, metavar="FILE", help="Also write the table as CSV."),
     md: bool = typer.Option(False, "--md", help="Print the table as Markdown."),
-    notes: bool = typer.Option(False, "--notes", help="Add each run's notes (the latest note's "
-                               "first line; `dlx show RUN` prints them all)."),
+    notes: bool = typer.Option(False, "--notes", help="Add each run's notes: the latest "
+                               "note's first line, and a sweep member's also its sweep's "
+                               "(`dlx note SWEEP`); --csv gets every note in full, `dlx show "
+                               "RUN` prints them all."),
 ) -> None:
     """Final and best metrics of runs or sweep members, and the settings that differ."""
     import csv as _csv
@@ -186,6 +188,9 @@ def compare(
         if csv is not None:
             check_file(csv)
         head, rows = table(paths, all_columns, sort, group_by, notes=notes)
+        # the CSV carries every note whole; the table the latest's first line
+        csv_rows = table(paths, all_columns, sort, group_by, notes=notes, full_notes=True)[1] \
+            if csv is not None and notes else rows
     except UsageError as e:
         _fail(str(e))
     if csv is not None:
@@ -193,7 +198,7 @@ def compare(
             with open(csv, "w", newline="") as f:
                 writer = _csv.writer(f)
                 writer.writerow(head)
-                writer.writerows(rows)
+                writer.writerows(csv_rows)
         except OSError as e:
             _fail(f"cannot write {csv}: {e.strerror or e}")
     if md:

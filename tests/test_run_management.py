@@ -103,7 +103,24 @@ def test_notes_are_dated_markdown_shown_and_compared(cli, root):
     lines = compared.stdout.splitlines()
     assert lines[0].endswith("| notes |")
     assert "| (2 notes) Failure mode: lr 10 diverges |" in lines[2]  # the latest note's line
-    assert lines[3].endswith("| – |") and lines[4].endswith("| seed 1 is the odd one |")
+    # a sweep's own notes go with each of its members (the README's "A day in the plan")
+    assert lines[3].endswith("| sweep: the whole sweep |")
+    assert lines[4].endswith("| seed 1 is the odd one; sweep: the whole sweep |")
+
+    # nothing is cut: a pipe gets the latest note's whole first line, the CSV every note whole
+    long = ("**bold claim**: Adam's lr 1e-3 beats SGD's 0.1 on every seed, by more than the "
+            "seed spread | of 0.002")
+    assert cli("note", str(member.parent), long + "\nsecond line").returncode == 0
+    piped = cli("compare", str(member.parent), "--notes")
+    assert piped.returncode == 0 and "…" not in piped.stdout, piped.stdout
+    assert " ".join(piped.stdout.split()).count(long) == 2, piped.stdout  # one per member
+    csv_file = cli.cwd / "notes.csv"
+    assert cli("compare", str(member.parent), "--notes", "--csv", str(csv_file)).returncode == 0
+    import csv as _csv
+    with open(csv_file, newline="") as f:
+        cells = [r["notes"] for r in _csv.DictReader(f)]
+    assert all(long + "\nsecond line" in c and "the whole sweep" in c for c in cells), cells
+    assert "seed 1 is the odd one" in cells[1] and "seed 1" not in cells[0]
 
 
 def test_bad_notes_change_nothing(cli, root):

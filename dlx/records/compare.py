@@ -27,15 +27,29 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 IGNORED = {"progress", "runs_dir"}  # how a run was shown or stored, not what it was
 
 
+def _notes(member: Path, sweep: Path | None) -> tuple[str, str]:
+    """(the table's cell, the CSV's cell) of a run's notes: its latest note's first line, whole,
+    and all its notes in full; a sweep member's also carry the sweep's own notes (``dlx note
+    SWEEP``: what was learned from the comparison), after ``sweep:``."""
+    from dlx.records.notes import excerpt, full_text
+
+    cells = [(excerpt(member), full_text(member))]
+    if sweep is not None:
+        short, full = excerpt(sweep), full_text(sweep)
+        cells.append((short and f"sweep: {short}", full and f"sweep: {full}"))
+    short = "; ".join(c[0] for c in cells if c[0]) or "–"
+    return short, "\n\n".join(c[1] for c in cells if c[1])
+
+
 def collect(paths: list[Path], notes: bool = False) -> list[dict]:
     """One row per run (sweep members expanded): id, status, config.*, final.* and best.*;
-    with ``notes``, each run's latest note (its first line) as ``notes``."""
-    from dlx.records.notes import excerpt
-
+    with ``notes``, each run's notes (with its sweep's, see :func:`_notes`) as ``notes`` (the
+    latest's first line) and ``_notes_full`` (all of them)."""
     rows = []
     for path in paths:
         path = check_dir(path)
         members = sweep_members(path) if is_sweep(path) else [path]
+        sweep = path if is_sweep(path) else (path.parent if is_sweep(path.parent) else None)
         for member in members:
             run = Run(member)
             try:
@@ -49,7 +63,7 @@ def collect(paths: list[Path], notes: bool = False) -> list[dict]:
             row.update({f"final.{k}": v for k, v in (summary.get("final") or {}).items()})
             row.update({f"best.{k}": v for k, v in (summary.get("best") or {}).items()})
             if notes:
-                row["notes"] = excerpt(member) or "–"
+                row["notes"], row["_notes_full"] = _notes(member, sweep)
             rows.append(row)
     if not rows:
         raise UsageError("nothing to compare: the paths hold no runs")
@@ -145,8 +159,14 @@ def fmt(v) -> str:
 
 
 def table(paths: list[Path], show_all: bool = False, sort: str | None = None,
-          group_by: str | None = None, notes: bool = False) -> tuple[list[str], list[list[str]]]:
+          group_by: str | None = None, notes: bool = False, full_notes: bool = False
+          ) -> tuple[list[str], list[list[str]]]:
+    """The head and rows of `dlx compare`; with ``full_notes`` (the CSV), the notes column holds
+    every note in full instead of the latest's first line."""
     rows = collect(paths, notes)
+    if full_notes:
+        for r in rows:
+            r["notes"] = r.get("_notes_full", "")
     cols = columns(rows, show_all)
     if sort:
         descending = sort.startswith("-")
@@ -161,4 +181,5 @@ def table(paths: list[Path], show_all: bool = False, sort: str | None = None,
 
 def to_markdown(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    cell = lambda v: v.replace("|", "\\|")  # noqa: E731 -- a | in a note would end the cell
+    return "\n".join(lines + ["| " + " | ".join(map(cell, r)) + " |" for r in rows])

@@ -147,16 +147,22 @@ def split_notes(text: str) -> list[tuple[str, str]]:
     return [(d, t) for d, t in out if t or d]
 
 
-def excerpt(path: Path, width: int = 60) -> str:
-    """The latest note's first line, at most ``width`` characters, with the number of notes
-    when there are several: ``(3 notes) loss plateaus at lr 0.1…``; "" without notes."""
+def excerpt(path: Path, width: int | None = None) -> str:
+    """The latest note's first line (at most ``width`` characters if given), with the number of
+    notes when there are several: ``(3 notes) loss plateaus at lr 0.1``; "" without notes."""
     notes = [(d, t) for d, t in split_notes(read_notes(path)) if t]
     if not notes:
         return ""
     first = notes[-1][1].splitlines()[0].strip()
-    if len(first) > width:
+    if width is not None and len(first) > width:
         first = first[: width - 1].rstrip() + "…"
     return f"({len(notes)} notes) {first}" if len(notes) > 1 else first
+
+
+def full_text(path: Path) -> str:
+    """Every note of ``path``, oldest first, each ``YYYY-mm-dd HH:MM: text`` (the text whole,
+    lines and all), one blank line apart; "" without notes."""
+    return "\n\n".join(f"{d}: {t}" if d else t for d, t in split_notes(read_notes(path)) if t)
 
 
 # ---------------------------------------------------------------------------------------------
