@@ -368,7 +368,11 @@ def rerun(
 
 @app.command()
 def plan(
-    root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs"),
+    root_arg: Optional[Path] = typer.Argument(None, metavar="[ROOT]", show_default=False,
+                                              help="The runs root, as --root (kept for "
+                                              "compatibility)."),
+    root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
+                                        help="The runs root (default: $DLX_RUNS_DIR or ./runs)."),
     start: Optional[str] = typer.Option(None, metavar="DATE", help="Day 1 of the plan "
                                         "(YYYY-MM-DD or 'today'); remembered in ROOT/.plan.json."),
     on: Optional[str] = typer.Option(None, metavar="DATE", help="Show the week of DATE "
@@ -383,7 +387,9 @@ def plan(
 
     from dlx import plan as _plan
 
-    root = _runs_root(root)
+    if root is not None and root_arg is not None and root != root_arg:
+        _fail(f"two runs roots: {root_arg} and --root {root} (give one)")
+    root = _runs_root(root or root_arg)
     try:
         begin = _plan.parse_date(start, "--start") if start is not None else None
         today = _plan.parse_date(on, "--on") if on is not None else date.today()
@@ -402,7 +408,7 @@ def plan(
             typer.echo("note: no start date yet: `dlx plan --start YYYY-MM-DD` sets day 1 and "
                        "shows your week", err=True)
     else:
-        _plan.print_week(root, begin, today)
+        _plan.print_week(root, begin, today, on=on is not None)
 
 
 @app.command()

@@ -131,13 +131,16 @@ def completed_runs(root: Path) -> dict[str, str]:
     """experiment name -> the id of its newest completed run (or of the sweep holding it).
 
     Only a run whose summary says ``completed`` and names the experiment counts: a plain run of
-    the same model (experiment null), a diverged, failed, interrupted or lost run does not. The
-    A phase's written report counts under "report:N" once ``dlx report --phase N`` has written
+    the same model (experiment null), a diverged, failed, interrupted or lost run does not.
+    For an experiment the plan runs as a sweep (``-m``), a sweep with a completed member is
+    preferred to a newer single run of it (``dlx rerun SWEEP/5``, ``dlx run experiment=X``):
+    the single run counts only when no such sweep exists. A phase's written report counts under "report:N" once ``dlx report --phase N`` has written
     one under ROOT/reports (its report.json names the phase).
     """
     from dlx.records.store import is_run, is_sweep, read_summary, sweep_members
 
-    found: dict[str, tuple[str, str]] = {}
+    swept = {row[3] for row in PLAN if row[3] and " -m " in f" {row[4]} "}
+    found: dict[str, tuple[bool, str, str]] = {}  # name -> (a sweep of a swept one, when, id)
     if not root.is_dir():
         return {}
     for path in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -149,10 +152,10 @@ def completed_runs(root: Path) -> dict[str, str]:
                 continue
             name = s.get("experiment")
             if s.get("status") == "completed" and name:
-                when = str(s.get("finished_at") or "")
-                if name not in found or when >= found[name][0]:
-                    found[name] = (when, path.name)
-    done = {name: run for name, (_, run) in found.items()}
+                rank = (name in swept and member != path, str(s.get("finished_at") or ""))
+                if name not in found or rank >= found[name][:2]:
+                    found[name] = (*rank, path.name)
+    done = {name: run for name, (_, _, run) in found.items()}
     # a phase's report: report.json (written by `dlx report`) names the phase it covers
     for meta in sorted((root / "reports").glob("*/report.json"), key=lambda p: p.stat().st_mtime):
         try:
@@ -320,9 +323,10 @@ def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple
     return out
 
 
-def print_week(root: Path, start: date, today: date) -> None:
+def print_week(root: Path, start: date, today: date, on: bool = False) -> None:
     """This week of the plan: its days, today's task, the next deliverable and its command.
-    The table fits the terminal as `dlx list`'s do: no word split, run ids shortened first."""
+    The table fits the terminal as `dlx list`'s do: no word split, run ids shortened first.
+    ``on``: ``today`` is a date the user asked about (``--on``), not today."""
 
     done = completed_runs(root)
     day = (today - start).days + 1
@@ -336,7 +340,8 @@ def print_week(root: Path, start: date, today: date) -> None:
         week = (DAYS - 1) // 7 + 1
     else:
         week = (day - 1) // 7 + 1
-        head = (f"today is day {day} of {DAYS}, {today:%a %-d %b %Y}, a {kind(day)} day; "
+        head = (f"{'on' if on else 'today is'} day {day} of {DAYS}, {today:%a %-d %b %Y}, "
+                f"a {kind(day)} day; "
                 f"week {week} of {(DAYS - 1) // 7 + 1}:")
     # one entry per day, its command(s) on the lines below: readable in any terminal width
     width = shutil.get_terminal_size((10_000, 24)).columns if sys.stdout.isatty() else 10_000

@@ -53,6 +53,28 @@ def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
     done = plan.completed_runs(root)
     assert done == {"conditioning": "20261201-130000-conditioning-dddddd",
                     "optimizers": "20261201-140000-optimizers-eeeeee"}
+    # `dlx rerun SWEEP/1` later: a completed run of the experiment, but the plan runs it as a
+    # sweep (-m), so the sweep stays the one shown; a single run counts when there is no sweep
+    fake_run(root, "20261202-100000-optimizers-ffffff", "optimizers", "completed")
+    fake_run(root, "20261202-110000-logreg-gggggg", "logreg", "completed")
+    done = plan.completed_runs(root)
+    assert done["optimizers"] == "20261201-140000-optimizers-eeeeee"
+    assert done["logreg"] == "20261202-110000-logreg-gggggg"
+    newer = root / "20261203-100000-optimizers-hhhhhh"  # a newer sweep is shown instead
+    fake_run(newer, "0", "optimizers", "completed", finished_at="20261203-110000")
+    (newer / "multirun.yaml").write_text("{}\n")
+    assert plan.completed_runs(root)["optimizers"] == newer.name
+
+
+def test_on_a_date_is_not_today(tmp_path, capsys):
+    from datetime import date
+
+    plan.print_week(tmp_path, date(2026, 11, 15), date(2026, 12, 4), on=True)
+    out = capsys.readouterr().out
+    assert "on day 20 of 60, Fri 4 Dec 2026, a consolidation day; week 3 of 9:" in out
+    assert "today" not in out.split("\n")[1]
+    plan.print_week(tmp_path, date(2026, 11, 15), date(2026, 12, 4))
+    assert "today is day 20 of 60, Fri 4 Dec 2026" in capsys.readouterr().out
 
 
 def test_a_written_report_counts_for_the_phase_it_covers(tmp_path):
@@ -77,7 +99,7 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
     assert result.returncode == 0, result.stderr
     assert json.loads((root / ".plan.json").read_text()) == {"start": "2026-12-01"}
     out = result.stdout
-    assert "today is day 9 of 60, Wed 9 Dec 2026, a build day; week 2 of 9:" in out
+    assert "on day 9 of 60, Wed 9 Dec 2026, a build day; week 2 of 9:" in out
     days = [ln for ln in out.splitlines() if ln[:4].strip().lstrip("▶ ").isdigit()]
     assert [ln[18:31].strip() for ln in days] == ["build"] * 5 + ["consolidation", "reading"]
     assert days[1].startswith("▶  9  Wed 9 Dec   build          conditioning experiment (2/2)")
@@ -88,7 +110,7 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
     # the start date is remembered; a plain run of the model does not tick the deliverable
     fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")
     result = cli("plan", "--on", "2026-12-02")
-    assert "today is day 2 of 60, Wed 2 Dec 2026, a build day; week 1 of 9:" in result.stdout
+    assert "on day 2 of 60, Wed 2 Dec 2026, a build day; week 1 of 9:" in result.stdout
     assert "✓" not in result.stdout
     assert "next deliverable: logistic regression" in result.stdout
     fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed")
@@ -134,3 +156,13 @@ def test_bad_dates_are_one_error_line_and_change_nothing(cli):
     (cli.cwd / "runs").mkdir()
     (cli.cwd / "runs" / ".plan.json").write_text("{\"start\": \"soon\"}")
     assert_one_error_line(cli("plan"), "runs/.plan.json: corrupt", "dlx plan --start")
+
+
+@pytest.mark.slow
+def test_plan_takes_the_runs_root_as_root_like_report_and_rm(cli):
+    root = cli.cwd / "elsewhere"
+    result = cli("plan", "--root", str(root), "--start", "2026-12-01", "--on", "2026-12-02")
+    assert result.returncode == 0, result.stderr
+    assert (root / ".plan.json").is_file() and f"(runs under {root})" in result.stdout
+    assert cli("plan", str(root), "--on", "2026-12-02").stdout == result.stdout  # positional too
+    assert_one_error_line(cli("plan", str(cli.cwd / "x"), "--root", str(root)), "two runs roots")
