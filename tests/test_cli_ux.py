@@ -458,3 +458,17 @@ def test_readme_error_example_is_the_real_output(cli):
     result = cli("run", "optimizer=nope")
     readme = (REPO / "README.md").read_text()
     assert f"$ dlx run optimizer=nope\n{result.stderr.strip()}\n" in readme
+
+
+def test_show_list_and_compare_lines_end_at_their_text(cli, default_run, tmp_path):
+    """Tables pad every cell to its column's width: the padding at a line's end is dropped
+    (`dlx show` printed lines of ~150 columns, mostly spaces)."""
+    root = tmp_path / "runs"
+    run = copy_run(default_run, root / default_run.name)
+    for args, env in ((("show", str(run)), {}), (("list", str(root)), {}),
+                      (("compare", str(run), str(run)), {}), (("show", str(run)), {"COLUMNS": "90"})):
+        result = subprocess.run([sys.executable, "-m", "dlx.cli", *args], cwd=cli.cwd,
+                                env={**cli.env, **env}, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) > 3 and not [ln for ln in lines if ln != ln.rstrip()], result.stdout

@@ -64,9 +64,29 @@ def output_width() -> int | None:
     return None
 
 
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.M)
+
+
+class _NoTrailingSpaces:
+    """A text stream that drops the spaces a table pads its last column with at the end of
+    each line (before any closing colour codes): copied or piped lines end at their text."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def write(self, text: str) -> int:
+        head, newline, tail = text.rpartition("\n")  # only whole lines: a line may go on
+        return self._file.write(_TRAILING.sub(r"\1", head) + newline + tail)
+
+    def __getattr__(self, name):  # isatty, fileno, flush, encoding: the stream's own
+        return getattr(self._file, name)
+
+
 def console_for(width: int | None, file=None) -> Console:
-    """A console ``width`` wide (None: wide enough never to wrap what it prints)."""
-    return Console(file=file, width=width or 10_000, soft_wrap=width is None)
+    """A console ``width`` wide (None: wide enough never to wrap what it prints) that writes
+    no trailing spaces."""
+    return Console(file=_NoTrailingSpaces(file or sys.stdout), width=width or 10_000,
+                   soft_wrap=width is None)
 
 
 # ---------------------------------------------------------------------------------------------
