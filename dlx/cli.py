@@ -528,7 +528,8 @@ def gradcheck(
 @app.command()
 def sample(
     path: Path = typer.Argument(..., help="A finished run of a character-level language model."),
-    prompt: str = typer.Option("\n", help="Text to continue (default: a newline)."),
+    prompt: str = typer.Option("\n", show_default=False, help="Text to continue (default: a "
+                               "newline, as nanoGPT's sample.py starts)."),
     length: int = typer.Option(500, min=1, help="Characters to generate."),
     temperature: float = typer.Option(0.8, help="Divides the logits: < 1 sharper, > 1 flatter."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1,

@@ -261,6 +261,22 @@ def test_flags_are_shown_without_a_value_placeholder(cli):
                             if "path" in ln and "*" in ln)  # values keep theirs
 
 
+def test_no_default_is_shown_as_invisible_text():
+    """A default such as ``--prompt``'s newline printed as ``[default:`` and a line break:
+    such a default is described in the help text instead."""
+    import typer
+
+    from dlx.cli import app
+
+    group = typer.main.get_command(app)
+    bad = [f"{name} --{p.name}" for name, command in group.commands.items()
+           for p in command.params
+           if isinstance(p.default, str) and p.default and not p.default.strip()
+           and getattr(p, "show_default", None) is not False]
+    assert not bad, bad
+    assert "a newline" in group.commands["sample"].params[1].help
+
+
 def test_shell_completion(cli):
     shown = cli("--show-completion", "bash")
     assert shown.returncode == 0 and "complete" in shown.stdout and "_DLX_COMPLETE" in shown.stdout
