@@ -134,8 +134,9 @@ def completed_runs(root: Path) -> dict[str, str]:
     the same model (experiment null), a diverged, failed, interrupted or lost run does not.
     For an experiment the plan runs as a sweep (``-m``), a sweep with a completed member is
     preferred to a newer single run of it (``dlx rerun SWEEP/5``, ``dlx run experiment=X``):
-    the single run counts only when no such sweep exists. A phase's written report counts under "report:N" once ``dlx report --phase N`` has written
-    one under ROOT/reports (its report.json names the phase).
+    the single run counts only when no such sweep exists. A phase's written report counts
+    under "report:N" once ``dlx report --phase N`` has written one under ROOT/reports (its
+    report.json names the phase).
     """
     from dlx.records.store import is_run, is_sweep, read_summary, sweep_members
 
