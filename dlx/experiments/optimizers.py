@@ -91,7 +91,11 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
             text += f"\n ({reached} of {r['n']} seeds reached it)"
         axes[0].text(mean[y] + (r["steps_to_target_sd"] if reached > 1 else 0), y, text,
                      va="center", fontsize=8)
-    axes[0].set_xlim(0, 1.45 * (mean + stats["steps_to_target_sd"].fillna(0)).max())  # labels
+    # room for the labels; no optimizer reached the target (an interrupted sweep): the steps run
+    widest = (mean + stats["steps_to_target_sd"].fillna(0)).max()
+    if not widest > 0:
+        widest = max((r.metrics["step"].max() for r in runs if not r.metrics.empty), default=1)
+    axes[0].set_xlim(0, 1.45 * max(float(widest), 1.0))
     axes[0].set_xlabel("steps (parameter updates) to reach the target, mean ± sd")
     axes[0].invert_yaxis()
     axes[1].barh(names, stats["state_x_params_mean"].fillna(0), color=colors)

@@ -101,11 +101,19 @@ def save(fig: Figure, path: Path) -> Path:
 def guarded(notes: list[str], name: str, draw, *args, **kwargs) -> list[Path]:
     """``draw(*args, **kwargs)`` (a function returning the files it wrote), or — when it raises —
     nothing, with ``skipped figure NAME: ExcType: message`` appended to ``notes``. A figure that
-    cannot be drawn never costs the others, nor the run its status."""
+    cannot be drawn never costs the others, nor the run its status. Warnings raised while
+    drawing (matplotlib's, numpy's) become one ``figure NAME: Category: message`` line in
+    ``notes`` each, not Python's raw two-line print of the source line on stderr."""
     import logging
+    import warnings
 
     try:
-        return list(draw(*args, **kwargs))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            written = list(draw(*args, **kwargs))
+        for w in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+            notes.append(f"figure {name}: {_first_line(w)}")
+        return written
     except Exception as e:  # noqa: BLE001 - any failure of one figure: skip it, say so
         message = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
         if len(message) > 200:
@@ -114,3 +122,8 @@ def guarded(notes: list[str], name: str, draw, *args, **kwargs) -> list[Path]:
         logging.getLogger("dlx.plots").debug(f"figure {name} failed", exc_info=True,
                                              extra={"console": False})
         return []
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[:limit - 1] + "…"

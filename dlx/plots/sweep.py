@@ -120,8 +120,12 @@ def draw_band(ax, stats: pd.DataFrame, x: str = "step", color=None, label=None, 
 
 
 def seeds_note(counts) -> str:
-    """'mean ± 1 sd over 3 seeds' for settings of ``counts`` members each (or '2-3 seeds')."""
+    """'mean ± 1 sd over 3 seeds' for settings of ``counts`` members each (or '2-3 seeds');
+    '1 seed, no spread' when no setting has a second seed (a ± there would promise a spread
+    that was never measured)."""
     counts = [int(c) for c in counts]
+    if max(counts, default=1) <= 1:
+        return "1 seed, no spread"
     n = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
     return f"mean ± 1 sd over {n} seed{'s' * (max(counts) > 1)}"
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from dlx.errors import UsageError
 from dlx.records.files import SUMMARY
 from dlx.records.store import Run, check_dir, is_sweep, read_summary, sweep_members
-from dlx.report.notes import read_notes, to_html
-from dlx.report.phases import ORDER, PHASES, Pick, Section, command, phase_of, pick
+from dlx.report.notes import demote, read_notes, to_html
+from dlx.report.phases import ORDER, PHASES, Pick, Section, command, phase_of, pick, state
 
 HEADLINE = ("test/acc", "val/acc", "val/loss", "train/loss")
 YOURS = "*Your explanation:* …"
@@ -39,12 +39,19 @@ class Source:
     def __init__(self, path: Path):
         from dlx.experiments import experiment_of, hooks
 
+        from dlx.records.sweeps import expected_members
+
         self.path = path
         self.sweep = is_sweep(path)
         members = sweep_members(path) if self.sweep else [path]
         self.runs = [Run(p) for p in members if (p / SUMMARY).is_file()]
         if not self.runs:
             raise UsageError(f"{path}: no run with a summary.json to report on")
+        # a sweep is described by the members it asked for, not by those that got to run
+        self.unsummarized = len(members) - len(self.runs)  # started, no summary.json
+        self.asked = max(expected_members(path) or 0, len(members)) if self.sweep else 1
+        self.not_run = self.asked - len(members)
+        self.finished, self.how = state(path)
         self.config = self.runs[0].config
         self.name = experiment_of(self.config) or self.config.get("name", path.name)
         # the plan's experiment it is a record of (None for a plain run, whatever its name)
@@ -57,22 +64,42 @@ class Source:
         first = read_summary(self.runs[0].path).get("overrides", [])
         if not self.sweep:
             return "dlx run " + " ".join(first)
+        task = _sweep_task(self.path)
+        if task is not None:  # the sweep's own command line (its members may not all have run)
+            return f"dlx run -m {' '.join(task)}  # a sweep of {self.asked}"
         from dlx.records.store import differing
 
         varying = {o.split("=", 1)[0] for d in differing([r.overrides for r in self.runs])
                    for o in d}
         fixed = [o for o in first if o.split("=", 1)[0] not in varying]
-        return f"dlx run -m {' '.join(fixed)}  # a sweep of {len(self.runs)}"
+        return f"dlx run -m {' '.join(fixed)}  # a sweep of {self.asked}"
 
     def status(self) -> str:
         counts: dict[str, int] = {}
         for run in self.runs:
             s = run.summary.get("status", "?")
             counts[s] = counts.get(s, 0) + 1
-        what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        done = counts.pop("completed", 0)
+        parts = [f"{done} of {self.asked} completed" if done < self.asked else f"{done} completed"]
+        parts += [f"{n} {s}" for s, n in sorted(counts.items())]
+        parts += [f"{self.unsummarized} without a summary"] if self.unsummarized else []
+        parts += [f"{self.not_run} not run"] if self.not_run > 0 else []
         when = str(self.runs[-1].summary.get("finished_at") or "")[:16].replace("T", " ")
-        kind = f"a sweep of {len(self.runs)} runs" if self.sweep else "one run"
-        return f"{kind}: {what}" + (f"; finished {when}" if when else "")
+        kind = f"a sweep of {self.asked} run{'s' * (self.asked != 1)}" if self.sweep else "one run"
+        text = f"{kind}: {', '.join(parts) if self.sweep else self.runs[0].summary.get('status', '?')}"
+        if not self.finished:
+            return text + "; UNFINISHED" + (f", last run ended {when}" if when else "")
+        return text + (f"; finished {when}" if when else "")
+
+    def unfinished_note(self) -> str | None:
+        """What a reader must know about a record that did not run to its end, else None."""
+        if self.finished:
+            return None
+        what = (f"only {len(self.runs)} of the {self.asked} runs it asked for have results "
+                f"({self.how})" if self.sweep else f"the run did not complete ({self.how})")
+        return (f"Unfinished record: {what}. The numbers and figures below show what was "
+                "recorded so far, not the comparison the experiment makes; run it again to "
+                "complete it.")
 
     def figures(self, scratch: Path, notes: list[str]) -> list[Path]:
         """The record's figures: the experiment's own (a sweep's, else each member's), and the
@@ -200,6 +227,18 @@ class Source:
         return out
 
 
+def _sweep_task(path: Path) -> list[str] | None:
+    """The overrides a sweep was started with (its multirun.yaml), None if unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((path / "multirun.yaml").read_text(encoding="utf-8"))
+        task = data["hydra"]["overrides"]["task"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return [str(t) for t in task] if isinstance(task, list) and task else None
+
+
 def _flatten(d: dict, prefix: str = ""):
     for k, v in d.items():
         if isinstance(v, dict):
@@ -317,7 +356,7 @@ class Doc:
                              "the learner's notes</div>")
             for label, text in notes:
                 self.html.append(f"<div class='from'>{html.escape(label)}</div>{to_html(text)}")
-                self.md += [f"**{title}** (from `{label}`):", "", text.strip(), ""]
+                self.md += [f"**{title}** (from `{label}`):", "", demote(text.strip()), ""]
             self.html.append("</div>")
             return
         hint = (f"empty: write it with <code>dlx note {html.escape(where)} \"…\"</code> and "
@@ -391,12 +430,22 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
     elif spec is not None:  # only the records given: the phase's order, no missing sections
         picks = [Pick(sec, given[sec.experiment].path) for sec in spec.sections
                  if sec.experiment in given]
-    covered = {p.section.experiment for p in picks}
-    rest = sorted((s for s in sources if s.name not in covered),
+    # every record named gets a section: those of other phases (or a second record of one
+    # experiment) after the phase's own, under their plan titles, marked as extra
+    taken = {p.path for p in picks}
+    rest = sorted((s for s in sources if s.path not in taken),
                   key=lambda s: (ORDER.index(s.name) if s.name in ORDER else len(ORDER), s.name))
+    extra: dict[Path, str] = {}
     for src in rest:
-        picks.append(Pick(Section(src.name, src.name.replace("_", " ")), src.path))
-    chosen = {p.path: given.get(p.section.experiment) for p in picks if p.path is not None}
+        picks.append(Pick(_section_of(src.name), src.path))
+        if spec is not None:
+            home = phase_of(src.experiment)
+            extra[src.path] = (f"not part of phase {spec.number}" + (
+                f" (an experiment of phase {home})" if home else "")
+                + ": included because it was named on the command line")
+            notes.append(f"{src.path}: {extra[src.path]}")
+    chosen = {p.path: next((s for s in sources if s.path == p.path), None)
+              for p in picks if p.path is not None}
     for p in picks:  # a record found under root: read it now (a corrupt one fails here)
         if p.path is not None and (chosen[p.path] is None or chosen[p.path].path != p.path):
             chosen[p.path] = Source(p.path)
@@ -404,9 +453,18 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
     scratch = Path(tempfile.mkdtemp(prefix=".figures-", dir=out))
     try:
         title = title or (spec.title if spec else "Experiments: a report")
-        return _write(picks, chosen, spec, out, title, notes, scratch, root)
+        return _write(picks, chosen, spec, out, title, notes, scratch, root, extra)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _section_of(experiment: str) -> Section:
+    """The plan's section for ``experiment`` (its title), else one named after it."""
+    for spec in PHASES.values():
+        for section in spec.sections:
+            if section.experiment == experiment:
+                return section
+    return Section(experiment, experiment.replace("_", " "))
 
 
 def _common_phase(sources: list[Source]) -> int | None:
@@ -423,7 +481,7 @@ def _rel(path: Path, root: Path | None) -> str:
 
 
 def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: list[str],
-           scratch: Path, root: Path | None) -> list[Path]:
+           scratch: Path, root: Path | None, extra: dict | None = None) -> list[Path]:
     import dlx
 
     doc = Doc(out)
@@ -457,6 +515,12 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
                      f"{html.escape(p.section.title)}</a>{missing}</li>")
         md_items.append(f"{i}. {p.section.title}" + (" — *no finished run yet*"
                                                        if p.path is None else ""))
+        if p.path in (extra or {}):
+            items[-1] = items[-1].replace("</li>", " — <i>not of this phase</i></li>")
+            md_items[-1] += " — *not of this phase*"
+        elif p.path is not None and not chosen[p.path].finished:
+            items[-1] = items[-1].replace("</li>", " — <i>unfinished record</i></li>")
+            md_items[-1] += " — *unfinished record*"
     items.append("<li><a href='#discussion'>Discussion and conclusions</a></li>")
     md_items.append(f"{len(shown) + 1}. Discussion and conclusions")
     doc.html.append("<ol>" + "".join(items) + "</ol>")
@@ -476,6 +540,9 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
         if p.path is None:
             _missing(doc, p, spec, root)
         else:
+            if p.path in (extra or {}):
+                doc.para(f"This record is {html.escape(extra[p.path])}.",
+                         f"This record is {extra[p.path]}.", "meta")
             _section(doc, chosen[p.path], p.section, i, scratch / str(i), notes, root)
         doc.html.append("</section>")
 
@@ -519,6 +586,9 @@ def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, not
     doc.para(f"Record: <code>{html.escape(where)}</code> ({html.escape(src.status())})<br>"
              f"Made by: <code>{html.escape(src.command())}</code>",
              f"Record: `{where}` ({src.status()})  \nMade by: `{src.command()}`", "meta")
+    if (unfinished := src.unfinished_note()) is not None:
+        doc.para(html.escape(unfinished), f"**{unfinished}**", "missing-run")
+        notes.append(f"{where}: {unfinished.split('. The numbers')[0].lower()}")
     figures = src.figures(scratch, notes)  # first: it finds the folder sweep numbers read
     what, head, rows = src.table()
     if len(rows) == 1:  # one run: its numbers down the page, not across it

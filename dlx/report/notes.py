@@ -41,6 +41,23 @@ def _inline(text: str) -> str:
     return "".join(out)
 
 
+def demote(text: str, top: int = 4) -> str:
+    """``text`` (Markdown) with its ``#`` headings moved down as :func:`to_html` moves them
+    (``#`` -> ``####``, ``##`` -> ``#####``, at most six), code fences left alone: the
+    Markdown twin's outline then matches the HTML's, notes under the report's sections."""
+    out, fence = [], ""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        stripped = line.lstrip()
+        if fence:
+            fence = "" if stripped.startswith(fence) else fence
+        elif stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        elif m := _HEADING.match(line):
+            line = "#" * min(6, top + len(m.group(1)) - 1) + " " + m.group(2)
+        out.append(line)
+    return "\n".join(out)
+
+
 def to_html(text: str, top: int = 4) -> str:
     """``text`` (Markdown) as HTML; its ``#`` headings become ``<h{top}>``, ``##`` one level
     below, and so on (at most h6), so notes sit under the report's own headings."""
