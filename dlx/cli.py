@@ -470,6 +470,11 @@ def report(
               "and sweeps to report on")
     runs_root = _runs_root(root)
     notes: list[str] = []
+    made: Path | None = None  # the report folder, when this command created it
+    written: list[Path] = []
+    from dlx import interrupts
+
+    previous = interrupts.install()  # SIGTERM as Ctrl-C: either leaves no half-made report
     try:
         if phase is not None and not runs_root.is_dir() and not paths:
             raise UsageError(f"{runs_root}: no such directory (no runs to report on; "
@@ -485,6 +490,7 @@ def report(
             check_dir(out, create_parents=True)
         else:
             check_dir(out)
+        made = None if out.exists() else out
         written = build(list(paths or []), out, title, notes, phase=phase,
                         root=runs_root if phase is not None else None)
         if pdf:
@@ -495,10 +501,42 @@ def report(
             written.append(out / "report.pdf")
     except UsageError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        raise typer.Exit(_report_interrupted(out, made, written))
+    finally:
+        interrupts.restore(previous)
     for note in notes:
         typer.echo(f"warning: {note}", err=True)
     for p in written:
         typer.echo(str(p))
+
+
+def _report_interrupted(out: Path | None, made: Path | None, written: list[Path]) -> int:
+    """Ctrl-C during `dlx report`: a report whose HTML was written is kept without its PDF;
+    one cut short while being written is removed when this command created its folder. One
+    line says which (the convention of `dlx run`'s interrupts), exit 130."""
+    import shutil
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot leave it half-tidied
+    try:
+        if written and out is not None:
+            (out / "report.pdf").unlink(missing_ok=True)
+            typer.echo(f"interrupted while printing the PDF: {out} keeps report.md and "
+                       "report.html, complete, and no report.pdf (--pdf again, or print "
+                       "report.html from a browser)", err=True)
+            for p in written:
+                typer.echo(str(p))
+        elif made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+            typer.echo(f"interrupted: the report was not finished; {made} removed", err=True)
+        else:
+            typer.echo("interrupted: the report was not finished"
+                       + (f"; {out} may hold part of it" if out is not None and out.exists()
+                          else ""), err=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return 130
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -115,6 +115,9 @@ def guarded(notes: list[str], name: str, draw, *args, **kwargs) -> list[Path]:
             notes.append(f"figure {name}: {_first_line(w)}")
         return written
     except Exception as e:  # noqa: BLE001 - any failure of one figure: skip it, say so
+        from dlx.interrupts import check
+
+        check()  # a Ctrl-C swallowed on its way (an ImportError from matplotlib's C code)
         message = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
         if len(message) > 200:
             message = message[:199] + "…"
