@@ -276,7 +276,7 @@ def _draw(axes, frames: list[pd.DataFrame], throughputs: list[pd.DataFrame], ent
         ax.set_ylabel("validation loss (nats per character)")
         ax.legend(fontsize=9)
         ax.set_ylim(top=min(ax.get_ylim()[1], 4.5))
-    axes[0].set_xlabel("training time (CPU seconds, one thread, evaluations excluded)")
+    axes[0].set_xlabel("training time (CPU s, one thread, no evaluations)")
     axes[0].set_title("loss against training time", fontsize=10)
     axes[1].set_xlabel("characters seen in training (millions)")
     axes[1].set_title("loss against characters seen", fontsize=10)
@@ -295,14 +295,30 @@ def _read(run):
     return curves(run), pd.read_csv(run.path / THROUGHPUT)
 
 
+def _panels(title: str):
+    """The two loss panels side by side over the throughput panel at full width: a figure
+    that prints legibly at a page's width (three panels in a row, 16 in wide, printed at
+    ~0.45 scale)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 7.6), dpi=110, layout="tight")
+    grid = fig.add_gridspec(2, 2)
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]),
+            fig.add_subplot(grid[1, :])]
+    fig.suptitle(title, fontsize=11)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return fig, axes
+
+
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
-    from dlx.plots.style import panels, save
+    from dlx.plots.style import save
 
     frame, tp = _read(run)
     info = run.summary.get("char_lm") or {}
-    fig, axes = panels(f"tiny Shakespeare, character level: LSTM ({info['lstm']['params']:,} "
-                       f"parameters) vs transformer ({info['transformer']['params']:,}), seed "
-                       f"{run.config['seed']}", 3, size=(16, 4.6))
+    fig, axes = _panels(f"tiny Shakespeare, character level: LSTM ({info['lstm']['params']:,} "
+                        f"parameters) vs transformer ({info['transformer']['params']:,}), seed "
+                        f"{run.config['seed']}")
     _draw(axes, [frame], [tp], info["unigram_entropy_nats"])
     return [save(fig, out / f"char_lm.{fmt}")]
 
@@ -324,7 +340,7 @@ def table(runs) -> pd.DataFrame:
 
 
 def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None) -> list[Path]:
-    from dlx.plots.style import panels, save
+    from dlx.plots.style import save
     from dlx.plots.sweep import seeds_note
 
     out = sweep_dir / "plots" if out is None else out
@@ -333,9 +349,9 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         raise ValueError("no member has finished (char_lm in summary.json)")
     read = [_read(r) for r in runs]
     info = runs[0].summary["char_lm"]
-    fig, axes = panels(f"tiny Shakespeare, character level: LSTM ({info['lstm']['params']:,} "
-                       f"parameters) vs transformer ({info['transformer']['params']:,}) "
-                       f"({seeds_note([len(runs)])})", 3, size=(16, 4.6))
+    fig, axes = _panels(f"tiny Shakespeare, character level: LSTM ({info['lstm']['params']:,} "
+                        f"parameters) vs transformer ({info['transformer']['params']:,}) "
+                        f"({seeds_note([len(runs)])})")
     _draw(axes, [f for f, _ in read], [t for _, t in read], info["unigram_entropy_nats"])
     written = [save(fig, out / f"char_lm.{fmt}")]
     path = out / "char_lm.csv"

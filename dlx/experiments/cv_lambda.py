@@ -181,7 +181,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     k = cv["folds"]
     fig, (ax1, ax2) = panels(f"choosing the L2 strength λ by {k}-fold cross-validation "
                              f"({run.config['model']['name']} on {run.config['dataset']['name']})",
-                             2, size=(14, 5.2))
+                             2, size=(14, 6.4))
     for i, rows in table.groupby("fold"):
         ax1.plot(rows["lam"], rows[key] / scale, color="tab:blue", alpha=0.25, lw=0.8,
                  label="each validation fold" if i == 0 else None)
@@ -202,7 +202,8 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax1.set_xscale("log")
     ax1.set_xlabel("L2 strength λ (log scale)")
     ax1.set_ylabel(f"{metric}{units}")
-    ax1.legend(fontsize=7.5, loc="best")
+    # below the axes: seven entries anywhere inside would cover the curves they name
+    ax1.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     for i, rows in table.groupby("fold"):
         v = rows.sort_values("lam")
         ax2.plot(v["lam"], (v[key] - v[key].mean()) / scale, "-o", ms=3, alpha=0.8,
@@ -213,5 +214,5 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     ax2.set_ylabel(f"validation {metric} − the fold's mean over λ{units}")
     ax2.set_title("each fold against its own mean: λs compared within a fold (paired)",
                   fontsize=9)
-    ax2.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(k, 5))
     return [save(fig, out / f"cv_curve.{fmt}")]

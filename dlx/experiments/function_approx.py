@@ -417,8 +417,18 @@ def _extrapolation_panel(ax, run, depth_width: int) -> None:
     low, high = run.summary["data"]["interval"]
     ax.axvspan(low, high, color="0.92", zorder=0, label="training interval")
     ax.plot(x, _truth(run, x), color="k", lw=1.2, label="f(x)")
-    nets = [("relu", 32, 1, "tab:blue", "-"), ("relu", depth_width, 4, "tab:green", "--"),
-            ("tanh", 32, 1, "tab:orange", "-"), ("tanh", depth_width, 4, "tab:red", "--")]
+    # per activation, the widest one-layer net and the deepest net of depth_width that were
+    # trained (function_approx.widths / depths may be overridden: draw what exists)
+    nets = []
+    for act, (wide, deep) in (("relu", ("tab:blue", "tab:green")),
+                              ("tanh", ("tab:orange", "tab:red"))):
+        mine = cap[cap["activation"] == act]
+        one = mine[mine["depth"] == 1]
+        if len(one):
+            nets.append((act, int(one["width"].max()), 1, wide, "-"))
+        stacked = mine[(mine["depth"] > 1) & (mine["width"] == depth_width)]
+        if len(stacked):
+            nets.append((act, depth_width, int(stacked["depth"].max()), deep, "--"))
     for act, w, d, color, ls in nets:
         col = _fit_column(cap, None, act, w, d)
         if col is not None:

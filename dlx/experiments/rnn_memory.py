@@ -167,11 +167,13 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
                  f"after a delay ({seeds_note(t['n'])})")
         reference, ref_label = info["chance"], f"chance (1/{info['n_symbols']})"
     fig, axes = panels(title, 2, size=(12.5, 4.6))
+    drawn = [cell for cell in CELLS if not t[t["cell"] == cell].empty]
     for j, (cell, name) in enumerate(CELLS.items()):
         c = t[t["cell"] == cell]
         if c.empty:
             continue
-        shift = 1 + (j - 1) * 0.03  # side by side on the log axis, so error bars stay apart
+        # side by side on the log axis, so error bars stay apart: 3% steps, centred on each T
+        shift = 1 + (drawn.index(cell) - (len(drawn) - 1) / 2) * 0.03
         mean, sd = c[f"{y}_mean"].to_numpy(), c[f"{y}_sd"].fillna(0).to_numpy()
         # on the log axis the bar stops at a tenth of the mean (mean - sd may be < 0)
         yerr = [np.minimum(sd, 0.9 * mean), sd] if adding else sd
@@ -207,6 +209,9 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         axes[0].legend(fontsize=9, loc="center right")
     axes[1].legend(fontsize=9, loc="lower left" if adding else "upper left")
     axes[0].set_xscale("log")
+    # a fixed margin in log space: one T alone would otherwise span only the 3% offsets,
+    # the cells' dots looking like different T
+    axes[0].set_xlim(min(ts) / 1.5, max(ts) * 1.5)
     axes[0].set_xticks(ts, [str(v) for v in ts])
     axes[0].xaxis.set_minor_locator(NullLocator())  # only the values measured are labelled
     axes[0].set_xlabel("sequence length T (steps; the markers fall one in each half)" if adding

@@ -47,8 +47,7 @@ def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> 
     """One figure per metric, its splits overlaid against the step; each drawn on its own (one
     that fails is noted in ``notes`` and skipped)."""
     df = run.metrics
-    epochs = df[df["split"] != "batch"]
-    steps_per_epoch = epochs["step"].max() / max(epochs["epoch"].max(), 1) if len(epochs) else 0
+    steps_per_epoch = epoch_length(df, run.config.get("max_steps"))
     notes = [] if notes is None else notes
     written = []
     for metric, rows in df.groupby("metric", sort=False):
@@ -57,6 +56,22 @@ def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> 
         written += guarded(notes, str(metric), _metric_figure, run, metric, rows, steps_per_epoch,
                            out, fmt)
     return written
+
+
+def epoch_length(df, max_steps: int | None = None) -> float:
+    """Steps per epoch, from a run's metrics (0: not known, no epoch axis). Each step's
+    mini-batch row carries the epoch it is in, so a completed epoch's last step tells it; an
+    evaluation's (step, epoch) does not when evaluations fall mid-epoch or a step budget
+    (``max_steps``) ends the last epoch early (char_lm: 120 steps of a 490-step stream epoch)."""
+    batch = df[df["split"] == "batch"]
+    ends = batch.groupby("epoch")["step"].max()
+    full = ends[(ends.index < ends.index.max()) & (ends.index >= 1)]  # the last may be partial
+    if len(full):
+        return float(full.iloc[-1] / full.index[-1])
+    if max_steps:  # within one epoch of unknown length
+        return 0.0
+    epochs = df[df["split"] != "batch"]  # whole epochs: the last evaluation ends the last one
+    return epochs["step"].max() / max(epochs["epoch"].max(), 1) if len(epochs) else 0.0
 
 
 def regression_units(run) -> str | None:
@@ -86,7 +101,7 @@ def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fm
     _mark_divergence(ax, run.summary)
     if metric == "grad_norm":
         mark_clip_threshold(ax, [run.config])
-    log_scale_if_wide(ax, rows["value"])
+    log_scale_if_wide(ax, rows["value"], metric=metric)
     if len(ax.get_legend_handles_labels()[0]) > 1:
         ax.legend(loc="best", fontsize=9)
     return [save(fig, out / f"{metric}.{fmt}")]

@@ -67,8 +67,16 @@ def panels(title: str, ncols: int, size=(11, 4.4)):
     return fig, axes
 
 
-def log_scale_if_wide(ax, values, decades: float = 1.0) -> None:
-    """Log y axis when positive values span more than ``decades`` orders of magnitude."""
+#: metrics bounded in [0, 1] (or above by 1): read on a linear axis, where 0.5 -> 0.9 looks
+#: like the gain it is, however small the first values (a chance-level 1/65 accuracy)
+BOUNDED = {"acc", "r2"}
+
+
+def log_scale_if_wide(ax, values, decades: float = 1.0, metric: str | None = None) -> None:
+    """Log y axis when positive values span more than ``decades`` orders of magnitude (never
+    for a bounded ``metric``, see :data:`BOUNDED`)."""
+    if metric in BOUNDED:
+        return
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if len(v) and np.log10(v.max() / v.min()) > decades:

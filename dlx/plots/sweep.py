@@ -195,7 +195,7 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
             values.extend(s["value"].tolist())
     thresholds = mark_clip_threshold(ax, [r.config for r in runs]) if metric == "grad_norm" \
         else []
-    log_scale_if_wide(ax, values)
+    log_scale_if_wide(ax, values, metric=metric)
     finite = [v for v in values + thresholds if np.isfinite(v)]
     if span > 1 and finite:  # the axis follows the smoothed curves, not the raw spikes
         lo, hi = min(finite), max(finite)

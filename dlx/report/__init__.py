@@ -343,7 +343,10 @@ class Doc:
         width, height = png_size(raw)
         # two square-ish figures share a row (a standard 7.5 x 4.8 in figure at half width would
         # print its labels at ~5 pt): the report stays within its pages
-        half = " class='half'" if height and width / height < 1.3 else ""
+        # a figure of two rows of panels (>= ~6.5 in tall at 110 dpi) gets the page's width
+        # and the height that takes: capped at a single row's height, it would print at half size
+        half = (" class='tall'" if height >= 700 else
+                " class='half'" if height and width / height < 1.3 else "")
         self.html.append(f"<figure{half}><img src='data:image/png;base64,{data}' "
                          f"alt='{html.escape(caption, quote=True)}'>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
@@ -398,6 +401,7 @@ th { background: #eee } tr { break-inside: avoid } table.short { break-inside: a
 figure { margin: .6em 0; break-inside: avoid; text-align: center; width: 100% }
 figure.half { width: 49% }
 figure img { max-width: 100%; max-height: 82mm; object-fit: contain }
+figure.tall img { max-height: 160mm }
 figcaption { font-size: 9.5pt; font-style: italic; color: #333; text-align: left; margin-top: .2em }
 .yours { border: 1.5px dashed #c9a000; background: #fffbea; padding: .4em .8em; margin: .8em 0;
   break-inside: avoid }
