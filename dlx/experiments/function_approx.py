@@ -530,7 +530,7 @@ def figures(runs, out: Path, fmt: str, suffix: str = "") -> list[Path]:
     fig, axes = _grid(f"test error against parameters ({trained}; {note})", len(targets))
     for ax, t in zip(axes, targets):
         _capacity_panel(ax, table, t, s)
-    axes[-1].legend(fontsize=7, loc="lower left")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # off the data
     written.append(save(fig, out / f"error_vs_params{suffix}.{fmt}"))
 
     first = {t: min((r for r in runs if target_of(r) == t), key=lambda r: r.config["seed"])
