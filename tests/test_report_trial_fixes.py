@@ -139,3 +139,29 @@ def test_ctrl_c_keeps_a_complete_report_without_its_pdf_or_removes_a_half_made_o
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("interrupted: the report was not finished")
 
+
+
+def test_extrapolation_draws_the_nets_trained_whatever_the_widths(tmp_path):
+    """function_approx.widths=[2,8], depths=[1,2], depth_width 8: no 1 x 32 or 4 x 16 net, yet
+    the panel draws a wide and a deep net of each activation, not f(x) alone."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from dlx.experiments import function_approx as fa
+
+    fits = [("linear", "none", 0, 0)] + [("width", a, w, 1) for a in ("relu", "tanh")
+                                         for w in (2, 8)] + [("depth", a, 8, 2)
+                                                             for a in ("relu", "tanh")]
+    pd.DataFrame([{"fit": i, "series": s, "activation": a, "width": w, "depth": d}
+                  for i, (s, a, w, d) in enumerate(fits)]).to_csv(tmp_path / fa.CAPACITY)
+    x = np.linspace(-2, 2, 9)
+    pd.DataFrame({"x": x, **{f"fit{i}": x * i for i in range(len(fits))}}).to_csv(
+        tmp_path / fa.PREDICTIONS, index=False)
+    run = SimpleNamespace(path=tmp_path, summary={"data": {"interval": [-1, 1]}},
+                          config={"dataset": {"target": "abs"}, "seed": 0})
+    ax = Figure().subplots()
+    fa._extrapolation_panel(ax, run, depth_width=8)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["f(x)", "ReLU, 1 × 8", "ReLU, 2 × 8", "tanh, 1 × 8", "tanh, 2 × 8"]
