@@ -502,7 +502,7 @@ def report(
     except UsageError as e:
         _fail(str(e))
     except KeyboardInterrupt:
-        raise typer.Exit(_report_interrupted(out, made, written))
+        raise typer.Exit(_report_interrupted(out, made, written)) from None
     finally:
         interrupts.restore(previous)
     for note in notes:

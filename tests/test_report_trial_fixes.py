@@ -73,8 +73,8 @@ def test_warnings_while_drawing_become_one_note_each_not_raw_stderr():
     from dlx.plots.style import guarded
 
     def draw():
-        warnings.warn("Attempting to set identical low and high xlims", UserWarning)
-        warnings.warn("Attempting to set identical low and high xlims", UserWarning)
+        warnings.warn("Attempting to set identical low and high xlims", UserWarning, stacklevel=1)
+        warnings.warn("Attempting to set identical low and high xlims", UserWarning, stacklevel=1)
         return [Path("x.png")]
 
     notes: list[str] = []

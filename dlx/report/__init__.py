@@ -38,7 +38,6 @@ class Source:
 
     def __init__(self, path: Path):
         from dlx.experiments import experiment_of, hooks
-
         from dlx.records.sweeps import expected_members
 
         self.path = path
