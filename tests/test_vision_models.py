@@ -164,10 +164,10 @@ def test_evaluation_of_images_goes_in_bounded_chunks(tiny, monkeypatch):  # noqa
     backend = NumpyBackend(cfg, build_data(cfg))
     sizes, forward = [], backend.model.forward
     monkeypatch.setattr(backend.model, "forward", lambda x: sizes.append(len(x)) or forward(x))
-    monkeypatch.setattr("dlx.training.backend.eval_rows", lambda X: 64)
+    monkeypatch.setattr("dlx.training.chunks.eval_rows", lambda X: 64)
     X, y = backend.data.X_train, backend.data.y_train
     loss, acc = backend.evaluate(X, y)
     assert sizes == [64, 64, 22]
     sizes.clear()
-    monkeypatch.setattr("dlx.training.backend.eval_rows", lambda X: len(X))
+    monkeypatch.setattr("dlx.training.chunks.eval_rows", lambda X: len(X))
     assert backend.evaluate(X, y) == (pytest.approx(loss, abs=1e-12), acc) and sizes == [150]
