@@ -127,6 +127,12 @@ def _key(row: tuple) -> str:
     return row[3] or f"{REPORT}:{row[0]}"
 
 
+def swept(experiment: str) -> bool:
+    """Whether the plan runs ``experiment`` as a sweep (``dlx run -m``): its record is then a
+    sweep, and a single run of it (a rerun of one member, say) does not stand for it."""
+    return any(row[3] == experiment and " -m " in f" {row[4]} " for row in PLAN)
+
+
 def completed_runs(root: Path) -> dict[str, str]:
     """experiment name -> the id of its newest completed run (or of the sweep holding it).
 
@@ -140,7 +146,6 @@ def completed_runs(root: Path) -> dict[str, str]:
     """
     from dlx.records.store import is_run, is_sweep, read_summary, sweep_members
 
-    swept = {row[3] for row in PLAN if row[3] and " -m " in f" {row[4]} "}
     found: dict[str, tuple[bool, str, str]] = {}  # name -> (a sweep of a swept one, when, id)
     if not root.is_dir():
         return {}
@@ -153,7 +158,7 @@ def completed_runs(root: Path) -> dict[str, str]:
                 continue
             name = s.get("experiment")
             if s.get("status") == "completed" and name:
-                rank = (name in swept and member != path, str(s.get("finished_at") or ""))
+                rank = (swept(name) and member != path, str(s.get("finished_at") or ""))
                 if name not in found or rank >= found[name][:2]:
                     found[name] = (*rank, path.name)
     done = {name: run for name, (_, _, run) in found.items()}

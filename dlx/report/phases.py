@@ -130,8 +130,10 @@ def pick(phase: Phase, root: Path, given: dict[str, Path]) -> list[Pick]:
     newest finished record under ``root``. Records of the plan's shape come first: a sweep for
     an experiment the plan runs with ``-m`` (a single run poking at one setting does not replace
     the comparison), a single run otherwise; the other shape is the fallback."""
+    from dlx.plan import PLAN, swept
     from dlx.records.store import is_run, is_sweep
 
+    planned = {row[3] for row in PLAN}
     found: dict[str, list[Path]] = {}
     if root.is_dir():
         for path in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name):
@@ -143,7 +145,7 @@ def pick(phase: Phase, root: Path, given: dict[str, Path]) -> list[Pick]:
             picks.append(Pick(section, given[section.experiment]))
             continue
         candidates = found.get(section.experiment, [])[::-1]  # newest first (ids start with time)
-        want_sweep = " -m " in command(section.experiment) + " "
+        want_sweep = swept(section.experiment) or section.experiment not in planned
         choice = None
         for shape in (want_sweep, not want_sweep):
             choice = next((p for p in candidates if is_sweep(p) == shape and state(p)[0]), None)
