@@ -33,7 +33,7 @@ from dlx.data import (
 )
 from dlx.data.spec import check_reads
 from dlx.data.synthetic import FUNCTIONS
-from dlx.errors import UsageError
+from dlx.errors import Unavailable, UsageError
 from dlx.nn import INITS, MODELS, Module
 from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
@@ -115,7 +115,8 @@ def build_dataset(node, rng: np.random.Generator, dtype=np.float32) -> Dataset:
 
 def check_dataset(node) -> DataSpec:
     """Validate a dataset node, values included, so that a bad one is reported before anything
-    runs: IDX files are found (or fetched) and verified and the split checked against them;
+    runs: IDX files are found (or fetched) and verified and the split checked against them (if
+    they cannot be had, against their known size, then Unavailable carrying the spec);
     synthetic and sequence data sets (cheap) are generated once and thrown away. Returns the
     description of one example, which the model is then checked against."""
     node = dict(node)
@@ -123,15 +124,21 @@ def check_dataset(node) -> DataSpec:
         from dlx.data import mnist
 
         kwargs = registry.check_kwargs(idx_dataset, node, "dataset", ("rng", "dtype"))
-        images = mnist.load(node["name"])["train_images"]
-        n = len(images)
+        missing = None
+        try:
+            n = len(mnist.load(node["name"])["train_images"])  # there (or fetched), verified
+        except Unavailable as e:  # the split is still checked, against the files' known size
+            n, missing = mnist.N_TRAIN, e
         defaults = {"val_size": 5000, "subset": None, "scaling": "unit", "folds": None, "fold": 0,
                     "fold_seed": 0}
         try:
             check_idx_split(n, **{k: kwargs.get(k, v) for k, v in defaults.items()})
         except ValueError as e:
             raise UsageError(f"invalid dataset {node['name']!r}: {e}") from None
-        return DataSpec.image(1, *images.shape[1:], n_classes=10)
+        spec = DataSpec.image(1, *mnist.IMAGE, n_classes=10)
+        if missing is not None:
+            raise Unavailable(str(missing), spec) from None
+        return spec
     if node.get("name") in (*TEXT_DATASETS, *REGRESSION_DATASETS, *FUNCTIONS):  # checked by building
         return build_dataset(node, np.random.default_rng(0)).spec
     names = {**SYNTHETIC, **SEQUENCES, **SERIES,

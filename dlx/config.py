@@ -24,7 +24,7 @@ from dlx.assemble import (
     build_schedule,
     check_dataset,
 )
-from dlx.errors import UsageError
+from dlx.errors import Unavailable, UsageError
 from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS
 from dlx.nn.metrics import LOWER_IS_BETTER
@@ -54,7 +54,12 @@ def _plain(cfg: DictConfig, key: str) -> Any:
 
 
 def validate(config: DictConfig) -> None:
-    """Raise UsageError (one line: the key, the bad value, what is valid) if ``config`` is bad."""
+    """Raise UsageError (one line: the key, the bad value, what is valid) if ``config`` is bad.
+
+    What the environment lacks (a data file that cannot be fetched, torch for backend=torch) is
+    raised last, as :class:`Unavailable`, so that a mistake in the config itself is named first,
+    offline or not, with the extras or without."""
+    unavailable: list[Unavailable] = []
     top = {k: _plain(config, k) for k in config if k != "hydra" and k not in GROUPS}
     _int(top, "seed", 0)
     _int(top, "epochs", 1)
@@ -79,8 +84,8 @@ def validate(config: DictConfig) -> None:
     if top.get("backend") not in BACKENDS:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {top.get('backend')!r}")
     if top["backend"] == "torch" and importlib.util.find_spec("torch") is None:
-        raise UsageError("backend=torch needs PyTorch, which is not installed "
-                         "(pip install 'dlx[torch]')")
+        unavailable.append(Unavailable("backend=torch needs PyTorch, which is not installed "
+                                       "(pip install 'dlx[torch]')"))
     _check_early_stopping(top.get("early_stopping"))
     threads.check(top.get("threads", threads.DEFAULT))
     if top.get("progress") not in MODES:
@@ -104,22 +109,29 @@ def validate(config: DictConfig) -> None:
     registry.check_kwargs(registry.lookup(MODELS, "model", model.pop("name")), model, "model",
                           ("spec", "dtype", "rng"))
     _check_init(groups["init"])
-    spec = check_dataset(groups["dataset"])
-    _check_label_smoothing(top.get("label_smoothing", 0.0), spec.task)
     if groups["dataset"].get("folds") is not None and groups["dataset"].get("fold") is None \
             and top["early_stopping"]["patience"] is not None:
         raise UsageError("early_stopping: dataset.fold=null trains on every fold and leaves no "
                          "validation split to watch (set early_stopping.patience=null)")
-    build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
-    _check_metric_names(top, spec.task, groups["schedule"])
-    if groups["dataset"].get("stream"):
+    try:
+        spec = check_dataset(groups["dataset"])
+    except Unavailable as e:  # the files: checked against what is known without them
+        unavailable.append(e)
+        spec = e.spec
+    _check_label_smoothing(top.get("label_smoothing", 0.0), spec and spec.task)
+    if spec is not None:
+        build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
+        _check_metric_names(top, spec.task, groups["schedule"])
+        if spec.kind == "tokens" and top.get("probe_every") is not None:
+            raise UsageError("probe_every: per-layer statistics are for models made of layers "
+                             f"in a row (logreg, mlp), not {groups['model']['name']!r}")
+    if groups["dataset"].get("stream") and spec is not None:
         _check_streams(groups["dataset"], top["batch_size"])
-    if spec.kind == "tokens" and top.get("probe_every") is not None:
-        raise UsageError("probe_every: per-layer statistics are for models made of layers in a "
-                         f"row (logreg, mlp), not {groups['model']['name']!r}")
     module = hooks(top.get("experiment"))
     if hasattr(module, "validate"):
         module.validate({**top, **groups})  # the groups too: an experiment may need a model
+    if unavailable:
+        raise unavailable[0]
 
 
 def _check_streams(dataset: dict, batch_size: int | None) -> None:
@@ -140,10 +152,12 @@ def _check_streams(dataset: dict, batch_size: int | None) -> None:
                          f"{n}, validation {n_val}): set batch_size <= {min(n, n_val)}")
 
 
-def _check_label_smoothing(eps, task: str) -> None:
+def _check_label_smoothing(eps, task: str | None) -> None:
+    """The value; and, when the data set's task is known (None: its files are missing), that it
+    is classification."""
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 1:
         raise UsageError(f"label_smoothing must be a number in [0, 1), got {eps!r}")
-    if eps and task != "classification":
+    if eps and task is not None and task != "classification":
         raise UsageError(f"label_smoothing is for classification data; this data set's task is "
                          f"{task} (set label_smoothing=0)")
 

@@ -86,8 +86,8 @@ def export_tensorboard(paths: list[Path], out: Path, overwrite: bool = False) ->
     folders written. Everything is read and checked before anything is written."""
     from dlx.writable import check_dir as check_writable
 
-    writer_cls = summary_writer()
-    pairs = targets(paths, out)
+    pairs = targets(paths, out)  # the paths first: a mistake in them is named with or without
+    writer_cls = summary_writer()  # the extra
     check_writable(out, create_parents=True)
     tables = [(run, folder, read_metrics(run)) for run, folder in pairs]
     for _, folder, _ in tables:

@@ -114,6 +114,7 @@ def _standardized_batch(seed: int):
     return rng.standard_normal((512, 784)), rng.integers(0, 10, 512)
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sigmoid_first_layer_gradient_vanishes_next_to_relu_he(seed):
     """At init, ‖∂L/∂z‖ of the first hidden layer: sigmoid + Xavier is >1000x smaller than ReLU
@@ -133,6 +134,7 @@ def test_sigmoid_first_layer_gradient_vanishes_next_to_relu_he(seed):
     assert 0.2 < grads["relu"][0] / grads["relu"][-1] < 5            # ReLU + He does not
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_selu_keeps_unit_variance_through_depth(seed):
     """Klambauer et al. 2017: SELU with LeCun-normal weights on unit-variance inputs keeps every
@@ -202,15 +204,15 @@ def test_experiments_refuse_bad_settings_before_running():
     from dlx.experiments import activations, ewa, losses
     from tests.test_train import config
 
-    base = config("experiment=activations")
+    base = config("experiment=activations", files=False)  # the hooks need no data
     for bad, needle in ((("activations", "every", 0), "activations.every"),
                         (("model", "activation", ["relu", "tanh"]), "one model.activation")):
         cfg = {**base, bad[0]: {**base[bad[0]], bad[1]: bad[2]}}
         with pytest.raises(UsageError, match=needle):
             activations.validate(cfg)
-    cfg = config("experiment=losses")
+    cfg = config("experiment=losses", files=False)
     with pytest.raises(UsageError, match="losses.smoothing"):
         losses.validate({**cfg, "losses": {**cfg["losses"], "smoothing": 1.0}})
-    cfg = config("experiment=ewa")
+    cfg = config("experiment=ewa", files=False)
     with pytest.raises(UsageError, match="ewa.betas"):
         ewa.validate({**cfg, "ewa": {**cfg["ewa"], "betas": [1.0]}})

@@ -67,7 +67,7 @@ def test_numpy_and_torch_runs_agree_step_by_step_with_smoothing(torch, tmp_path,
     (("label_smoothing=1.0",), "label_smoothing must be a number in [0, 1)"),
     (("label_smoothing=-0.1",), "label_smoothing must be a number in [0, 1)"),
     (("label_smoothing=abc",), "label_smoothing"),
-    (("dataset=california_housing", "model=linreg", "label_smoothing=0.1"), "classification"),
+    (("dataset=function", "model=linreg", "label_smoothing=0.1"), "classification"),  # regression
     (("dataset=copy", "model=transformer", "label_smoothing=0.1"), "classification"),
 ])
 def test_bad_label_smoothing_is_one_error_line(cli, args, needle):

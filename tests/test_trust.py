@@ -277,7 +277,7 @@ def test_backend_torch_without_torch_is_a_usage_error(monkeypatch):
     from omegaconf import OmegaConf
 
     from dlx.config import validate
-    from dlx.errors import UsageError
+    from dlx.errors import Unavailable, UsageError
 
     base = OmegaConf.load(Path(__file__).parent.parent / "conf" / "config.yaml")
     cfg = OmegaConf.merge(base, {"runs_dir": "runs", "backend": "torch",
@@ -288,12 +288,18 @@ def test_backend_torch_without_torch_is_a_usage_error(monkeypatch):
                                                  ("schedule", "constant"), ("init", "zeros"))}})
     cfg.pop("hydra")
     cfg.pop("defaults")
-    validate(cfg)  # with torch installed (or not, for numpy): fine until torch goes missing
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real(name, *a))
-    with pytest.raises(UsageError, match=r"backend=torch needs PyTorch.*dlx\[torch\]"):
+    cfg.backend = "numpy"
+    validate(cfg)  # the config itself is fine: nothing but the missing torch is wrong below
+    cfg.backend = "torch"
+    with pytest.raises(Unavailable, match=r"backend=torch needs PyTorch.*dlx\[torch\]"):
         validate(cfg)
+    cfg.optimizer.lr = -1.0  # a mistake in the config is named first, torch or not
+    with pytest.raises(UsageError, match=r"lr must be") as raised:
+        validate(cfg)
+    assert not isinstance(raised.value, Unavailable)
 
 
 def test_probe_works_with_logistic_regression(cli):

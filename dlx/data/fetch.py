@@ -11,21 +11,22 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from dlx.errors import UsageError
+from dlx.errors import Unavailable, UsageError
 
 log = logging.getLogger("dlx.data")
 
 
 def fetch_verified(name: str, url: str, sha256: str, target: Path) -> None:
-    """Fetch ``url`` into ``target``, verified before it is kept; UsageError if that fails."""
+    """Fetch ``url`` into ``target``, verified before it is kept; Unavailable if the download
+    fails, UsageError if what arrived is not the file."""
     try:
         log.debug(f"downloading {url}")
         with urllib.request.urlopen(url, timeout=30) as response:
             data = response.read()
     except (OSError, ValueError) as e:
-        raise UsageError(f"{name}: {target} is missing and the download failed "
-                         f"({getattr(e, 'reason', e)}); put {target.name} from {url} there, "
-                         f"or set DLX_DATA_DIR") from None
+        raise Unavailable(f"{name}: {target} is missing and the download failed "
+                          f"({getattr(e, 'reason', e)}); put {target.name} from {url} there, "
+                          f"or set DLX_DATA_DIR") from None
     if hashlib.sha256(data).hexdigest() != sha256:
         raise UsageError(f"{name}: the file downloaded from {url} has the wrong checksum")
     target.parent.mkdir(parents=True, exist_ok=True)
