@@ -1,7 +1,9 @@
-"""Shared fixtures: the CLI in a subprocess, a private runs directory, the torch oracle."""
+"""Shared fixtures: the CLI in a subprocess, a private runs directory, the torch oracle; and
+what a test needs beyond `make test`'s own install (``@pytest.mark.needs(...)``)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,23 +14,183 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+# --- what a test needs beyond the dev install ----------------------------------------------------
+# `make test` installs dlx with its dev extras only. A test that needs more declares it with
+# @pytest.mark.needs("torch", ...); a test using the `torch`, `plugins` or `tensorboardx`
+# fixture is marked by it. Such a test is skipped, with the reason, when that is missing,
+# unless DLX_REQUIRE names it (comma-separated, or "all"), as CI does: then it fails instead.
+
+def _installed(*modules: str):
+    return lambda: all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _data(name: str):
+    def present() -> bool:
+        from dlx.data import housing, mnist, text
+
+        if name in mnist.CHECKSUMS:
+            folder = mnist.data_dir() / name
+            return all((folder / f"{f}.gz").is_file() or (folder / f).is_file()
+                       for f in mnist.FILES.values())
+        return (housing.path() if name == housing.NAME else text.path(name)).is_file()
+    return present
+
+
+def _chromium() -> bool:
+    from dlx.report.pdf import browser
+
+    return browser() is not None
+
+
+NEEDS = {  # name: (is it there?, how to get it)
+    "torch": (_installed("torch"), "torch not installed (pip install 'dlx[torch]')"),
+    "tensorboard": (_installed("tensorboardX"),
+                    "tensorboardX not installed (pip install 'dlx[tensorboard]')"),
+    "plugins": (_installed("hydra_plugins.hydra_joblib_launcher",
+                           "hydra_plugins.hydra_submitit_launcher",
+                           "hydra_plugins.hydra_optuna_sweeper"),
+                "Hydra's launchers and Optuna sweeper not installed "
+                "(pip install 'dlx[launchers,optuna]')"),
+    "chromium": (_chromium, "Chromium not installed (apt-get install chromium)"),
+    **{name: (_data(name), f"real {name} not present (set DLX_DATA_DIR to a folder holding "
+                           f"{name}/; ../shared/data in this project's CI)")
+       for name in ("mnist", "tinyshakespeare", "california_housing")},
+}
+FIXTURE_NEEDS = {"torch": ("torch",), "plugins": ("plugins",),
+                 "tensorboardx": ("tensorboard",)}
+
+
+def required() -> set[str]:
+    names = {n.strip() for n in os.environ.get("DLX_REQUIRE", "").split(",") if n.strip()}
+    return set(NEEDS) if "all" in names else names
+
+
+def need(*names: str) -> None:
+    """Skip the calling test (fail it, if DLX_REQUIRE names it) unless ``names`` are present."""
+    for name in names:
+        present, how = NEEDS[name]
+        if not present():
+            if name in required():
+                pytest.fail(f"{how}; DLX_REQUIRE says this run must have {name}")
+            pytest.skip(how)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*names): needs more than the dev install: "
+                            + ", ".join(NEEDS) + " (skipped without, unless DLX_REQUIRE)")
+    unknown = required() - set(NEEDS)
+    if unknown:
+        raise pytest.UsageError(f"DLX_REQUIRE: unknown {sorted(unknown)} (valid: "
+                                f"{', '.join(NEEDS)}, all)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, names in FIXTURE_NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.needs(*names))
+        for mark in item.iter_markers("needs"):
+            unknown = set(mark.args) - set(NEEDS)
+            if unknown:
+                raise pytest.UsageError(f"{item.nodeid}: needs {sorted(unknown)}: unknown")
+
+
+def pytest_runtest_setup(item):
+    need(*[name for mark in item.iter_markers("needs") for name in mark.args])
+
+
 @pytest.fixture
 def torch():
-    """PyTorch as the test oracle: skipped when not installed, unless CI requires it."""
-    try:
-        import torch as _torch
-    except ImportError:
-        if os.environ.get("DLX_REQUIRE_TORCH") == "1":
-            pytest.fail("torch is required here (DLX_REQUIRE_TORCH=1) but is not installed")
-        pytest.skip("torch not installed (pip install 'dlx[torch]')")
+    """PyTorch as the test oracle, in float64 (marked needs("torch") by using it)."""
+    import torch as _torch
+
     previous = _torch.get_default_dtype()
     _torch.set_default_dtype(_torch.float64)
     yield _torch
     _torch.set_default_dtype(previous)
 
 
+class _WarmCLI:
+    """The client of tests/cli_server.py: a warm `python -m dlx.cli`, started on first use (one
+    per pytest worker), that forks a real process per command instead of importing numpy,
+    pandas, matplotlib and Hydra again each time."""
+
+    def __init__(self):
+        from tests.cli_server import import_sensitive
+
+        self.env = {**os.environ, "MPLBACKEND": "Agg"}
+        self.imports = import_sensitive(self.env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.cli_server"], cwd=REPO,
+                                     env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.buffer = b""
+        self._reply(timeout=120)  # {"ready": pid}
+
+    def serves(self, env: dict) -> bool:
+        from tests.cli_server import import_sensitive
+
+        return self.proc.poll() is None and import_sensitive(env) == self.imports
+
+    def _reply(self, timeout: float) -> dict:
+        import json
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError("the warm dlx.cli server died")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, args, cwd: Path, env: dict, stdin: str | None, timeout: float):
+        import json
+        import signal
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="dlx-cli-") as tmp:
+            files = {name: Path(tmp) / name for name in ("stdin", "stdout", "stderr")}
+            for name, path in files.items():
+                path.write_text(stdin or "" if name == "stdin" else "")
+            request = {"args": list(args), "cwd": str(cwd), "env": env,
+                       **{k: str(v) for k, v in files.items()}}
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+            pid = self._reply(timeout=60)["pid"]
+            try:
+                code = self._reply(timeout)["returncode"]
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(timeout=60)
+                raise subprocess.TimeoutExpired(["dlx", *args], timeout) from None
+            return subprocess.CompletedProcess(
+                [sys.executable, "-m", "dlx.cli", *args], code,
+                files["stdout"].read_text(errors="replace"),
+                files["stderr"].read_text(errors="replace"))
+
+
+_warm: _WarmCLI | None = None
+
+
+def _warm_cli() -> _WarmCLI | None:
+    """The worker's warm CLI; None where forking is unavailable or DLX_TEST_COLD=1 asks for a
+    fresh interpreter per command (to check that the two agree)."""
+    global _warm
+    if not hasattr(os, "fork") or os.environ.get("DLX_TEST_COLD") == "1":
+        return None
+    if _warm is None or _warm.proc.poll() is not None:
+        _warm = _WarmCLI()
+    return _warm
+
+
 class CLI:
-    """Runs `python -m dlx.cli ...` in ``cwd`` with runs going to ``cwd/runs``."""
+    """Runs `python -m dlx.cli ...` in ``cwd`` with runs going to ``cwd/runs``: in a process
+    forked from a warm interpreter (tests/cli_server.py) unless the environment differs from its
+    in what takes effect at import, then in a fresh one."""
 
     def __init__(self, cwd: Path):
         self.cwd = cwd
@@ -37,10 +199,14 @@ class CLI:
                     if k not in ("DLX_RUNS_DIR", "HYDRA_FULL_ERROR", "COLUMNS", "LINES")}
         self.env["MPLBACKEND"] = "Agg"
 
-    def __call__(self, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, timeout: float = 300, input: str | None = None,
+                 **kw) -> subprocess.CompletedProcess:
+        warm = None if kw else _warm_cli()  # stdin=, preexec_fn=: a fresh process
+        if warm is not None and warm.serves(self.env):
+            return warm.run(args, self.cwd, self.env, input, timeout)
         return subprocess.run([sys.executable, "-m", "dlx.cli", *args], cwd=self.cwd,
                               env=self.env, capture_output=True, text=True, timeout=timeout,
-                              **kw)
+                              input=input, **kw)
 
     def popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "dlx.cli", *args], cwd=self.cwd,
@@ -78,14 +244,5 @@ def default_run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def plugins():
-    """Hydra's joblib/submitit launchers and Optuna sweeper (extras `launchers`, `optuna`):
-    skipped when absent, unless CI requires them (DLX_REQUIRE_PLUGINS=1)."""
-    import importlib.util
-
-    names = ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher",
-             "hydra_plugins.hydra_optuna_sweeper")
-    missing = [n for n in names if importlib.util.find_spec(n) is None]
-    if missing:
-        if os.environ.get("DLX_REQUIRE_PLUGINS") == "1":
-            pytest.fail(f"required Hydra plugins missing: {missing}")
-        pytest.skip("Hydra plugins not installed (pip install 'dlx[launchers,optuna]')")
+    """Hydra's joblib/submitit launchers and Optuna sweeper (marked needs("plugins") by using
+    it)."""

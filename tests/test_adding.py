@@ -88,6 +88,7 @@ def test_backend_torch_agrees_step_by_step(torch, tmp_path, cell):
     backends_agree(tmp_path, common, steps=8)
 
 
+@pytest.mark.science
 def test_lstm_and_gru_beat_the_baseline_on_every_seed(tmp_path):
     """The experiment's settings at CI size (T = 10, hidden 32, 400 Adam steps at lr 0.01, 450
     training sequences): the LSTM and the GRU end 30x below the baseline's MSE 0.167 on seeds

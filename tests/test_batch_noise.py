@@ -12,7 +12,6 @@ import pytest
 
 from dlx.experiments.batch_noise import NoiseMeter, estimate, flat_grad, noise_scale, plot_sweep, step_grid
 from tests.test_experiments import run
-from tests.test_mnist import real_mnist
 from tests.test_train import config
 
 TINY = ("experiment=batch_noise", "dataset.subset=1000", "epochs=1", "model.hidden=[32]",
@@ -34,6 +33,7 @@ def sample(per_example, rng, K, b, B):
     return np.sum(small_g**2, axis=2), np.sum(big_g**2, axis=1)
 
 
+@pytest.mark.science
 def test_two_batch_size_estimates_are_unbiased_and_intervals_cover():
     rng = np.random.default_rng(0)
     D, N = 40, 500
@@ -53,10 +53,11 @@ def test_two_batch_size_estimates_are_unbiased_and_intervals_cover():
     assert np.mean(covered) >= 0.85, np.mean(covered)
 
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 def test_estimate_at_fixed_weights_matches_exact_per_example_value(tmp_path):
     """A real MLP on 256 MNIST examples, at init and after an epoch, three seeds: exact B_simple
     from the 256 per-example gradients against 4 independent probes each (24 intervals)."""
-    real_mnist()
     from dlx import threads
     from dlx.assemble import build_data
     from dlx.records.metrics import MetricsWriter
@@ -111,8 +112,8 @@ def captured(monkeypatch) -> dict:
     return figures
 
 
+@pytest.mark.needs("mnist")
 def test_equal_steps_panel_draws_only_measured_points(tmp_path, monkeypatch):
-    real_mnist()
     import pandas as pd
 
     runs = [run(tmp_path, *TINY, f"batch_size={size}", f"seed={seed}")
@@ -138,11 +139,12 @@ def test_equal_steps_panel_draws_only_measured_points(tmp_path, monkeypatch):
     assert list(table["batch_size"]) == [16, 128] and list(table["seeds"]) == [2, 2]
 
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 @pytest.mark.slow
 def test_variance_falls_as_one_over_b_and_the_noise_scale_grows(tmp_path):
     """(moved here from test_mnist.py) With intervals: B_simple at the end of two epochs is
     clearly above its value at init, not by one noisy probe."""
-    real_mnist()
     r = run(tmp_path, "experiment=batch_noise", "epochs=2", "dataset.subset=3000",
             "batch_noise.sizes=[1,4,16,64,256]")
     info = r.summary["batch_noise"]

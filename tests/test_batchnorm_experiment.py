@@ -16,7 +16,6 @@ from dlx.experiments.batchnorm import MODES_FILE, UNIT_FILE, Recorder, logits_in
 from dlx.nn import SoftmaxCrossEntropy
 from dlx.nn.models import mlp
 from tests.conftest import assert_one_error_line
-from tests.test_mnist import real_mnist
 
 
 def small_net(norm: str, seed: int = 0, hidden=(8, 6)):
@@ -91,11 +90,12 @@ def test_training_mode_depends_on_the_batch_eval_mode_does_not():
         assert train_eval_gap(net, SoftmaxCrossEntropy(), X, y, 5)["max_abs_diff"] < 1e-12
 
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 def test_bn_is_insensitive_to_a_small_init_scale_on_every_seed(tmp_path):
     """cs231n's result at CI size (6 x 100 ReLU, 1000 MNIST images, 100 Adam steps of 50): at
     init std 1e-3 and 1e-2 the un-normalized net's signal vanishes with depth and it stays near
     chance, while BN rescales every layer and learns; the gap beats the seed spread."""
-    real_mnist()
     from dlx.assemble import build_data
     from dlx.records.metrics import MetricsWriter
     from dlx.training import NumpyBackend, train
@@ -123,10 +123,10 @@ def test_bn_is_insensitive_to_a_small_init_scale_on_every_seed(tmp_path):
         assert (bn - base > 2 * spread).all(), (std, bn, base, spread)
 
 
+@pytest.mark.needs("mnist")
 def test_recording_leaves_training_unchanged_and_reruns_are_byte_identical(tmp_path):
     """The recorder's training-mode passes put BN's running averages back: the run's metrics
     are those of plain training with the same config, byte for byte, and so are reruns'."""
-    real_mnist()
     from dlx.experiments.batchnorm import run
     from dlx.records.metrics import MetricsWriter
     from dlx.training import train
@@ -155,9 +155,9 @@ TINY = ("dataset.subset=100", "dataset.val_size=100", "epochs=2", "batch_size=20
         "model.hidden=[16,16,16]", "batchnorm.probe_size=40", "progress=none")
 
 
+@pytest.mark.needs("mnist")
 @pytest.mark.slow
 def test_tiny_sweeps_end_to_end_draw_their_figures(cli):
-    real_mnist()
     bad = cli("run", "experiment=batchnorm", "batchnorm.unit=16", *TINY)
     assert_one_error_line(bad, "batchnorm.unit", "16")
 

@@ -66,6 +66,7 @@ def _norms(cell, rho, seed, steps=40):
                              forget_bias=1.0, rng=np.random.default_rng(seed))
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vanishing_and_exploding_signature_at_init(seed):
     """At the experiment's hidden size (32), T = 40, on every seed: the RNN's
@@ -92,19 +93,26 @@ def test_spikes_count_rises_above_the_running_minimum():
     assert spikes([3.0, 2.0, 1.0], 2.0) == 0
 
 
+@pytest.mark.science
 def test_clipping_keeps_the_exploding_rnn_trainable(tmp_path):
     """W_hh at radius 1.5, SGD at lr 0.1, 150 steps on copy memory (the experiment's settings,
-    shorter): on every seed the clipped run's validation loss is under half the unclipped one's
-    (measured 0.34-0.44 against 1.04-1.59), and the pre-clip norm is logged every step in both."""
+    shorter), and the pre-clip norm logged every step in both runs. The unclipped run is chaotic:
+    its final loss moves with the last bits of every sum, so with the BLAS kernel too. Measured
+    over seeds 0-9 under five OpenBLAS kernels (SkylakeX, Haswell, Prescott, Sandybridge,
+    Nehalem; 50 pairs): clipped 0.31-0.59 against unclipped 0.71-1.59, a ratio of 0.24-0.53 per
+    seed and 0.29-0.41 for the means of seeds 0-2. Asserted well inside that: below 0.75 on
+    every seed, below 0.5 for the means (without clipping both ratios are 1)."""
+    loss = {"null": [], "1.0": []}
     for seed in (0, 1, 2):
-        loss = {}
-        for clip in ("null", "1.0"):
+        for clip in loss:
             r = run(tmp_path, "experiment=bptt_gradients", f"seed={seed}", f"clip_grad_norm={clip}",
                     "max_steps=150", "bptt_gradients.rhos=[1.5]", "bptt_gradients.steps=5")
             norms = r.series("batch", "grad_norm")
             assert list(norms["step"]) == list(range(1, 151)) and (norms["value"] > 0).all()
-            loss[clip] = r.summary["final"]["val/loss"]
-        assert loss["1.0"] < 0.5 * loss["null"], (seed, loss)
+            loss[clip].append(r.summary["final"]["val/loss"])
+    clipped, unclipped = np.array(loss["1.0"]), np.array(loss["null"])
+    assert (clipped < 0.75 * unclipped).all(), loss
+    assert clipped.mean() < 0.5 * unclipped.mean(), loss
 
 
 def test_members_are_reproducible(tmp_path):

@@ -103,6 +103,7 @@ STREAM = ("model=rnn", "dataset=tinyshakespeare", "dataset.stream=true", "datase
           "batch_size=4", "init.a=0.3")
 
 
+@pytest.mark.needs("tinyshakespeare")
 def test_stream_runs_carry_the_state_and_agree_with_torch_per_step(torch, tmp_path):
     """The loop reads the text as B streams in order (no shuffling: batch i is window i of each
     stream), resets the state at each epoch, and backend=torch (nn.LSTM with the detached final
@@ -131,6 +132,8 @@ CI = ("experiment=char_lm", "max_steps=300", "model.hidden=32", "init.a=0.177",
       "dataset.val_tokens=20000", "optimizer.lr=0.01")
 
 
+@pytest.mark.science
+@pytest.mark.needs("tinyshakespeare")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_small_lstm_learns_well_below_the_unigram_entropy(tmp_path, seed):
     from dlx.assemble import build_data
@@ -157,6 +160,7 @@ TINY = ("experiment=char_lm", "max_steps=30", "model.hidden=16", "char_lm.transf
         "char_lm.samples.length=40", "progress=none")
 
 
+@pytest.mark.needs("tinyshakespeare")
 @pytest.mark.slow
 def test_the_experiment_writes_its_tables_and_is_reproducible(cli):
     import json
@@ -188,6 +192,7 @@ def test_the_experiment_writes_its_tables_and_is_reproducible(cli):
     assert (a / "plots" / "char_lm.png").is_file()
 
 
+@pytest.mark.needs("tinyshakespeare")
 def test_too_few_windows_for_the_streams_is_a_usage_error(cli):
     from tests.conftest import assert_one_error_line
 

@@ -33,6 +33,7 @@ def run(tmp_path: Path, *overrides: str, figures: bool = False) -> Run:
     assert result.status in ("completed", "diverged"), result.message
     return Run(run_dir)
 
+@pytest.mark.science
 def test_conditioning_slopes_boundary_and_standardization(tmp_path):
     r = run(tmp_path, "experiment=conditioning", "conditioning.kappas=[10,100,1000]")
     info = r.summary["conditioning"]
@@ -45,6 +46,7 @@ def test_conditioning_slopes_boundary_and_standardization(tmp_path):
     assert std["iterations"] * 20 < raw["iterations"]
 
 
+@pytest.mark.science
 def test_logreg_weight_norm_grows_only_on_separable_data(tmp_path):
     def norms(std):
         s = run(tmp_path, "experiment=logreg", f"dataset.std={std}", "epochs=40").series(
@@ -56,6 +58,7 @@ def test_logreg_weight_norm_grows_only_on_separable_data(tmp_path):
     assert abs(overlapping[40] - overlapping[20]) < 0.05 * overlapping[20]
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("schedule", ["step", "exponential", "time_based", "cosine",
                                       "warmup_cosine", "onecycle"])
 def test_lr_schedules_decay_and_train(tmp_path, schedule):

@@ -22,13 +22,9 @@ pytestmark = pytest.mark.slow  # each test reads a real run (the session's `dlx 
 
 @pytest.fixture
 def tensorboardx():
-    try:
-        import tensorboardX
-    except ImportError:
-        if os.environ.get("DLX_REQUIRE_TENSORBOARD") == "1":
-            pytest.fail("tensorboardX is required here (DLX_REQUIRE_TENSORBOARD=1) but is not "
-                        "installed")
-        pytest.skip("tensorboardX not installed (pip install 'dlx[tensorboard]')")
+    """tensorboardX (marked needs("tensorboard") by using it)."""
+    import tensorboardX
+
     return tensorboardX
 
 

@@ -28,12 +28,11 @@ def captured(monkeypatch):
     return figures
 
 
+@pytest.mark.needs("mnist")
 def test_the_test_split_is_a_visible_point(tmp_path, captured):
     """Measured once, at the end: drawn as a marker, not as a line through one point."""
     from dlx.plots.run import metric_figures
-    from tests.test_mnist import real_mnist
 
-    real_mnist()
     r = run(tmp_path, "dataset=mnist", "dataset.subset=300", "dataset.val_size=100", "epochs=1")
     metric_figures(r, tmp_path, "png")
     [test_line] = [ln for ln in captured["loss.png"].axes[0].lines if ln.get_label() == "test"]

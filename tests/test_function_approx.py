@@ -67,6 +67,7 @@ def test_bad_function_data_is_a_usage_error(node, needle):
 
 # --- known results ----------------------------------------------------------------------------
 
+@pytest.mark.science
 def test_abs_is_two_relu_units_exactly():
     """|x| = relu(x) + relu(-x): dlx's MLP with 2 hidden ReLU units and these weights is |x|
     to the last bit, so the capacity is there; whether training finds it is the experiment's
@@ -85,6 +86,7 @@ def test_abs_is_two_relu_units_exactly():
     np.testing.assert_array_equal(model.forward(x), np.abs(x))
 
 
+@pytest.mark.science
 def test_a_relu_net_fits_sin_where_a_line_cannot():
     """On each of 3 seeds: the linear model's test R^2 on sin over [-pi, pi] is at most the best
     line's, 6/pi^2 = 0.608 (cov(x, sin x)^2 / (var x var sin x) = 1 / (pi^2/3 * 1/2); on the
@@ -104,6 +106,7 @@ def test_a_relu_net_fits_sin_where_a_line_cannot():
         assert net["test/r2"] > 0.98, (seed, net["test/r2"])
 
 
+@pytest.mark.science
 def test_error_falls_with_width_and_the_step_needs_more_units():
     """Test RMSE of one hidden ReLU layer on sin falls from width 4 to 64 on every seed
     (measured 3-14x); and at width 64 the step is fit far worse than sin relative to its
@@ -122,6 +125,7 @@ def test_error_falls_with_width_and_the_step_needs_more_units():
         assert 1 - r2["step", 64] > 4 * (1 - r2["sin", 64]), (seed, r2)
 
 
+@pytest.mark.science
 def test_relu_nets_extrapolate_linearly_and_tanh_nets_saturate():
     """A fitted one-hidden-layer ReLU net is exactly linear beyond its outermost kink
     x = -b_i / w_i: its second differences there are zero to round-off. On [-2 pi, 2 pi] the
@@ -157,6 +161,7 @@ def noisy_data(cfg, seed: int):
     return build_dataset(node, rngs(seed)["data"], np.dtype(cfg["dtype"]))
 
 
+@pytest.mark.science
 def test_polynomial_degree_gives_the_textbook_u_and_a_second_descent():
     """Least squares on Legendre polynomials, 20 noisy samples of sin (sd 0.3), every seed:
     training RMSE falls to round-off at degree 19 (20 coefficients, 20 samples) while the
@@ -176,12 +181,17 @@ def test_polynomial_degree_gives_the_textbook_u_and_a_second_descent():
         assert r[19]["val/rmse"] / 30 > r[60]["val/rmse"] > r[best]["val/rmse"], (seed, r)
 
 
-def test_wide_relu_nets_fit_the_noise_and_generalize_worse():
+@pytest.mark.science
+def test_wide_relu_nets_fit_the_noise():
     """The MLP side of the bias-variance picture, on 20 noisy samples of sin (sd 0.3), with the
-    experiment's training (full-batch Adam lr 0.01 until training RMSE < 0.03 or 20,000 steps),
-    every seed: width 256 fits the noise (training RMSE 0.03-0.10, below a third of the noise
-    sd; widths 4 and 32: 0.12-0.26) and its error on the noise-free f is higher than the better
-    of widths 4 and 32 (measured 0.21-0.28 against 0.13-0.21, 1.2-2.0x): variance wins."""
+    experiment's training (full-batch Adam lr 0.01 until training RMSE < 0.03 or 20,000 steps).
+    Measured over seeds 0-9 under five OpenBLAS kernels (50 fits per width): width 256 fits the
+    noise (training RMSE 0.03-0.17, at most 0.58 of the noise sd, and at most 0.76 of width 4's)
+    and its error on the noise-free f is 1.45-19x its training error (width 4: 0.4-1.8x).
+    Asserted well inside those ranges, every seed. Not asserted: that width 256's error on f is
+    above the best small width's. It is on average (0.32 against 0.22 for width 32), but a seed
+    or a kernel moves it across the line (1.0-13x per fit, 1.07-6.5x for means of 3 seeds), as
+    the README says of sin: within the spread."""
     cfg = config()
     n = cfg["function_approx"]["noisy"]
     for seed in SEEDS:
@@ -189,11 +199,10 @@ def test_wide_relu_nets_fit_the_noise_and_generalize_worse():
         data = noisy_data(cfg, seed)
         r = {w: fa.fit_to_tolerance(cfg, data, fa.model_node("relu", [w]),
                                     {"name": "he_normal"}, n["lr"], n["steps"], n["tol"])[1]
-             for w in (4, 32, 256)}
-        small = min((4, 32), key=lambda w: r[w]["test/rmse"])
-        assert r[256]["train/rmse"] < 0.4 * n["noise"], (seed, r)
-        assert r[256]["train/rmse"] < 0.8 * min(r[4]["train/rmse"], r[32]["train/rmse"]), (seed, r)
-        assert r[256]["test/rmse"] > 1.15 * r[small]["test/rmse"], (seed, r)
+             for w in (4, 256)}
+        assert r[256]["train/rmse"] < 0.75 * n["noise"], (seed, r)
+        assert r[256]["train/rmse"] < 0.9 * r[4]["train/rmse"], (seed, r)
+        assert r[256]["test/rmse"] > 1.2 * r[256]["train/rmse"], (seed, r)
 
 
 def test_extrapolation_measures_on_known_functions():

@@ -44,6 +44,7 @@ def test_a_wrong_backward_fails_the_check(monkeypatch, capsys):
     assert "errors that stay put mean a wrong backward" in capsys.readouterr().out
 
 
+@pytest.mark.needs("mnist")
 def test_zero_biases_on_zero_pixels_do_not_sit_on_relu_kinks():
     """LeNet on MNIST at its initialization (zero biases, zero background pixels) would put
     every background ReLU on its kink; the check moves all-zero parameters off it."""

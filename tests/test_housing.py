@@ -15,15 +15,13 @@ import pytest
 from dlx.data import housing
 from dlx.errors import UsageError
 from dlx.experiments import house_prices as hp
-from tests.conftest import assert_one_error_line
+from tests.conftest import assert_one_error_line, need
 
 
 @pytest.fixture
 def table():
-    """The real file in $DLX_DATA_DIR (CI: DLX_DATA_DIR=/work/shared/data); skipped if absent."""
-    if not housing.path().is_file():
-        pytest.skip("california_housing not present (set DLX_DATA_DIR to a folder holding "
-                    "california_housing/housing.csv)")
+    """The real file in $DLX_DATA_DIR (CI: DLX_DATA_DIR=../shared/data); skipped if absent."""
+    need("california_housing")
     return housing.load()
 
 
@@ -118,6 +116,7 @@ def test_preprocessing_is_fitted_on_the_training_districts_only(table):
 
 # --- the experiment's results -----------------------------------------------------------------
 
+@pytest.mark.science
 def test_gradient_descent_converges_to_the_closed_form(table):
     """Full-batch GD at lr = 1/L from zero reaches lstsq's weights to 1e-6 (float64) within the
     steps the Hessian's condition number bounds: error_k <= (1 - 1/kappa)^k error_0."""
@@ -141,6 +140,7 @@ def test_gradient_descent_converges_to_the_closed_form(table):
     assert slow["rows"][-1][1] > 1e-6
 
 
+@pytest.mark.science
 def test_the_linear_model_reaches_gerons_error(table):
     """Plain linear regression: about $68-70k RMSE (Géron, Hands-On ML, ch. 2: $68,628 on his
     training set). The closed form here: training and test RMSE in that range."""
@@ -152,6 +152,7 @@ def test_the_linear_model_reaches_gerons_error(table):
     assert 67_000 < train < 71_000 and 67_000 < test < 72_000
 
 
+@pytest.mark.science
 def test_a_small_mlp_beats_the_best_linear_model_on_every_seed(table, tmp_path):
     """The linear model's error is the best any linear model gets (the closed form); a 12-32-1
     ReLU MLP trained for 4 epochs is already below it by more than $4,000 on each of 3 seeds

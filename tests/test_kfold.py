@@ -46,6 +46,7 @@ def test_synthetic_folds_are_the_same_for_every_run_seed():
     assert all(_rows(d.X_train) == set().union(*vals) - v for d, v in zip(folds, vals))
 
 
+@pytest.mark.needs("mnist")
 def test_mnist_folds_partition_the_subset_and_leave_the_test_set_alone():
     node = {"name": "mnist", "val_size": 5000, "subset": 300, "scaling": "standardize",
             "folds": 3, "fold_seed": 0}
@@ -68,6 +69,7 @@ def test_mnist_folds_partition_the_subset_and_leave_the_test_set_alone():
     assert sum(map(len, vals)) == 300 and set().union(*vals) == pool
 
 
+@pytest.mark.needs("california_housing")
 def test_housing_folds_refit_the_preprocessing_on_the_training_folds():
     from dlx.data import housing
 
@@ -151,6 +153,7 @@ def test_a_sweep_over_folds_aggregates_with_compare_group_by(cli):
         assert sd == pytest.approx(np.std(values, ddof=1), rel=0.05)
 
 
+@pytest.mark.science
 def test_cross_validation_picks_an_interior_lambda_where_the_model_overfits(tmp_path):
     """A wide MLP on 60 noisy moons trained to memorize them: cross-validated loss is worst at
     the smallest lambda (overfit) and the largest (every weight driven to ~0: loss ln 2), so

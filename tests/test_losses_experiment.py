@@ -64,6 +64,7 @@ def test_smoothed_optimum_is_a_finite_logit_gap():
     assert plain[0] > plain[1] > plain[2]
 
 
+@pytest.mark.science
 def test_cross_entropy_gradient_stays_large_where_mse_vanishes():
     from dlx.experiments.losses import logit_gradients, sigmoid
 
@@ -90,6 +91,7 @@ def test_entropy_identities_hold():
     assert abs(kl(p, np.full(3, 1 / 3)) - (np.log(3) - 1.5 * np.log(2))) < 1e-15
 
 
+@pytest.mark.science
 def test_experiment_ce_trains_from_a_wrong_start_mse_stalls_smoothing_bounds_logits(tmp_path):
     """At CI size (150 GD steps, 600 smoothing steps), on each of 3 seeds: CE reaches 90%
     training accuracy from logits at -8 x the right sign within 5 steps, MSE takes over 10x as

@@ -84,6 +84,7 @@ def best_constant_lr() -> float:
     return float(10 ** (-b / (2 * a)))
 
 
+@pytest.mark.science
 @pytest.mark.slow
 def test_suggestion_is_within_3x_of_the_best_lr_for_every_seed(tmp_path):
     best = best_constant_lr()

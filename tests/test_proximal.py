@@ -99,6 +99,7 @@ def assert_solution(w: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(w, expected, atol=1e-8, rtol=0)
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("case", ALLOWED)
 def test_every_optimizer_reaches_the_orthogonal_lasso_solution(case):
     """X^T X = n I: the lasso's solution is the soft-thresholded least-squares fit S_lam(z)."""
@@ -108,6 +109,7 @@ def test_every_optimizer_reaches_the_orthogonal_lasso_solution(case):
     assert_solution(proximal_descent(X, y, *ALLOWED[case]), expected)
 
 
+@pytest.mark.science
 @pytest.mark.parametrize("case", ALLOWED)
 def test_every_optimizer_reaches_the_coordinate_descent_lasso_solution(case):
     X, y = general_design()
@@ -262,6 +264,8 @@ def test_decoupled_decay_follows_the_schedule_not_the_base_lr():
 
 # --- the regularization experiment ----------------------------------------------------------
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 @pytest.mark.slow
 def test_regularization_experiment_minimizes_its_own_objective(tmp_path):
     """The experiment's L1 (momentum 0.9) minimizes the objective it names. The issue's case:
@@ -270,10 +274,6 @@ def test_regularization_experiment_minimizes_its_own_objective(tmp_path):
     objective is the all-zero net's (with trained biases: at most ln 10); at 1e-3 the proximal
     method ends below the subgradient method at the same lambda (sweep of 3 seeds: 0.942 ± 0.010
     against 1.089 ± 0.039), with exact zeros where the subgradient method has almost none."""
-    from tests.test_experiments import run
-    from tests.test_mnist import real_mnist
-
-    real_mnist()
     from dlx.experiments.regularization import (
         objective,
         report_numbers,
@@ -281,6 +281,7 @@ def test_regularization_experiment_minimizes_its_own_objective(tmp_path):
         weights,
         zero_objective,
     )
+    from tests.test_experiments import run
 
     def l1(lam, method="proximal"):
         return run(tmp_path, "experiment=regularization", "regularizer=l1",

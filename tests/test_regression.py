@@ -224,15 +224,9 @@ def test_torch_backend_trains_the_same_regression(torch, tmp_path):
 
 # --- end to end -----------------------------------------------------------------------------
 
+@pytest.mark.needs("california_housing")
 @pytest.mark.slow
 def test_cli_regression_run_records_units_figures_and_reads_back(cli):
-    import os
-
-    from dlx.data import housing
-
-    if not housing.path().is_file():
-        pytest.skip("california_housing not present (set DLX_DATA_DIR)")
-    cli.env["DLX_DATA_DIR"] = os.environ["DLX_DATA_DIR"]
     args = ("run", "model=linreg", "dataset=california_housing", "optimizer=adam", "epochs=2",
             "batch_size=256",
             "early_stopping.patience=5", "early_stopping.monitor=val/rmse", "monitor=best:val/r2")

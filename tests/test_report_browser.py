@@ -1,18 +1,17 @@
 """The report in a real headless browser (Debian's Chromium): it renders, every image loads, and
 printing it gives the number of A4 pages its content needs. Skipped without Chromium, unless
-DLX_REQUIRE_CHROMIUM=1 (CI sets it when it could install Chromium)."""
+DLX_REQUIRE names it (CI does when it could install Chromium)."""
 
 from __future__ import annotations
 
 import base64
-import os
 import re
 import struct
 from pathlib import Path
 
 import pytest
 
-from dlx.report.pdf import browser, chromium, pages
+from dlx.report.pdf import chromium, pages
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # after the load event: mark how many images there are and how many did not decode
@@ -23,21 +22,14 @@ PROBE = ("<script>addEventListener('load', () => { const imgs = [...document.ima
          "});</script>")
 
 
-@pytest.fixture
-def chromium_present():
-    if browser() is None:
-        if os.environ.get("DLX_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("Chromium is required here (DLX_REQUIRE_CHROMIUM=1) but not installed")
-        pytest.skip("Chromium not installed (apt-get install chromium)")
-
-
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == PNG and data[12:16] == b"IHDR", data[:16]
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.needs("chromium")
 @pytest.mark.slow
-def test_phase_report_prints_with_every_image_loaded(cli, chromium_present):
+def test_phase_report_prints_with_every_image_loaded(cli):
     # Phase 1 from small real runs: conditioning (3 figures), lr_range (1, with notes) and a
     # learning-rate sweep of one seed; optimizers and lr_schedules have no run
     for args in (["experiment=conditioning", "conditioning.kappas=[10,100]"],

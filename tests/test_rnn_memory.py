@@ -130,6 +130,7 @@ def backends_agree(tmp_path, common, steps: int) -> None:
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-10)
 
 
+@pytest.mark.science
 def test_gru_remembers_across_a_delay_where_the_vanilla_rnn_forgets(tmp_path):
     """The experiment's signature at CI size, on every seed: one symbol to keep for T = 50 blank
     steps (52-step sequences; the experiment's settings otherwise). After the same 200 Adam

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, need
 
 from dlx.nn.generate import generate, next_token_probs
 
@@ -64,10 +64,7 @@ def lm_run(tmp_path_factory):
     """A tiny character-level transformer, trained long enough to learn letter frequencies."""
     from conftest import CLI
 
-    from dlx.data import text
-
-    if not text.path("tinyshakespeare").is_file():
-        pytest.skip("tiny Shakespeare not present (set DLX_DATA_DIR)")
+    need("tinyshakespeare")
     cli = CLI(tmp_path_factory.mktemp("lm"))
     result = cli("run", "model=transformer", "dataset=tinyshakespeare", "model.n_layers=1",
                  "model.d_model=32", "dataset.block_size=16", "dataset.val_tokens=2000",
@@ -78,6 +75,7 @@ def lm_run(tmp_path_factory):
     return cli, cli.run_dir(result)
 
 
+@pytest.mark.science
 @pytest.mark.slow
 def test_sample_continues_the_prompt_with_shakespeare_like_letters(lm_run):
     from dlx.data import text

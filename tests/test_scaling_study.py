@@ -15,15 +15,13 @@ import pytest
 from dlx.data import text
 from dlx.errors import UsageError
 from dlx.experiments import fits
-from tests.conftest import assert_one_error_line
+from tests.conftest import assert_one_error_line, need
 
 
 @pytest.fixture
 def shakespeare():
-    """The real file in $DLX_DATA_DIR (CI: DLX_DATA_DIR=/work/shared/data); skipped if absent."""
-    if not text.path("tinyshakespeare").is_file():
-        pytest.skip("tiny Shakespeare not present (set DLX_DATA_DIR to a folder holding "
-                    "tinyshakespeare/input.txt)")
+    """The real file in $DLX_DATA_DIR (CI: DLX_DATA_DIR=../shared/data); skipped if absent."""
+    need("tinyshakespeare")
     return text.path("tinyshakespeare")
 
 

@@ -19,7 +19,6 @@ from omegaconf import OmegaConf
 from dlx.errors import UsageError
 from dlx.plots.sweep import member_labels
 from tests.test_experiments import run
-from tests.test_mnist import real_mnist
 
 SEEDS = (0, 1, 2)
 EXPERIMENTS = ("optimizers", "learning_rate", "lr_schedules", "gd_variants", "init", "dropout",
@@ -91,6 +90,7 @@ def final(key):
     return lambda r: r.summary["final"].get(key)
 
 
+@pytest.mark.science
 def test_optimizers_table_and_figures_aggregate_seeds_sgd_slowest_on_every_seed(
         tmp_path, monkeypatch):
     from dlx.experiments import optimizers
@@ -115,6 +115,7 @@ def test_optimizers_table_and_figures_aggregate_seeds_sgd_slowest_on_every_seed(
     assert max(per_seed["momentum"]) < slowest_sgd and max(per_seed["adam"]) < slowest_sgd
 
 
+@pytest.mark.science
 def test_learning_rate_too_low_good_too_high_on_every_seed(tmp_path, monkeypatch):
     from dlx.experiments import learning_rate
 
@@ -158,6 +159,7 @@ def test_lr_schedules_draw_one_lr_curve_and_the_mean_loss(tmp_path, monkeypatch)
                                         for r in cosine], axis=1).mean(axis=1))
 
 
+@pytest.mark.science
 def test_gd_variants_order_holds_on_every_seed(tmp_path, monkeypatch):
     from dlx.experiments import gd_variants
 
@@ -181,9 +183,9 @@ def test_gd_variants_order_holds_on_every_seed(tmp_path, monkeypatch):
     assert noise[1] > 3 * noise[2] > 3 * noise[0]
 
 
+@pytest.mark.needs("mnist")
 @pytest.mark.slow  # 20-40 s: MNIST / transformer members
 def test_init_statistics_at_init_are_means_over_seeds(tmp_path, monkeypatch):
-    real_mnist()
     from dlx.experiments import init
     from dlx.experiments.layers import read
 
@@ -212,9 +214,10 @@ def test_init_statistics_at_init_are_means_over_seeds(tmp_path, monkeypatch):
             assert 0.5 < std[-1] / std[0] < 2
 
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 @pytest.mark.slow  # 20-40 s: MNIST / transformer members
 def test_dropout_gap_and_gain_are_means_over_seeds(tmp_path, monkeypatch):
-    real_mnist()
     from dlx.experiments import dropout
 
     runs = mini_sweep(tmp_path, "dropout", [("model.keep_prob=1.0",), ("model.keep_prob=0.5",)],

@@ -15,7 +15,7 @@ from dlx.nn.hessian import full_hessian, get_flat, make_hvp, n_params, set_flat
 from dlx.nn.models import mlp
 from tests.conftest import assert_one_error_line
 from tests.test_experiments import run
-from tests.test_mnist import real_mnist, tiny  # noqa: F401 - a fixture
+from tests.test_mnist import tiny  # noqa: F401 - a fixture
 from tests.test_train import config
 
 
@@ -100,12 +100,13 @@ def test_a_run_records_sharpness_spectrum_and_figures(tiny, tmp_path):  # noqa: 
     assert abs(ce.iloc[0] - np.log(10)) < 0.5 and ce.iloc[-1] < ce.iloc[0]
 
 
+@pytest.mark.science
+@pytest.mark.needs("mnist")
 def test_sharpness_hovers_at_two_over_eta_on_mnist(tmp_path):
     """The result at CI size: 1000 MNIST images, a 784-64-64-10 tanh MLP, eta = 1.6 (2/eta =
     1.25), 300 GD steps, lambda_max every 25 steps; on each of 3 seeds the sharpness comes back
     up to 2/eta after the first steps' drop, overshoots, and from the first loss rise on its
     median is within 10% of 2/eta."""
-    real_mnist()
     for seed in (0, 1, 2):
         r = run(tmp_path, "experiment=sharpness", f"seed={seed}", "optimizer.lr=1.6",
                 "max_steps=300", "sharpness.top_k=1")
@@ -117,9 +118,9 @@ def test_sharpness_hovers_at_two_over_eta_on_mnist(tmp_path):
         assert info["loss_final"] < 0.5 * info["loss_initial"], info  # training went on
 
 
+@pytest.mark.needs("mnist")
 @pytest.mark.slow
 def test_cli_sweep_and_error_line(cli, tmp_path):
-    real_mnist()  # the fake one's checksums are registered in this process only
     done = cli("run", "-m", "experiment=sharpness", "dataset.subset=100", "dataset.val_size=50",
                "model.hidden=[8]", "max_steps=6", "sharpness.every=3", "optimizer.lr=0.5,1.0",
                "seed=0", f"hydra.sweep.dir={tmp_path / 'sweep'}")

@@ -160,6 +160,7 @@ def test_depth_width_widths_keep_the_parameter_budget(depth):
     assert model.n_params(embeddings=False) == pytest.approx(24576, rel=0.05)
 
 
+@pytest.mark.science
 @pytest.mark.slow
 def test_a_tiny_transformer_learns_to_reverse(tmp_path):
     from tests.test_experiments import run
