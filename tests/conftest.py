@@ -4,7 +4,9 @@ what a test needs beyond `make test`'s own install (``@pytest.mark.needs(...)``)
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,8 +58,17 @@ NEEDS = {  # name: (is it there?, how to get it)
                            f"{name}/; ../shared/data in this project's CI)")
        for name in ("mnist", "tinyshakespeare", "california_housing")},
 }
-FIXTURE_NEEDS = {"torch": ("torch",), "plugins": ("plugins",),
-                 "tensorboardx": ("tensorboard",)}
+FIXTURE_NEEDS = {"torch": ("torch",), "plugins": ("plugins",), "tensorboardx": ("tensorboard",),
+                 "shakespeare": ("tinyshakespeare",),
+                 "lm_run": ("tinyshakespeare",),
+                 "housing_table": ("california_housing",)}
+
+# A test whose path depends on an extra without needing it (it expects torch's own message when
+# torch is installed, dlx's "needs PyTorch" otherwise) is marked @pytest.mark.both_ways(...):
+# CI's second run, with every extra, then runs it again even if it is an end-to-end (slow) test.
+# An end-to-end test that drives an extra's code path unmarked is refused at collection.
+EXTRA_PATHS = re.compile(r"backend=torch|--tensorboard|hydra/launcher=|hydra/sweeper=|"
+                         r"import torch|tensorboardX")
 
 
 def required() -> set[str]:
@@ -65,8 +76,21 @@ def required() -> set[str]:
     return set(NEEDS) if "all" in names else names
 
 
+_running: list = []  # the test being set up or run (need() checks it declares what it needs)
+
+
 def need(*names: str) -> None:
-    """Skip the calling test (fail it, if DLX_REQUIRE names it) unless ``names`` are present."""
+    """Skip the calling test (fail it, if DLX_REQUIRE names it) unless ``names`` are present.
+    The test must declare them (a needs mark, or a fixture of FIXTURE_NEEDS), so that
+    ``-m needs`` selects every test that needs more than the dev install."""
+    # pytest loads this file as `conftest`; tests that import from it as `tests.conftest` get a
+    # second copy, whose list is empty: the hooks' list is the one in `conftest`
+    running = getattr(sys.modules.get("conftest"), "_running", None) or _running
+    declared = {n for item in running for m in item.iter_markers("needs") for n in m.args}
+    undeclared = [n for n in names if running and n not in declared]
+    if undeclared:
+        pytest.fail(f"{running[-1].nodeid} needs {undeclared} without declaring it: mark it "
+                    f"@pytest.mark.needs(...) or add its fixture to FIXTURE_NEEDS")
     for name in names:
         present, how = NEEDS[name]
         if not present():
@@ -78,25 +102,44 @@ def need(*names: str) -> None:
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*names): needs more than the dev install: "
                             + ", ".join(NEEDS) + " (skipped without, unless DLX_REQUIRE)")
+    config.addinivalue_line("markers", "both_ways(*names): takes another path when these are "
+                            "installed, and must pass with them and without")
     unknown = required() - set(NEEDS)
     if unknown:
         raise pytest.UsageError(f"DLX_REQUIRE: unknown {sorted(unknown)} (valid: "
                                 f"{', '.join(NEEDS)}, all)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks it adds are selectable
 def pytest_collection_modifyitems(items):
     for item in items:
         for fixture, names in FIXTURE_NEEDS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.needs(*names))
-        for mark in item.iter_markers("needs"):
+        for mark in (*item.iter_markers("needs"), *item.iter_markers("both_ways")):
             unknown = set(mark.args) - set(NEEDS)
             if unknown:
-                raise pytest.UsageError(f"{item.nodeid}: needs {sorted(unknown)}: unknown")
+                raise pytest.UsageError(f"{item.nodeid}: {mark.name} {sorted(unknown)}: unknown")
+        if item.get_closest_marker("slow") and not any(
+                item.get_closest_marker(m) for m in ("needs", "both_ways", "science")):
+            found = EXTRA_PATHS.search(inspect.getsource(item.function))
+            if found:
+                raise pytest.UsageError(
+                    f"{item.nodeid} drives {found.group()!r} but declares no extra: mark it "
+                    f"needs(...) if it needs one, both_ways(...) if it passes either way")
 
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
+    _running.append(item)
     need(*[name for mark in item.iter_markers("needs") for name in mark.args])
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield
+    _running.remove(item)
 
 
 @pytest.fixture

@@ -138,6 +138,7 @@ def test_bad_options_are_refused(bad):
         config("experiment=bptt_gradients", bad)
 
 
+@pytest.mark.both_ways("torch")
 @pytest.mark.slow
 def test_sweep_draws_its_figures(cli):
     """The command end to end at a tiny size: 2 clipping settings x 2 seeds, then its figures."""

@@ -278,7 +278,12 @@ def test_no_default_is_shown_as_invisible_text():
 
 
 def test_shell_completion(cli):
-    shown = cli("--show-completion", "bash")
+    # With shellingham installed, typer detects the shell from the process tree and ignores the
+    # argument: a test run from no shell (CI under nohup) would see "Shell  not supported".
+    # Typer's own switch for that makes `--show-completion bash` take the shell as given.
+    shown = subprocess.run([sys.executable, "-m", "dlx.cli", "--show-completion", "bash"],
+                           cwd=cli.cwd, capture_output=True, text=True,
+                           env={**cli.env, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert shown.returncode == 0 and "complete" in shown.stdout and "_DLX_COMPLETE" in shown.stdout
     env = {**cli.env, "_DLX_COMPLETE": "complete_bash", "COMP_WORDS": "dlx comp",
            "COMP_CWORD": "1"}

@@ -107,6 +107,7 @@ def test_experiment_early_adam_steps_with_and_without_correction(tmp_path):
     assert names == {"ewa.png", "bias_correction.png"}
 
 
+@pytest.mark.both_ways("torch")
 @pytest.mark.slow
 def test_cli_refuses_ema_with_nesterov_ewa_without_adam_and_torch_without_correction(cli):
     from tests.conftest import assert_one_error_line

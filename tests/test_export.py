@@ -134,6 +134,7 @@ def test_a_sweep_exports_each_member_under_its_own_folder(tensorboardx, default_
     assert all(len(list(f.glob("events.out.tfevents.*"))) == 1 for f in folders)
 
 
+@pytest.mark.both_ways("tensorboard")
 def test_bad_input_is_one_line_and_writes_nothing(cli, default_run, tmp_path):
     assert_one_error_line(cli("export", str(default_run)), "--tensorboard DIR")
     assert_one_error_line(cli("export", "runs/nope", "--tensorboard", "tb"), "runs/nope",

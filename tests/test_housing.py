@@ -19,7 +19,7 @@ from tests.conftest import assert_one_error_line, need
 
 
 @pytest.fixture
-def table():
+def housing_table():
     """The real file in $DLX_DATA_DIR (CI: DLX_DATA_DIR=../shared/data); skipped if absent."""
     need("california_housing")
     return housing.load()
@@ -34,11 +34,11 @@ def build(**options):
 
 # --- the file --------------------------------------------------------------------------------
 
-def test_the_table_as_published(table):
-    assert len(table["median_house_value"]) == 20_640
-    assert int(np.isnan(table["total_bedrooms"]).sum()) == 207  # the gaps a learner imputes
-    assert table["median_house_value"].max() == housing.CAP
-    assert sorted(set(table["ocean_proximity"])) == ["<1H OCEAN", "INLAND", "ISLAND",
+def test_the_table_as_published(housing_table):
+    assert len(housing_table["median_house_value"]) == 20_640
+    assert int(np.isnan(housing_table["total_bedrooms"]).sum()) == 207  # the gaps a learner imputes
+    assert housing_table["median_house_value"].max() == housing.CAP
+    assert sorted(set(housing_table["ocean_proximity"])) == ["<1H OCEAN", "INLAND", "ISLAND",
                                                      "NEAR BAY", "NEAR OCEAN"]
 
 
@@ -71,7 +71,7 @@ def test_a_missing_file_is_downloaded_verified_or_refused(monkeypatch, tmp_path)
 
 # --- the split and the preprocessing ----------------------------------------------------------
 
-def test_a_fixed_split_whatever_the_run_seed(table):
+def test_a_fixed_split_whatever_the_run_seed(housing_table):
     train, val, test = housing.split_indices(20_640, 42, 0.1, 0.2)
     assert (len(train), len(val), len(test)) == (14_448, 2_064, 4_128)
     assert len(np.unique(np.concatenate([train, val, test]))) == 20_640  # disjoint, complete
@@ -84,11 +84,11 @@ def test_a_fixed_split_whatever_the_run_seed(table):
         build(val_fraction=0.5, test_fraction=0.5)
 
 
-def test_preprocessing_is_fitted_on_the_training_districts_only(table):
+def test_preprocessing_is_fitted_on_the_training_districts_only(housing_table):
     data = build()
     train, val, test = housing.split_indices(20_640, 42, 0.1, 0.2)
     d = data.description
-    bedrooms = table["total_bedrooms"]
+    bedrooms = housing_table["total_bedrooms"]
     # the imputed value is the training districts' median, which is not the whole table's
     assert d["imputed_total_bedrooms"] == np.nanmedian(bedrooms[train])
     assert np.nanmedian(bedrooms) != np.nanmedian(bedrooms[train])
@@ -102,7 +102,7 @@ def test_preprocessing_is_fitted_on_the_training_districts_only(table):
     np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(data.X_train.std(axis=0), 1, atol=1e-12)
     assert np.abs(data.X_val.mean(axis=0)).max() > 1e-3
-    y = table["median_house_value"]
+    y = housing_table["median_house_value"]
     assert d["target_mean"] == pytest.approx(y[train].mean(), rel=1e-15)
     assert d["target_scale"] == pytest.approx(y[train].std(), rel=1e-15)
     assert d["target_mean"] != pytest.approx(y.mean(), rel=1e-6)
@@ -117,7 +117,7 @@ def test_preprocessing_is_fitted_on_the_training_districts_only(table):
 # --- the experiment's results -----------------------------------------------------------------
 
 @pytest.mark.science
-def test_gradient_descent_converges_to_the_closed_form(table):
+def test_gradient_descent_converges_to_the_closed_form(housing_table):
     """Full-batch GD at lr = 1/L from zero reaches lstsq's weights to 1e-6 (float64) within the
     steps the Hessian's condition number bounds: error_k <= (1 - 1/kappa)^k error_0."""
     data = build()
@@ -141,7 +141,7 @@ def test_gradient_descent_converges_to_the_closed_form(table):
 
 
 @pytest.mark.science
-def test_the_linear_model_reaches_gerons_error(table):
+def test_the_linear_model_reaches_gerons_error(housing_table):
     """Plain linear regression: about $68-70k RMSE (Géron, Hands-On ML, ch. 2: $68,628 on his
     training set). The closed form here: training and test RMSE in that range."""
     data = build()
@@ -153,7 +153,7 @@ def test_the_linear_model_reaches_gerons_error(table):
 
 
 @pytest.mark.science
-def test_a_small_mlp_beats_the_best_linear_model_on_every_seed(table, tmp_path):
+def test_a_small_mlp_beats_the_best_linear_model_on_every_seed(housing_table, tmp_path):
     """The linear model's error is the best any linear model gets (the closed form); a 12-32-1
     ReLU MLP trained for 4 epochs is already below it by more than $4,000 on each of 3 seeds
     (measured: $61.7k-64.2k against $69.4k): the prices are not linear in the features."""
@@ -174,7 +174,7 @@ def test_a_small_mlp_beats_the_best_linear_model_on_every_seed(table, tmp_path):
 
 
 @pytest.mark.slow
-def test_house_prices_end_to_end(cli, table, tmp_path):
+def test_house_prices_end_to_end(cli, housing_table, tmp_path):
     """One linreg member of the experiment, shortened: its training curves in dollars, the
     closed form and GD in summary.json and the CSVs, its figures."""
     import os

@@ -99,6 +99,7 @@ def test_plot_sweep_draws_recall_against_delay(tmp_path):
     assert {p.name for p in written} == {"rnn_memory.png", "rnn_memory.csv"}
 
 
+@pytest.mark.both_ways("torch")
 @pytest.mark.slow
 def test_backend_torch_is_one_error_line(cli):
     assert_one_error_line(cli("run", "experiment=rnn_memory", "backend=torch"), "backend=numpy")

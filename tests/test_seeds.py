@@ -253,7 +253,7 @@ def test_depth_width_aggregates_seeds_and_draws_no_compute_axis(tmp_path, monkey
     from dlx.records.compare import table
 
     runs = mini_sweep(tmp_path, "depth_width", [("model.n_layers=1",), ("model.n_layers=4",)],
-                      "max_steps=40", "schedule.warmup_steps=4")
+                      "max_steps=12", "schedule.warmup_steps=4")
     stats = depth_width.rows(runs)
     assert list(stats["depth"]) == [1, 4] and (stats["n"] == 3).all()
     assert_aggregates(stats, "depth", "final_val_loss",

@@ -19,7 +19,7 @@ from tests.conftest import assert_one_error_line
 # Which sums a BLAS splits depends on its kernels: Haswell's split float32 matrix products,
 # SkylakeX's and Sandybridge's only long float64 dot products (the L2 penalty, logged every
 # step, is one over the 65,536 weights of a 256x256 layer); Prescott's split neither.
-WORKLOAD = ("model=mlp", "model.hidden=[256,256]", "dataset.n_samples=4000", "batch_size=512",
+WORKLOAD = ("model=mlp", "model.hidden=[256,256]", "dataset.n_samples=1000", "batch_size=512",
             "epochs=2", "progress=none", "dtype=float64", "regularizer=l2")
 TWO_CPUS = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs to run 2 threads")
 

@@ -271,6 +271,7 @@ def test_a_read_only_runs_dir_is_one_line(cli):
     assert not (ro / "runs").exists()
 
 
+@pytest.mark.both_ways("torch")
 def test_backend_torch_without_torch_is_a_usage_error(monkeypatch):
     import importlib.util
 
