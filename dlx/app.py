@@ -65,6 +65,24 @@ OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, rep
 OmegaConf.register_new_resolver("dlx_width", width_for_budget, replace=True)
 
 
+def _tuned(table, name, reference=None):
+    """``${dlx_tuned:${tuned_lr},${optimizer.name},...reference}``: an experiment's tuned value
+    for the optimizer, looked up by the dlx option a learner's optimizer implements
+    (``reference: adam``), else by its name."""
+    key = reference or name
+    if key not in table:
+        known = ", ".join(table)
+        hint = (f"; if {name} is your own, say which dlx optimizer it implements "
+                f"(reference: adam in its file, or optimizer.reference=adam)") \
+            if reference is None else ""
+        raise _Rejected(UsageError(f"this experiment has no tuned learning rate for {key!r} "
+                                   f"(tuned: {known}){hint}; or set optimizer.lr=..."))
+    return table[key]
+
+
+OmegaConf.register_new_resolver("dlx_tuned", _tuned, replace=True)
+
+
 class _State:
     """What the jobs of this process did, and where the sweep went (read by :func:`main`)."""
 
@@ -82,11 +100,13 @@ class _State:
 
 class ValidateCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _adopt(config)
         _validate(config)
         _check_dir(Path(config.hydra.run.dir), config)  # resolving the default creates it
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _install_sweep_checks()  # now: Hydra's plugin scan re-executes the sweeper modules
+        _adopt(config)
         _validate(config)
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
 
@@ -95,6 +115,13 @@ class ValidateCallback(Callback):
         path = Path(_State.sweep_dir or str(config.hydra.sweep.dir)) / MULTIRUN
         if not path.exists():
             OmegaConf.save(config, path)
+
+
+def _adopt(config: DictConfig) -> None:
+    """Name the learner's options after the choice that selected them (see dlx.learner)."""
+    from dlx import learner
+
+    learner.adopt(config, config.hydra.runtime.choices)
 
 
 def _validate(config: DictConfig) -> None:
@@ -146,6 +173,7 @@ def _check_members(sweeper, batch, start: int) -> None:
         except Exception as e:  # noqa: BLE001 - Hydra's composition errors, said in one line
             raise _Rejected(UsageError(f"{label}{describe(e)}")) from None
         try:
+            _adopt(member)
             _validate(member)
         except _Rejected as e:
             raise _Rejected(UsageError(f"{label}{e.args[0]}")) from None
@@ -193,9 +221,11 @@ def _install_sweep_checks() -> None:
 def _hydra_main(cfg: DictConfig) -> float:
     """One job. Returns the monitored metric (``monitor``, e.g. the best val/loss) for sweepers
     that optimize it (Optuna); +inf for a run that failed or diverged."""
+    from dlx import learner
     from dlx.runner import run_job
 
     hc = HydraConfig.get()
+    learner.adopt(cfg, hc.runtime.choices)
     _State.last_dir = Path(hc.runtime.output_dir)
     result = run_job(cfg, _State.last_dir, list(hc.overrides.task))
     _State.results.append(result)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from dlx import registry
+from dlx import learner, registry
 from dlx.data import (
     FOLD_DATASETS,
     IDX_DATASETS,
@@ -162,8 +162,7 @@ def build_data(cfg: Mapping[str, Any]) -> Dataset:
 
 def initialize(model: Module, init_node, rng: np.random.Generator) -> None:
     """Fill every weight (``decay=True``) with the ``init`` option; biases stay zero."""
-    node = dict(init_node)
-    fn = registry.lookup(INITS, "init", node.pop("name", None))
+    fn, node, _ = registry.factory_of(INITS, "init", init_node)
     kwargs = registry.check_kwargs(fn, node, "init", provided=("shape", "rng"))
     for p in model.parameters():
         if p.decay:
@@ -179,11 +178,15 @@ def build_model(model_node, init_node, spec: DataSpec, init_rng, dtype,
     ``init_node`` from ``init_rng``; ``dropout_rng`` drives its dropout masks. A model that
     cannot read such data is a UsageError naming the models that can."""
     name = model_node.get("name")
-    try:
-        check_reads(name, registry.lookup(MODELS, "model", name), spec, MODELS)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    model = registry.build(MODELS, "model", model_node, spec, dtype=dtype, rng=dropout_rng)
+    if not learner.is_learner(model_node):  # the learner's model reads what it is given
+        try:
+            check_reads(name, registry.lookup(MODELS, "model", name), spec, MODELS)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    model = registry.build(MODELS, "model", learner.resolve_pieces(model_node), spec,
+                           dtype=dtype, rng=dropout_rng)
+    if learner.is_learner(model_node):  # the run's dtype, whatever np.zeros made
+        learner.cast_parameters(model, dtype)
     initialize(model, init_node, init_rng)
     return model
 
@@ -221,12 +224,32 @@ def build_optimizer(node, params):
         groups.check(no_decay_bias, lr_mult)
     except ValueError as e:
         raise UsageError(f"invalid optimizer {node.get('name')!r}: {e}") from None
+    make = _maker(node)
     if not (no_decay_bias or lr_mult):
-        return registry.build(OPTIMIZERS, "optimizer", node, params)
-    registry.build(OPTIMIZERS, "optimizer", node, [])  # the options, checked once
-    return groups.GroupedOptimizer(
-        lambda ps, **over: registry.build(OPTIMIZERS, "optimizer", {**node, **over}, ps),
-        params, no_decay_bias, lr_mult)
+        return make(params)
+    make([])  # the options, checked once
+    return groups.GroupedOptimizer(make, params, no_decay_bias, lr_mult)
+
+
+def _maker(node: dict):
+    """``make(params, **overrides) -> optimizer``. Weight decay is the framework's: for a
+    learner's optimizer whose __init__ does not take ``weight_decay`` the key is set on the
+    built optimizer instead, which folds it into the gradient before ``update`` sees it (as
+    torch's coupled decay does)."""
+    framework = learner.is_learner(node) and "weight_decay" not in inspect.signature(
+        registry.factory_of(OPTIMIZERS, "optimizer", node)[0]).parameters
+    if not framework:
+        return lambda ps, **over: registry.build(OPTIMIZERS, "optimizer", {**node, **over}, ps)
+    node = dict(node)
+    value = node.pop("weight_decay", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise UsageError(f"optimizer.weight_decay must be a number >= 0, got {value!r}")
+
+    def make(ps, weight_decay: float = value, **over):
+        opt = registry.build(OPTIMIZERS, "optimizer", {**node, **over}, ps)
+        opt.weight_decay = float(weight_decay)
+        return opt
+    return make
 
 
 def build_regularizer(node):
@@ -238,8 +261,12 @@ def base_lr(optimizer_node: Mapping) -> float:
     what a schedule starts from. The schedule is then pushed into the optimizer, one way."""
     if "lr" in optimizer_node:
         return float(optimizer_node["lr"])
-    factory = registry.lookup(OPTIMIZERS, "optimizer", optimizer_node.get("name"))
-    return float(inspect.signature(factory).parameters["lr"].default)
+    factory, _, name = registry.factory_of(OPTIMIZERS, "optimizer", optimizer_node)
+    default = inspect.signature(factory).parameters.get("lr")
+    if default is None or default.default is inspect.Parameter.empty:
+        raise UsageError(f"optimizer {name}: no lr given and its __init__ has no default for "
+                         f"lr (set optimizer.lr=...)")
+    return float(default.default)
 
 
 def build_schedule(node: Mapping, lr: float, total_steps: int) -> Schedule:

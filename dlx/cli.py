@@ -51,8 +51,37 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print dlx's version and exit.")) -> None:
-    pass
+                                       help="Print dlx's version and exit."),
+          workspace: Optional[Path] = typer.Option(
+              None, "--workspace", "-w", metavar="DIR",
+              help="Your workspace (`dlx init`): its code importable, its conf/ options usable, "
+                   "its runs/ the default. Default: $DLX_WORKSPACE, else the folder holding "
+                   "dlx-workspace.yaml from here upward.")) -> None:
+    from dlx import workspace as ws
+
+    try:
+        found = ws.find(workspace)
+        if found is not None:
+            ws.check(found)
+            ws.activate(found)
+    except UsageError as e:
+        _fail(str(e))
+
+
+@app.command()
+def init(folder: Path = typer.Argument(Path("."), help="Where (created if missing); default: "
+                                       "the current folder.")) -> None:
+    """Make your workspace: a package for your own code (mine/), conf/ for your config options,
+    runs/, and a README saying what goes where. Every dlx command run inside it finds it."""
+    from dlx import workspace as ws
+
+    try:
+        written = ws.init(folder)
+    except UsageError as e:
+        _fail(str(e))
+    for path in written:
+        typer.echo(str(path))
+    typer.echo(f"workspace ready: cd {folder} and read README.md", err=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -61,7 +90,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _runs_root(root: Optional[Path]) -> Path:
-    return root if root is not None else Path(os.environ.get("DLX_RUNS_DIR", "runs"))
+    from dlx.workspace import runs_root
+
+    return root if root is not None else runs_root()
 
 
 @app.command(
@@ -71,9 +102,14 @@ def _runs_root(root: Optional[Path]) -> Path:
 )
 def run(ctx: typer.Context) -> None:
     """Train one configuration, or sweep many with -m (Hydra overrides; `dlx run --help`)."""
+    from dlx import workspace
     from dlx.app import main
 
-    raise typer.Exit(main(list(ctx.args)))
+    args = list(ctx.args)
+    ws = os.environ.get("DLX_WORKSPACE")  # found and activated by the root callback
+    if ws and not any(a.startswith("hydra.searchpath=") for a in args):  # theirs wins
+        args += workspace.run_overrides(Path(ws))  # last: argparse takes overrides in one run
+    raise typer.Exit(main(args))
 
 
 @app.command()
@@ -103,7 +139,8 @@ def plot(
 
 @app.command("list")
 def list_runs(
-    root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR or ./runs"),
+    root: Optional[Path] = typer.Argument(None, help="Default: $DLX_RUNS_DIR, else your workspace's runs/, "
+                                                  "else ./runs"),
     status: Optional[str] = typer.Option(None, help="Only runs with this status (a,b for "
                                          "several): completed, diverged, interrupted, failed, "
                                          "running, lost."),
@@ -201,12 +238,16 @@ def compare(
                 writer.writerows(csv_rows)
         except OSError as e:
             _fail(f"cannot write {csv}: {e.strerror or e}")
+    from dlx.records.compare import start_notes
+
     if md:
         typer.echo(to_markdown(head, rows))
-        return
-    from dlx.records.table import print_compare
+    else:
+        from dlx.records.table import print_compare
 
-    print_compare(head, rows, grouped=group_by is not None)
+        print_compare(head, rows, grouped=group_by is not None)
+    for line in start_notes(paths):
+        typer.echo(f"note: {line}", err=True)
 
 
 NOTE_HELP = ("Each note is appended to RUN/notes.md under a dated `## YYYY-mm-dd HH:MM` "
@@ -274,7 +315,8 @@ def rm(
     purge: bool = typer.Option(False, "--purge", help="Delete everything in the trash, for good."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Purge without asking."),
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
-                                        help="The runs root (default: $DLX_RUNS_DIR or ./runs)."),
+                                        help="The runs root (default: $DLX_RUNS_DIR, else your "
+                                             "workspace's runs/, else ./runs)."),
 ) -> None:
     """Move runs and sweeps to the trash (runs/.trash/); --purge empties it.
 
@@ -372,7 +414,8 @@ def plan(
                                               help="The runs root, as --root (kept for "
                                               "compatibility)."),
     root: Optional[Path] = typer.Option(None, "--root", metavar="DIR",
-                                        help="The runs root (default: $DLX_RUNS_DIR or ./runs)."),
+                                        help="The runs root (default: $DLX_RUNS_DIR, else your "
+                                             "workspace's runs/, else ./runs)."),
     start: Optional[str] = typer.Option(None, metavar="DATE", help="Day 1 of the plan "
                                         "(YYYY-MM-DD or 'today'); remembered in ROOT/.plan.json."),
     on: Optional[str] = typer.Option(None, metavar="DATE", help="Show the week of DATE "

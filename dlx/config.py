@@ -15,7 +15,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlx import registry, threads
+from dlx import learner, registry, threads
 from dlx.assemble import (
     base_lr,
     build_model,
@@ -93,8 +93,16 @@ def validate(config: DictConfig) -> None:
 
     groups = {g: _plain(config, g) for g in GROUPS}
     for g, node in groups.items():
-        if not isinstance(node, dict) or "name" not in node:
+        if not isinstance(node, dict) or not ("name" in node or learner.TARGET in node):
             raise UsageError(f"{g} must be a config group option (e.g. {g}=<option>)")
+        if learner.TARGET in node and g not in learner.GROUPS:
+            raise UsageError(f"{g}._target_: the learner's own code stands in for "
+                             f"{', '.join(learner.GROUPS)}, not for {g}")
+    mine = learner.pieces(groups)
+    if mine and top["backend"] == "torch":
+        where, target = next(iter(mine.items()))
+        raise UsageError(f"backend=torch runs torch's own classes; {where} {target} is yours, "
+                         f"which has no torch twin: use backend=numpy")
     optimizer = build_optimizer(groups["optimizer"], [])  # first: it checks lr's type and range
     if top["backend"] == "torch" and (groups["optimizer"].get("ema")
                                       or groups["optimizer"].get("bias_correction") is False):
@@ -105,9 +113,9 @@ def validate(config: DictConfig) -> None:
         raise UsageError(f"regularizer.method=proximal with optimizer={groups['optimizer']['name']}"
                          f": {optimizer.prox_unsupported()}; use regularizer.method=subgradient")
     build_schedule(groups["schedule"], lr, total_steps=10**6)  # options only: steps unknown yet
-    model = dict(groups["model"])  # its keys before the data set, which may be downloaded
-    registry.check_kwargs(registry.lookup(MODELS, "model", model.pop("name")), model, "model",
-                          ("spec", "dtype", "rng"))
+    # the model's keys before the data set, which may be downloaded
+    factory, model, _ = registry.factory_of(MODELS, "model", groups["model"])
+    registry.check_kwargs(factory, model, "model", ("spec", "dtype", "rng"))
     _check_init(groups["init"])
     if groups["dataset"].get("folds") is not None and groups["dataset"].get("fold") is None \
             and top["early_stopping"]["patience"] is not None:
@@ -164,8 +172,7 @@ def _check_label_smoothing(eps, task: str | None) -> None:
 
 def _check_init(node: dict) -> None:
     """The init option's keys, and its values: it draws one small weight."""
-    node = dict(node)
-    factory = registry.lookup(INITS, "init", node.pop("name"))
+    factory, node, _ = registry.factory_of(INITS, "init", node)
     kwargs = registry.check_kwargs(factory, node, "init", ("shape", "rng"))
     try:
         factory((3, 2), np.random.default_rng(0), **kwargs)

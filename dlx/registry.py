@@ -92,16 +92,39 @@ def check_kwargs(factory: Callable, kwargs: Mapping[str, Any], where: str,
     return out
 
 
+def factory_of(registry: Mapping[str, Callable], group: str, node: Mapping[str, Any]
+               ) -> tuple[Callable, dict[str, Any], str]:
+    """(the implementation, its options, its name) for a node: dlx's option ``name``, or the
+    learner's class or function ``_target_`` (:mod:`dlx.learner`)."""
+    from dlx import learner
+
+    if learner.is_learner(node):
+        factory, options = learner.resolve(node, group.partition("[")[0].partition(".")[0])
+        return factory, options, str(node.get("name") or learner.label_target(node["_target_"]))
+    options = dict(node)
+    name = options.pop("name", None)
+    return lookup(registry, group, name), options, name
+
+
+def _accepts(factory: Callable, name: str) -> bool:
+    params = inspect.signature(_target(factory)).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def build(registry: Mapping[str, Callable], group: str, node: Mapping[str, Any],
           *args: Any, **provided: Any) -> Any:
-    """Construct the option named by ``node['name']`` with the node's other keys as kwargs.
+    """Construct the option named by ``node['name']`` (or the learner's ``_target_``) with the
+    node's other keys as kwargs.
 
-    ``args``/``provided`` are what the caller supplies (parameters, sizes, ...). A ValueError
-    raised by the factory (an out-of-range value) becomes a UsageError naming the group.
+    ``args``/``provided`` are what the caller supplies (parameters, sizes, ...); a learner's
+    implementation gets those of ``provided`` its signature takes. A ValueError raised by the
+    factory (an out-of-range value) becomes a UsageError naming the group.
     """
-    node = dict(node)
-    name = node.pop("name", None)
-    factory = lookup(registry, group, name)
+    from dlx import learner
+
+    factory, node, name = factory_of(registry, group, node)
+    if learner.is_learner_factory(factory, registry):
+        provided = {k: v for k, v in provided.items() if _accepts(factory, k)}
     positional = [n for n in inspect.signature(_target(factory)).parameters if n != "self"]
     positional = positional[:len(args)]
     kwargs = check_kwargs(factory, node, group, (*positional, *provided))

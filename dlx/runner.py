@@ -99,6 +99,9 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         "pid": os.getpid(), "pid_start": process_start(os.getpid()),  # `lost` if it dies
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
     }
+    source = _learner_source(resolved, run_dir)
+    if source:
+        summary["source"] = source
     earlier = float((previous or {}).get("wall_time_s") or 0.0) if resume else 0.0
     if resume:
         log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
@@ -146,6 +149,17 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
     return JobResult(run_dir, summary["status"], message, _objective(resolved, summary))
 
 
+def _learner_source(resolved: dict, run_dir: Path) -> dict | None:
+    """The learner's code this run uses, imported (a launcher's worker has not validated the
+    config) and copied into the record: see :func:`dlx.learner.record`."""
+    from dlx import learner
+
+    for where, targets in learner.pieces(resolved).items():
+        for target in targets.split(","):
+            learner.load(target, where)
+    return learner.record(resolved, run_dir, learner.GROUPS)
+
+
 def _close(rec: MetricsWriter, summary: dict) -> None:
     """Close the metrics file; a write that fails now (a full disk) fails the run, said once."""
     try:
@@ -175,8 +189,13 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         summary.update(status="failed", error=str(e))
         return f"failed: {e}"
     except Exception as e:  # noqa: BLE001 - any failure is recorded, the sweep goes on
+        from dlx.learner import their_frames
+
         debug = os.environ.get("DLX_DEBUG") == "1"
         log.error("run failed", exc_info=True, extra={"console": debug})
+        theirs = None if debug else their_frames(e)
+        if theirs:  # the learner's code raised: its frames, on the console
+            log.error(theirs)
         summary.update(status="failed", error=f"{type(e).__name__}: {e}")
         return f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
     if result.early_stopping:

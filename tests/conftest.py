@@ -239,7 +239,8 @@ class CLI:
         self.cwd = cwd
         # COLUMNS / LINES: tests set a width themselves (pytest-xdist's workers carry one)
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DLX_RUNS_DIR", "HYDRA_FULL_ERROR", "COLUMNS", "LINES")}
+                    if k not in ("DLX_RUNS_DIR", "DLX_WORKSPACE", "HYDRA_FULL_ERROR", "COLUMNS",
+                                 "LINES")}
         self.env["MPLBACKEND"] = "Agg"
 
     def __call__(self, *args: str, timeout: float = 300, input: str | None = None,

@@ -46,6 +46,17 @@ def linreg(spec, *, dtype=np.float32, rng=None) -> Module:
     return Linear(spec.size, spec.n_out, dtype=dtype, name="linear", input_grad=False)
 
 
+def _activation(a) -> type | None:
+    """An activation option: dlx's by name, or a Module class (the learner's own ReLU, say,
+    from ``model.activation=mine.layers.ReLU``; :mod:`dlx.assemble` imports it)."""
+    if isinstance(a, type) and issubclass(a, Module):
+        return a
+    if a not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)}, or your "
+                         f"own Module class as package.module.Class)")
+    return ACTIVATIONS[a]
+
+
 def _per_layer(value, n: int, key: str) -> list:
     values = list(value) if isinstance(value, (list, tuple)) else [value] * n
     if len(values) != n:
@@ -57,7 +68,8 @@ NORMS = ("none", "batchnorm", "layernorm")
 
 
 def mlp(spec, *, hidden: list[int] = (256,),
-        activation: str | list[str] = "relu", keep_prob: float | list[float] = 1.0,
+        activation: str | list[str] | type | list[type] = "relu",
+        keep_prob: float | list[float] = 1.0,
         dropconnect: bool = False, norm: str = "none", residual: bool = False,
         dtype=np.float32, rng=None) -> Module:
     """A multi-layer perceptron: [Linear -> norm -> activation -> dropout] per hidden layer,
@@ -81,9 +93,7 @@ def mlp(spec, *, hidden: list[int] = (256,),
     keeps = _per_layer(keep_prob, len(hidden), "keep_prob")
     for keep in keeps:
         check_keep(keep)
-    for a in acts:
-        if a not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)})")
+    acts = [_activation(a) for a in acts]
     rng = rng if rng is not None else np.random.default_rng(0)
     layers: list[Module] = []
     width = spec.size
@@ -99,8 +109,8 @@ def mlp(spec, *, hidden: list[int] = (256,),
         if norm != "none":
             block.append((BatchNorm if norm == "batchnorm" else LayerNorm)(h, dtype=dtype,
                                                                           name=f"{name}.norm"))
-        if ACTIVATIONS[act] is not None:
-            block.append(ACTIVATIONS[act]())
+        if act is not None:
+            block.append(act())
         if keep < 1.0 and not dropconnect:
             block.append(Dropout(keep, rng))
         layers += [Residual(Sequential(*block))] if residual and not first else block

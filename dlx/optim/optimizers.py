@@ -25,6 +25,28 @@ def _check(name: str, value: float, low: float, high: float | None = None,
 
 
 class Optimizer:
+    r"""The optimizer contract: a learner's optimizer writes ``__init__`` and :meth:`update`.
+
+    Example (plain SGD)::
+
+        class SGD(dlx.optim.Optimizer):
+            def __init__(self, params, lr=0.01):
+                super().__init__(params, lr)
+
+            def update(self, p, g, state):
+                p -= self.lr * g
+
+    The framework keeps the rest: the loop over parameters, ``zero_grad``, the per-parameter
+    ``state`` dicts (checkpointed with the run, counted in ``state_bytes``), ``self.lr`` (set by
+    the schedule before each step), ``self.t`` (the step count, from 1) and weight decay
+    (``weight_decay * p`` is already in ``g``).
+
+    Args:
+        params: the model's :class:`~dlx.nn.Parameter` list.
+        lr: the learning rate (a schedule overwrites ``self.lr`` before each step).
+        weight_decay: coupled L2 decay, folded into the gradient before ``update``.
+    """
+
     SCALARS: tuple[str, ...] = ()  # state kept as attributes, beside the per-parameter buffers
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
@@ -41,13 +63,48 @@ class Optimizer:
         for p in self.params:
             p.grad.fill(0)
 
+    @property
+    def t(self) -> int:
+        """The number of the step being made, from 1 (torch's ``state["step"]``)."""
+        return self.steps
+
     def step(self) -> None:
         self.steps += 1
+        first = self.steps == 1 and type(self)._update is Optimizer._update
+        before = [p.data.copy() for p in self.params] if first else None
         for p, state, tmp in zip(self.params, self.state, self._scratch):
             self._update(p, p.grad, state, tmp)
+        if first:
+            self._check_first_step(before)
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
+        """Change ``p`` (the parameter's array, shape as ``g``) in place, one step along ``g``
+        (its gradient, weight decay included); ``state`` is this parameter's dict, kept from
+        step to step (empty at the first). The one method a learner's optimizer writes."""
+        raise NotImplementedError(f"{type(self).__name__} must define update(self, p, g, state)")
 
     def _update(self, p: Parameter, g: np.ndarray, state: dict, tmp: np.ndarray) -> None:
-        raise NotImplementedError
+        returned = self.update(p.data, self._l2(p, g), state)
+        if returned is not None:
+            raise TypeError(f"{type(self).__name__}.update returned a value for {p.name or 'a '}"
+                            f"parameter: it must change p in place (p -= ..., p[...] = ...); "
+                            f"dlx keeps the array p it passed, not what update returns")
+
+    def _check_first_step(self, before: list[np.ndarray]) -> None:
+        """After a learner's first step: a parameter that lost its shape or dtype, or no
+        parameter moved although some gradient is not zero (``p = p - lr * g`` rebinds the
+        local name and leaves the parameter as it was)."""
+        for p, old in zip(self.params, before):
+            if p.data.shape != old.shape or p.data.dtype != old.dtype:
+                raise TypeError(f"{type(self).__name__}.update changed parameter {p.name!r} "
+                                f"from {old.dtype}{list(old.shape)} to "
+                                f"{p.data.dtype}{list(p.data.shape)}")
+        moved = any(not np.array_equal(p.data, old) for p, old in zip(self.params, before))
+        if not moved and any(np.any(p.grad) for p in self.params):
+            raise TypeError(f"{type(self).__name__}.update left every parameter as it was after "
+                            f"the first step, although the gradients are not zero: change p in "
+                            f"place (p -= lr * g, p[...] = ...); p = p - lr * g makes a new "
+                            f"array and rebinds the local name only")
 
     def step_scale(self, index: int) -> float | np.ndarray:
         r"""The diagonal step size D of the last step for ``self.params[index]``.
@@ -82,8 +139,15 @@ class Optimizer:
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict]:
         """All the state a resumed run needs: the per-parameter buffers as arrays named
         ``"{index}.{buffer}"``, and the step count and scalar state as JSON-able values."""
-        arrays = {f"{i}.{k}": v.copy() for i, s in enumerate(self.state) for k, v in s.items()}
-        return arrays, {"steps": self.steps, **{k: getattr(self, k) for k in self.SCALARS}}
+        arrays = {f"{i}.{k}": np.array(v, copy=True) for i, s in enumerate(self.state)
+                  for k, v in s.items() if isinstance(v, np.ndarray)}
+        # a learner's state may hold numbers too (a step count): JSON, beside the arrays
+        scalars = {f"{i}.{k}": _plain(v) for i, s in enumerate(self.state)
+                   for k, v in s.items() if not isinstance(v, np.ndarray)}
+        meta = {"steps": self.steps, **{k: getattr(self, k) for k in self.SCALARS}}
+        if scalars:
+            meta["state_scalars"] = scalars
+        return arrays, meta
 
     def load_state_dict(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         """Continue exactly where :meth:`state_dict` was taken (same parameters, same order)."""
@@ -92,6 +156,8 @@ class Optimizer:
             state.clear()
             state.update({k[len(prefix):]: np.array(v, copy=True) for k, v in arrays.items()
                           if k.startswith(prefix)})
+            state.update({k[len(prefix):]: v for k, v in meta.get("state_scalars", {}).items()
+                          if k.startswith(prefix)})
         self.steps = meta["steps"]
         for k in self.SCALARS:
             setattr(self, k, meta[k])
@@ -99,6 +165,18 @@ class Optimizer:
     def state_bytes(self) -> int:
         """Bytes of optimizer state (buffers kept across steps beyond parameters and grads)."""
         return sum(v.nbytes for s in self.state for v in s.values() if isinstance(v, np.ndarray))
+
+
+def _plain(value):
+    """A learner's non-array state value as JSON (numbers, strings, lists of them)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    raise TypeError(f"optimizer state holds a {type(value).__name__}: keep arrays and numbers "
+                    f"in state (a resumed run must restore it)")
 
 
 class SGD(Optimizer):

@@ -24,7 +24,7 @@ from dlx.plots.style import (
     save,
     y_label,
 )
-from dlx.records.store import Run, differing, sweep_members
+from dlx.records.store import Run, differing, mark_learner, sweep_members
 
 log = logging.getLogger("dlx.plots")
 
@@ -50,7 +50,7 @@ def member_labels(runs: list[Run]) -> list[str]:
     diffs = differing([r.overrides for r in runs])
     labels = []
     for run, diff in zip(runs, diffs):
-        label = ", ".join(diff) or f"member {run.path.name}"
+        label = ", ".join(mark_learner(diff, run.summary)) or f"member {run.path.name}"
         status = run.summary.get("status")
         if status != "completed":
             label += f" ({status})"
@@ -185,8 +185,10 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
             if span > 1:
                 ax.plot(s["step"], s["raw"], color=color, lw=0.5, alpha=0.15)
             marker = dict(marker="o", ms=3) if len(s) <= 60 else {}
+            # the learner's own code dashed: on top of a reference it matches, both show
+            dashed = {"ls": (0, (4, 3))} if run.summary.get("source") else {}
             ax.plot(s["step"], s["value"], color=color, label=label,
-                    lw=1.0 if split == "batch" else 1.8, **marker)
+                    lw=1.0 if split == "batch" else 1.8, **marker, **dashed)
             if run.summary.get("status") == "diverged":
                 finite = s[np.isfinite(s["value"])]
                 if not finite.empty:

@@ -70,6 +70,38 @@ def collect(paths: list[Path], notes: bool = False) -> list[dict]:
     return rows
 
 
+def start_notes(paths: list[Path]) -> list[str]:
+    """Runs of the same seed that did not start from the same point: their initial weights or
+    their first mini-batch differ (summary.json ``start``, fingerprints of both). A learner's
+    implementation is compared with dlx's only from the same start; a different init, data set
+    or model shape says so here instead of hiding in the metrics."""
+    by_seed: dict = {}
+    for path in paths:
+        path = check_dir(path)
+        for member in (sweep_members(path) if is_sweep(path) else [path]):
+            try:
+                summary = Run(member).summary
+            except UsageError:
+                continue
+            start = summary.get("start")
+            if isinstance(start, dict) and start:
+                name = f"{path.name}/{member.name}" if member != path else path.name
+                by_seed.setdefault(summary.get("seed"), []).append((name, start))
+    out = []
+    for seed, runs in by_seed.items():
+        for key, what in (("params_sha256", "initial weights"),
+                          ("first_batch_sha256", "first mini-batch")):
+            groups: dict = {}
+            for name, start in runs:
+                if start.get(key):
+                    groups.setdefault(start[key], []).append(name)
+            if len(groups) > 1:
+                parts = " | ".join(", ".join(names) for names in groups.values())
+                out.append(f"seed {seed}: these runs did not start from the same {what} "
+                           f"(the same within each group: {parts})")
+    return out
+
+
 def columns(rows: list[dict], show_all: bool) -> list[str]:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     config = [k for k in keys if k.startswith("config.")]

@@ -313,6 +313,26 @@ def load_run(path: str | Path) -> Run:
     return run
 
 
+def mark_learner(overrides: list[str], summary: dict) -> list[str]:
+    """``optimizer=my_adam`` -> ``optimizer=my_adam (mine.optim:Adam @60b7ba)`` where the run
+    used the learner's own code for that group: the class and its module file's sha256 prefix
+    (summary.json's ``source``), so that a table or legend tells it from dlx's reference."""
+    source = summary.get("source") if isinstance(summary, dict) else None
+    if not isinstance(source, dict) or not isinstance(source.get("targets"), dict):
+        return overrides
+    files = source.get("files") if isinstance(source.get("files"), dict) else {}
+    out = []
+    for o in overrides:
+        target = source["targets"].get(o.partition("=")[0])
+        if isinstance(target, str) and "=" in o:
+            module, _, name = target.rpartition(".")
+            path = module.replace(".", "/")
+            digest = files.get(f"{path}.py") or files.get(f"{path}/__init__.py")
+            o = f"{o} ({module}:{name}{' @' + str(digest)[:6] if digest else ''})"
+        out.append(o)
+    return out
+
+
 def differing(overrides: list[list[str]]) -> list[list[str]]:
     """For each member's overrides, only those not shared by every member (what varies)."""
     if not overrides:

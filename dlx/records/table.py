@@ -29,6 +29,7 @@ from dlx.records.store import (
     is_run,
     is_sweep,
     load_run,
+    mark_learner,
     read_overrides,
     read_summary,
     sweep_members,
@@ -315,6 +316,7 @@ def list_entries(root: Path, selection=None) -> list[Entry]:
             diffs = differing([read_overrides(m) for m in members])
             shown = []
             for m, s, d in zip(members, summaries, diffs):
+                d = mark_learner(d, s)
                 mtags = read_tags(m)
                 metrics.update(s.get("final") or {})
                 if sel.matches(s, tags + mtags, m):
@@ -417,7 +419,8 @@ def list_rows(entries: list[Entry]) -> tuple[list[Column], list[list]]:
         else:
             s = e.summary
             rows.append([e.path.name, s.get("experiment") or "-", status_text(s["status"]),
-                         *tag_cell(e.tags), Items(s.get("overrides") or ["-"]), *values(s),
+                         *tag_cell(e.tags),
+                         Items(mark_learner(s.get("overrides") or [], s) or ["-"]), *values(s),
                          _duration(s)])
     return columns, rows
 
@@ -520,6 +523,7 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     highlights = [
         ("experiment", s.get("experiment")),
         ("overrides", Items(s.get("overrides") or ["-"], sep=" ")),
+        *_learner_rows(s),
         ("model", _model_items(cfg.get("model") or {})),
         ("optimizer", Items([f"{k}={v}" for k, v in opt.items()])),
         ("schedule", cfg.get("schedule", {}).get("name")),
@@ -567,6 +571,16 @@ _MODEL_KEYS = {"rnn": ("cell", "hidden", "layers"), "mlp": ("hidden", "activatio
                "cnn": ("channels", "hidden"), "resnet": ("depth", "width"),
                "plain": ("depth", "width"),
                "transformer": ("n_layers", "d_model", "n_heads", "d_ff")}
+
+
+def _learner_rows(s: dict) -> list[tuple[str, object]]:
+    """show's line for a run of the learner's own code: each group's class, file hashes."""
+    source = s.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("targets"), dict):
+        return []
+    files = source.get("files") if isinstance(source.get("files"), dict) else {}
+    return [("your code", Items([f"{g}={t}" for g, t in source["targets"].items()]
+                                + [f"{f} @{str(h)[:6]}" for f, h in files.items()]))]
 
 
 def _model_items(model: dict) -> Items:

@@ -8,6 +8,7 @@ changing e.g. the batch size changes neither the data nor the initial weights.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Loop:
         self.step, self.epoch, self.initial_loss = 0, 0, math.nan
         self.diverged_at, self.reason, self.evaluated_at = None, None, None
         self.progress: Progress | None = None
+        self.start: dict[str, str] = {}  # fingerprints of the starting point (see fingerprint)
         self._started, self._eval_seconds = time.perf_counter(), 0.0
 
     def evaluate(self) -> dict[str, float]:
@@ -98,6 +100,8 @@ class Loop:
             order = self.order_rng.permutation(len(data.X_train))
         for b in range(min(self.steps_per_epoch, self.total_steps - self.step)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.step == 0:
+                self.start["first_batch_sha256"] = fingerprint(data.X_train[idx], data.y_train[idx])
             lr = lr_at(self.step)
             for cb in callbacks:
                 cb.before_update(self)
@@ -127,10 +131,11 @@ class Loop:
     def checkpoint_meta(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "initial_loss": self.initial_loss,
                 "rng_batches": self.order_rng.bit_generator.state,
-                "train_seconds": self.train_seconds()}
+                "train_seconds": self.train_seconds(), "start": self.start}
 
     def restore(self, meta: dict) -> None:
         self.step, self.epoch, self.initial_loss = meta["step"], meta["epoch"], meta["initial_loss"]
+        self.start = dict(meta.get("start") or {})
         self.order_rng.bit_generator.state = meta["rng_batches"]
 
 
@@ -161,6 +166,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     else:
         for cb in callbacks:
             cb.begin(loop)
+        loop.start["params_sha256"] = fingerprint(*backend.state_dict().values())
         loop.initial_loss = loop.evaluate()["train/loss"]
     loop.start_clock(resume[1]["loop"]["train_seconds"] if resume else 0.0)
     try:
@@ -194,5 +200,18 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                        backend.param_bytes(), backend.state_dict(),
                        early_stopping_summary(callbacks),
                        extra={**backend.sizes(), **({"data": data.description}
-                                                    if data.description else {})})
+                                                    if data.description else {}),
+                              "start": loop.start})
+
+
+def fingerprint(*arrays) -> str:
+    """sha256 of arrays' shapes, dtypes and bytes, in order: two runs whose initial weights (or
+    first batch) have the same fingerprint started from the same point, whatever the names of
+    their parameters (a learner's model beside dlx's)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 

@@ -1,0 +1,297 @@
+"""The learner's own implementations, named in a config node by ``_target_`` (Hydra's key).
+
+``{_target_: mine.optim.Adam, lr: 0.001}`` in the optimizer group trains with the learner's
+class where ``{name: adam, lr: 0.001}`` trains with dlx's. The node's other keys are checked
+against the class's signature exactly as dlx's own options are (:mod:`dlx.registry`), so the
+learner's code receives plain Python values and NumPy arrays. Three keys are dlx's, not the
+learner's: ``name`` (the label in tables and legends; the option's file name by default),
+``reference`` (the dlx option it implements: its tuned settings apply, `dlx check` compares with
+it) and, for optimizers, the framework's ``weight_decay``, ``no_decay_bias`` and ``lr_mult``.
+
+Importing is done here rather than by ``hydra.utils.get_object`` because its errors wrap the
+learner's own (a SyntaxError becomes "Error loading 'mine.optim.Adam'" with the cause three
+exceptions down); a learner needs the file and line first.
+
+What a group's implementation must be (the contract, checked before anything is created):
+
+* optimizer: a subclass of :class:`dlx.optim.Optimizer` defining ``update(self, p, g, state)``;
+* model: a subclass of :class:`dlx.nn.Module` defining ``forward`` and ``backward``, built as
+  ``Model(spec, **hyperparameters)`` (``dtype=`` and ``rng=`` too if its signature takes them);
+* init: a function ``(shape, rng, **hyperparameters) -> array``;
+* schedule: a function ``(step, lr, total_steps, **hyperparameters) -> lr at that step``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dlx.errors import UsageError
+
+TARGET = "_target_"
+GROUPS = ("optimizer", "model", "schedule", "init")  # where a learner's code stands in
+OWN_KEYS = ("name", "reference", TARGET)  # dlx's keys in a learner's node, never passed on
+_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+def is_learner(node: Mapping | None) -> bool:
+    return isinstance(node, Mapping) and TARGET in node
+
+
+def pieces(cfg: Mapping) -> dict[str, str]:
+    """Where a run uses the learner's code: ``{"optimizer": "mine.optim.Adam", ...}``, and
+    ``"model.activation"`` for an activation given as ``package.module.Class``."""
+    out = {g: cfg[g][TARGET] for g in GROUPS if is_learner(cfg.get(g))}
+    model = cfg.get("model")
+    acts = model.get("activation") if isinstance(model, Mapping) else None
+    named = [a for a in (acts if isinstance(acts, (list, tuple)) else [acts])
+             if isinstance(a, str) and _PATH.match(a)]
+    if named:
+        out["model.activation"] = ",".join(dict.fromkeys(named))
+    return out
+
+
+def resolve_pieces(model_node: Mapping) -> dict:
+    """The model node with an activation given as ``package.module.Class`` imported: a
+    subclass of dlx.nn.Module with forward and backward, as a whole model's."""
+    acts = model_node.get("activation")
+    if acts is None:
+        return dict(model_node)
+
+    def one(a):
+        if isinstance(a, str) and _PATH.match(a):
+            cls = load(a, "model.activation")
+            check_contract(cls, "model", label_target(a))
+            return cls
+        return a
+    return {**model_node, "activation": [one(a) for a in acts] if isinstance(acts, (list, tuple))
+            else one(acts)}
+
+
+def is_learner_factory(factory: Callable, registry: Mapping[str, Callable]) -> bool:
+    """Not one of the registry's own implementations."""
+    return all(factory is not f for f in registry.values())
+
+
+def workspace() -> Path | None:
+    ws = os.environ.get("DLX_WORKSPACE")
+    return Path(ws) if ws else None
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc`` outside dlx and Python itself."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+
+
+def _theirs(filename: str) -> bool:
+    """A frame of the learner's code: not dlx's, not the standard library's, not a package's."""
+    path = os.path.abspath(filename)
+    dlx_root = os.path.dirname(os.path.abspath(__file__))
+    return not (path.startswith(dlx_root + os.sep) or "site-packages" in path
+                or path.startswith(os.path.dirname(os.__file__)) or filename.startswith("<frozen"))
+
+
+def load(target: Any, group: str) -> Callable:
+    """The class or function ``target`` names ("package.module.Name"), or a UsageError saying
+    why not: the learner's SyntaxError with its file and line, the missing module or name."""
+    if callable(target):  # a class from a notebook cell (dlx.run)
+        return target
+    if not isinstance(target, str) or not _PATH.match(target):
+        raise UsageError(f"{group}._target_ must be a dotted path such as mine.optim.Adam, "
+                         f"got {target!r}")
+    module_name, _, attr = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except SyntaxError as e:
+        raise UsageError(f"{group}._target_ {target}: {e.filename}:{e.lineno}: SyntaxError: "
+                         f"{e.msg}") from None
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):  # the target's own module (or package)
+            ws = workspace()
+            where = (f"in the workspace {ws}" if ws else
+                     "on the import path (no workspace here: `dlx init` makes one)")
+            raise UsageError(f"{group}._target_ {target}: no module named {e.name!r} {where}") \
+                from None
+        raise UsageError(f"{group}._target_ {target}: {_where(e)}ModuleNotFoundError: {e}") \
+            from None
+    except Exception as e:  # noqa: BLE001 - anything the learner's module raises on import
+        raise UsageError(f"{group}._target_ {target}: importing {module_name} raised "
+                         f"{_where(e)}{type(e).__name__}: {e}") from None
+    if not hasattr(module, attr):
+        names = sorted(n for n, v in vars(module).items()
+                       if not n.startswith("_") and callable(v)
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise UsageError(f"{group}._target_ {target}: {module_name} has no {attr!r} "
+                         f"(it defines: {', '.join(names) or 'nothing callable'})")
+    return getattr(module, attr)
+
+
+def _defines(cls: type, base: type, method: str) -> bool:
+    return getattr(cls, method, None) is not getattr(base, method, None)
+
+
+def check_contract(factory: Callable, group: str, target: str) -> None:
+    """Refuse an implementation that cannot stand in for dlx's in ``group``: name the missing
+    base class or method (before anything is created)."""
+    from dlx.nn import Module
+    from dlx.optim import Optimizer
+
+    contracts = {"optimizer": (Optimizer, ("update",), "dlx.optim.Optimizer"),
+                 "model": (Module, ("forward", "backward"), "dlx.nn.Module")}
+    if group in contracts:
+        base, methods, base_name = contracts[group]
+        if not (inspect.isclass(factory) and issubclass(factory, base)):
+            raise UsageError(f"{group} {target}: must be a class subclassing {base_name} (the "
+                             f"contract in `help({base_name})`), got {factory!r}")
+        missing = [m for m in methods if not _defines(factory, base, m)
+                   and not (group == "optimizer" and _defines(factory, base, "_update"))]
+        if missing:
+            signature = {"update": "update(self, p, g, state)", "forward": "forward(self, x)",
+                         "backward": "backward(self, dout)"}
+            raise UsageError(f"{group} {target}: does not define "
+                             f"{', '.join(signature[m] for m in missing)}, the method(s) "
+                             f"{base_name}'s contract asks of it")
+    elif not callable(factory) or inspect.isclass(factory):
+        raise UsageError(f"{group} {target}: must be a function "
+                         f"({'(shape, rng, ...)' if group == 'init' else '(step, lr, total_steps, ...)'}), "
+                         f"got {factory!r}")
+
+
+def resolve(node: Mapping, group: str) -> tuple[Callable, dict]:
+    """(the learner's factory, the node's hyperparameters) for a node with ``_target_``."""
+    factory = load(node[TARGET], group)
+    check_contract(factory, group, label_target(node[TARGET]))
+    if group == "schedule":
+        factory = _schedule_builder(factory)
+    return factory, {k: v for k, v in node.items() if k not in OWN_KEYS}
+
+
+def _schedule_builder(fn: Callable) -> Callable:
+    """A learner's schedule ``fn(step, lr, total_steps, **options) -> lr`` as the builder dlx's
+    schedules are: ``(lr, total_steps, **options) -> (step -> lr)``."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < 3 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                              for p in params[:3]):
+        raise UsageError(f"schedule {label_target(fn)}: must take (step, lr, total_steps, ...) "
+                         f"and return the learning rate at that step; its signature is "
+                         f"{inspect.signature(fn)}")
+
+    def builder(lr, total_steps, **options):
+        return lambda t: float(fn(t, lr, total_steps, **options))
+
+    builder.__signature__ = inspect.Signature(
+        [inspect.Parameter("lr", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         inspect.Parameter("total_steps", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params[3:]
+           if p.kind is not p.VAR_KEYWORD]])
+    builder.__annotations__ = {k: v for k, v in getattr(fn, "__annotations__", {}).items()
+                               if k != "return"}
+    builder.__wrapped_learner__ = fn
+    return builder
+
+
+def adopt(config, choices: Mapping[str, Any]) -> None:
+    """Give each learner node without a ``name`` the name of the option that chose it
+    (``optimizer=my_adam`` -> ``my_adam``; Hydra's ``runtime.choices``), so that tables,
+    legends and experiments read it as they read dlx's option names. ``config`` is Hydra's
+    DictConfig, changed in place (before it is resolved)."""
+    from omegaconf import open_dict
+
+    for group in GROUPS:
+        node = config.get(group)
+        if node is not None and TARGET in node and node.get("name") is None:
+            with open_dict(node):
+                node["name"] = str(choices.get(group) or label_target(node[TARGET]))
+
+
+def label_target(target: Any) -> str:
+    if isinstance(target, str):
+        module, _, name = target.rpartition(".")
+        return f"{module}:{name}"
+    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', target)}"
+
+
+def cast_parameters(model, dtype) -> None:
+    """Every parameter of a learner's model in the run's dtype (``np.zeros`` makes float64; a
+    float32 run computes in float32, as dlx's own models do)."""
+    import numpy as np
+
+    for p in model.parameters():
+        if p.data.dtype != dtype:
+            p.data = p.data.astype(dtype)
+            p.grad = np.zeros_like(p.data)
+
+
+def their_frames(exc: BaseException) -> str | None:
+    """The traceback of ``exc`` cut to the frames of the learner's own files (what they must
+    debug), or None when none of its frames is theirs."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    if not frames:
+        return None
+    lines = "".join(traceback.format_list(frames))
+    return (f"Traceback (your code; dlx's frames with --debug):\n{lines}"
+            f"{type(exc).__name__}: {exc}")
+
+
+# --- provenance --------------------------------------------------------------------------------
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_files(root: Path | None = None) -> list[Path]:
+    """The learner's modules loaded in this process: every imported module whose file lies in
+    the workspace (the targets' own and whatever they import from it)."""
+    root = (root or workspace())
+    if root is None:
+        return []
+    root = root.resolve()
+    files = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path:
+            p = Path(path).resolve()
+            if p.suffix == ".py" and root in p.parents and "runs" not in p.relative_to(root).parts:
+                files.add(p)
+    return sorted(files)
+
+
+def record(cfg: Mapping, run_dir: Path, groups: tuple[str, ...]) -> dict | None:
+    """Copy the learner's source into ``run_dir/source/`` and return what summary.json keeps:
+    the targets by group and each file's sha256 (None when the run used no learner code)."""
+    targets = {g: t for g, t in pieces(cfg).items() if g.partition(".")[0] in groups}
+    if not targets:
+        return None
+    root = workspace()
+    files = {}
+    for path in source_files(root):
+        rel = path.relative_to(root.resolve())
+        dest = run_dir / "source" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = path.read_bytes()
+        dest.write_bytes(data)
+        files[rel.as_posix()] = hashlib.sha256(data).hexdigest()
+    return {"targets": {g: t if isinstance(t, str) else label_target(t)
+                        for g, t in targets.items()},
+            "files": files, "workspace": str(root) if root else None}
+
+
+def short_label(node: Mapping, source: Mapping | None = None) -> str:
+    """``my_adam (mine.optim:Adam @3fa2c1)``: the option, the class, its module file's hash."""
+    target = node.get(TARGET)
+    if target is None:
+        return str(node.get("name"))
+    text = label_target(target)
+    module = text.partition(":")[0].replace(".", "/")
+    digest = next((h for f, h in (source or {}).get("files", {}).items()
+                   if f in (f"{module}.py", f"{module}/__init__.py")), None)
+    inner = f"{text} @{digest[:6]}" if digest else text
+    return f"{node.get('name') or text} ({inner})"

@@ -1,0 +1,431 @@
+"""The learner's own implementations in a workspace (`dlx init`): written as a learner would,
+plugged in by config files with ``_target_``, compared with dlx's reference under the same data,
+initial weights and batches, and recorded with their source."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import CLI, REPO, assert_one_error_line
+
+pytestmark = pytest.mark.slow
+
+EXTRA = '''\
+from dlx.optim import Optimizer
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr)
+
+    def update(self, p, g, state):
+        p -= self.lr * g
+
+
+class Rebinds(Optimizer):
+    """The classic slip: a new array bound to the local name, the parameter left as it was."""
+    def update(self, p, g, state):
+        p = p - self.lr * g
+
+
+class Raises(Optimizer):
+    def update(self, p, g, state):
+        scale = state["scale"]  # never set: KeyError at the first step
+        p -= scale * g
+'''
+
+
+def readme_files() -> dict[str, str]:
+    """The files the README's "Your own implementation" shows, by the path in their first line."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Your own implementation", 1)[1].split("\n## ", 1)[0]
+    files = {}
+    for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S):
+        first, _, body = block.partition("\n")
+        files[first.removeprefix("# ").strip()] = body
+    return files
+
+
+MODELS = '''\
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class LogReg(Module):
+    """logits = x W + b, one output for 2 classes (sigmoid + BCE), else one per class."""
+    def __init__(self, spec):
+        D, K = spec.shape[0], spec.n_out      # K = 1 for 2 classes (sigmoid), else one per class
+        self.W = Parameter(np.zeros((D, K)), "W")
+        self.b = Parameter(np.zeros(K), "b", decay=False)
+
+    def forward(self, x):
+        self.x = x                            # (N, D): what backward needs
+        return x @ self.W.data + self.b.data  # (N, n_out)
+
+    def backward(self, dout):
+        self.W.grad += self.x.T @ dout
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data.T
+'''
+
+LAYERS = '''\
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class Linear(Module):
+    def __init__(self, d_in, d_out, name):
+        self.W = Parameter(np.zeros((d_in, d_out)), f"{name}.W")
+        self.b = Parameter(np.zeros(d_out), f"{name}.b", decay=False)
+
+    def forward(self, x):                     # x: (N, d_in)
+        self.x = x
+        return x @ self.W.data + self.b.data  # (N, d_out)
+
+    def backward(self, dout):                 # dout: (N, d_out)
+        self.W.grad += self.x.T @ dout
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data.T
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class MLP(Module):
+    """Linear -> ReLU per hidden width, then a Linear to the outputs."""
+    def __init__(self, spec, hidden=(16,)):
+        sizes = [spec.shape[0], *hidden]
+        self.layers = []
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            self.layers += [Linear(a, b, f"fc{i + 1}"), ReLU()]
+        self.layers.append(Linear(sizes[-1], spec.n_out, f"fc{len(hidden) + 1}"))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+'''
+
+PIECES = '''\
+import math
+import re
+
+
+def he_normal(shape, rng):
+    return rng.normal(0.0, math.sqrt(2.0 / shape[0]), shape)
+
+
+def cosine(step, lr, total_steps, eta_min=0.0):
+    return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * step / total_steps)) / 2
+'''
+
+OPTIONS = {
+    "optimizer/my_sgd.yaml": "_target_: mine.extra.SGD\nreference: sgd\nlr: 0.1\n",
+    "optimizer/rebinds.yaml": "_target_: mine.extra.Rebinds\nlr: 0.1\n",
+    "optimizer/raises.yaml": "_target_: mine.extra.Raises\nlr: 0.1\n",
+    "model/my_logreg.yaml": "_target_: mine.models.LogReg\n",
+    "model/my_mlp.yaml": "_target_: mine.layers.MLP\nhidden: [16]\n",
+    "init/my_he.yaml": "_target_: mine.pieces.he_normal\n",
+    "schedule/my_cosine.yaml": "_target_: mine.pieces.cosine\neta_min: 0.0\n",
+}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """A workspace made by `dlx init`, holding a learner's code and config options."""
+    root = tmp_path_factory.mktemp("learner")
+    made = CLI(root)("init", "ws")
+    assert made.returncode == 0, made.stderr
+    ws = root / "ws"
+    for name, text in (("extra", EXTRA), ("models", MODELS), ("layers", LAYERS),
+                       ("pieces", PIECES)):
+        (ws / "mine" / f"{name}.py").write_text(text)
+    for rel, text in readme_files().items():  # the README's Adam and its option
+        (ws / rel).write_text(text)
+    for rel, text in OPTIONS.items():
+        (ws / "conf" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ws / "conf" / rel).write_text(text)
+    return ws
+
+
+def metrics(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "metrics.csv")
+
+
+def assert_same_run(mine: Path, ref: Path, rel: float) -> float:
+    """Same rows (steps, splits, metrics) and values equal to ``rel``: the largest relative
+    difference, returned so a test can state it."""
+    a, b = metrics(mine), metrics(ref)
+    keys = ["step", "epoch", "split", "metric"]
+    assert a[keys].equals(b[keys])
+    diff = float(((a.value - b.value).abs() / np.maximum(b.value.abs(), 1e-6)).max())
+    assert diff < rel, diff
+    return diff
+
+
+def run(cli: CLI, *args: str) -> Path:
+    result = cli("run", "progress=none", *args)
+    assert result.returncode == 0, result.stderr
+    return cli.run_dir(result)
+
+
+def test_init_makes_the_workspace_and_overwrites_nothing(tmp_path):
+    cli = CLI(tmp_path)
+    made = cli("init", "w")
+    assert made.returncode == 0, made.stderr
+    for rel in ("dlx-workspace.yaml", "README.md", "mine/__init__.py", "conf/optimizer", "runs"):
+        assert (tmp_path / "w" / rel).exists(), rel
+    assert_one_error_line(cli("init", "w"), "already a dlx workspace")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "README.md").write_text("mine")
+    assert_one_error_line(cli("init", "v"), "README.md exists", "writes nothing over")
+    assert (tmp_path / "v" / "README.md").read_text() == "mine"
+    assert not (tmp_path / "v" / "dlx-workspace.yaml").exists()
+
+
+def test_every_command_finds_the_workspace_from_inside_it(ws):
+    deep = ws / "mine" / "notes"
+    deep.mkdir(exist_ok=True)
+    result = CLI(deep)("run", "optimizer=my_sgd", "epochs=1", "progress=none")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.split()[-1]).parent == ws / "runs"  # the workspace's runs/
+    listed = CLI(deep)("list")
+    assert Path(result.stdout.split()[-1]).name in listed.stdout
+
+
+def test_a_named_workspace_that_is_not_one_is_an_error(tmp_path):
+    cli = CLI(tmp_path)
+    assert_one_error_line(cli("--workspace", str(tmp_path), "run"), "not a dlx workspace",
+                          "dlx init")
+    cli.env["DLX_WORKSPACE"] = str(tmp_path / "nowhere")
+    assert_one_error_line(cli("list"), "DLX_WORKSPACE", "not a dlx workspace")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dtype, rel", [("float32", 1e-5), ("float64", 1e-12)])
+def test_a_correct_adam_matches_the_reference_side_by_side(ws, dtype, rel):
+    """experiment=optimizers, dlx's Adam and the learner's in one sweep: the same data, batches
+    and initial weights, so the same metrics up to round-off (measured: 8.9e-7 relative in
+    float32, where the learner's order of operations differs from dlx's fused one)."""
+    result = CLI(ws)("run", "-m", "experiment=optimizers", "optimizer=adam,my_adam", "seed=0",
+                     f"dtype={dtype}", "epochs=5", "progress=none")
+    assert result.returncode == 0, result.stderr
+    sweep = Path(result.stdout.split()[-1])
+    assert_same_run(sweep / "1", sweep / "0", rel)
+    config = (sweep / "1" / "config.yaml").read_text()
+    assert "name: my_adam" in config and "_target_: mine.optim.Adam" in config
+    assert "lr: 0.005" in config  # the experiment's tuned lr for the reference it implements
+
+
+def test_the_record_holds_the_learners_source_with_its_hash(ws):
+    out = run(CLI(ws), "optimizer=my_sgd", "epochs=2")
+    source = json.loads((out / "summary.json").read_text())["source"]
+    assert source["targets"] == {"optimizer": "mine.extra.SGD"}
+    digest = hashlib.sha256((ws / "mine" / "extra.py").read_bytes()).hexdigest()
+    assert source["files"]["mine/extra.py"] == digest
+    assert (out / "source" / "mine" / "extra.py").read_bytes() == \
+        (ws / "mine" / "extra.py").read_bytes()
+    reference = run(CLI(ws), "optimizer=sgd", "optimizer.lr=0.1", "epochs=2")
+    assert "source" not in json.loads((reference / "summary.json").read_text())
+    assert_same_run(out, reference, 1e-6)
+
+
+def test_a_learners_model_init_and_schedule_match_the_reference(ws):
+    cli = CLI(ws)
+    common = ("epochs=3", "dtype=float64", "optimizer=adam", "optimizer.lr=0.05")
+    mine = run(cli, "model=my_logreg", "init=my_he", "schedule=my_cosine", *common)
+    ref = run(cli, "model=logreg", "init=he_normal", "schedule=cosine", *common)
+    assert_same_run(mine, ref, 1e-12)
+    summary = json.loads((mine / "summary.json").read_text())
+    assert summary["source"]["targets"] == {"model": "mine.models.LogReg",
+                                            "init": "mine.pieces.he_normal",
+                                            "schedule": "mine.pieces.cosine"}
+    # the same start, provably: fingerprints of the initial weights and of the first batch
+    assert summary["start"] == json.loads((ref / "summary.json").read_text())["start"]
+    other = run(cli, "model=logreg", "init=zeros", *common)
+    told = cli("compare", str(mine), str(ref), str(other))
+    assert told.returncode == 0, told.stderr
+    assert "did not start from the same initial weights" in told.stderr
+    assert f"{mine.name}, {ref.name} | {other.name}" in told.stderr
+    assert "first mini-batch" not in told.stderr  # the same data and batch order
+
+
+def test_a_learners_layers_in_a_model_and_in_dlxs_mlp_match_the_reference(ws):
+    """The learner's Linear and ReLU in their own MLP, and their ReLU inside dlx's mlp
+    (model.activation=package.module.Class): dlx's mlp, to round-off in float64."""
+    cli = CLI(ws)
+    common = ("dataset=moons", "epochs=3", "dtype=float64", "init=he_normal")
+    ref = run(cli, "model=mlp", "model.hidden=[16]", *common)
+    mine = run(cli, "model=my_mlp", *common)
+    assert_same_run(mine, ref, 1e-12)
+    relu = run(cli, "model=mlp", "model.hidden=[16]", "model.activation=mine.layers.ReLU",
+               *common)
+    assert_same_run(relu, ref, 1e-12)
+    source = json.loads((relu / "summary.json").read_text())["source"]
+    assert source["targets"] == {"model.activation": "mine.layers.ReLU"}
+    assert "mine/layers.py" in source["files"]
+    assert_one_error_line(cli("run", "model=mlp", "model.activation=mine.layers.Nope"),
+                          "model.activation", "has no 'Nope'", "Linear, MLP, ReLU")
+
+
+def test_weight_decay_stays_the_frameworks(ws):
+    cli = CLI(ws)
+    mine = run(cli, "optimizer=my_sgd", "+optimizer.weight_decay=0.01", "epochs=2",
+               "dtype=float64")
+    ref = run(cli, "optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0.01",
+              "epochs=2", "dtype=float64")
+    assert_same_run(mine, ref, 1e-12)
+
+
+def test_a_rebinding_update_fails_the_run_naming_the_slip(ws):
+    result = CLI(ws)("run", "optimizer=rebinds", "epochs=1", "progress=none")
+    assert result.returncode == 1
+    summary = json.loads((Path(result.stdout.split()[-1]) / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "left every parameter as it was" in summary["error"]
+    assert "p = p - lr * g" in summary["error"]
+
+
+def test_a_learner_exception_shows_the_learners_frames(ws):
+    result = CLI(ws)("run", "optimizer=raises", "epochs=1", "progress=none")
+    assert result.returncode == 1
+    assert "Traceback (your code" in result.stderr
+    assert f"{ws / 'mine' / 'extra.py'}" in result.stderr and "state[\"scale\"]" in result.stderr
+    assert "dlx/optim/optimizers.py" not in result.stderr  # dlx's frames only with --debug
+    assert "KeyError: 'scale'" in result.stderr
+
+
+@pytest.mark.parametrize("option, code, needles", [
+    ("broken", "class Adam(\n", ["mine/broken.py:1", "SyntaxError"]),
+    ("missing", None, ["no module named 'mine.nothere'"]),
+    ("typo", "from dlx.optim import Optimizer\nclass Adamm(Optimizer):\n"
+             "    def update(self, p, g, state):\n        p -= g\n",
+     ["has no 'Adam'", "it defines: Adamm"]),
+    ("noupdate", "from dlx.optim import Optimizer\nclass Adam(Optimizer):\n    pass\n",
+     ["does not define update(self, p, g, state)"]),
+    ("notsub", "class Adam:\n    def update(self, p, g, state):\n        p -= g\n",
+     ["must be a class subclassing dlx.optim.Optimizer"]),
+    ("raising", "raise RuntimeError('half-written')\nclass Adam: pass\n",
+     ["mine/raising.py:1", "RuntimeError: half-written"]),
+])
+def test_bad_learner_code_is_one_error_line_and_creates_nothing(tmp_path, option, code, needles):
+    cli = CLI(tmp_path)
+    assert cli("init", "w").returncode == 0
+    ws = tmp_path / "w"
+    module = "nothere" if code is None else option
+    if code is not None:
+        (ws / "mine" / f"{option}.py").write_text(code)
+    (ws / "conf" / "optimizer" / f"my_{option}.yaml").write_text(
+        f"_target_: mine.{module}.Adam\nlr: 0.1\n")
+    assert_one_error_line(CLI(ws)("run", f"optimizer=my_{option}"), *needles)
+    assert list((ws / "runs").iterdir()) == []
+
+
+@pytest.mark.both_ways("torch")
+def test_refusals_before_anything_is_created(ws):
+    cli = CLI(ws)
+    before = set((ws / "runs").iterdir())
+    assert_one_error_line(cli("run", "optimizer=my_adam", "backend=torch"),
+                          "backend=torch", "no torch twin")
+    assert_one_error_line(cli("run", "optimizer=my_sgd", "+optimizer.momentum=0.9"),
+                          "unknown key optimizer.momentum")
+    assert_one_error_line(cli("run", "-m", "experiment=optimizers", "optimizer=rebinds"),
+                          "no tuned learning rate for 'rebinds'", "reference: adam")
+    assert set((ws / "runs").iterdir()) == before
+
+
+def test_an_option_named_as_dlxs_own_is_refused(tmp_path):
+    cli = CLI(tmp_path)
+    assert cli("init", "w").returncode == 0
+    (tmp_path / "w" / "conf" / "optimizer" / "adam.yaml").write_text("_target_: mine.a.Adam\n")
+    assert_one_error_line(CLI(tmp_path / "w")("run"), "conf/optimizer/adam.yaml",
+                          "dlx's own option", "my_adam")
+
+
+def test_the_optimizer_state_resumes_exactly(ws):
+    """A learner's state dict (arrays and a number) is checkpointed generically: a run
+    stopped after epoch 2 and resumed gives the uninterrupted run's bytes."""
+    import signal
+    import time
+
+    cli = CLI(ws)
+    args = ("optimizer=my_adam", "epochs=400", "progress=log", "hydra.run.dir=" +
+            str(ws / "runs" / "resumed"))
+    proc = cli.popen("run", *args)
+    log = ws / "runs" / "resumed" / "run.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and log.read_text().count("epoch ") > 30):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert (ws / "runs" / "resumed" / "checkpoint.npz").exists()
+    resumed = cli("run", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run(cli, "optimizer=my_adam", "epochs=400")
+    assert (ws / "runs" / "resumed" / "metrics.csv").read_bytes() == \
+        (straight / "metrics.csv").read_bytes()
+
+
+def test_the_contract_is_checked_in_process():
+    """Without the CLI: the base class's update names itself; the learner's state takes
+    numbers beside arrays through state_dict / load_state_dict."""
+    from dlx.nn import Parameter
+    from dlx.optim import Optimizer
+
+    class Counting(Optimizer):
+        def update(self, p, g, state):
+            state["n"] = state.get("n", 0) + 1
+            p -= self.lr * g
+
+    p = Parameter(np.ones(3))
+    p.grad[...] = 1.0
+    opt = Counting([p], lr=0.5)
+    opt.step()
+    opt.step()
+    arrays, meta = opt.state_dict()
+    fresh = Counting([Parameter(np.ones(3))], lr=0.5)
+    fresh.load_state_dict(arrays, json.loads(json.dumps(meta)))
+    assert fresh.state[0]["n"] == 2 and fresh.t == 2
+    assert np.allclose(p.data, 0.0) and math.isclose(opt.lr, 0.5)
+    with pytest.raises(NotImplementedError, match="must define update"):
+        Optimizer([Parameter(np.ones(2))], lr=0.1).update(np.ones(2), np.ones(2), {})
+
+
+def test_the_readme_walkthrough(tmp_path):
+    """The README's commands and files, as a learner follows them."""
+    made = CLI(tmp_path)("init", "my-dlx")
+    assert made.returncode == 0 and "my-dlx/dlx-workspace.yaml" in made.stdout, made.stderr
+    ws = tmp_path / "my-dlx"
+    for rel, text in readme_files().items():
+        (ws / rel).write_text(text)
+    cli = CLI(ws)
+    result = cli("run", "-m", "experiment=optimizers", "optimizer=adam,my_adam", "seed=0")
+    assert result.returncode == 0 and "sweep of 2 runs: 2 completed" in result.stderr
+    sweep = Path(result.stdout.split()[-1])
+    diff = assert_same_run(sweep / "1", sweep / "0", 1e-5)
+    assert diff > 0  # not the reference run twice: the learner's order of operations shows
+    digest = hashlib.sha256((ws / "mine" / "optim.py").read_bytes()).hexdigest()[:6]
+    cli.env["COLUMNS"] = "200"
+    listed = cli("list", "--limit", "2")
+    assert f"optimizer=my_adam (mine.optim:Adam @{digest})" in " ".join(listed.stdout.split())
