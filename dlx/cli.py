@@ -106,6 +106,10 @@ def run(ctx: typer.Context) -> None:
     from dlx.app import main
 
     args = list(ctx.args)
+    try:
+        workspace.check_searchpath(args)
+    except UsageError as e:
+        _fail(str(e))
     ws = os.environ.get("DLX_WORKSPACE")  # found and activated by the root callback
     if ws and not any(a.startswith("hydra.searchpath=") for a in args):  # theirs wins
         args += workspace.run_overrides(Path(ws))  # last: argparse takes overrides in one run
@@ -371,6 +375,9 @@ def rerun(
     verify: bool = typer.Option(False, "--verify", help="Then compare the new metrics.csv with "
                                 "the record's, byte for byte: exit 0 if identical, 1 (and the "
                                 "first differing line) if not."),
+    code: Optional[str] = typer.Option(None, "--code", metavar="WHICH", help="For a run of "
+                                       "your own code whose files changed since: current "
+                                       "(today's files) or recorded (the copy in RUN/source/)."),
 ) -> None:
     """Run a record's config again; --verify checks metrics.csv is byte-identical.
 
@@ -380,16 +387,18 @@ def rerun(
     from dlx import rerun as _rerun
 
     try:
+        if code not in (None, "current", "recorded"):
+            raise UsageError(f"--code must be current or recorded, got {code!r}")
         if verify:
             _rerun.check_verifiable(path)
-        new, code, warnings = _rerun.rerun(path)
+        new, exit_code, warnings = _rerun.rerun(path, code)
     except UsageError as e:
         _fail(str(e))
     except _rerun._Failed as e:
         raise typer.Exit(e.code) from None
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    if verify and code == 130:
+    if verify and exit_code == 130:
         typer.echo("interrupted: nothing verified", err=True)
     elif verify:
         diff = _rerun.first_difference(path / "metrics.csv", new / "metrics.csv")
@@ -402,10 +411,10 @@ def rerun(
             typer.echo(f"differ: metrics.csv first differs at line {line}")
             typer.echo(f"  {path}: {'(end of file)' if old is None else old}")
             typer.echo(f"  {new}: {'(end of file)' if now is None else now}")
-            code = code or 1
+            exit_code = exit_code or 1
     typer.echo(str(new))
-    if code:
-        raise typer.Exit(code)
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 @app.command()

@@ -250,7 +250,8 @@ def sha256(path: Path) -> str:
 def source_files(root: Path | None = None) -> list[Path]:
     """The learner's modules loaded in this process: every imported module whose file lies in
     the workspace (the targets' own and whatever they import from it)."""
-    root = (root or workspace())
+    root = root or (Path(os.environ["DLX_SOURCE"]) if os.environ.get("DLX_SOURCE")
+                    else workspace())
     if root is None:
         return []
     root = root.resolve()
@@ -270,7 +271,7 @@ def record(cfg: Mapping, run_dir: Path, groups: tuple[str, ...]) -> dict | None:
     targets = {g: t for g, t in pieces(cfg).items() if g.partition(".")[0] in groups}
     if not targets:
         return None
-    root = workspace()
+    root = Path(os.environ["DLX_SOURCE"]) if os.environ.get("DLX_SOURCE") else workspace()
     files = {}
     for path in source_files(root):
         rel = path.relative_to(root.resolve())

@@ -123,6 +123,15 @@ def schedule() -> list[tuple[tuple, list[int]]]:
     return out
 
 
+# Deliverables the learner implements (the plan says "from scratch", "implement", "hand-written"):
+# done only by a completed run of the learner's own code in this group (dlx.learner), never by a
+# run of dlx's reference, which shows as "reference ran".
+SCRATCH = {"logreg": "model", "gd_variants": "optimizer", "optimizers": "optimizer",
+           "lr_schedules": "schedule", "mnist_mlp": "model", "init": "init",
+           "transformer": "model"}
+REFERENCE = "reference:"  # done-key prefix: a from-scratch deliverable run with dlx's code only
+
+
 def _key(row: tuple) -> str:
     return row[3] or f"{REPORT}:{row[0]}"
 
@@ -158,9 +167,10 @@ def completed_runs(root: Path) -> dict[str, str]:
                 continue
             name = s.get("experiment")
             if s.get("status") == "completed" and name:
+                key = name if _theirs(name, s) else f"{REFERENCE}{name}"
                 rank = (swept(name) and member != path, str(s.get("finished_at") or ""))
-                if name not in found or rank >= found[name][:2]:
-                    found[name] = (*rank, path.name)
+                if key not in found or rank >= found[key][:2]:
+                    found[key] = (*rank, path.name)
     done = {name: run for name, (_, _, run) in found.items()}
     # a phase's report: report.json (written by `dlx report`) names the phase it covers
     for meta in sorted((root / "reports").glob("*/report.json"), key=lambda p: p.stat().st_mtime):
@@ -233,9 +243,22 @@ def _span(days: list[int], start: date | None) -> str:
     return f"{da:%-d}-{db:%-d %b}" if da.month == db.month else f"{da:%-d %b}-{db:%-d %b}"
 
 
+def _theirs(experiment: str, summary: dict) -> bool:
+    """Whether a completed run counts for its deliverable: any run, unless the deliverable is
+    one the learner implements (SCRATCH); then only a run of their code in that group."""
+    group = SCRATCH.get(experiment)
+    source = summary.get("source")
+    targets = source.get("targets") if isinstance(source, dict) else None
+    return group is None or (isinstance(targets, dict)
+                             and any(str(k).partition(".")[0] == group for k in targets))
+
+
 def _mark(key: str, done: dict[str, str]) -> str:
     if key in done:
         return f"[green]✓[/] {done[key]}"
+    if f"{REFERENCE}{key}" in done:  # dlx's code ran it; the learner's has not yet
+        return (f"[yellow]reference ran[/] {done[REFERENCE + key]}; yours: "
+                f"{SCRATCH[key]}=<your option>")
     if not key.startswith(REPORT) and not available(key):
         return "[yellow]not in this version of dlx yet[/]"
     return "[dim]–[/]"
@@ -293,7 +316,7 @@ def print_plan(root: Path, start: date | None = None) -> None:
     console.print("days: the plan's own numbering; "
                   + ("dates" if start else "scheduled: the calendar days")
                   + " in weeks of 5 build days, 1 consolidation day and 1 reading day.")
-    n = sum(1 for *_, e, _ in PLAN if e and e in done)
+    n = sum(1 for *_, e, _ in PLAN if e and (e in done or f"{REFERENCE}{e}" in done))
     console.print(f"{n} of {sum(1 for *_, e, _ in PLAN if e)} experiments have a completed run; "
                   + _count(done))
     for line in _next_lines(done, start, None):

@@ -78,10 +78,51 @@ def plan(path: Path) -> tuple[list[str], dict, dict, dict]:
     return args, env, summary, config
 
 
-def rerun(path: Path) -> tuple[Path, int, list[str]]:
+def learner_source(path: Path, summary: dict, code: str | None) -> dict[str, str]:
+    """The environment a rerun of a run of the learner's code needs, or a UsageError.
+
+    The record holds the sha256 of each of the learner's files it ran. Today's workspace files
+    are used when they are the same; when one differs the rerun is refused, naming it, unless
+    ``code`` says which to run: ``current`` (today's files) or ``recorded`` (the copy in
+    RUN/source/, checked against the hashes first; it is imported before the workspace)."""
+    from dlx.learner import sha256
+
+    source = summary.get("source")
+    files = source.get("files") if isinstance(source, dict) else None
+    if not isinstance(files, dict) or not files:
+        return {}
+    ws = os.environ.get("DLX_WORKSPACE")
+    if not ws:
+        raise UsageError(f"{path} ran your code (workspace {source.get('workspace')}): rerun it "
+                         f"from inside your workspace, or with --workspace DIR")
+    if code == "current":
+        return {}
+    if code == "recorded":
+        copy = path / "source"
+        for rel, digest in files.items():
+            f = copy / rel
+            if copy.is_symlink() or not f.is_file() or f.is_symlink() or sha256(f) != digest:
+                raise UsageError(f"{f}: missing or not the file the run recorded (sha256 "
+                                 f"{str(digest)[:12]}): the copy cannot be rerun")
+        return {"DLX_SOURCE": str(copy.resolve())}
+    for rel, digest in files.items():
+        today = Path(ws) / rel
+        now = sha256(today) if today.is_file() else None
+        if now != digest:
+            what = f"sha256 {str(digest)[:6]} -> {now[:6]}" if now else "it is gone"
+            raise UsageError(f"{today} changed since {path.name} ran ({what}): rerun with "
+                             f"--code current (today's files) or --code recorded (the copy in "
+                             f"{path / 'source'})")
+    return {}
+
+
+def rerun(path: Path, code: str | None = None) -> tuple[Path, int, list[str]]:
     """Run ``path``'s config again under its runs root; returns (the new run directory, dlx run's
-    exit code, warnings). A run that cannot start raises UsageError with dlx run's own error."""
+    exit code, warnings). A run that cannot start raises UsageError with dlx run's own error.
+    ``code``: for a run of the learner's code whose files changed since, which to run (see
+    :func:`learner_source`)."""
     args, env, summary, config = plan(path)
+    env.update(learner_source(check_dir(path), summary, code))
     path = Path(path).resolve()
     root = path.parent.parent if is_sweep(path.parent) else path.parent
     cmd = [sys.executable, "-m", "dlx.cli", "run", *args]

@@ -77,13 +77,14 @@ def find(explicit: str | os.PathLike | None = None, start: Path | None = None) -
 
 def activate(ws: Path) -> None:
     """Make the learner's packages importable here and in every process started from here."""
-    root = str(ws)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    os.environ["DLX_WORKSPACE"] = root
+    # DLX_SOURCE (`dlx rerun --code recorded`): a run's copy of the learner's files, first
+    for folder in [str(ws), *filter(None, [os.environ.get("DLX_SOURCE")])]:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if folder not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([folder, *paths])
+    os.environ["DLX_WORKSPACE"] = str(ws)
     os.environ.setdefault("DLX_RUNS_DIR", str(ws / "runs"))  # what runs_dir's default reads
 
 
@@ -119,6 +120,20 @@ def run_overrides(ws: Path) -> list[str]:
     """The Hydra override a run inside the workspace starts with: its conf/ searched beside
     dlx's (an absolute path); not added when the user gives their own search path."""
     return [f"hydra.searchpath=[file://{ws / 'conf'}]"]
+
+
+def check_searchpath(args: list[str]) -> None:
+    """A search path the user gives (``hydra.searchpath=[file:///a/conf,...]``) that does not
+    exist is an error: Hydra would only warn and go on without it."""
+    for arg in args:
+        if arg.startswith("hydra.searchpath="):
+            value = arg.partition("=")[2].strip().strip("[]")
+            for item in (v.strip().strip("'\"") for v in value.split(",") if v.strip()):
+                path = item[len("file://"):] if item.startswith("file://") else \
+                    (None if "://" in item else item)
+                if path is not None and not Path(path).is_dir():
+                    raise UsageError(f"hydra.searchpath: {item} is not a folder (a search path "
+                                     f"must exist; file:///abs/path/conf)")
 
 
 def runs_root() -> Path:

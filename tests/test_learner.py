@@ -220,6 +220,9 @@ def test_a_named_workspace_that_is_not_one_is_an_error(tmp_path):
                           "dlx init")
     cli.env["DLX_WORKSPACE"] = str(tmp_path / "nowhere")
     assert_one_error_line(cli("list"), "DLX_WORKSPACE", "not a dlx workspace")
+    del cli.env["DLX_WORKSPACE"]
+    assert_one_error_line(cli("run", f"hydra.searchpath=[file://{tmp_path}/nope]"),
+                          "hydra.searchpath", "is not a folder")
     assert not (tmp_path / "runs").exists()
 
 
@@ -429,3 +432,32 @@ def test_the_readme_walkthrough(tmp_path):
     cli.env["COLUMNS"] = "200"
     listed = cli("list", "--limit", "2")
     assert f"optimizer=my_adam (mine.optim:Adam @{digest})" in " ".join(listed.stdout.split())
+
+
+def test_rerun_uses_the_code_the_run_recorded_or_says_which_file_changed(tmp_path):
+    assert CLI(tmp_path)("init", "w").returncode == 0
+    ws = tmp_path / "w"
+    for rel, text in readme_files().items():
+        (ws / rel).write_text(text)
+    cli = CLI(ws)
+    first = run(cli, "optimizer=my_adam", "epochs=3")
+    same = cli("rerun", str(first), "--verify")
+    assert same.returncode == 0 and "identical" in same.stdout, same.stderr
+    optim = ws / "mine" / "optim.py"
+    original = optim.read_text()
+    # the maths changed since (no bias correction): today's code computes something else
+    optim.write_text(original.replace("m / (1 - self.b1 ** self.t)", "m"))
+    assert_one_error_line(cli("rerun", str(first)), f"{optim} changed since", "--code current",
+                          "--code recorded")
+    recorded = cli("rerun", str(first), "--verify", "--code", "recorded")
+    assert recorded.returncode == 0 and "identical" in recorded.stdout, recorded.stderr
+    again = Path(recorded.stdout.split()[-1])
+    assert json.loads((again / "summary.json").read_text())["source"]["files"] == \
+        json.loads((first / "summary.json").read_text())["source"]["files"]
+    today = cli("rerun", str(first), "--verify", "--code", "current")
+    assert today.returncode == 1 and "differ" in today.stdout
+    # a tampered copy is not run
+    (first / "source" / "mine" / "optim.py").write_text("import os\n")
+    assert_one_error_line(cli("rerun", str(first), "--code", "recorded"),
+                          "not the file the run recorded")
+    assert_one_error_line(cli("rerun", str(first), "--code", "mine"), "--code must be")

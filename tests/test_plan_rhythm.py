@@ -39,6 +39,28 @@ def fake_run(root: Path, name: str, experiment: str | None, status: str, **extra
     return run
 
 
+MY_ADAM = {"source": {"targets": {"optimizer": "mine.optim.Adam"}}}
+MY_LOGREG = {"source": {"targets": {"model": "mine.models.LogReg"}}}
+
+
+def test_a_from_scratch_deliverable_is_done_only_by_the_learners_code(tmp_path):
+    """"logistic regression from scratch": dlx's reference run shows as "reference ran" and is
+    not counted; the learner's own model is; their own optimizer on logreg is not."""
+    root = tmp_path / "runs"
+    fake_run(root, "20261201-100000-logreg-aaaaaa", "logreg", "completed")
+    done = plan.completed_runs(root)
+    assert "logreg" not in done and done["reference:logreg"] == "20261201-100000-logreg-aaaaaa"
+    assert "reference ran" in plan._mark("logreg", done) and "model=" in plan._mark("logreg", done)
+    assert plan._count(done).startswith("0 of")
+    fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed", **MY_ADAM)
+    assert "logreg" not in plan.completed_runs(root)  # their optimizer, dlx's model
+    fake_run(root, "20261201-120000-logreg-cccccc", "logreg", "completed", **MY_LOGREG)
+    done = plan.completed_runs(root)
+    assert done["logreg"] == "20261201-120000-logreg-cccccc"
+    assert plan._mark("logreg", done).startswith("[green]✓[/]")
+    assert plan._count(done).startswith("1 of")
+
+
 def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
     root = tmp_path / "runs"
     fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")       # a plain logreg run
@@ -48,20 +70,20 @@ def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
     fake_run(root, "20261201-130000-conditioning-dddddd", "conditioning", "completed")
     sweep = root / "20261201-140000-optimizers-eeeeee"
     fake_run(sweep, "0", "optimizers", "failed")
-    fake_run(sweep, "1", "optimizers", "completed")
+    fake_run(sweep, "1", "optimizers", "completed", **MY_ADAM)
     (sweep / "multirun.yaml").write_text("{}\n")
     done = plan.completed_runs(root)
     assert done == {"conditioning": "20261201-130000-conditioning-dddddd",
                     "optimizers": "20261201-140000-optimizers-eeeeee"}
     # `dlx rerun SWEEP/1` later: a completed run of the experiment, but the plan runs it as a
     # sweep (-m), so the sweep stays the one shown; a single run counts when there is no sweep
-    fake_run(root, "20261202-100000-optimizers-ffffff", "optimizers", "completed")
-    fake_run(root, "20261202-110000-logreg-gggggg", "logreg", "completed")
+    fake_run(root, "20261202-100000-optimizers-ffffff", "optimizers", "completed", **MY_ADAM)
+    fake_run(root, "20261202-110000-logreg-gggggg", "logreg", "completed", **MY_LOGREG)
     done = plan.completed_runs(root)
     assert done["optimizers"] == "20261201-140000-optimizers-eeeeee"
     assert done["logreg"] == "20261202-110000-logreg-gggggg"
     newer = root / "20261203-100000-optimizers-hhhhhh"  # a newer sweep is shown instead
-    fake_run(newer, "0", "optimizers", "completed", finished_at="20261203-110000")
+    fake_run(newer, "0", "optimizers", "completed", finished_at="20261203-110000", **MY_ADAM)
     (newer / "multirun.yaml").write_text("{}\n")
     assert plan.completed_runs(root)["optimizers"] == newer.name
 
@@ -113,7 +135,7 @@ def test_plan_shows_this_week_and_the_next_deliverable(cli):
     assert "on day 2 of 60, Wed 2 Dec 2026, a build day; week 1 of 9:" in result.stdout
     assert "✓" not in result.stdout
     assert "next deliverable: logistic regression" in result.stdout
-    fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed")
+    fake_run(root, "20261201-110000-logreg-bbbbbb", "logreg", "completed", **MY_LOGREG)
     result = cli("plan", "--on", "2026-12-02")
     assert "▶  2  Wed 2 Dec   build          logistic regression from scratch (2/2)\n" \
            "                                 dlx run -m experiment=logreg\n" \
