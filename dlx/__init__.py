@@ -8,6 +8,10 @@ every run. In a notebook::
     run.summary["final"]["val/acc"], run.wide()["val/loss"]
     sweep = dlx.load_sweep("runs/20261121-120500-optimizers-d4e5f6")
     sweep.members, sweep.metrics   # members (status, varied overrides); every metrics row
+
+and run, with your own classes (see ``dlx.run``)::
+
+    sweep = dlx.run(["-m", "experiment=optimizers", "optimizer=adam,MyAdam"], optimizer=MyAdam)
 """
 
 __version__ = "0.1.0"
@@ -30,4 +34,13 @@ def load_sweep(path):
     return _load_sweep(path)
 
 
-__all__ = ["__version__", "load_run", "load_sweep"]
+def run(overrides=(), **pieces):
+    """Run ``dlx run OVERRIDES`` in this process and return the run (or, with ``-m``, the sweep)
+    loaded. ``pieces``: a config group and your class or function (``optimizer=MyAdam``),
+    defined anywhere, a notebook cell included; see :mod:`dlx.inline`."""
+    from dlx.inline import run as _run  # lazy, as above
+
+    return _run(overrides, **pieces)
+
+
+__all__ = ["__version__", "load_run", "load_sweep", "run"]

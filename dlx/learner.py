@@ -38,7 +38,7 @@ from dlx.errors import UsageError
 TARGET = "_target_"
 GROUPS = ("optimizer", "model", "schedule", "init")  # where a learner's code stands in
 OWN_KEYS = ("name", "reference", TARGET)  # dlx's keys in a learner's node, never passed on
-_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")  # package.module.Name
 
 
 def is_learner(node: Mapping | None) -> bool:
@@ -102,8 +102,13 @@ def _theirs(filename: str) -> bool:
 def load(target: Any, group: str) -> Callable:
     """The class or function ``target`` names ("package.module.Name"), or a UsageError saying
     why not: the learner's SyntaxError with its file and line, the missing module or name."""
-    if callable(target):  # a class from a notebook cell (dlx.run)
-        return target
+    if isinstance(target, str) and target.startswith("__dlx_inline__."):  # dlx.run's pieces
+        from dlx.inline import PIECES
+
+        if target not in PIECES:
+            raise UsageError(f"{group}._target_ {target}: a piece given to dlx.run in another "
+                             f"process (inline pieces run with the basic launcher only)")
+        return PIECES[target]
     if not isinstance(target, str) or not _PATH.match(target):
         raise UsageError(f"{group}._target_ must be a dotted path such as mine.optim.Adam, "
                          f"got {target!r}")
@@ -273,16 +278,23 @@ def record(cfg: Mapping, run_dir: Path, groups: tuple[str, ...]) -> dict | None:
         return None
     root = Path(os.environ["DLX_SOURCE"]) if os.environ.get("DLX_SOURCE") else workspace()
     files = {}
-    for path in source_files(root):
+    for path in source_files(root) if root else []:
         rel = path.relative_to(root.resolve())
         dest = run_dir / "source" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         data = path.read_bytes()
         dest.write_bytes(data)
         files[rel.as_posix()] = hashlib.sha256(data).hexdigest()
-    return {"targets": {g: t if isinstance(t, str) else label_target(t)
-                        for g, t in targets.items()},
-            "files": files, "workspace": str(root) if root else None}
+    for t in targets.values():  # dlx.run's pieces: their source, as the notebook holds it
+        if t.startswith("__dlx_inline__."):
+            from dlx.inline import PIECES, source_of
+
+            rel = f"__dlx_inline__/{t.rpartition('.')[2]}.py"
+            data = source_of(PIECES[t]).encode()
+            (run_dir / "source" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / "source" / rel).write_bytes(data)
+            files[rel] = hashlib.sha256(data).hexdigest()
+    return {"targets": dict(targets), "files": files, "workspace": str(root) if root else None}
 
 
 def short_label(node: Mapping, source: Mapping | None = None) -> str:

@@ -461,3 +461,39 @@ def test_rerun_uses_the_code_the_run_recorded_or_says_which_file_changed(tmp_pat
     assert_one_error_line(cli("rerun", str(first), "--code", "recorded"),
                           "not the file the run recorded")
     assert_one_error_line(cli("rerun", str(first), "--code", "mine"), "--code must be")
+
+
+
+def _notebook_sgd():
+    from dlx.optim import Optimizer
+
+    class MySGD(Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, lr)
+
+        def update(self, p, g, state):
+            p -= self.lr * g
+    return MySGD
+
+
+def test_dlx_run_in_process_with_a_class_from_a_cell(tmp_path, monkeypatch):
+    import dlx
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("DLX_WORKSPACE", raising=False)
+    monkeypatch.delenv("DLX_RUNS_DIR", raising=False)
+    my_sgd = _notebook_sgd()
+    sweep = dlx.run(["-m", "optimizer=sgd,MySGD", "optimizer.lr=0.1", "epochs=2",
+                     "progress=none"], optimizer=my_sgd)
+    mine, ref = (Path(p) for p in sorted(sweep.members["path"], reverse=True))
+    assert_same_run(mine, ref, 1e-6)
+    summary = json.loads((mine / "summary.json").read_text())
+    assert summary["source"]["targets"] == {"optimizer": "__dlx_inline__.MySGD"}
+    copied = (mine / "source" / "__dlx_inline__" / "MySGD.py").read_text()
+    assert "class MySGD(Optimizer):" in copied and "p -= self.lr * g" in copied
+    one = dlx.run(["epochs=1", "progress=none"], optimizer=my_sgd)
+    assert one.summary["status"] == "completed"
+    assert '<img src="data:image/png;base64,' in one._repr_html_()
+    with pytest.raises(dlx.errors.UsageError, match="unknown key optimizer.momentum"):
+        dlx.run(["+optimizer.momentum=0.9"], optimizer=my_sgd)

@@ -244,6 +244,22 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, status={self.summary.get('status')!r})"
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the run's status, final metrics and figures, inline."""
+        import base64
+        import html
+
+        final = self.summary.get("final") or {}
+        head = (f"<b>{html.escape(self.path.name)}</b> {html.escape(str(self.summary.get('status')))}"
+                + "".join(f" · {html.escape(k)} {v:.4g}" for k, v in final.items()
+                          if isinstance(v, float) and k.startswith("val/")))
+        images = "".join(
+            f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+            f'title="{html.escape(p.name)}" style="max-width:48%">'
+            for p in sorted((self.path / "plots").glob("*.png"))
+            if p.is_file() and not p.is_symlink())
+        return f"<div>{head}</div><div>{images}</div>"
+
     @cached_property
     def summary(self) -> dict:
         return read_summary(self.path)

@@ -1,0 +1,158 @@
+"""``dlx.run``: a run or a sweep from Python (a notebook), with the learner's classes as they are.
+
+    import dlx
+
+    class MyAdam(dlx.optim.Optimizer):          # defined in a notebook cell
+        def update(self, p, g, state): ...
+
+    sweep = dlx.run(["-m", "experiment=optimizers", "optimizer=adam,MyAdam"], optimizer=MyAdam)
+
+A piece (``optimizer=MyAdam``) is a config group and a class or function: it becomes that group's
+option named after it (``MyAdam``, which a sweep's list can name beside dlx's options), built
+exactly as a workspace option with ``_target_`` (:mod:`dlx.learner`); its source is captured
+into the record. The run is ``dlx run`` in this process (Hydra, validation, the record,
+the figures); it returns the run or sweep loaded (``dlx.load_run`` / ``dlx.load_sweep``).
+Inline pieces live in this process: they run with Hydra's basic launcher, not in joblib or
+submitit workers (a workspace module runs anywhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from dlx.errors import UsageError
+
+MODULE = "__dlx_inline__"  # the pseudo-module of inline pieces in _target_ paths
+PIECES: dict[str, Callable] = {}  # "MODULE.Name" -> the class or function
+
+
+def target(obj: Callable) -> str:
+    """The ``_target_`` path that names ``obj`` in this process."""
+    name = getattr(obj, "__name__", None)
+    if not callable(obj) or not name or not name.isidentifier():
+        raise UsageError(f"a piece must be a class or a named function, got {obj!r}")
+    key = f"{MODULE}.{name}"
+    PIECES[key] = obj  # a cell run again: its newest definition
+    return key
+
+
+def run(overrides: list[str] | str = (), **pieces: Any):
+    """Run ``dlx run OVERRIDES`` in this process with ``pieces`` (group=class or function, or
+    group=an option's name) and return the loaded run, or sweep with ``-m``. Bad input raises
+    :class:`~dlx.errors.UsageError` with dlx run's one-line message; a failed run is returned
+    (its ``summary["status"]`` says so)."""
+    from dlx import app, learner, workspace
+    from dlx.records.loading import load_sweep
+    from dlx.records.store import load_run
+
+    args = [overrides] if isinstance(overrides, str) else [str(o) for o in overrides]
+    found = workspace.find()
+    if found is not None:
+        workspace.activate(found)
+    conf = Path(tempfile.mkdtemp(prefix="dlx-inline-"))
+    try:
+        for group, obj in pieces.items():
+            if group not in learner.GROUPS:
+                raise UsageError(f"dlx.run({group}=...): a piece is one of "
+                                 f"{', '.join(learner.GROUPS)}")
+            if isinstance(obj, str):
+                args.append(f"{group}={obj}")
+                continue
+            path = target(obj)
+            name = path.rpartition(".")[2]
+            (conf / group).mkdir(exist_ok=True)
+            node = {"_target_": path, "name": name, **_defaults(obj, group)}
+            (conf / group / f"{name}.yaml").write_text(yaml.safe_dump(node, sort_keys=False))
+            if not any(a.startswith(f"{group}=") for a in args):
+                args.append(f"{group}={name}")
+        search = [f"file://{conf}", *([f"file://{found / 'conf'}"] if found else [])]
+        args.append(f"hydra.searchpath=[{','.join(search)}]")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(_Tee(err)):
+            code = app.main(args)
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+    if code == 2:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("error: ")]
+        raise UsageError(lines[-1].removeprefix("error: ") if lines else "dlx run: bad usage")
+    if code == 130:
+        raise KeyboardInterrupt
+    if app._State.sweep_dir is not None:
+        return load_sweep(app._State.sweep_dir)
+    if app._State.last_dir is None:
+        raise UsageError("dlx run made no run (--cfg, --help and --info only print)")
+    return load_run(app._State.last_dir)
+
+
+PROVIDED = {"optimizer": ("params",), "model": ("spec", "dtype", "rng"),
+            "init": ("shape", "rng"), "schedule": ("step", "lr", "total_steps")}
+
+
+def _defaults(obj: Callable, group: str) -> dict:
+    """The piece's options with their defaults, so that ``optimizer.lr=0.01`` overrides one as
+    in a config file (values YAML can hold; the others stay the signature's own)."""
+    import inspect
+
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    out = {}
+    for name, p in inspect.signature(target).parameters.items():
+        if name == "self" or name in PROVIDED[group] or p.default is inspect.Parameter.empty \
+                or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = list(p.default) if isinstance(p.default, tuple) else p.default
+        try:
+            yaml.safe_dump(value)
+        except yaml.YAMLError:
+            continue
+        out[name] = value
+    return out
+
+
+class _Tee(io.TextIOBase):
+    """stderr as it was (the notebook shows progress and errors) and a copy to read back."""
+
+    def __init__(self, copy):
+        self.copy, self.stream = copy, sys.stderr
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def source_of(obj: Callable) -> str:
+    """The source of a class or function, also one defined in a notebook cell (where
+    ``inspect.getsource`` of a class fails: ``__main__`` has no file; its methods have one)."""
+    import inspect
+    import linecache
+
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        pass
+    functions = [f for f in vars(obj).values() if inspect.isfunction(f)] \
+        if inspect.isclass(obj) else []
+    if not functions:
+        return f"# source not available for {obj!r}\n"
+    code = min((f.__code__ for f in functions), key=lambda c: c.co_firstlineno)
+    lines = linecache.getlines(code.co_filename)
+    start = next((i for i in range(code.co_firstlineno - 1, -1, -1)
+                  if lines[i].lstrip().startswith(f"class {obj.__name__}")), None)
+    if start is None:
+        return "".join(inspect.getsource(f) for f in functions)
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip()
+                                or len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    return "".join(lines[start:end])
