@@ -65,6 +65,27 @@ OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, rep
 OmegaConf.register_new_resolver("dlx_width", width_for_budget, replace=True)
 
 
+def _option(group: str, *, _root_) -> str:
+    """``${dlx_option:model}``: the name of a group's option, read without resolving the node:
+    its ``name``, else (a learner's option, whose file need not say it) the option Hydra chose
+    (``runtime.choices``), else its ``_target_``'s class."""
+    from dlx import learner
+
+    name = OmegaConf.select(_root_, f"{group}.name", default=None)
+    if name:
+        return str(name)
+    choice = OmegaConf.select(_root_, f"hydra.runtime.choices.{group}", default=None)
+    if choice is None and HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+    if choice:
+        return str(choice)
+    target = OmegaConf.select(_root_, f"{group}.{learner.TARGET}", default=None)
+    return learner.label_target(target).rpartition(":")[2] if target else group
+
+
+OmegaConf.register_new_resolver("dlx_option", _option, replace=True)
+
+
 def _tuned(table, name, reference=None):
     """``${dlx_tuned:${tuned_lr},${optimizer.name},...reference}``: an experiment's tuned value
     for the optimizer, looked up by the dlx option a learner's optimizer implements

@@ -15,7 +15,9 @@ weights, whose gradients are ~1e-5 of the loss, read 5e-6 and 2e-5 from round-of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from dlx.errors import UsageError
 
@@ -33,7 +35,9 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
 
+    from dlx import learner, workspace
     from dlx.app import describe
     from dlx.config import validate
 
@@ -43,12 +47,19 @@ def compose(overrides: list[str]):
                          f"e.g. model=mlp; see dlx gradcheck --help)")
     if any("," in o.partition("=")[2] and "[" not in o for o in overrides):
         raise UsageError("dlx gradcheck checks one configuration: no sweeps (a,b)")
+    ws = os.environ.get("DLX_WORKSPACE")  # the learner's options beside dlx's, as dlx run
+    if ws and not any(o.startswith("hydra.searchpath=") for o in overrides):
+        overrides = [*overrides, *workspace.run_overrides(Path(ws))]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="dlx.conf", version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            cfg = hydra_compose(config_name="config", overrides=list(overrides),
+                                return_hydra_config=True)
     except Exception as e:  # Hydra's parse / missing-config / unknown-key errors
         raise UsageError(describe(e)) from None
+    learner.adopt(cfg, cfg.hydra.runtime.choices)
+    with open_dict(cfg):  # never resolved here: hydra.run.dir would make a run directory
+        del cfg["hydra"]
     validate(cfg)
     return cfg
 

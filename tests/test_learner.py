@@ -497,3 +497,33 @@ def test_dlx_run_in_process_with_a_class_from_a_cell(tmp_path, monkeypatch):
     assert '<img src="data:image/png;base64,' in one._repr_html_()
     with pytest.raises(dlx.errors.UsageError, match="unknown key optimizer.momentum"):
         dlx.run(["+optimizer.momentum=0.9"], optimizer=my_sgd)
+
+
+def test_gradcheck_checks_the_learners_backward(ws, tmp_path):
+    """dlx gradcheck model=<yours>: a right backward passes; one that forgets the bias's
+    gradient is named, parameter by parameter."""
+    cli = CLI(ws)
+    good = cli("gradcheck", "model=my_logreg", "init=he_normal")
+    assert good.returncode == 0 and "below 1e-05" in good.stdout, good.stdout + good.stderr
+    models = ws / "mine" / "models.py"
+    (ws / "mine" / "broken.py").write_text(models.read_text().replace(
+        "        self.b.grad += dout.sum(axis=0)\n", ""))
+    (ws / "conf" / "model" / "broken_logreg.yaml").write_text("_target_: mine.broken.LogReg\n")
+    bad = cli("gradcheck", "model=broken_logreg", "init=he_normal")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    row = next(ln for ln in bad.stdout.splitlines() if ln.strip("│ ").startswith("b "))
+    assert "1.0e+00" in row or "1e+00" in row, bad.stdout
+
+
+@pytest.mark.needs("plugins")
+def test_a_sweep_under_joblib_imports_the_workspace_in_its_workers(ws):
+    result = CLI(ws)("run", "-m", "model=my_logreg", "seed=0,1", "hydra/launcher=joblib",
+                     "epochs=2", "progress=none")
+    assert result.returncode == 0, result.stderr
+    sweep = Path(result.stdout.split()[-1])
+    for member in ("0", "1"):
+        summary = json.loads((sweep / member / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        assert summary["source"]["targets"] == {"model": "mine.models.LogReg"}
+        assert (sweep / member / "source" / "mine" / "models.py").is_file()
+    assert "joblib" in (sweep / "multirun.yaml").read_text()
