@@ -34,7 +34,7 @@ from dlx.data import (
 from dlx.data.spec import check_reads
 from dlx.data.synthetic import FUNCTIONS
 from dlx.errors import Unavailable, UsageError
-from dlx.nn import INITS, MODELS, Module
+from dlx.nn import INITS, MODELS, Module, loss_for
 from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
 
@@ -250,6 +250,28 @@ def _maker(node: dict):
         opt.weight_decay = float(weight_decay)
         return opt
     return make
+
+
+def build_loss(node, spec: DataSpec | None, label_smoothing: float = 0.0):
+    """The loss: ``auto`` (or a record from before the loss group: None) is the task's own
+    (:func:`dlx.nn.loss_for`); a learner's class (``_target_``) is built with its options and
+    checked at its first call (:class:`dlx.learner.CheckedLoss`). ``spec`` None (the data's
+    files missing): the options are checked, nothing is built."""
+    node = dict(node or {"name": "auto"})
+    if learner.is_learner(node):
+        if label_smoothing:
+            raise UsageError("label_smoothing is an option of dlx's loss; your loss "
+                             f"{learner.label_target(node[learner.TARGET])} would not apply it "
+                             "(set label_smoothing=0, or smooth in your loss's options)")
+        factory, options, name = registry.factory_of({}, "loss", node)
+        kwargs = registry.check_kwargs(factory, options, "loss")
+        try:
+            return learner.CheckedLoss(factory(**kwargs), name)
+        except ValueError as e:
+            raise UsageError(f"invalid loss {name!r}: {e}") from e
+    registry.lookup({"auto": loss_for}, "loss", node.pop("name", None))
+    registry.check_kwargs(lambda: None, node, "loss")  # auto takes no options
+    return loss_for(spec, label_smoothing) if spec is not None else None
 
 
 def build_regularizer(node):

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dlx import learner, registry, threads
 from dlx.assemble import (
     base_lr,
+    build_loss,
     build_model,
     build_optimizer,
     build_regularizer,
@@ -31,7 +32,7 @@ from dlx.nn.metrics import LOWER_IS_BETTER
 from dlx.nn.metrics import names as metric_names
 from dlx.records.progress import MODES
 
-GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init")
+GROUPS = ("model", "optimizer", "regularizer", "dataset", "schedule", "init", "loss")
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "torch")
 
@@ -127,6 +128,7 @@ def validate(config: DictConfig) -> None:
         unavailable.append(e)
         spec = e.spec
     _check_label_smoothing(top.get("label_smoothing", 0.0), spec and spec.task)
+    build_loss(groups["loss"], spec, top.get("label_smoothing", 0.0))
     if spec is not None:
         build_model(groups["model"], groups["init"], spec, np.random.default_rng(0), np.float32)
         _check_metric_names(top, spec.task, groups["schedule"])

@@ -146,10 +146,12 @@ def source_of(obj: Callable) -> str:
         return f"# source not available for {obj!r}\n"
     code = min((f.__code__ for f in functions), key=lambda c: c.co_firstlineno)
     lines = linecache.getlines(code.co_filename)
+    if len(lines) < code.co_firstlineno:  # exec'd text that left no lines behind
+        return f"# source not available for {obj!r} (defined in {code.co_filename})\n"
     start = next((i for i in range(code.co_firstlineno - 1, -1, -1)
                   if lines[i].lstrip().startswith(f"class {obj.__name__}")), None)
     if start is None:
-        return "".join(inspect.getsource(f) for f in functions)
+        return "".join("".join(inspect.getsourcelines(f)[0]) for f in functions)
     indent = len(lines[start]) - len(lines[start].lstrip())
     end = start + 1
     while end < len(lines) and (not lines[end].strip()

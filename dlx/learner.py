@@ -18,7 +18,9 @@ What a group's implementation must be (the contract, checked before anything is 
 * model: a subclass of :class:`dlx.nn.Module` defining ``forward`` and ``backward``, built as
   ``Model(spec, **hyperparameters)`` (``dtype=`` and ``rng=`` too if its signature takes them);
 * init: a function ``(shape, rng, **hyperparameters) -> array``;
-* schedule: a function ``(step, lr, total_steps, **hyperparameters) -> lr at that step``.
+* schedule: a function ``(step, lr, total_steps, **hyperparameters) -> lr at that step``;
+* loss: a class with ``forward(self, scores, y) -> float`` (the batch mean) and
+  ``backward(self) -> dscores`` (shaped as scores), built as ``Loss(**hyperparameters)``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Callable, Mapping
 from dlx.errors import UsageError
 
 TARGET = "_target_"
-GROUPS = ("optimizer", "model", "schedule", "init")  # where a learner's code stands in
+GROUPS = ("optimizer", "model", "loss", "schedule", "init")  # where a learner's code stands in
 OWN_KEYS = ("name", "reference", TARGET)  # dlx's keys in a learner's node, never passed on
 _PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")  # package.module.Name
 
@@ -164,6 +166,13 @@ def check_contract(factory: Callable, group: str, target: str) -> None:
             raise UsageError(f"{group} {target}: does not define "
                              f"{', '.join(signature[m] for m in missing)}, the method(s) "
                              f"{base_name}'s contract asks of it")
+    elif group == "loss":
+        missing = [m for m in ("forward", "backward") if not callable(getattr(factory, m, None))]
+        if not inspect.isclass(factory) or missing:
+            raise UsageError(f"loss {target}: must be a class with forward(self, scores, y) -> "
+                             f"float and backward(self) -> dscores"
+                             + (f"; it lacks {', '.join(missing)}" if inspect.isclass(factory)
+                                else f", got {factory!r}"))
     elif not callable(factory) or inspect.isclass(factory):
         raise UsageError(f"{group} {target}: must be a function "
                          f"({'(shape, rng, ...)' if group == 'init' else '(step, lr, total_steps, ...)'}), "
@@ -222,6 +231,39 @@ def label_target(target: Any) -> str:
         module, _, name = target.rpartition(".")
         return f"{module}:{name}"
     return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', target)}"
+
+
+class CheckedLoss:
+    """A learner's loss, checked at its first use: forward must return one number (the batch
+    mean), backward an array shaped as the scores (the mistake named, with both shapes)."""
+
+    def __init__(self, loss, name: str):
+        self.loss, self.name, self._checked = loss, name, False
+        self._shape = None
+
+    def forward(self, scores, y) -> float:
+        import numpy as np
+
+        value = self.loss.forward(scores, y)
+        if not self._checked:
+            if np.ndim(value) != 0:
+                raise TypeError(f"loss {self.name}: forward returned an array of shape "
+                                f"{np.shape(value)}; it must return one number, the mean over "
+                                f"the batch (np.mean(...), or .mean())")
+            self._shape = scores.shape
+        return float(value)
+
+    def backward(self):
+        import numpy as np
+
+        d = self.loss.backward()
+        if not self._checked:
+            if np.shape(d) != self._shape:
+                raise TypeError(f"loss {self.name}: backward returned shape {np.shape(d)}, the "
+                                f"scores have shape {self._shape}: dL/dscores has the scores' "
+                                f"shape (one entry per score, the 1/N of the mean included)")
+            self._checked = True
+        return d
 
 
 def cast_parameters(model, dtype) -> None:

@@ -24,7 +24,8 @@ from dlx.errors import UsageError
 
 MARKER = "dlx-workspace.yaml"
 PACKAGE = "mine"
-GROUPS = ("optimizer", "model", "schedule", "init", "regularizer", "dataset", "experiment")
+GROUPS = ("optimizer", "model", "loss", "schedule", "init", "regularizer", "dataset",
+          "experiment")
 
 README = """\
 # My dlx workspace
@@ -40,7 +41,7 @@ Derive first. Implement. Get stuck. Then bring your derivation, your reasoning, 
       lr: 0.001
       betas: [0.9, 0.999]
 
-  Groups: optimizer, model, schedule, init (and dataset, experiment as plain YAML).
+  Groups: optimizer, model, loss, schedule, init (and dataset, experiment as plain YAML).
   A one-off try without a file: `dlx run optimizer._target_=mine.optim.Adam`.
 - `runs/` holds your runs; every dlx command run inside this folder finds it.
 
@@ -162,7 +163,7 @@ def init(folder: Path) -> list[Path]:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        for group in ("optimizer", "model", "schedule", "init"):
+        for group in ("optimizer", "model", "loss", "schedule", "init"):
             (folder / "conf" / group).mkdir(parents=True, exist_ok=True)
         (folder / "runs").mkdir(exist_ok=True)
     except OSError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import linecache
 import math
 import re
 from pathlib import Path
@@ -43,14 +44,20 @@ class Raises(Optimizer):
 '''
 
 
-def readme_files() -> dict[str, str]:
-    """The files the README's "Your own implementation" shows, by the path in their first line."""
+def readme_blocks() -> list[str]:
+    """The Python and YAML blocks of the README's "Your own implementation", in order."""
     text = (REPO / "README.md").read_text()
     section = text.split("## Your own implementation", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S)
+
+
+def readme_files() -> dict[str, str]:
+    """The files among them, by the path their first line names (``# mine/optim.py``)."""
     files = {}
-    for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S):
+    for block in readme_blocks():
         first, _, body = block.partition("\n")
-        files[first.removeprefix("# ").strip()] = body
+        if re.fullmatch(r"# [\w/]+\.(py|yaml)", first.strip()):
+            files[first.removeprefix("# ").strip()] = body
     return files
 
 
@@ -127,6 +134,26 @@ class MLP(Module):
         return dout
 '''
 
+LOSSES = '''\
+import numpy as np
+
+
+class BCE:
+    """Binary cross-entropy of sigmoid(z) against y in {0, 1}; z: (N, 1) logits."""
+    def forward(self, z, y):
+        self.z, self.y = z[:, 0], y
+        return np.mean(np.maximum(self.z, 0) - self.z * y + np.log1p(np.exp(-np.abs(self.z))))
+
+    def backward(self):
+        p = 1 / (1 + np.exp(-self.z))
+        return ((p - self.y) / len(self.z))[:, None]  # (N, 1), as the scores
+
+
+class FlatBCE(BCE):
+    def backward(self):  # the slip: (N,) where the scores are (N, 1)
+        return (1 / (1 + np.exp(-self.z)) - self.y) / len(self.z)
+'''
+
 PIECES = '''\
 import math
 import re
@@ -147,6 +174,8 @@ OPTIONS = {
     "model/my_logreg.yaml": "_target_: mine.models.LogReg\n",
     "model/my_mlp.yaml": "_target_: mine.layers.MLP\nhidden: [16]\n",
     "init/my_he.yaml": "_target_: mine.pieces.he_normal\n",
+    "loss/my_bce.yaml": "_target_: mine.losses.BCE\n",
+    "loss/flat_bce.yaml": "_target_: mine.losses.FlatBCE\n",
     "schedule/my_cosine.yaml": "_target_: mine.pieces.cosine\neta_min: 0.0\n",
 }
 
@@ -159,7 +188,7 @@ def ws(tmp_path_factory) -> Path:
     assert made.returncode == 0, made.stderr
     ws = root / "ws"
     for name, text in (("extra", EXTRA), ("models", MODELS), ("layers", LAYERS),
-                       ("pieces", PIECES)):
+                       ("losses", LOSSES), ("pieces", PIECES)):
         (ws / "mine" / f"{name}.py").write_text(text)
     for rel, text in readme_files().items():  # the README's Adam and its option
         (ws / rel).write_text(text)
@@ -290,6 +319,19 @@ def test_a_learners_layers_in_a_model_and_in_dlxs_mlp_match_the_reference(ws):
     assert "mine/layers.py" in source["files"]
     assert_one_error_line(cli("run", "model=mlp", "model.activation=mine.layers.Nope"),
                           "model.activation", "has no 'Nope'", "Linear, MLP, ReLU")
+
+
+def test_a_learners_loss_matches_the_reference_and_its_shape_slip_is_named(ws):
+    cli = CLI(ws)
+    mine = run(cli, "loss=my_bce", "dtype=float64", "epochs=3")
+    ref = run(cli, "dtype=float64", "epochs=3")
+    assert_same_run(mine, ref, 1e-12)
+    flat = cli("run", "loss=flat_bce", "epochs=1", "progress=none")
+    assert flat.returncode == 1
+    error = json.loads((Path(flat.stdout.split()[-1]) / "summary.json").read_text())["error"]
+    assert "backward returned shape (32,)" in error and "(32, 1)" in error
+    assert_one_error_line(cli("run", "loss=my_bce", "label_smoothing=0.1"),
+                          "label_smoothing is an option of dlx's loss")
 
 
 def test_weight_decay_stays_the_frameworks(ws):
@@ -527,3 +569,23 @@ def test_a_sweep_under_joblib_imports_the_workspace_in_its_workers(ws):
         assert summary["source"]["targets"] == {"model": "mine.models.LogReg"}
         assert (sweep / member / "source" / "mine" / "models.py").is_file()
     assert "joblib" in (sweep / "multirun.yaml").read_text()
+
+
+def test_the_readmes_notebook_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's dlx.run block, executed as a notebook cell would."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("DLX_WORKSPACE", raising=False)
+    monkeypatch.delenv("DLX_RUNS_DIR", raising=False)
+    (block,) = [b for b in readme_blocks() if b.startswith("import dlx")]
+    cell = str(tmp_path / "ipykernel" / "3.py")  # IPython keeps a cell's text in linecache
+    linecache.cache[cell] = (len(block), None, block.splitlines(True), cell)
+    exec(compile(block, cell, "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert "MySGD" in out and out.count("completed") == 2, out
+    sweep = next((tmp_path / "runs").iterdir())
+    targets = [json.loads((m / "summary.json").read_text()).get("source", {}).get("targets")
+               for m in sorted(p for p in sweep.iterdir() if p.name.isdigit())]
+    assert targets == [None, {"optimizer": "__dlx_inline__.MySGD"}]
+    copied = (sweep / "1" / "source" / "__dlx_inline__" / "MySGD.py").read_text()
+    assert copied.startswith("class MySGD(Optimizer):") and "p -= self.lr * g" in copied

@@ -13,9 +13,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from dlx.assemble import build_model_for, build_optimizer, build_regularizer, rngs
+from dlx.assemble import build_loss, build_model_for, build_optimizer, build_regularizer, rngs
 from dlx.data import Dataset
-from dlx.nn import loss_for
 from dlx.nn.metrics import scorer
 from dlx.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
 from dlx.training.chunks import eval_batches, stream_batch
@@ -80,7 +79,7 @@ class NumpyBackend:
         self.dropout_rng = streams["dropout"]  # the model's dropout masks: part of a checkpoint
         self.model = build_model_for(cfg, data, streams)
         self.params = self.model.parameters()
-        self.loss_fn = loss_for(data.spec, cfg.get("label_smoothing", 0.0))
+        self.loss_fn = build_loss(cfg.get("loss"), data.spec, cfg.get("label_smoothing", 0.0))
         self.opt = build_optimizer(cfg["optimizer"], self.params)
         self.reg = build_regularizer(cfg["regularizer"])
         self.clip_norm, self.clip_value = cfg.get("clip_grad_norm"), cfg.get("clip_grad_value")
