@@ -589,3 +589,15 @@ def test_the_readmes_notebook_example_runs(tmp_path, monkeypatch, capsys):
     assert targets == [None, {"optimizer": "__dlx_inline__.MySGD"}]
     copied = (sweep / "1" / "source" / "__dlx_inline__" / "MySGD.py").read_text()
     assert copied.startswith("class MySGD(Optimizer):") and "p -= self.lr * g" in copied
+
+
+def test_the_loss_surface_draws_the_learners_path_beside_dlxs(ws):
+    """experiment=loss_surface hard-codes SGD, momentum and Adam on its exact problems; the
+    learner's optimizer joins them from the same start, at its reference's preset step."""
+    out = run(CLI(ws), "experiment=loss_surface", "loss_surface.problem=rosenbrock",
+              "optimizer=my_adam", "loss_surface.steps=200")
+    paths = pd.read_csv(out / "trajectories.csv")
+    assert list(paths["optimizer"].unique()) == ["sgd", "momentum", "adam", "my_adam"]
+    mine = paths[paths.optimizer == "my_adam"][["x", "y"]].to_numpy()
+    ref = paths[paths.optimizer == "adam"][["x", "y"]].to_numpy()
+    assert mine.shape == ref.shape and np.allclose(mine, ref, rtol=1e-10, atol=1e-12)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlx import learner
 from dlx.assemble import build_data, build_dataset, build_optimizer, rngs
 from dlx.errors import UsageError
 from dlx.nn import Parameter
@@ -81,11 +82,16 @@ def run_exact(cfg, c, rec) -> tuple[list, list, dict]:
     f, g, start, extent, lrs, steps = exact_problem(c["problem"], cfg)
     steps = c.get("steps") or steps
     paths = []
-    for name in ("sgd", "momentum", "adam"):
+    nodes = {name: {"name": name, "lr": lrs[name] * c["lr_scale"],
+                    **({"momentum": 0.9} if name == "momentum" else {})}
+             for name in ("sgd", "momentum", "adam")}
+    mine = cfg["optimizer"]
+    if learner.is_learner(mine):  # the learner's optimizer from the same start, beside dlx's
+        preset = lrs.get(mine.get("reference"))  # the preset of the one it implements
+        lr = preset * c["lr_scale"] if preset is not None else mine.get("lr")
+        nodes[str(mine.get("name"))] = {**mine, **({"lr": lr} if lr is not None else {})}
+    for name, node in nodes.items():
         p = Parameter(start.copy())
-        node = {"name": name, "lr": lrs[name] * c["lr_scale"]}
-        if name == "momentum":
-            node["momentum"] = 0.9
         opt = build_optimizer(node, [p])
         for t in range(steps + 1):
             value = float(f(p.data))
@@ -198,7 +204,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     title = {"quadratic": "ill-conditioned quadratic (κ = 20, rotated)",
              "rosenbrock": "Rosenbrock function", "logreg2d": "logistic regression, 2 weights",
              "mlp": "MLP loss along two random filter-normalized directions"}[problem]
-    colors = {"sgd": "tab:red", "momentum": "tab:orange", "adam": "tab:green"}
+    colors = {"sgd": "tab:red", "momentum": "tab:orange", "adam": "tab:green"}  # yours: blue, dashed
 
     fig = Figure(figsize=(8.5, 6.5), dpi=110, layout="constrained")
     ax = fig.add_subplot(projection="3d")
@@ -207,8 +213,8 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     widths = {"sgd": 3.5, "momentum": 2.5, "adam": 1.5}  # overlapping paths stay visible
     for name, p in paths.groupby("optimizer", sort=False):
         z = np.log10(np.maximum(p["loss"], floor)) if norm is not None else p["loss"]
-        ax.plot(p["x"], p["y"], z, color=colors.get(name), lw=widths.get(name, 2), label=name,
-                zorder=10)
+        ax.plot(p["x"], p["y"], z, color=colors.get(name, "tab:blue"), lw=widths.get(name, 2),
+                ls="-" if name in colors else "--", label=name, zorder=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_zlabel("log₁₀ loss" if norm is not None else "loss (nats)" if problem != "quadratic"
@@ -227,7 +233,8 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
                                                   else ""))
     bar.set_ticks(_round_ticks(float(np.nanmin(Z)), float(np.nanmax(Z)), norm is not None))
     for name, p in paths.groupby("optimizer", sort=False):
-        ax.plot(p["x"], p["y"], "-", color=colors.get(name), lw=widths.get(name, 2),
+        ax.plot(p["x"], p["y"], "-" if name in colors else "--", color=colors.get(name, "tab:blue"),
+                lw=widths.get(name, 2),
                 label=f"{name} ({len(p) - 1} steps, final loss {p['loss'].iloc[-1]:.3g})")
         ax.plot(p["x"].iloc[0], p["y"].iloc[0], "o", color="white", mec="k")
     if mlp:
