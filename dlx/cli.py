@@ -106,14 +106,26 @@ def run(ctx: typer.Context) -> None:
     from dlx.app import main
 
     args = list(ctx.args)
+    import shutil
+    import tempfile
+
+    from dlx.inline import quick_options
+
+    quick = Path(tempfile.mkdtemp(prefix="dlx-quick-"))
     try:
         workspace.check_searchpath(args)
+        search = [f"file://{quick}"] if quick_options(args, quick) else []
+        ws = os.environ.get("DLX_WORKSPACE")  # found and activated by the root callback
+        if not any(a.startswith("hydra.searchpath=") for a in args):  # theirs wins
+            search += [f"file://{Path(ws) / 'conf'}"] if ws else []
+            # last: argparse takes the overrides in one run
+            args += [f"hydra.searchpath=[{','.join(search)}]"] if search else []
+        code = main(args)
     except UsageError as e:
+        shutil.rmtree(quick, ignore_errors=True)
         _fail(str(e))
-    ws = os.environ.get("DLX_WORKSPACE")  # found and activated by the root callback
-    if ws and not any(a.startswith("hydra.searchpath=") for a in args):  # theirs wins
-        args += workspace.run_overrides(Path(ws))  # last: argparse takes overrides in one run
-    raise typer.Exit(main(args))
+    shutil.rmtree(quick, ignore_errors=True)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -92,6 +92,32 @@ def run(overrides: list[str] | str = (), **pieces: Any):
     return load_run(app._State.last_dir)
 
 
+def quick_options(args: list[str], folder: Path) -> bool:
+    """The quick form: ``optimizer=mine.optim.Adam`` (a dotted path where an option name goes,
+    alone or in a sweep's list) names the learner's class without a config file. Each such
+    value gets a generated option ``folder/<group>/<path>.yaml`` (its ``_target_`` and its
+    signature's defaults, so ``optimizer.lr=...`` sets one); the caller puts ``folder`` on the
+    search path. Imported and checked here: a bad target is one error line before Hydra runs.
+    Returns whether any was made."""
+    from dlx import learner
+
+    made = False
+    for arg in args:
+        group, _, value = arg.lstrip("+").partition("=")
+        if group not in learner.GROUPS:
+            continue
+        for path in (v.strip() for v in value.split(",")):
+            if not learner.is_path(path):
+                continue
+            obj = learner.load(path, group)
+            learner.check_contract(obj, group, learner.label_target(path))
+            (folder / group).mkdir(parents=True, exist_ok=True)
+            node = {"_target_": path, **_defaults(obj, group)}
+            (folder / group / f"{path}.yaml").write_text(yaml.safe_dump(node, sort_keys=False))
+            made = True
+    return made
+
+
 PROVIDED = {"optimizer": ("params",), "model": ("spec", "dtype", "rng"),
             "init": ("shape", "rng"), "schedule": ("step", "lr", "total_steps")}
 

@@ -43,6 +43,11 @@ OWN_KEYS = ("name", "reference", TARGET)  # dlx's keys in a learner's node, neve
 _PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")  # package.module.Name
 
 
+def is_path(value: Any) -> bool:
+    """A ``package.module.Name`` path (never one of dlx's option names, which have no dot)."""
+    return isinstance(value, str) and bool(_PATH.match(value))
+
+
 def is_learner(node: Mapping | None) -> bool:
     return isinstance(node, Mapping) and TARGET in node
 

@@ -42,7 +42,7 @@ Derive first. Implement. Get stuck. Then bring your derivation, your reasoning, 
       betas: [0.9, 0.999]
 
   Groups: optimizer, model, loss, schedule, init (and dataset, experiment as plain YAML).
-  A one-off try without a file: `dlx run optimizer._target_=mine.optim.Adam`.
+  A one-off try without a file: `dlx run optimizer=mine.optim.Adam optimizer.lr=0.01`.
 - `runs/` holds your runs; every dlx command run inside this folder finds it.
 
 Compare yours with dlx's under identical data, initial weights and batches:

@@ -601,3 +601,19 @@ def test_the_loss_surface_draws_the_learners_path_beside_dlxs(ws):
     mine = paths[paths.optimizer == "my_adam"][["x", "y"]].to_numpy()
     ref = paths[paths.optimizer == "adam"][["x", "y"]].to_numpy()
     assert mine.shape == ref.shape and np.allclose(mine, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_the_quick_form_needs_no_file(ws):
+    """optimizer=mine.optim.Adam: the path where an option's name goes; its defaults are keys."""
+    cli = CLI(ws)
+    result = cli("run", "-m", "optimizer=adam,mine.optim.Adam", "optimizer.lr=0.01", "epochs=2",
+                 "dtype=float64", "progress=none")
+    assert result.returncode == 0, result.stderr
+    sweep = Path(result.stdout.split()[-1])
+    assert_same_run(sweep / "1", sweep / "0", 1e-12)
+    config = (sweep / "1" / "config.yaml").read_text()
+    assert "_target_: mine.optim.Adam" in config and "lr: 0.01" in config
+    assert_one_error_line(cli("run", "optimizer=mine.optim.Adamm"), "has no 'Adamm'",
+                          "it defines: Adam")
+    assert_one_error_line(cli("run", "model=mine.optim.Adam"), "model mine.optim:Adam",
+                          "subclassing dlx.nn.Module")
