@@ -30,8 +30,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dlx import resolvers  # noqa: F401 - registers dlx's OmegaConf resolvers
 from dlx.config import validate
-from dlx.errors import UsageError
+from dlx.errors import Rejected, UsageError
 from dlx.nn.transformer import width_for_budget
 from dlx.records import rundir
 from dlx.records.files import MULTIRUN, SUMMARY
@@ -39,9 +40,7 @@ from dlx.records.files import MULTIRUN, SUMMARY
 log = logging.getLogger("dlx")
 
 
-class _Rejected(BaseException):
-    """Carries a UsageError out of a Hydra callback or resolver (which would turn an Exception
-    into a warning, or wrap it in an interpolation error)."""
+_Rejected = Rejected  # a UsageError out of a callback or resolver (dlx.errors)
 
 
 def _new_run_dir(root, name) -> str:
@@ -65,43 +64,6 @@ OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, rep
 OmegaConf.register_new_resolver("dlx_width", width_for_budget, replace=True)
 
 
-def _option(group: str, *, _root_) -> str:
-    """``${dlx_option:model}``: the name of a group's option, read without resolving the node:
-    its ``name``, else (a learner's option, whose file need not say it) the option Hydra chose
-    (``runtime.choices``), else its ``_target_``'s class."""
-    from dlx import learner
-
-    name = OmegaConf.select(_root_, f"{group}.name", default=None)
-    if name:
-        return str(name)
-    choice = OmegaConf.select(_root_, f"hydra.runtime.choices.{group}", default=None)
-    if choice is None and HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get(group)
-    if choice:
-        return str(choice)
-    target = OmegaConf.select(_root_, f"{group}.{learner.TARGET}", default=None)
-    return learner.label_target(target).rpartition(":")[2] if target else group
-
-
-OmegaConf.register_new_resolver("dlx_option", _option, replace=True)
-
-
-def _tuned(table, name, reference=None):
-    """``${dlx_tuned:${tuned_lr},${optimizer.name},...reference}``: an experiment's tuned value
-    for the optimizer, looked up by the dlx option a learner's optimizer implements
-    (``reference: adam``), else by its name."""
-    key = reference or name
-    if key not in table:
-        known = ", ".join(table)
-        hint = (f"; if {name} is your own, say which dlx optimizer it implements "
-                f"(reference: adam in its file, or optimizer.reference=adam)") \
-            if reference is None else ""
-        raise _Rejected(UsageError(f"this experiment has no tuned learning rate for {key!r} "
-                                   f"(tuned: {known}){hint}; or set optimizer.lr=..."))
-    return table[key]
-
-
-OmegaConf.register_new_resolver("dlx_tuned", _tuned, replace=True)
 
 
 class _State:

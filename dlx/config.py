@@ -15,7 +15,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dlx import learner, registry, threads
+from dlx import learner, registry, resolvers, threads  # noqa: F401 - resolvers: registers
 from dlx.assemble import (
     base_lr,
     build_loss,
@@ -25,7 +25,7 @@ from dlx.assemble import (
     build_schedule,
     check_dataset,
 )
-from dlx.errors import Unavailable, UsageError
+from dlx.errors import Rejected, Unavailable, UsageError
 from dlx.experiments import hooks
 from dlx.nn import INITS, MODELS
 from dlx.nn.metrics import LOWER_IS_BETTER
@@ -52,6 +52,8 @@ def _plain(cfg: DictConfig, key: str) -> Any:
             else cfg[key]
     except OmegaConfBaseException as e:
         raise UsageError(f"{key}: {str(e).splitlines()[0]}") from None
+    except Rejected as e:  # a resolver's own message (e.g. no tuned lr for this optimizer)
+        raise e.args[0] from None
 
 
 def validate(config: DictConfig) -> None:

@@ -16,3 +16,8 @@ class Unavailable(UsageError):
     def __init__(self, message: str, spec=None):
         super().__init__(message)
         self.spec = spec
+
+
+class Rejected(BaseException):
+    """Carries a UsageError out of a Hydra callback or an OmegaConf resolver (which would turn
+    an Exception into a warning, or wrap it in an interpolation error)."""

@@ -110,6 +110,15 @@ def pytest_configure(config):
                                 f"{', '.join(NEEDS)}, all)")
 
 
+def _weight(item) -> int:
+    """The longest first (pytest-xdist hands tests out in order: a long one last would run
+    alone at the end): real-data tests, then science tests, then end-to-end ones."""
+    needs = {n for m in item.iter_markers("needs") for n in m.args}
+    return (0 if needs & {"mnist", "tinyshakespeare", "california_housing"} else
+            1 if item.get_closest_marker("science") else 2 if item.get_closest_marker("slow")
+            else 3)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks it adds are selectable
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -120,13 +129,13 @@ def pytest_collection_modifyitems(items):
             unknown = set(mark.args) - set(NEEDS)
             if unknown:
                 raise pytest.UsageError(f"{item.nodeid}: {mark.name} {sorted(unknown)}: unknown")
-        if item.get_closest_marker("slow") and not any(
-                item.get_closest_marker(m) for m in ("needs", "both_ways", "science")):
+        if not any(item.get_closest_marker(m) for m in ("needs", "both_ways", "science")):
             found = EXTRA_PATHS.search(inspect.getsource(item.function))
             if found:
                 raise pytest.UsageError(
                     f"{item.nodeid} drives {found.group()!r} but declares no extra: mark it "
                     f"needs(...) if it needs one, both_ways(...) if it passes either way")
+    items.sort(key=_weight)  # stable: the file order within each weight
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -97,6 +97,7 @@ def test_missing_files_offline_say_where_to_put_them(tiny):
     assert "download failed" in message and "network is unreachable" in message
 
 
+@pytest.mark.both_ways("torch")
 @pytest.mark.parametrize("args, needle", [
     (("optimizer.lr=-1",), "lr must be a finite number > 0"),
     (("dataset.val_size=70000",), "val_size"),

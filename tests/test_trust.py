@@ -286,7 +286,8 @@ def test_backend_torch_without_torch_is_a_usage_error(monkeypatch):
                                                       f"{o}.yaml")
                                     for g, o in (("model", "logreg"), ("optimizer", "sgd"),
                                                  ("regularizer", "none"), ("dataset", "blobs"),
-                                                 ("schedule", "constant"), ("init", "zeros"))}})
+                                                 ("schedule", "constant"), ("init", "zeros"),
+                                                 ("loss", "auto"))}})
     cfg.pop("hydra")
     cfg.pop("defaults")
     real = importlib.util.find_spec

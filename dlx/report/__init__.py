@@ -59,19 +59,25 @@ class Source:
         self.folder: Path | None = None  # where its figures were found (or drawn)
 
     def command(self) -> str:
-        """The command that makes this very record again (its overrides)."""
-        first = read_summary(self.runs[0].path).get("overrides", [])
+        """The command that makes this very record again (its overrides); for a record of the
+        learner's own code, the workspace it runs in (``dlx --workspace DIR run ...``)."""
+        summary = read_summary(self.runs[0].path)
+        first = summary.get("overrides", [])
+        source = next((r.summary.get("source") for r in self.runs
+                       if isinstance(r.summary.get("source"), dict)), None)
+        ws = source.get("workspace") if source else None
+        dlx = f"dlx --workspace {ws}" if isinstance(ws, str) and ws else "dlx"
         if not self.sweep:
-            return "dlx run " + " ".join(first)
+            return f"{dlx} run " + " ".join(first)
         task = _sweep_task(self.path)
         if task is not None:  # the sweep's own command line (its members may not all have run)
-            return f"dlx run -m {' '.join(task)}  # a sweep of {self.asked}"
+            return f"{dlx} run -m {' '.join(task)}  # a sweep of {self.asked}"
         from dlx.records.store import differing
 
         varying = {o.split("=", 1)[0] for d in differing([r.overrides for r in self.runs])
                    for o in d}
         fixed = [o for o in first if o.split("=", 1)[0] not in varying]
-        return f"dlx run -m {' '.join(fixed)}  # a sweep of {self.asked}"
+        return f"{dlx} run -m {' '.join(fixed)}  # a sweep of {self.asked}"
 
     def status(self) -> str:
         counts: dict[str, int] = {}
