@@ -14,7 +14,7 @@ and run, with your own classes (see ``dlx.run``)::
     sweep = dlx.run(["-m", "experiment=optimizers", "optimizer=adam,MyAdam"], optimizer=MyAdam)
 """
 
-__version__ = "0.1.0"
+from dlx._version import __version__
 
 
 def load_run(path):

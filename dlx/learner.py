@@ -110,7 +110,7 @@ def load(target: Any, group: str) -> Callable:
     """The class or function ``target`` names ("package.module.Name"), or a UsageError saying
     why not: the learner's SyntaxError with its file and line, the missing module or name."""
     if isinstance(target, str) and target.startswith("__dlx_inline__."):  # dlx.run's pieces
-        from dlx.inline import PIECES
+        from dlx.cells import PIECES
 
         if target not in PIECES:
             raise UsageError(f"{group}._target_ {target}: a piece given to dlx.run in another "
@@ -334,7 +334,7 @@ def record(cfg: Mapping, run_dir: Path, groups: tuple[str, ...]) -> dict | None:
         files[rel.as_posix()] = hashlib.sha256(data).hexdigest()
     for t in targets.values():  # dlx.run's pieces: their source, as the notebook holds it
         if t.startswith("__dlx_inline__."):
-            from dlx.inline import PIECES, source_of
+            from dlx.cells import PIECES, source_of
 
             rel = f"__dlx_inline__/{t.rpartition('.')[2]}.py"
             data = source_of(PIECES[t]).encode()

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-import dlx
 from dlx import interrupts, threads
+from dlx._version import __version__
 from dlx.errors import UsageError
 from dlx.records import checkpoint
 from dlx.records.metrics import MetricsWriter
@@ -48,7 +48,7 @@ def _now() -> str:
 
 def _git_info() -> dict:
     """Commit and dirty flag of the dlx checkout the code runs from (nothing if installed)."""
-    root = Path(dlx.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent  # dlx/runner.py -> the checkout
     if not (root / ".git").exists():
         return {}
     try:
@@ -94,7 +94,7 @@ def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
         "steps_per_s": None, "diverged_at_step": None, "error": None,
         "optimizer_state_bytes": None, "param_bytes": None,
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "dlx": dlx.__version__},
+                     "dlx": __version__},
         **_git_info(), "host": socket.gethostname(),
         "pid": os.getpid(), "pid_start": process_start(os.getpid()),  # `lost` if it dies
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
@@ -189,11 +189,14 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         summary.update(status="failed", error=str(e))
         return f"failed: {e}"
     except Exception as e:  # noqa: BLE001 - any failure is recorded, the sweep goes on
-        from dlx.learner import their_frames
+        from dlx.learner import pieces, their_frames
 
         debug = os.environ.get("DLX_DEBUG") == "1"
         log.error("run failed", exc_info=True, extra={"console": debug})
-        theirs = None if debug else their_frames(e)
+        # the learner's frames only when the run ran the learner's code: anything else that
+        # raised is dlx's own failure, whose traceback is in run.log (and on the console with
+        # --debug), not a lesson for the learner
+        theirs = None if debug or not pieces(resolved) else their_frames(e)
         if theirs:  # the learner's code raised: its frames, on the console
             log.error(theirs)
         summary.update(status="failed", error=f"{type(e).__name__}: {e}")

@@ -491,7 +491,7 @@ def _rel(path: Path, root: Path | None) -> str:
 
 def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: list[str],
            scratch: Path, root: Path | None, extra: dict | None = None) -> list[Path]:
-    import dlx
+    from dlx._version import __version__
 
     doc = Doc(out)
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -506,7 +506,7 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
     doc.heading(1, title)
     sub = (f"Phase {spec.number} of the 60-day plan" if spec else "Runs of the 60-day plan")
     doc.para(html.escape(sub), f"*{sub}*", "sub")
-    meta = (f"Assembled by dlx {dlx.__version__} (<code>dlx report</code>) on {stamp} from "
+    meta = (f"Assembled by dlx {__version__} (<code>dlx report</code>) on {stamp} from "
             f"{len(present)} record(s)" + (f" under <code>{html.escape(str(root))}</code>"
                                           if root else "")
             + ". Every number and figure comes from those records; the explanations are the "
