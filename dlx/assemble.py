@@ -275,6 +275,15 @@ def build_loss(node, spec: DataSpec | None, label_smoothing: float = 0.0):
 
 
 def build_regularizer(node):
+    """The penalty: dlx's (``name``) or the learner's class (``_target_``), summed over the
+    weights by :class:`dlx.learner.LearnerPenalty`."""
+    if learner.is_learner(node):
+        factory, options, name = registry.factory_of({}, "regularizer", node)
+        kwargs = registry.check_kwargs(factory, options, "regularizer")
+        try:
+            return learner.LearnerPenalty(factory(**kwargs), name)
+        except ValueError as e:
+            raise UsageError(f"invalid regularizer {name!r}: {e}") from e
     return registry.build(REGULARIZERS, "regularizer", node)
 
 

@@ -118,7 +118,7 @@ def _defaults(obj: Callable, group: str) -> dict:
     target = obj.__init__ if inspect.isclass(obj) else obj
     out = {}
     for name, p in inspect.signature(target).parameters.items():
-        if name == "self" or name in PROVIDED[group] or p.default is inspect.Parameter.empty \
+        if name == "self" or name in PROVIDED.get(group, ()) or p.default is inspect.Parameter.empty \
                 or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         value = list(p.default) if isinstance(p.default, tuple) else p.default

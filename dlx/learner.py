@@ -20,7 +20,11 @@ What a group's implementation must be (the contract, checked before anything is 
 * init: a function ``(shape, rng, **hyperparameters) -> array``;
 * schedule: a function ``(step, lr, total_steps, **hyperparameters) -> lr at that step``;
 * loss: a class with ``forward(self, scores, y) -> float`` (the batch mean) and
-  ``backward(self) -> dscores`` (shaped as scores), built as ``Loss(**hyperparameters)``.
+  ``backward(self) -> dscores`` (shaped as scores), built as ``Loss(**hyperparameters)``;
+* regularizer: a class with ``penalty(self, w) -> float`` and ``grad(self, w) -> dpenalty/dw``
+  for one weight array, built as ``Reg(**hyperparameters)``; the framework sums it over the
+  weights (never biases), adds it to the logged objective and its gradient after backward
+  (:class:`LearnerPenalty`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any, Callable, Mapping
 from dlx.errors import UsageError
 
 TARGET = "_target_"
-GROUPS = ("optimizer", "model", "loss", "schedule", "init")  # where a learner's code stands in
+GROUPS = ("optimizer", "model", "loss", "schedule", "init", "regularizer")  # the learner's code
 OWN_KEYS = ("name", "reference", TARGET)  # dlx's keys in a learner's node, never passed on
 _PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")  # package.module.Name
 
@@ -178,6 +182,13 @@ def check_contract(factory: Callable, group: str, target: str) -> None:
                              f"float and backward(self) -> dscores"
                              + (f"; it lacks {', '.join(missing)}" if inspect.isclass(factory)
                                 else f", got {factory!r}"))
+    elif group == "regularizer":
+        missing = [m for m in ("penalty", "grad") if not callable(getattr(factory, m, None))]
+        if not inspect.isclass(factory) or missing:
+            raise UsageError(f"regularizer {target}: must be a class with penalty(self, w) -> "
+                             f"float and grad(self, w) -> an array shaped as w"
+                             + (f"; it lacks {', '.join(missing)}" if inspect.isclass(factory)
+                                else f", got {factory!r}"))
     elif not callable(factory) or inspect.isclass(factory):
         raise UsageError(f"{group} {target}: must be a function "
                          f"({'(shape, rng, ...)' if group == 'init' else '(step, lr, total_steps, ...)'}), "
@@ -269,6 +280,50 @@ class CheckedLoss:
                                 f"shape (one entry per score, the 1/N of the mean included)")
             self._checked = True
         return d
+
+
+class LearnerPenalty:
+    """A learner's regularizer as dlx's penalties are used (:mod:`dlx.optim.regularizers`): its
+    ``penalty(w)`` summed over the weights (``Parameter.decay``: never biases), its ``grad(w)``
+    added to each weight's gradient after backward; no proximal step (that needs the
+    optimizer's step size, which is dlx's). Its first gradient is checked: an array shaped as
+    the weight (the mistake named, with both shapes)."""
+
+    active = True
+    proximal = False
+
+    def __init__(self, reg, name: str):
+        self.reg, self.name, self._checked = reg, name, False
+
+    def penalty(self, params) -> float:
+        import numpy as np
+
+        total = 0.0
+        for p in params:
+            if p.decay:
+                value = self.reg.penalty(p.data)
+                if np.ndim(value) != 0:
+                    raise TypeError(f"regularizer {self.name}: penalty returned an array of shape "
+                                    f"{np.shape(value)} for weight {p.name} {p.data.shape}; it "
+                                    f"must return one number (sum over the weight's entries)")
+                total += float(value)
+        return total
+
+    def add_grad(self, params) -> None:
+        import numpy as np
+
+        for p in params:
+            if p.decay:
+                g = self.reg.grad(p.data)
+                if not self._checked and np.shape(g) != p.data.shape:
+                    raise TypeError(f"regularizer {self.name}: grad returned shape "
+                                    f"{np.shape(g)} for weight {p.name} of shape {p.data.shape}:"
+                                    f" d(penalty)/dw has the weight's shape")
+                p.grad += g
+        self._checked = True
+
+    def after_step(self, opt) -> None:
+        pass
 
 
 def cast_parameters(model, dtype) -> None:

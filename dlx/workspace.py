@@ -41,7 +41,8 @@ Derive first. Implement. Get stuck. Then bring your derivation, your reasoning, 
       lr: 0.001
       betas: [0.9, 0.999]
 
-  Groups: optimizer, model, loss, schedule, init (and dataset, experiment as plain YAML).
+  Groups: optimizer, model, loss, schedule, init, regularizer (and dataset, experiment
+  as plain YAML).
   A one-off try without a file: `dlx run optimizer=mine.optim.Adam optimizer.lr=0.01`.
 - `runs/` holds your runs; every dlx command run inside this folder finds it.
 
@@ -163,7 +164,9 @@ def init(folder: Path) -> list[Path]:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        for group in ("optimizer", "model", "loss", "schedule", "init"):
+        from dlx.learner import GROUPS as LEARNER_GROUPS  # light: no numpy
+
+        for group in LEARNER_GROUPS:
             (folder / "conf" / group).mkdir(parents=True, exist_ok=True)
         (folder / "runs").mkdir(exist_ok=True)
     except OSError as e:

@@ -31,6 +31,12 @@ class SGD(Optimizer):
         p -= self.lr * g
 
 
+class HalfSGD(Optimizer):
+    """A slip in the maths: half the step the rule says."""
+    def update(self, p, g, state):
+        p -= self.lr * g / 2
+
+
 class Rebinds(Optimizer):
     """The classic slip: a new array bound to the local name, the parameter left as it was."""
     def update(self, p, g, state):
@@ -167,9 +173,32 @@ def cosine(step, lr, total_steps, eta_min=0.0):
     return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * step / total_steps)) / 2
 '''
 
+REGULARIZERS = '''\
+import numpy as np
+
+
+class ElasticNet:
+    """lam * (l1_ratio * sum|w| + (1 - l1_ratio) / 2 * sum w^2), its subgradient."""
+    def __init__(self, lam=1e-3, l1_ratio=0.5):
+        self.lam, self.l1_ratio = lam, l1_ratio
+
+    def penalty(self, w):
+        return self.lam * (self.l1_ratio * np.abs(w).sum()
+                           + (1 - self.l1_ratio) / 2 * (w * w).sum())
+
+    def grad(self, w):
+        return self.lam * (self.l1_ratio * np.sign(w) + (1 - self.l1_ratio) * w)
+
+
+class RowNorms(ElasticNet):
+    def grad(self, w):  # the slip: one number per row where the gradient is shaped as w
+        return self.lam * np.abs(w).sum(axis=1)
+'''
+
 OPTIONS = {
     "optimizer/my_sgd.yaml": "_target_: mine.extra.SGD\nreference: sgd\nlr: 0.1\n",
     "optimizer/rebinds.yaml": "_target_: mine.extra.Rebinds\nlr: 0.1\n",
+    "optimizer/half_sgd.yaml": "_target_: mine.extra.HalfSGD\nreference: sgd\nlr: 0.1\n",
     "optimizer/raises.yaml": "_target_: mine.extra.Raises\nlr: 0.1\n",
     "model/my_logreg.yaml": "_target_: mine.models.LogReg\n",
     "model/my_mlp.yaml": "_target_: mine.layers.MLP\nhidden: [16]\n",
@@ -177,6 +206,8 @@ OPTIONS = {
     "loss/my_bce.yaml": "_target_: mine.losses.BCE\n",
     "loss/flat_bce.yaml": "_target_: mine.losses.FlatBCE\n",
     "schedule/my_cosine.yaml": "_target_: mine.pieces.cosine\neta_min: 0.0\n",
+    "regularizer/my_enet.yaml": "_target_: mine.regs.ElasticNet\nlam: 1.0e-3\nl1_ratio: 0.5\n",
+    "regularizer/row_norms.yaml": "_target_: mine.regs.RowNorms\n",
 }
 
 
@@ -188,7 +219,7 @@ def ws(tmp_path_factory) -> Path:
     assert made.returncode == 0, made.stderr
     ws = root / "ws"
     for name, text in (("extra", EXTRA), ("models", MODELS), ("layers", LAYERS),
-                       ("losses", LOSSES), ("pieces", PIECES)):
+                       ("losses", LOSSES), ("pieces", PIECES), ("regs", REGULARIZERS)):
         (ws / "mine" / f"{name}.py").write_text(text)
     for rel, text in readme_files().items():  # the README's Adam and its option
         (ws / rel).write_text(text)
@@ -332,6 +363,33 @@ def test_a_learners_loss_matches_the_reference_and_its_shape_slip_is_named(ws):
     assert "backward returned shape (32,)" in error and "(32, 1)" in error
     assert_one_error_line(cli("run", "loss=my_bce", "label_smoothing=0.1"),
                           "label_smoothing is an option of dlx's loss")
+
+
+@pytest.mark.parametrize("reference, lam, l1_ratio", [
+    ("regularizer=l2", 0.01, 0.0),
+    ("regularizer=l1 regularizer.method=subgradient", 0.001, 1.0),
+    ("regularizer=elastic_net regularizer.method=subgradient", 0.003, 0.5)])
+def test_a_learners_regularizer_matches_the_reference(ws, reference, lam, l1_ratio):
+    """The penalty logged (batch/penalty) and its gradient in every step: equal in float64."""
+    cli = CLI(ws)
+    common = ("model=mlp", "model.hidden=[16]", "epochs=2", "dtype=float64")
+    mine = run(cli, "regularizer=my_enet", f"regularizer.lam={lam}",
+               f"regularizer.l1_ratio={l1_ratio}", *common)
+    ref = run(cli, *reference.split(), f"regularizer.lam={lam}", *common)
+    assert_same_run(mine, ref, 1e-12)
+    m = metrics(mine)
+    assert (m[(m.split == "batch") & (m.metric == "penalty")].value > 0).all()
+
+
+def test_a_regularizers_misshapen_gradient_is_named_and_proximal_l1_is_dlxs(ws):
+    cli = CLI(ws)
+    bad = cli("run", "regularizer=row_norms", "model=mlp", "epochs=1", "progress=none")
+    assert bad.returncode == 1
+    error = json.loads((cli.run_dir(bad) / "summary.json").read_text())["error"]
+    assert "grad returned shape (2,)" in error and "fc1.W of shape (2, 64)" in error, error
+    # dlx's proximal step needs the optimizer's step size: yours takes no such option
+    assert_one_error_line(cli("run", "regularizer=my_enet", "+regularizer.method=proximal"),
+                          "unknown key regularizer.method (valid keys: lam, l1_ratio)")
 
 
 def test_weight_decay_stays_the_frameworks(ws):
@@ -617,3 +675,33 @@ def test_the_quick_form_needs_no_file(ws):
                           "it defines: Adam")
     assert_one_error_line(cli("run", "model=mine.optim.Adam"), "model mine.optim:Adam",
                           "subclassing dlx.nn.Module")
+
+
+def test_the_report_sets_the_learners_runs_against_the_reference(ws):
+    """A from-scratch deliverable's section: yours against dlx's, paired by seed; a correct
+    Adam computes what dlx's does, a slip parts at the step it first acts; not run: where to
+    start."""
+    cli = CLI(ws)
+    short = ("experiment=optimizers", "epochs=1", "dataset.n_samples=400", "seed=0,1")
+    ref = cli("run", "-m", *short, "optimizer=adam,sgd", "progress=none")
+    assert ref.returncode == 0, ref.stderr
+    mine = cli("run", "-m", *short, "optimizer=my_adam,half_sgd", "progress=none")
+    assert mine.returncode == 0, mine.stderr
+    out = ws / "report"
+    made = cli("report", str(cli.run_dir(ref)), str(cli.run_dir(mine)), "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    text = (out / "report.md").read_text()
+    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+\) computes what "
+                     r"optimizer=adam \(dlx\) does: every one of [\d,]+ logged values of 2 "
+                     r"run\(s\) paired by seed within ([\d.e-]+)", text)
+    assert adam and float(adam.group(1)) < 1e-5, text
+    assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+\) differs from optimizer=sgd \(dlx\)"
+                     r".*they part at step \d+, \w+/loss", text), text
+    assert "yours against dlx's reference: final values" in text
+    assert "a second record of this phase's optimizers" in text  # the reference's own section
+    assert list((out / "figures").glob("*yours_vs_reference.png"))
+    # the reference alone: the section says the deliverable waits for the learner's code
+    alone = ws / "report-ref"
+    assert cli("report", str(cli.run_dir(ref)), "--out", str(alone)).returncode == 0
+    assert ("Not run yet with your own optimizer: this deliverable is yours to implement"
+            in (alone / "report.md").read_text())

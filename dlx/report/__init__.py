@@ -232,6 +232,57 @@ class Source:
         return out
 
 
+def _yours(doc: Doc, src: Source, section: Section, scratch: Path, root: Path | None,
+           notes: list[str], given: list[Source]) -> None:
+    """For a deliverable the learner implements (``dlx.plan.SCRATCH``): their runs against
+    dlx's reference (:mod:`dlx.report.yours`), from this record, the other records of the
+    experiment named on the command line and those under ``root``; or where to start when
+    none of theirs ran."""
+    from dlx.plan import SCRATCH
+    from dlx.report import yours
+
+    group = SCRATCH.get(src.experiment or "")
+    if group is None:
+        return
+    siblings = [g for g in given if g.experiment == src.experiment and g.path != src.path]
+    theirs = [g for g in siblings if any(yours.is_mine(r, group) for r in g.runs)]
+    if theirs and not any(yours.is_mine(r, group) for r in src.runs):
+        return  # the section of the record with the learner's runs sets them against these
+    records = [src.runs] + [g.runs for g in siblings]
+    if root is not None:
+        from dlx.report.phases import records as under
+
+        for path in under(root).get(src.experiment, [])[::-1][:20]:  # newest first
+            if path.resolve() != src.path.resolve():
+                try:
+                    records.append(Source(path).runs)
+                except UsageError as e:
+                    notes.append(f"{path}: not read for yours against dlx's ({e})")
+    arms = yours.arms(records, group)
+    title = f"{section.title}: yours against dlx's reference"
+    if not arms:
+        cmd = f"{command(src.experiment)} {group}=<your option>"
+        text = (f"Not run yet with your own {group}: this deliverable is yours to implement. "
+                f"Write it, then run {{}} (README: “Your own implementation”); these runs are "
+                f"dlx's reference.")
+        doc.para(f"<b>{html.escape(title)}.</b> "
+                 + html.escape(text).format(f"<code>{html.escape(cmd)}</code>"),
+                 f"**{title}.** " + text.format(f"`{cmd}`"), "missing-run")
+        return
+    keys = [k for k in HEADLINE if any(k in (r.summary.get("final") or {})
+                                       for a in arms for r in a.mine)][:3]
+    rows = [row for a in arms for row in yours.finals(a, keys, pooled)]
+    doc.table(f"{title}: final values, mean ± sd over seeds (sample sd).",
+              ["code", "setting", "seeds", *keys], rows)
+    for arm in arms:
+        text = yours.verdict(arm)
+        doc.para(html.escape(text), text)
+    png = yours.overlay(arms, scratch)
+    if png is not None:
+        doc.figure(png, f"{title}: loss against step, dlx's solid, yours dashed, each the "
+                        f"mean ± 1 sd over its seeds.", src.name)
+
+
 def _sweep_task(path: Path) -> list[str] | None:
     """The overrides a sweep was started with (its multirun.yaml), None if unreadable."""
     import yaml
@@ -449,9 +500,11 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
         picks.append(Pick(_section_of(src.name), src.path))
         if spec is not None:
             home = phase_of(src.experiment)
-            extra[src.path] = (f"not part of phase {spec.number}" + (
-                f" (an experiment of phase {home})" if home else "")
-                + ": included because it was named on the command line")
+            extra[src.path] = ((f"a second record of this phase's {src.name}"
+                                if home == spec.number else
+                                f"not part of phase {spec.number}" + (
+                                    f" (an experiment of phase {home})" if home else ""))
+                               + ": included because it was named on the command line")
             notes.append(f"{src.path}: {extra[src.path]}")
     chosen = {p.path: next((s for s in sources if s.path == p.path), None)
               for p in picks if p.path is not None}
@@ -552,7 +605,8 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
             if p.path in (extra or {}):
                 doc.para(f"This record is {html.escape(extra[p.path])}.",
                          f"This record is {extra[p.path]}.", "meta")
-            _section(doc, chosen[p.path], p.section, i, scratch / str(i), notes, root)
+            _section(doc, chosen[p.path], p.section, i, scratch / str(i), notes, root,
+                     [c for c in chosen.values() if c is not None])
         doc.html.append("</section>")
 
     doc.html.append("<section class='frame'>")
@@ -590,7 +644,7 @@ def _missing(doc: Doc, p: Pick, spec, root: Path | None) -> None:
 
 
 def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, notes: list[str],
-             root: Path | None) -> None:
+             root: Path | None, given: list[Source] = ()) -> None:
     where = _rel(src.path, root)
     doc.para(f"Record: <code>{html.escape(where)}</code> ({html.escape(src.status())})<br>"
              f"Made by: <code>{html.escape(src.command())}</code>",
@@ -619,6 +673,7 @@ def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, not
             label += f" (member {fig.parent.name})"
         doc.figure(fig, f"{section.title} — {label}.", src.name)
     doc.html.append("</div>")
+    _yours(doc, src, section, scratch, root, notes, given)
     doc.slot(section.slot, src.notes(), where if root is None else str(src.path))
     cfg = json.dumps(src.config, indent=1)
     doc.html.append(f"<details><summary>config of {html.escape(where)}</summary>"

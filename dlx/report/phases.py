@@ -125,20 +125,29 @@ class Pick:
     newest_unfinished: tuple[Path, str] | None = None  # the newest record, if not finished
 
 
+def records(root: Path) -> dict[str, list[Path]]:
+    """The runs and sweeps directly under ``root`` by experiment ("" for none), oldest first
+    (their names start with the time they were made)."""
+    from dlx.records.store import is_run, is_sweep
+
+    found: dict[str, list[Path]] = {}
+    if root.is_dir():
+        for path in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name):
+            if is_sweep(path) or is_run(path):
+                found.setdefault(_experiment(path) or "", []).append(path)
+    return found
+
+
 def pick(phase: Phase, root: Path, given: dict[str, Path]) -> list[Pick]:
     """For each section, the record named by the learner (``given``: experiment -> path) or the
     newest finished record under ``root``. Records of the plan's shape come first: a sweep for
     an experiment the plan runs with ``-m`` (a single run poking at one setting does not replace
     the comparison), a single run otherwise; the other shape is the fallback."""
     from dlx.plan import PLAN, swept
-    from dlx.records.store import is_run, is_sweep
+    from dlx.records.store import is_sweep
 
     planned = {row[3] for row in PLAN}
-    found: dict[str, list[Path]] = {}
-    if root.is_dir():
-        for path in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name):
-            if is_sweep(path) or is_run(path):
-                found.setdefault(_experiment(path) or "", []).append(path)
+    found = records(root)
     picks = []
     for section in phase.sections:
         if section.experiment in given:
