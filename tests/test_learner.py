@@ -691,11 +691,12 @@ def test_the_report_sets_the_learners_runs_against_the_reference(ws):
     made = cli("report", str(cli.run_dir(ref)), str(cli.run_dir(mine)), "--out", str(out))
     assert made.returncode == 0, made.stderr
     text = (out / "report.md").read_text()
-    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+\) computes what "
+    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+\) at dataset\.n_samples=400, "
+                     r"epochs=1 computes what "
                      r"optimizer=adam \(dlx\) does: every one of [\d,]+ logged values of 2 "
-                     r"run\(s\) paired by seed within ([\d.e-]+)", text)
+                     r"runs paired by seed within ([\d.e-]+)", text)
     assert adam and float(adam.group(1)) < 1e-5, text
-    assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+\) differs from optimizer=sgd \(dlx\)"
+    assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+\) at .*? differs from optimizer=sgd \(dlx\)"
                      r".*they part at step \d+, \w+/loss", text), text
     assert "yours against dlx's reference: final values" in text
     assert "a second record of this phase's optimizers" in text  # the reference's own section

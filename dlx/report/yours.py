@@ -117,23 +117,28 @@ def parting(mine: Run, ref: Run) -> tuple[float, int, str | None]:
 
 def verdict(arm: Arm) -> str:
     """One sentence for the learner: the same computation as dlx's, or where it parts."""
+    label = arm.label + (f" at {', '.join(arm.setting)}" if arm.setting else "")
     if not arm.ref:
-        return f"{arm.label}: {arm.why_none}."
+        return f"{label}: {arm.why_none}."
     pairs = arm.pairs()
     if not pairs:
-        return (f"{arm.label}: no seed in common with {arm.ref_label} "
+        return (f"{label}: no seed in common with {arm.ref_label} "
                 f"(yours {sorted(m.config.get('seed') for m in arm.mine)}); nothing to pair")
     results = [parting(m, r) for m, r in pairs]
     worst = max(d for d, _, _ in results)
     n = sum(k for _, k, _ in results)
+    runs = f"{len(pairs)} run{'s' * (len(pairs) != 1)} paired by seed"
+    if worst == 0:
+        return (f"{label} computes what {arm.ref_label} does: all {n:,} logged values of "
+                f"{runs} are identical, bit for bit.")
     if worst <= SAME:
-        return (f"{arm.label} computes what {arm.ref_label} does: every one of {n:,} logged "
-                f"values of {len(pairs)} run(s) paired by seed within {worst:.2g} (relative; "
-                f"round-off).")
+        return (f"{label} computes what {arm.ref_label} does: every one of {n:,} logged "
+                f"values of {runs} within {worst:.2g} (relative; round-off: the order of the "
+                f"floating-point operations differs).")
     first = next(f for _, _, f in results if f)
-    return (f"{arm.label} differs from {arm.ref_label}: the largest relative difference over "
-            f"{len(pairs)} run(s) paired by seed is {worst:.2g}; they part at {first}. Same data, "
-            f"initial weights and batches: the difference is the code's.")
+    return (f"{label} differs from {arm.ref_label}: the largest relative difference over "
+            f"{runs} is {worst:.2g}; they part at {first}. Same data, initial weights and "
+            f"batches: the difference is the code's.")
 
 
 def curve(run: Run):
