@@ -706,3 +706,19 @@ def test_the_report_sets_the_learners_runs_against_the_reference(ws):
     assert cli("report", str(cli.run_dir(ref)), "--out", str(alone)).returncode == 0
     assert ("Not run yet with your own optimizer: this deliverable is yours to implement"
             in (alone / "report.md").read_text())
+
+
+def test_conditioning_runs_the_learners_optimizer_model_and_loss(ws):
+    """experiment=conditioning hard-codes GD, heavy ball, a Linear and BCE; the learner's SGD
+    walks the quadratics at GD's step 2/(L+mu), their logistic regression and BCE do the
+    standardization's GD from the Linear's initial weights: the same iteration counts."""
+    cli = CLI(ws)
+    common = ("experiment=conditioning", "conditioning.kappas=[10,100,1000]")
+    mine = run(cli, *common, "optimizer=my_sgd", "model=my_logreg", "loss=my_bce")
+    ref = run(cli, *common)
+    table = pd.read_csv(mine / "conditioning.csv")
+    assert list(table[table.method == "my_sgd"].iterations) == \
+        list(table[table.method == "gd"].iterations) == [65, 651, 6506]
+    a, b = (json.loads((r / "summary.json").read_text())["conditioning"] for r in (mine, ref))
+    assert a["logreg"] == b["logreg"] and a["slopes"]["my_sgd"] == a["slopes"]["gd"]
+    assert (mine / "plots" / "iterations_vs_kappa.png").is_file()

@@ -7,6 +7,12 @@ the optimal alpha = 4/(sqrt(L) + sqrt(mu))^2, beta = ((sqrt(kappa) - 1)/(sqrt(ka
 contracts by (sqrt(kappa) - 1)/(sqrt(kappa) + 1): ~ sqrt(kappa)/2 * ln(1/tol) steps (slope 1/2).
 A step just above 2/L diverges, just below converges. And for logistic regression, standardizing
 the features shrinks the Hessian's condition number and with it the number of GD steps.
+
+The learner's code joins in where it stands for a piece: their optimizer (``optimizer=my_sgd``)
+walks each quadratic beside GD and heavy ball from the same start, at the step of the method it
+implements (``reference: momentum``: the optimal alpha, and beta as its ``momentum`` option;
+otherwise GD's 2/(L + mu)); their model and loss (``model=my_logreg``, ``loss=my_bce``) take the
+standardization's place of dlx's Linear and BCE, from the same initial weights.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dlx.assemble import build_dataset, rngs
+from dlx import learner
+from dlx.assemble import build_dataset, build_loss, build_model, build_optimizer, rngs
 from dlx.errors import UsageError
-from dlx.nn import BCEWithLogits, Linear
+from dlx.nn import BCEWithLogits, Linear, Parameter
 from dlx.training import TrainResult
 
 GENERIC_RUN_PLOTS = False
@@ -71,27 +78,65 @@ def descend(eig: np.ndarray, method: str, tol: float, max_iter: int, step: float
     return None, curve
 
 
-def logistic_gd(X: np.ndarray, y: np.ndarray, tol: float, max_iter: int) -> dict:
+def descend_with(make, eig: np.ndarray, tol: float, max_iter: int):
+    """:func:`descend` with an optimizer object: ``make(params)`` built over x (from x0 = 1)
+    on diag(eig), the gradient eig * x given to it at each step."""
+    p = Parameter(np.ones_like(eig), "x", decay=False)
+    opt = make([p])
+    norm0 = float(np.linalg.norm(p.data))
+    curve = [1.0]
+    for t in range(1, max_iter + 1):
+        p.grad[...] = eig * p.data
+        opt.step()
+        ratio = float(np.linalg.norm(p.data)) / norm0
+        curve.append(ratio)
+        if ratio <= tol:
+            return t, curve
+        if not math.isfinite(ratio) or ratio > 1e6:
+            return -1, curve
+    return None, curve
+
+
+def learners_step(node: dict, eig: np.ndarray) -> dict:
+    """The learner's optimizer node at the step of the method it implements on diag(eig)."""
+    L, mu = float(eig.max()), float(eig.min())
+    if node.get("reference") in ("momentum", "nesterov"):
+        beta = ((math.sqrt(L) - math.sqrt(mu)) / (math.sqrt(L) + math.sqrt(mu))) ** 2
+        return {**node, "lr": 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2,
+                **({"momentum": beta} if "momentum" in node else {})}
+    return {**node, "lr": 2.0 / (L + mu)}
+
+
+def logistic_gd(X: np.ndarray, y: np.ndarray, tol: float, max_iter: int, model=None,
+                loss_fn=None) -> dict:
     """Full-batch GD with step 1/L (L = lambda_max of the loss Hessian's bound X^T X / 4n) on
     logistic regression; iterations until ||grad|| <= tol * ||grad_0||, and the condition
-    number of that bound (features with a bias column)."""
+    number of that bound (features with a bias column). ``model`` and ``loss_fn`` (the
+    learner's) stand in for dlx's Linear and BCE, starting from the Linear's initial weights
+    where their parameters' shapes agree."""
     Xb = np.hstack([X, np.ones((len(X), 1))])
     H = Xb.T @ Xb / (4 * len(X))
     eig = np.linalg.eigvalsh(H)
     layer = Linear(X.shape[1], 1, dtype=np.float64)
-    loss_fn = BCEWithLogits()
+    if model is not None:
+        for mine, ref in zip(model.parameters(), layer.parameters()):
+            if mine.data.shape == ref.data.shape:
+                mine.data[...] = ref.data
+        layer = model
+    loss_fn = loss_fn or BCEWithLogits()
+    params = layer.parameters()
     lr = 1.0 / eig.max()
     g0 = None
     for t in range(1, max_iter + 1):
         layer.zero_grad()
         loss_fn.forward(layer.forward(X), y)
         layer.backward(loss_fn.backward())
-        g = math.sqrt(float((layer.W.grad ** 2).sum() + (layer.b.grad ** 2).sum()))
+        g = math.sqrt(sum(float((p.grad ** 2).sum()) for p in params))
         g0 = g0 or g
         if g <= tol * g0:
             return {"kappa": float(eig.max() / eig.min()), "iterations": t}
-        layer.W.data -= lr * layer.W.grad
-        layer.b.data -= lr * layer.b.grad
+        for p in params:
+            p.data -= lr * p.grad
     return {"kappa": float(eig.max() / eig.min()), "iterations": None}
 
 
@@ -99,19 +144,32 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
     c = cfg["conditioning"]
     start = time.perf_counter()
     rows, curves, slopes = [], [], {}
+    mine = cfg["optimizer"] if learner.is_learner(cfg["optimizer"]) else None
+    methods = METHODS + ((str(mine["name"]),) if mine else ())
     for i, kappa in enumerate(c["kappas"]):
         eig = np.logspace(0, math.log10(kappa), c["dim"])
-        for method in METHODS:
-            iters, curve = descend(eig, method, c["tol"], c["max_iter"])
-            rate = rates(kappa)[method]
+        for method in methods:
+            if method in METHODS:
+                iters, curve = descend(eig, method, c["tol"], c["max_iter"])
+                rate = rates(kappa)[method]
+            else:  # the learner's optimizer, at the step of the method it implements
+                node = learners_step(mine, eig)
+                iters, curve = descend_with(lambda ps, n=node: build_optimizer(n, ps), eig,
+                                            c["tol"], c["max_iter"])
+                rate = rates(kappa)["momentum" if mine.get("reference") in
+                                    ("momentum", "nesterov") else "gd"]
             predicted = math.log(c["tol"]) / math.log(rate)
             rows.append({"method": method, "kappa": kappa, "iterations": iters,
                          "rate": rate, "predicted_iterations": predicted})
             rec.log(i, 0, method, f"iterations_kappa{kappa:g}", float(iters or math.nan))
             keep = np.unique(np.geomspace(1, len(curve), 300).astype(int) - 1)
             curves += [(method, kappa, int(t), curve[t]) for t in keep]
-    for method in METHODS:
-        pts = [(r["kappa"], r["iterations"]) for r in rows if r["method"] == method and r["iterations"]]
+    for method in methods:
+        pts = [(r["kappa"], r["iterations"]) for r in rows if r["method"] == method
+               and r["iterations"] and r["iterations"] > 0]
+        if len(pts) < 2:
+            slopes[method] = math.nan
+            continue
         slope = float(np.polyfit(np.log10([k for k, _ in pts]), np.log10([n for _, n in pts]), 1)[0])
         slopes[method] = slope
         rec.log(0, 0, method, "slope", slope)
@@ -130,8 +188,9 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
     X = data.X_train.copy()
     X[:, 1] = X[:, 1] * c["feature_scale"] + 3 * c["feature_scale"]
     standardized = (X - X.mean(axis=0)) / X.std(axis=0)
-    raw = logistic_gd(X, data.y_train, c["logreg_tol"], c["logreg_max_iter"])
-    std = logistic_gd(standardized, data.y_train, c["logreg_tol"], c["logreg_max_iter"])
+    raw = logistic_gd(X, data.y_train, c["logreg_tol"], c["logreg_max_iter"], *yours(cfg, data))
+    std = logistic_gd(standardized, data.y_train, c["logreg_tol"], c["logreg_max_iter"],
+                      *yours(cfg, data))
     for name, r in (("raw", raw), ("standardized", std)):
         rec.log(0, 0, f"logreg_{name}", "hessian_kappa", r["kappa"])
         rec.log(0, 0, f"logreg_{name}", "iterations", float(r["iterations"] or math.nan))
@@ -156,6 +215,18 @@ def run(cfg, rec, run_dir: Path) -> TrainResult:
                                                "logreg": {"raw": raw, "standardized": std}}})
 
 
+def yours(cfg, data) -> tuple:
+    """(model, loss) for the standardization: the learner's where the config names theirs,
+    None for dlx's Linear and BCE."""
+    model = loss = None
+    if learner.is_learner(cfg["model"]):
+        model = build_model(cfg["model"], cfg["init"], data.spec, rngs(cfg["seed"])["init"],
+                            np.dtype(np.float64))
+    if learner.is_learner(cfg.get("loss")):
+        loss = build_loss(cfg["loss"], data.spec)
+    return model, loss
+
+
 def plot_run(run, out: Path, fmt: str) -> list[Path]:
     import pandas as pd
 
@@ -177,6 +248,12 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
                 label=f"{names[method]}: fitted slope {slopes.get(method, float('nan')):.2f}")
         ax.plot(t["kappa"], t["predicted_iterations"], "--", color=color, alpha=0.7,
                 label="theory: ln(tol)/ln(" + ("(κ−1)/(κ+1)" if method == "gd" else "(√κ−1)/(√κ+1)") + ")")
+    heavy = (run.config.get("optimizer") or {}).get("reference") in ("momentum", "nesterov")
+    for method in [m for m in table["method"].unique() if m not in METHODS]:  # the learner's
+        t = table[(table["method"] == method) & (table["iterations"] > 0)]
+        ax.plot(t["kappa"], t["iterations"], "x", color="black", ms=9, mew=2,
+                label=f"yours: {method} at {'heavy ball’s α' if heavy else 'step 2/(L+μ)'}: "
+                      f"fitted slope {slopes.get(method, float('nan')):.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
@@ -185,7 +262,7 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     fig, ax = figure("convergence on quadratics of growing condition number",
                      "iteration (log scale)", "relative error ||x_t|| / ||x_0|| (log scale)")
     kappas = sorted(curves["kappa"].unique())
-    for method, ls in (("gd", "-"), ("momentum", "--")):
+    for method, ls in (("gd", "-"), ("momentum", "--")):  # dlx's: the learner's are in the table
         for i, kappa in enumerate(kappas):
             c = curves[(curves["method"] == method) & (curves["kappa"] == kappa)]
             ax.plot(c["iteration"] + 1, c["relative_error"], ls, color=f"C{i}",
