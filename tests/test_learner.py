@@ -616,9 +616,10 @@ def test_gradcheck_checks_the_learners_backward(ws, tmp_path):
 
 
 @pytest.mark.needs("plugins")
-def test_a_sweep_under_joblib_imports_the_workspace_in_its_workers(ws):
-    result = CLI(ws)("run", "-m", "model=my_logreg", "seed=0,1", "hydra/launcher=joblib",
-                     "epochs=2", "progress=none")
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_a_sweep_under_a_launcher_imports_the_workspace_in_its_workers(ws, launcher):
+    result = CLI(ws)("run", "-m", "model=my_logreg", "seed=0,1", f"hydra/launcher={launcher}",
+                     "epochs=2", "progress=none", timeout=600)
     assert result.returncode == 0, result.stderr
     sweep = Path(result.stdout.split()[-1])
     for member in ("0", "1"):
@@ -626,7 +627,7 @@ def test_a_sweep_under_joblib_imports_the_workspace_in_its_workers(ws):
         assert summary["status"] == "completed"
         assert summary["source"]["targets"] == {"model": "mine.models.LogReg"}
         assert (sweep / member / "source" / "mine" / "models.py").is_file()
-    assert "joblib" in (sweep / "multirun.yaml").read_text()
+    assert launcher in (sweep / "multirun.yaml").read_text()
 
 
 def test_the_readmes_notebook_example_runs(tmp_path, monkeypatch, capsys):
