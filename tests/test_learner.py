@@ -20,6 +20,8 @@ from tests.conftest import CLI, REPO, assert_one_error_line
 pytestmark = pytest.mark.slow
 
 EXTRA = '''\
+import numpy as np
+
 from dlx.optim import Optimizer
 
 
@@ -35,6 +37,12 @@ class HalfSGD(Optimizer):
     """A slip in the maths: half the step the rule says."""
     def update(self, p, g, state):
         p -= self.lr * g / 2
+
+
+class NaNs(Optimizer):
+    """A 0/0 somewhere in the maths: every parameter NaN after the first step."""
+    def update(self, p, g, state):
+        p[...] = np.nan
 
 
 class Rebinds(Optimizer):
@@ -198,6 +206,7 @@ class RowNorms(ElasticNet):
 OPTIONS = {
     "optimizer/my_sgd.yaml": "_target_: mine.extra.SGD\nreference: sgd\nlr: 0.1\n",
     "optimizer/rebinds.yaml": "_target_: mine.extra.Rebinds\nlr: 0.1\n",
+    "optimizer/nans.yaml": "_target_: mine.extra.NaNs\nlr: 0.1\n",
     "optimizer/half_sgd.yaml": "_target_: mine.extra.HalfSGD\nreference: sgd\nlr: 0.1\n",
     "optimizer/raises.yaml": "_target_: mine.extra.Raises\nlr: 0.1\n",
     "model/my_logreg.yaml": "_target_: mine.models.LogReg\n",
@@ -399,6 +408,15 @@ def test_weight_decay_stays_the_frameworks(ws):
     ref = run(cli, "optimizer=sgd", "optimizer.lr=0.1", "optimizer.weight_decay=0.01",
               "epochs=2", "dtype=float64")
     assert_same_run(mine, ref, 1e-12)
+
+
+def test_nan_from_the_learners_code_is_a_diverged_run_as_any(ws):
+    cli = CLI(ws)
+    result = cli("run", "optimizer=nans", "epochs=1", "progress=none")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((cli.run_dir(result) / "summary.json").read_text())
+    # the loss of step 2, the first computed after the NaN update, is where it shows
+    assert summary["status"] == "diverged" and summary["diverged_at_step"] == 2, summary
 
 
 def test_a_rebinding_update_fails_the_run_naming_the_slip(ws):
