@@ -113,6 +113,20 @@ def _validate(config: DictConfig) -> None:
     except UsageError as e:
         raise _Rejected(e) from None
     except Exception as e:  # noqa: BLE001 - e.g. a model too large to build: never run it
+        from dlx import learner
+
+        where = learner.last_frame(e)
+        if where and os.environ.get("DLX_DEBUG") != "1":  # the learner's class raised, built
+            given = []
+            for g in learner.GROUPS:
+                node = OmegaConf.to_container(config[g], resolve=True) if g in config else None
+                if learner.is_learner(node):
+                    opts = [f"{k}={v!r}" for k, v in node.items() if k not in learner.OWN_KEYS]
+                    given.append(f"{g} {', '.join(opts) or 'none'}")
+            raise _Rejected(UsageError(
+                f"your code raised while dlx built the run: {type(e).__name__}: {e} (at {where};"
+                f" the options it was given, from your file, the experiment and the command "
+                f"line: {'; '.join(given)})")) from e
         raise _Rejected(UsageError(f"invalid config: {type(e).__name__}: {e}")) from e
 
 

@@ -9,6 +9,7 @@ library (:mod:`dlx.nn`, :mod:`dlx.optim`, :mod:`dlx.data`), which imports no con
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any, Mapping
 
 import numpy as np
@@ -187,8 +188,20 @@ def build_model(model_node, init_node, spec: DataSpec, init_rng, dtype,
                            dtype=dtype, rng=dropout_rng)
     if learner.is_learner(model_node):  # the run's dtype, whatever np.zeros made
         learner.cast_parameters(model, dtype)
+        weights = [p for p in model.parameters() if p.decay]
+        if len(weights) > 1 and (init_node or {}).get("name") == "zeros" and name not in _WARNED:
+            _WARNED.add(name)  # once per process (validation builds the model too)
+            logging.getLogger("dlx").warning(
+                f"init=zeros on your model {name} with {len(weights)} weight matrices: every "
+                f"unit of a hidden layer gets the same weights and gradients, so they stay "
+                f"equal (symmetry) and it cannot learn more than one unit's worth; choose "
+                f"init=he_normal, or in its file: defaults: [{{override /init@_global_.init: "
+                f"he_normal}}] (as dlx's mlp.yaml)")
     initialize(model, init_node, init_rng)
     return model
+
+
+_WARNED: set = set()  # learner models warned about their all-zero init
 
 
 def build_model_for(cfg: Mapping[str, Any], data: Dataset, streams=None) -> Module:
@@ -263,12 +276,7 @@ def build_loss(node, spec: DataSpec | None, label_smoothing: float = 0.0):
             raise UsageError("label_smoothing is an option of dlx's loss; your loss "
                              f"{learner.label_target(node[learner.TARGET])} would not apply it "
                              "(set label_smoothing=0, or smooth in your loss's options)")
-        factory, options, name = registry.factory_of({}, "loss", node)
-        kwargs = registry.check_kwargs(factory, options, "loss")
-        try:
-            return learner.CheckedLoss(factory(**kwargs), name)
-        except ValueError as e:
-            raise UsageError(f"invalid loss {name!r}: {e}") from e
+        return _learners(node, "loss", learner.CheckedLoss)
     registry.lookup({"auto": loss_for}, "loss", node.pop("name", None))
     registry.check_kwargs(lambda: None, node, "loss")  # auto takes no options
     return loss_for(spec, label_smoothing) if spec is not None else None
@@ -278,13 +286,19 @@ def build_regularizer(node):
     """The penalty: dlx's (``name``) or the learner's class (``_target_``), summed over the
     weights by :class:`dlx.learner.LearnerPenalty`."""
     if learner.is_learner(node):
-        factory, options, name = registry.factory_of({}, "regularizer", node)
-        kwargs = registry.check_kwargs(factory, options, "regularizer")
-        try:
-            return learner.LearnerPenalty(factory(**kwargs), name)
-        except ValueError as e:
-            raise UsageError(f"invalid regularizer {name!r}: {e}") from e
+        return _learners(node, "regularizer", learner.LearnerPenalty)
     return registry.build(REGULARIZERS, "regularizer", node)
+
+
+def _learners(node, group: str, wrap):
+    """The learner's class of ``group`` built with the node's options (checked against its
+    signature), inside ``wrap`` (the framework's side of its contract)."""
+    factory, options, name = registry.factory_of({}, group, node)
+    kwargs = registry.check_kwargs(factory, options, group)
+    try:
+        return wrap(factory(**kwargs), name)
+    except ValueError as e:
+        raise UsageError(f"invalid {group} {name!r}: {e}") from e
 
 
 def base_lr(optimizer_node: Mapping) -> float:

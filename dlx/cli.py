@@ -102,24 +102,17 @@ def _runs_root(root: Optional[Path]) -> Path:
 )
 def run(ctx: typer.Context) -> None:
     """Train one configuration, or sweep many with -m (Hydra overrides; `dlx run --help`)."""
-    from dlx import workspace
+    from dlx import inline
     from dlx.app import main
 
     args = list(ctx.args)
     import shutil
     import tempfile
 
-    from dlx.inline import quick_options
-
     quick = Path(tempfile.mkdtemp(prefix="dlx-quick-"))
     try:
-        workspace.check_searchpath(args)
-        search = [f"file://{quick}"] if quick_options(args, quick) else []
-        ws = os.environ.get("DLX_WORKSPACE")  # found and activated by the root callback
-        if not any(a.startswith("hydra.searchpath=") for a in args):  # theirs wins
-            search += [f"file://{Path(ws) / 'conf'}"] if ws else []
-            # last: argparse takes the overrides in one run
-            args += [f"hydra.searchpath=[{','.join(search)}]"] if search else []
+        # last: argparse takes the overrides in one run
+        args += inline.search_overrides(args, quick)
         code = main(args)
     except UsageError as e:
         shutil.rmtree(quick, ignore_errors=True)
@@ -623,6 +616,14 @@ def gradcheck(
         rows, what = _gc.check(list(ctx.args), examples, entries, step)
     except UsageError as e:
         _fail(str(e))
+    except Exception as e:  # the learner's forward or backward raised: their frames, exit 1
+        from dlx.learner import their_frames
+
+        theirs = None if os.environ.get("DLX_DEBUG") == "1" else their_frames(e)
+        if theirs is None:
+            raise
+        typer.echo(theirs, err=True)
+        raise typer.Exit(1) from None
     if not _gc.print_report(rows, what, tol):
         raise typer.Exit(1)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -80,11 +81,28 @@ def run(overrides: list[str] | str = (), **pieces: Any):
     return load_run(app._State.last_dir)
 
 
+def search_overrides(args: list[str], quick: Path) -> list[str]:
+    """The ``hydra.searchpath`` override a command adds to ``args``: the quick form's generated
+    options (written into ``quick``, see :func:`dlx.inline.quick_options`) and the active
+    workspace's conf/, searched beside dlx's (absolute paths); none when the user gives their
+    own search path (theirs wins; it must exist)."""
+    from dlx.workspace import check_searchpath
+
+    check_searchpath(args)
+    search = [f"file://{quick}"] if quick_options(args, quick) else []
+    if any(a.startswith("hydra.searchpath=") for a in args):
+        return []
+    ws = os.environ.get("DLX_WORKSPACE")  # set by activate()
+    search += [f"file://{Path(ws) / 'conf'}"] if ws else []
+    return [f"hydra.searchpath=[{','.join(search)}]"] if search else []
+
+
 def quick_options(args: list[str], folder: Path) -> bool:
     """The quick form: ``optimizer=mine.optim.Adam`` (a dotted path where an option name goes,
     alone or in a sweep's list) names the learner's class without a config file. Each such
-    value gets a generated option ``folder/<group>/<path>.yaml`` (its ``_target_`` and its
-    signature's defaults, so ``optimizer.lr=...`` sets one); the caller puts ``folder`` on the
+    value gets a generated option ``folder/<group>/<path>.yaml`` (its ``_target_``, its
+    signature's defaults, so ``optimizer.lr=...`` sets one, and ``reference: adam`` for a class
+    named as dlx's option, ``Adam``); the caller puts ``folder`` on the
     search path. Imported and checked here: a bad target is one error line before Hydra runs.
     Returns whether any was made."""
     from dlx import learner
@@ -101,6 +119,13 @@ def quick_options(args: list[str], folder: Path) -> bool:
             learner.check_contract(obj, group, learner.label_target(path))
             (folder / group).mkdir(parents=True, exist_ok=True)
             node = {"_target_": path, **_defaults(obj, group)}
+            # a class named as one of dlx's options implements it (mine.optim.Adam: adam), so
+            # an experiment's tuned settings for that option apply, as `reference:` in a file
+            from dlx.workspace import _dlx_conf
+
+            own = path.rpartition(".")[2].lower()
+            if (_dlx_conf() / group / f"{own}.yaml").is_file():
+                node["reference"] = own
             (folder / group / f"{path}.yaml").write_text(yaml.safe_dump(node, sort_keys=False))
             made = True
     return made

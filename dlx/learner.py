@@ -154,6 +154,13 @@ def _defines(cls: type, base: type, method: str) -> bool:
     return getattr(cls, method, None) is not getattr(base, method, None)
 
 
+CLASSES = {  # the groups whose implementation is a plain class: its methods, its contract
+    "loss": (("forward", "backward"),
+             "forward(self, scores, y) -> float and backward(self) -> dscores"),
+    "regularizer": (("penalty", "grad"),
+                    "penalty(self, w) -> float and grad(self, w) -> an array shaped as w")}
+
+
 def check_contract(factory: Callable, group: str, target: str) -> None:
     """Refuse an implementation that cannot stand in for dlx's in ``group``: name the missing
     base class or method (before anything is created)."""
@@ -175,18 +182,11 @@ def check_contract(factory: Callable, group: str, target: str) -> None:
             raise UsageError(f"{group} {target}: does not define "
                              f"{', '.join(signature[m] for m in missing)}, the method(s) "
                              f"{base_name}'s contract asks of it")
-    elif group == "loss":
-        missing = [m for m in ("forward", "backward") if not callable(getattr(factory, m, None))]
+    elif group in CLASSES:
+        methods, contract = CLASSES[group]
+        missing = [m for m in methods if not callable(getattr(factory, m, None))]
         if not inspect.isclass(factory) or missing:
-            raise UsageError(f"loss {target}: must be a class with forward(self, scores, y) -> "
-                             f"float and backward(self) -> dscores"
-                             + (f"; it lacks {', '.join(missing)}" if inspect.isclass(factory)
-                                else f", got {factory!r}"))
-    elif group == "regularizer":
-        missing = [m for m in ("penalty", "grad") if not callable(getattr(factory, m, None))]
-        if not inspect.isclass(factory) or missing:
-            raise UsageError(f"regularizer {target}: must be a class with penalty(self, w) -> "
-                             f"float and grad(self, w) -> an array shaped as w"
+            raise UsageError(f"{group} {target}: must be a class with {contract}"
                              + (f"; it lacks {', '.join(missing)}" if inspect.isclass(factory)
                                 else f", got {factory!r}"))
     elif not callable(factory) or inspect.isclass(factory):
@@ -201,21 +201,62 @@ def resolve(node: Mapping, group: str) -> tuple[Callable, dict]:
     check_contract(factory, group, label_target(node[TARGET]))
     if group == "schedule":
         factory = _schedule_builder(factory)
+    if group == "init":
+        _positional(factory, "init", ("shape", "rng"), "the weight's values, an array of that shape")
+        factory = _checked_init(factory)
     return factory, {k: v for k, v in node.items() if k not in OWN_KEYS}
+
+
+def _positional(fn: Callable, group: str, names: tuple[str, ...], returns: str) -> None:
+    """Refuse a function that cannot be called with ``names`` as its first positional
+    arguments, naming what it must take and what its signature is."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < len(names) or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                       for p in params[:len(names)]):
+        raise UsageError(f"{group} {label_target(fn)}: must take ({', '.join(names)}, ...) and "
+                         f"return {returns}; its signature is {inspect.signature(fn)}")
+
+
+def _number(value, what: str) -> float:
+    """``value`` as a float, or a TypeError saying which function returned what."""
+    import numpy as np
+
+    if isinstance(value, (int, float, np.integer, np.floating)) or (
+            isinstance(value, np.ndarray) and value.shape == ()):
+        return float(value)
+    raise TypeError(f"{what} returned {type(value).__name__}"
+                    + (" (a forgotten return?)" if value is None else f" {value!r}"[:80])
+                    + "; it must return the learning rate, one number")
+
+
+def _checked_init(fn: Callable) -> Callable:
+    """The learner's init, its result checked: an array of the shape asked for."""
+    import functools
+
+    import numpy as np
+
+    @functools.wraps(fn)
+    def init(shape, rng, **options):
+        out = fn(shape, rng, **options)
+        if np.shape(out) != tuple(shape):
+            raise TypeError(f"init {label_target(fn)} returned "
+                            + ("None (a forgotten return?)" if out is None else
+                               f"shape {np.shape(out)}")
+                            + f" for a weight of shape {tuple(shape)}")
+        return out
+
+    return init
 
 
 def _schedule_builder(fn: Callable) -> Callable:
     """A learner's schedule ``fn(step, lr, total_steps, **options) -> lr`` as the builder dlx's
     schedules are: ``(lr, total_steps, **options) -> (step -> lr)``."""
+    _positional(fn, "schedule", ("step", "lr", "total_steps"), "the learning rate at that step")
     params = list(inspect.signature(fn).parameters.values())
-    if len(params) < 3 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                              for p in params[:3]):
-        raise UsageError(f"schedule {label_target(fn)}: must take (step, lr, total_steps, ...) "
-                         f"and return the learning rate at that step; its signature is "
-                         f"{inspect.signature(fn)}")
+    what = f"schedule {label_target(fn)}"
 
     def builder(lr, total_steps, **options):
-        return lambda t: float(fn(t, lr, total_steps, **options))
+        return lambda t: _number(fn(t, lr, total_steps, **options), what)
 
     builder.__signature__ = inspect.Signature(
         [inspect.Parameter("lr", inspect.Parameter.POSITIONAL_OR_KEYWORD),
@@ -335,6 +376,19 @@ def cast_parameters(model, dtype) -> None:
         if p.data.dtype != dtype:
             p.data = p.data.astype(dtype)
             p.grad = np.zeros_like(p.data)
+
+
+def last_frame(exc: BaseException) -> str | None:
+    """Where in the learner's own files ``exc`` was raised (``mine/models.py:14 in __init__``),
+    or None when no frame of its traceback is theirs."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    if not frames:
+        return None
+    f = frames[-1]
+    root = workspace()
+    path = Path(f.filename)
+    shown = path.relative_to(root) if root and root in path.resolve().parents else path
+    return f"{shown}:{f.lineno} in {f.name}"
 
 
 def their_frames(exc: BaseException) -> str | None:

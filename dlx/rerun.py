@@ -89,6 +89,13 @@ def learner_source(path: Path, summary: dict, code: str | None) -> dict[str, str
 
     source = summary.get("source")
     files = source.get("files") if isinstance(source, dict) else None
+    targets = source.get("targets") if isinstance(source, dict) else None
+    inline = [str(t).rpartition(".")[2] for t in (targets or {}).values()
+              if str(t).startswith("__dlx_inline__.")]
+    if inline:  # a class of a notebook cell lives in that process only
+        raise UsageError(f"{path} ran {', '.join(inline)}, given to dlx.run from Python: dlx rerun "
+                         f"cannot import it; run that dlx.run(...) again (its source is in "
+                         f"{path / 'source' / '__dlx_inline__'})")
     if not isinstance(files, dict) or not files:
         return {}
     ws = os.environ.get("DLX_WORKSPACE")

@@ -41,8 +41,9 @@ def _tuned(table, name, reference=None):
     key = reference or name
     if key not in table:
         known = ", ".join(table)
-        hint = (f"; if {name} is your own, say which dlx optimizer it implements "
-                f"(reference: adam in its file, or optimizer.reference=adam)") \
+        hint = (f"; if {name} is your own, say which dlx optimizer it implements: "
+                f"`reference: adam` in its file conf/optimizer/<name>.yaml (in the quick form, "
+                f"a class named as dlx's option, mine.optim.Adam, implements it)") \
             if reference is None else ""
         raise Rejected(UsageError(f"this experiment has no tuned learning rate for {key!r} "
                                    f"(tuned: {known}){hint}; or set optimizer.lr=..."))

@@ -118,12 +118,6 @@ def check(ws: Path) -> None:
                                  f"the name of dlx's own option; rename yours (e.g. my_{name})")
 
 
-def run_overrides(ws: Path) -> list[str]:
-    """The Hydra override a run inside the workspace starts with: its conf/ searched beside
-    dlx's (an absolute path); not added when the user gives their own search path."""
-    return [f"hydra.searchpath=[file://{ws / 'conf'}]"]
-
-
 def check_searchpath(args: list[str]) -> None:
     """A search path the user gives (``hydra.searchpath=[file:///a/conf,...]``) that does not
     exist is an error: Hydra would only warn and go on without it."""

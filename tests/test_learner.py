@@ -615,6 +615,8 @@ def test_dlx_run_in_process_with_a_class_from_a_cell(tmp_path, monkeypatch):
     assert '<img src="data:image/png;base64,' in one._repr_html_()
     with pytest.raises(dlx.errors.UsageError, match="unknown key optimizer.momentum"):
         dlx.run(["+optimizer.momentum=0.9"], optimizer=my_sgd)
+    assert_one_error_line(CLI(tmp_path)("rerun", str(mine)), "ran MySGD, given to dlx.run from "
+                          "Python: dlx rerun cannot import it")
 
 
 def test_gradcheck_checks_the_learners_backward(ws, tmp_path):
@@ -631,6 +633,21 @@ def test_gradcheck_checks_the_learners_backward(ws, tmp_path):
     assert bad.returncode == 1, bad.stdout + bad.stderr
     row = next(ln for ln in bad.stdout.splitlines() if ln.strip("│ ").startswith("b "))
     assert "1.0e+00" in row or "1e+00" in row, bad.stdout
+    # a whole model's dx: never used in training, so only gradcheck can find it wrong
+    assert "input x (the dx backward returns)" in good.stdout
+    (ws / "mine" / "wrong_dx.py").write_text(models.read_text().replace(
+        "return dout @ self.W.data.T", "return 2 * dout @ self.W.data.T"))
+    wrong = cli("gradcheck", "model=mine.wrong_dx.LogReg", "init=he_normal")  # the quick form
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    row = next(ln for ln in wrong.stdout.splitlines() if "input x" in ln)
+    assert "FAIL" in row and "W " not in row, wrong.stdout
+    assert "a wrong backward" in " ".join(wrong.stdout.split())
+    # the learner's backward raises: their frames, not dlx's
+    (ws / "mine" / "raising.py").write_text(models.read_text().replace(
+        "return dout @ self.W.data.T", "return dout @ self.W.data"))
+    raised = cli("gradcheck", "model=mine.raising.LogReg")
+    assert raised.returncode == 1 and "Traceback (your code" in raised.stderr, raised.stderr
+    assert "mine/raising.py" in raised.stderr and "dlx/cli.py" not in raised.stderr
 
 
 @pytest.mark.needs("plugins")
@@ -692,6 +709,12 @@ def test_the_quick_form_needs_no_file(ws):
     assert "_target_: mine.optim.Adam" in config and "lr: 0.01" in config
     assert_one_error_line(cli("run", "optimizer=mine.optim.Adamm"), "has no 'Adamm'",
                           "it defines: Adam")
+    # in an experiment with tuned rates, mine.optim.Adam implements adam: its rate applies
+    tuned = cli("run", "-m", "experiment=optimizers", "optimizer=adam,mine.optim.Adam",
+                "seed=0", "epochs=1", "progress=none")
+    assert tuned.returncode == 0, tuned.stderr
+    sweep = Path(tuned.stdout.split()[-1])
+    assert_same_run(sweep / "1", sweep / "0", 1e-5)
     assert_one_error_line(cli("run", "model=mine.optim.Adam"), "model mine.optim:Adam",
                           "subclassing dlx.nn.Module")
 
@@ -741,3 +764,59 @@ def test_conditioning_runs_the_learners_optimizer_model_and_loss(ws):
     a, b = (json.loads((r / "summary.json").read_text())["conditioning"] for r in (mine, ref))
     assert a["logreg"] == b["logreg"] and a["slopes"]["my_sgd"] == a["slopes"]["gd"]
     assert (mine / "plots" / "iterations_vs_kappa.png").is_file()
+
+
+PIECE_SLIPS = '''\
+import numpy as np
+
+
+def no_return(step, lr, total_steps):
+    lr * 0.5 ** (step // 10)                   # the slip: a forgotten return
+
+
+def flat_init(shape, rng):
+    return rng.normal(0.0, 0.1, shape[0])      # the slip: one number per row
+
+
+def one_argument(shape):
+    return np.zeros(shape)
+'''
+
+
+def test_slips_in_a_schedule_an_init_and_a_models_options_are_named(ws):
+    cli = CLI(ws)
+    (ws / "mine" / "slips.py").write_text(PIECE_SLIPS)
+    failed = cli("run", "schedule=mine.slips.no_return", "epochs=1", "progress=none")
+    assert failed.returncode == 1
+    error = json.loads((cli.run_dir(failed) / "summary.json").read_text())["error"]
+    assert "schedule mine.slips:no_return returned NoneType (a forgotten return?)" in error, error
+    failed = cli("run", "init=mine.slips.flat_init", "epochs=1", "progress=none")
+    assert_one_error_line(failed, "init mine.slips:flat_init returned shape (3,) for a weight "
+                                  "of shape (3, 2)")
+    assert_one_error_line(cli("run", "init=mine.slips.one_argument"),
+                          "init mine.slips:one_argument: must take (shape, rng, ...)")
+    # an experiment's model keys reach the learner's class: named, with where it raised
+    assert_one_error_line(cli("run", "experiment=optimizers", "model=my_mlp", "model.hidden=16"),
+                          "your code raised while dlx built the run: TypeError",
+                          "mine/layers.py:", "model hidden=16")
+
+
+def test_a_learners_hidden_layers_from_all_zeros_are_warned_of(ws):
+    cli = CLI(ws)
+    warned = cli("run", "model=my_mlp", "epochs=1", "progress=none")
+    assert warned.returncode == 0
+    assert "init=zeros on your model my_mlp with 2 weight matrices" in warned.stderr
+    quiet = cli("run", "model=my_mlp", "init=he_normal", "epochs=1", "progress=none")
+    assert "init=zeros" not in quiet.stderr
+
+
+def test_the_optimizers_figures_keep_arms_apart_by_what_else_the_sweep_varies(ws):
+    cli = CLI(ws)
+    result = cli("run", "-m", "experiment=optimizers", "optimizer=sgd",
+                 "schedule=constant,my_cosine", "seed=0", "epochs=1", "progress=none")
+    assert result.returncode == 0, result.stderr
+    sweep = cli.run_dir(result)
+    assert cli("plot", str(sweep)).returncode == 0
+    table = pd.read_csv(sweep / "plots" / "optimizers_table.csv")
+    assert list(table["optimizer"]) == ["sgd (schedule=constant)", "sgd (schedule=my_cosine)"]
+    assert list(table["n"]) == [1, 1]

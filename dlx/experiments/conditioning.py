@@ -63,19 +63,13 @@ def descend(eig: np.ndarray, method: str, tol: float, max_iter: int, step: float
     else:
         alpha = 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2
         beta = ((math.sqrt(L) - math.sqrt(mu)) / (math.sqrt(L) + math.sqrt(mu))) ** 2
-    x = np.ones_like(eig)
-    prev = x.copy()
-    norm0 = float(np.linalg.norm(x))
-    curve = [1.0]
-    for t in range(1, max_iter + 1):
-        x, prev = x - alpha * eig * x + beta * (x - prev), x
-        ratio = float(np.linalg.norm(x)) / norm0
-        curve.append(ratio)
-        if ratio <= tol:
-            return t, curve
-        if not math.isfinite(ratio) or ratio > 1e6:
-            return -1, curve
-    return None, curve
+    x = [np.ones_like(eig), np.ones_like(eig)]  # x_t, x_{t-1}
+
+    def advance() -> np.ndarray:
+        x[0], x[1] = x[0] - alpha * eig * x[0] + beta * (x[0] - x[1]), x[0]
+        return x[0]
+
+    return _until(x[0], advance, tol, max_iter)
 
 
 def descend_with(make, eig: np.ndarray, tol: float, max_iter: int):
@@ -83,12 +77,22 @@ def descend_with(make, eig: np.ndarray, tol: float, max_iter: int):
     on diag(eig), the gradient eig * x given to it at each step."""
     p = Parameter(np.ones_like(eig), "x", decay=False)
     opt = make([p])
-    norm0 = float(np.linalg.norm(p.data))
-    curve = [1.0]
-    for t in range(1, max_iter + 1):
+
+    def advance() -> np.ndarray:
         p.grad[...] = eig * p.data
         opt.step()
-        ratio = float(np.linalg.norm(p.data)) / norm0
+        return p.data
+
+    return _until(p.data, advance, tol, max_iter)
+
+
+def _until(x0: np.ndarray, advance, tol: float, max_iter: int):
+    """Iterate ``advance() -> x_t`` until ||x_t|| <= tol ||x_0||: (t, the curve of ratios);
+    t is None if ``max_iter`` passed first, -1 if the iterate blew up."""
+    norm0 = float(np.linalg.norm(x0))
+    curve = [1.0]
+    for t in range(1, max_iter + 1):
+        ratio = float(np.linalg.norm(advance())) / norm0
         curve.append(ratio)
         if ratio <= tol:
             return t, curve

@@ -27,17 +27,31 @@ def state_x_params(run) -> float | None:
     return (s.get("optimizer_state_bytes") or 0) / param if param else None
 
 
+def arms(runs) -> dict[int, str]:
+    """Each run's arm: its optimizer, and whatever else its sweep varies apart from the seed
+    (``sgd (schedule=cosine)``): runs of one arm differ by seed only, so their spread is the
+    seeds'."""
+    from dlx.records.store import differing
+
+    diffs = differing([[o for o in r.overrides if not o.startswith(("seed=", "optimizer="))]
+                       for r in runs])
+    return {id(r): r.config["optimizer"]["name"] + (f" ({', '.join(d)})" if d else "")
+            for r, d in zip(runs, diffs)}
+
+
 def table(runs) -> pd.DataFrame:
-    """Per optimizer (in sweep order), over its seeds: steps to the target loss (``_n``: how
-    many seeds reached it), final validation loss, training seconds, state memory."""
+    """Per arm (optimizer, and what else the sweep varies; in sweep order), over its seeds:
+    steps to the target loss (``_n``: how many seeds reached it), final validation loss,
+    training seconds, state memory."""
     target = runs[0].config.get("target_loss", 0.15)
-    stats = setting_stats(runs, lambda r: r.config["optimizer"]["name"], {
+    arm = arms(runs)
+    stats = setting_stats(runs, lambda r: arm[id(r)], {
         "steps_to_target": lambda r: steps_to(r, target),
         "final_val_loss": lambda r: (r.summary.get("final") or {}).get("val/loss"),
         "seconds": lambda r: r.summary.get("wall_time_s"),
         "state_x_params": state_x_params})
     stats = stats.rename(columns={"setting": "optimizer"})
-    lrs = {r.config["optimizer"]["name"]: r.config["optimizer"]["lr"] for r in runs}
+    lrs = {arm[id(r)]: r.config["optimizer"]["lr"] for r in runs}
     stats.insert(1, "lr", [lrs[o] for o in stats["optimizer"]])
     stats.insert(2, "target_loss", target)
     return stats
@@ -45,7 +59,8 @@ def table(runs) -> pd.DataFrame:
 
 def _time_curves(runs, split: str, optimizer: str) -> pd.DataFrame | None:
     """Loss against wall time, mean ± sd over seeds: per epoch, the seeds' mean time and loss."""
-    members = [r for r in runs if r.config["optimizer"]["name"] == optimizer]
+    arm = arms(runs)
+    members = [r for r in runs if arm[id(r)] == optimizer]
     curves, times = [], []
     for run in members:
         timing = run.timing()

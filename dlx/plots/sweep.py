@@ -62,8 +62,8 @@ def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
     """Members grouped by what differs between them apart from the seed: (label, indices)."""
     diffs = differing([[o for o in r.overrides if not o.startswith("seed=")] for r in runs])
     groups: dict[str, list[int]] = {}
-    for i, diff in enumerate(diffs):
-        groups.setdefault(", ".join(diff) or "all", []).append(i)
+    for i, diff in enumerate(diffs):  # the learner's code marked: class and file hash
+        groups.setdefault(", ".join(mark_learner(diff, runs[i].summary)) or "all", []).append(i)
     return list(groups.items())
 
 
@@ -173,8 +173,9 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
         for i, (label, members) in enumerate(groups):
             table = pd.concat([series[m].set_index("step")["value"] for m in members], axis=1)
             mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
+            dashed = {"ls": (0, (4, 3))} if runs[members[0]].summary.get("source") else {}
             ax.plot(mean.index, mean, color=f"C{i % 10}", lw=1.8,
-                    label=f"{label} (mean of {len(members)} seeds)")
+                    label=f"{label} (mean of {len(members)} seeds)", **dashed)
             ax.fill_between(mean.index, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
             values.extend(mean.tolist())
     else:

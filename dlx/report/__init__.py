@@ -262,9 +262,12 @@ def _yours(doc: Doc, src: Source, section: Section, scratch: Path, root: Path | 
     title = f"{section.title}: yours against dlx's reference"
     if not arms:
         cmd = f"{command(src.experiment)} {group}=<your option>"
+        other = sorted({str(k).partition(".")[0] for r in src.runs
+                        for k in ((r.summary.get("source") or {}).get("targets") or {})})
+        these = (f"these runs use your {', '.join(other)} with dlx's {group}" if other
+                 else "these runs are dlx's reference")
         text = (f"Not run yet with your own {group}: this deliverable is yours to implement. "
-                f"Write it, then run {{}} (README: “Your own implementation”); these runs are "
-                f"dlx's reference.")
+                f"Write it, then run {{}} (README: “Your own implementation”); {these}.")
         doc.para(f"<b>{html.escape(title)}.</b> "
                  + html.escape(text).format(f"<code>{html.escape(cmd)}</code>"),
                  f"**{title}.** " + text.format(f"`{cmd}`"), "missing-run")
