@@ -140,6 +140,12 @@ def validate(config: DictConfig) -> None:
     if groups["dataset"].get("stream") and spec is not None:
         _check_streams(groups["dataset"], top["batch_size"])
     module = hooks(top.get("experiment"))
+    for group, instead in getattr(module, "OWN_PIECES", {}).items():
+        if group in mine:
+            raise UsageError(f"experiment={top['experiment']} does not use the {group} option: it "
+                             f"computes with {instead}; your {group} {mine[group]} would not run "
+                             f"(the experiments of the plan that train with the config's pieces "
+                             f"take it)")
     if hasattr(module, "validate"):
         module.validate({**top, **groups})  # the groups too: an experiment may need a model
     if unavailable:

@@ -820,3 +820,15 @@ def test_the_optimizers_figures_keep_arms_apart_by_what_else_the_sweep_varies(ws
     table = pd.read_csv(sweep / "plots" / "optimizers_table.csv")
     assert list(table["optimizer"]) == ["sgd (schedule=constant)", "sgd (schedule=my_cosine)"]
     assert list(table["n"]) == [1, 1]
+
+
+@pytest.mark.parametrize("experiment, piece", [("losses", "loss=my_bce"),
+                                               ("vectorization", "model=my_logreg"),
+                                               ("sharpness", "optimizer=my_sgd")])
+def test_an_experiment_that_computes_with_its_own_pieces_refuses_the_learners(
+        ws, experiment, piece):
+    """Its record would name the learner's code, which never ran: refused, saying why."""
+    group = piece.partition("=")[0]
+    assert_one_error_line(CLI(ws)("run", f"experiment={experiment}", piece),
+                          f"experiment={experiment} does not use the {group} option",
+                          f"your {group} ", "would not run")

@@ -17,7 +17,10 @@ optional — this is the complete list of hooks:
   written into ``out`` (default ``sweep_dir/plots``);
 * ``report_numbers(run) -> dict`` — numbers that ``dlx report`` prints for one of its runs;
 * ``report_sweep_numbers(runs, plots) -> dict`` — numbers about a whole sweep (e.g. a fitted law
-  with its interval) for ``dlx report``, read from the folder its figures were drawn into.
+  with its interval) for ``dlx report``, read from the folder its figures were drawn into;
+* ``OWN_PIECES = {group: what it uses instead}`` — the groups whose option the experiment's own
+  task does not use (it computes with pieces of its own): a learner's implementation named in
+  one of them would not run, so :func:`dlx.config.validate` refuses it, saying why.
 
 Figures are decided by :mod:`dlx.figures`; each hook is drawn on its own: one that raises is
 skipped with a note, and never fails the run. Experiments without a module are plain training

@@ -31,6 +31,13 @@ from dlx.errors import UsageError
 from dlx.plots.style import panels, save
 from dlx.plots.sweep import curve_stats, draw_band
 
+# the groups this experiment does not take from the config (see dlx.experiments)
+OWN_PIECES = dict.fromkeys(
+    ("model", "optimizer", "loss", "schedule", "init", "regularizer"),
+    "its own logistic regression, trained by full-batch GD with "
+    "cross-entropy and with squared error, and distributions it draws")
+
+
 GENERIC_RUN_PLOTS = False  # no training curves of its own: its figures are all it has
 GRADIENTS, TRAINING, DIVERGENCE, SMOOTHING = ("gradients.csv", "training.csv", "divergence.csv",
                                               "smoothing.csv")

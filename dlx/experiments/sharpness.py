@@ -32,6 +32,16 @@ from dlx.nn import MSE, SoftmaxCrossEntropy
 from dlx.nn.hessian import flat_grad, lanczos, make_hvp, n_params
 from dlx.training import TrainResult
 
+# the groups this experiment does not take from the config (see dlx.experiments)
+OWN_PIECES = {
+    "optimizer": "full-batch gradient descent at the step optimizer.lr, whose sharpness it "
+                 "tracks",
+    "loss": "MSE on one-hot targets or cross-entropy (sharpness.loss)",
+    "schedule": "a constant step (the edge of stability is about a fixed η)",
+    "regularizer": "the data loss alone",
+}
+
+
 GENERIC_RUN_PLOTS = False
 SMOOTH = ("tanh", "gelu", "sigmoid", "identity")  # finite-difference HVPs need no kinks
 LOSSES = ("mse", "ce")

@@ -27,6 +27,13 @@ import numpy as np
 from dlx.errors import UsageError
 from dlx.plots.style import figure, save
 
+# the groups this experiment does not take from the config (see dlx.experiments)
+OWN_PIECES = dict.fromkeys(
+    ("model", "optimizer", "loss", "schedule", "init", "regularizer"),
+    "fixed computations (distances, a linear layer, softmax), each "
+    "written with loops and vectorized, checked equal and timed")
+
+
 GENERIC_RUN_PLOTS = False
 TIMES = "vectorization.csv"
 VERSIONS = ("loops", "one loop", "vectorized")
