@@ -341,6 +341,9 @@ def test_a_learners_model_init_and_schedule_match_the_reference(ws):
     assert "did not start from the same initial weights" in told.stderr
     assert f"{mine.name}, {ref.name} | {other.name}" in told.stderr
     assert "first mini-batch" not in told.stderr  # the same data and batch order
+    # runs that differ in their data on purpose are not set side by side
+    apart = run(cli, "model=logreg", "init=zeros", "dataset.std=2.0", *common)
+    assert "did not start" not in cli("compare", str(mine), str(apart)).stderr
 
 
 def test_a_learners_layers_in_a_model_and_in_dlxs_mlp_match_the_reference(ws):
@@ -482,6 +485,8 @@ def test_an_option_named_as_dlxs_own_is_refused(tmp_path):
     (tmp_path / "w" / "conf" / "optimizer" / "adam.yaml").write_text("_target_: mine.a.Adam\n")
     assert_one_error_line(CLI(tmp_path / "w")("run"), "conf/optimizer/adam.yaml",
                           "dlx's own option", "my_adam")
+    assert_one_error_line(CLI(tmp_path / "w")("gradcheck"), "conf/optimizer/adam.yaml")
+    assert CLI(tmp_path / "w")("list").returncode == 0  # reading the records needs no options
 
 
 def test_the_optimizer_state_resumes_exactly(ws):

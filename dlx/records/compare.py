@@ -75,20 +75,28 @@ def start_notes(paths: list[Path]) -> list[str]:
     their first mini-batch differ (summary.json ``start``, fingerprints of both). A learner's
     implementation is compared with dlx's only from the same start; a different init, data set
     or model shape says so here instead of hiding in the metrics."""
+    from dlx.learner import GROUPS
+
     by_seed: dict = {}
     for path in paths:
         path = check_dir(path)
         for member in (sweep_members(path) if is_sweep(path) else [path]):
+            run = Run(member)
             try:
-                summary = Run(member).summary
+                summary = run.summary
+                overrides = run.overrides
             except UsageError:
                 continue
             start = summary.get("start")
             if isinstance(start, dict) and start:
                 name = f"{path.name}/{member.name}" if member != path else path.name
-                by_seed.setdefault(summary.get("seed"), []).append((name, start))
+                # runs that differ in what a learner replaces (optimizer, model, ...) must start
+                # alike; runs that differ in data or epochs on purpose are not set side by side
+                setting = tuple(sorted(o for o in overrides if o.lstrip("+~").partition("=")[0]
+                                       .partition(".")[0] not in ("seed", "progress", *GROUPS)))
+                by_seed.setdefault((summary.get("seed"), setting), []).append((name, start))
     out = []
-    for seed, runs in by_seed.items():
+    for (seed, _), runs in by_seed.items():
         for key, what in (("params_sha256", "initial weights"),
                           ("first_batch_sha256", "first mini-batch")):
             groups: dict = {}
