@@ -117,9 +117,9 @@ def run(ctx: typer.Context) -> None:
         args += inline.search_overrides(args, quick)
         code = main(args)
     except UsageError as e:
-        shutil.rmtree(quick, ignore_errors=True)
         _fail(str(e))
-    shutil.rmtree(quick, ignore_errors=True)
+    finally:
+        shutil.rmtree(quick, ignore_errors=True)
     raise typer.Exit(code)
 
 

@@ -106,6 +106,7 @@ def quick_options(args: list[str], folder: Path) -> bool:
     search path. Imported and checked here: a bad target is one error line before Hydra runs.
     Returns whether any was made."""
     from dlx import learner
+    from dlx.workspace import dlx_conf
 
     made = False
     for arg in args:
@@ -121,10 +122,8 @@ def quick_options(args: list[str], folder: Path) -> bool:
             node = {"_target_": path, **_defaults(obj, group)}
             # a class named as one of dlx's options implements it (mine.optim.Adam: adam), so
             # an experiment's tuned settings for that option apply, as `reference:` in a file
-            from dlx.workspace import _dlx_conf
-
             own = path.rpartition(".")[2].lower()
-            if (_dlx_conf() / group / f"{own}.yaml").is_file():
+            if (dlx_conf() / group / f"{own}.yaml").is_file():
                 node["reference"] = own
             (folder / group / f"{path}.yaml").write_text(yaml.safe_dump(node, sort_keys=False))
             made = True

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import numbers
 import os
 import re
 import sys
@@ -96,9 +97,14 @@ def workspace() -> Path | None:
     return Path(ws) if ws else None
 
 
+def _frames(exc: BaseException) -> list:
+    """The frames of ``exc``'s traceback in the learner's own files, outermost first."""
+    return [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+
+
 def _where(exc: BaseException) -> str:
     """``file:line`` of the innermost frame of ``exc`` outside dlx and Python itself."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    frames = _frames(exc)
     return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
@@ -218,11 +224,9 @@ def _positional(fn: Callable, group: str, names: tuple[str, ...], returns: str) 
 
 
 def _number(value, what: str) -> float:
-    """``value`` as a float, or a TypeError saying which function returned what."""
-    import numpy as np
-
-    if isinstance(value, (int, float, np.integer, np.floating)) or (
-            isinstance(value, np.ndarray) and value.shape == ()):
+    """``value`` as a float, or a TypeError saying which function returned what (called every
+    step: NumPy's scalars are ``numbers.Real``, a 0-d array has ``ndim`` 0)."""
+    if isinstance(value, numbers.Real) or getattr(value, "ndim", None) == 0:
         return float(value)
     raise TypeError(f"{what} returned {type(value).__name__}"
                     + (" (a forgotten return?)" if value is None else f" {value!r}"[:80])
@@ -381,20 +385,20 @@ def cast_parameters(model, dtype) -> None:
 def last_frame(exc: BaseException) -> str | None:
     """Where in the learner's own files ``exc`` was raised (``mine/models.py:14 in __init__``),
     or None when no frame of its traceback is theirs."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    frames = _frames(exc)
     if not frames:
         return None
     f = frames[-1]
     root = workspace()
-    path = Path(f.filename)
-    shown = path.relative_to(root) if root and root in path.resolve().parents else path
+    path = Path(f.filename).resolve()
+    shown = path.relative_to(root.resolve()) if root and root.resolve() in path.parents else path
     return f"{shown}:{f.lineno} in {f.name}"
 
 
 def their_frames(exc: BaseException) -> str | None:
     """The traceback of ``exc`` cut to the frames of the learner's own files (what they must
     debug), or None when none of its frames is theirs."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _theirs(f.filename)]
+    frames = _frames(exc)
     if not frames:
         return None
     lines = "".join(traceback.format_list(frames))

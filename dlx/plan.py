@@ -246,11 +246,10 @@ def _span(days: list[int], start: date | None) -> str:
 def _theirs(experiment: str, summary: dict) -> bool:
     """Whether a completed run counts for its deliverable: any run, unless the deliverable is
     one the learner implements (SCRATCH); then only a run of their code in that group."""
+    from dlx.records.store import learner_groups
+
     group = SCRATCH.get(experiment)
-    source = summary.get("source")
-    targets = source.get("targets") if isinstance(source, dict) else None
-    return group is None or (isinstance(targets, dict)
-                             and any(str(k).partition(".")[0] == group for k in targets))
+    return group is None or group in learner_groups(summary)
 
 
 def _mark(key: str, done: dict[str, str]) -> str:

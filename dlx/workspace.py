@@ -100,7 +100,7 @@ def options(ws: Path) -> dict[str, list[str]]:
     return out
 
 
-def _dlx_conf() -> Path:
+def dlx_conf() -> Path:
     """dlx's own config folder (the package dlx.conf: conf/ of the checkout, or installed)."""
     import importlib.util
 
@@ -111,7 +111,7 @@ def check(ws: Path) -> None:
     """Refuse a workspace option named as one of dlx's own: which one a run used would depend
     on the search order, and a record naming ``adam`` must mean dlx's Adam."""
     for group, names in options(ws).items():
-        ours = {p.stem for p in (_dlx_conf() / group).glob("*.yaml")}
+        ours = {p.stem for p in (dlx_conf() / group).glob("*.yaml")}
         for name in names:
             if name in ours:
                 raise UsageError(f"{ws / 'conf' / group / (name + '.yaml')}: {group} {name!r} is "

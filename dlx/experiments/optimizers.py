@@ -57,9 +57,9 @@ def table(runs) -> pd.DataFrame:
     return stats
 
 
-def _time_curves(runs, split: str, optimizer: str) -> pd.DataFrame | None:
-    """Loss against wall time, mean ± sd over seeds: per epoch, the seeds' mean time and loss."""
-    arm = arms(runs)
+def _time_curves(runs, arm: dict[int, str], split: str, optimizer: str) -> pd.DataFrame | None:
+    """Loss against wall time, mean ± sd over seeds: per epoch, the seeds' mean time and loss
+    (``arm``: each run's arm, :func:`arms`)."""
     members = [r for r in runs if arm[id(r)] == optimizer]
     curves, times = [], []
     for run in members:
@@ -76,11 +76,11 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     out = sweep_dir / "plots" if out is None else out
     out.mkdir(parents=True, exist_ok=True)
     stats = table(runs)
-    written, note = [], seeds_note(stats["n"])
+    written, note, arm = [], seeds_note(stats["n"]), arms(runs)
     fig, axes = panels(f"optimizers: loss against wall-clock time (band: {note})", 2)
     for ax, split in zip(axes, ("train", "val")):
         for i, name in enumerate(stats["optimizer"]):
-            curve = _time_curves(runs, split, name)
+            curve = _time_curves(runs, arm, split, name)
             if curve is not None:
                 draw_band(ax, curve, "seconds", color=f"C{i}", label=name, log=True, lw=1.6)
         ax.set_xlabel("wall-clock time (s, training only; mean over seeds)")

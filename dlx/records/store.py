@@ -287,7 +287,7 @@ class Run:
         path = self.path / "timing.csv"
         return pd.read_csv(path) if path.is_file() else None
 
-    @property
+    @cached_property
     def overrides(self) -> list[str]:
         return read_overrides(self.path)
 
@@ -327,6 +327,14 @@ def load_run(path: str | Path) -> Run:
     run = Run(path)
     run.summary  # noqa: B018 - fail now, not at first attribute access
     return run
+
+
+def learner_groups(summary: dict) -> set[str]:
+    """The config groups in which a run used the learner's own code (summary.json's
+    ``source``): ``{"optimizer"}``, ``{"model"}`` for ``model.activation``, ..."""
+    source = summary.get("source") if isinstance(summary, dict) else None
+    targets = source.get("targets") if isinstance(source, dict) else None
+    return {str(k).partition(".")[0] for k in targets} if isinstance(targets, dict) else set()
 
 
 def mark_learner(overrides: list[str], summary: dict) -> list[str]:

@@ -24,9 +24,26 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.records.files import SUMMARY
-from dlx.records.store import Run, check_dir, is_sweep, read_summary, sweep_members
+from dlx.records.store import (
+    Run,
+    check_dir,
+    is_sweep,
+    learner_groups,
+    read_summary,
+    sweep_members,
+)
 from dlx.report.notes import demote, read_notes, to_html
-from dlx.report.phases import ORDER, PHASES, Pick, Section, command, phase_of, pick, state
+from dlx.report.phases import (
+    ORDER,
+    PHASES,
+    Pick,
+    Section,
+    command,
+    phase_of,
+    pick,
+    records,
+    state,
+)
 
 HEADLINE = ("test/acc", "val/acc", "val/loss", "train/loss")
 YOURS = "*Your explanation:* …"
@@ -232,12 +249,12 @@ class Source:
         return out
 
 
-def _yours(doc: Doc, src: Source, section: Section, scratch: Path, root: Path | None,
-           notes: list[str], given: list[Source]) -> None:
+def _yours(doc: Doc, src: Source, section: Section, scratch: Path, notes: list[str],
+           given: list[Source], found: dict[str, list[Path]]) -> None:
     """For a deliverable the learner implements (``dlx.plan.SCRATCH``): their runs against
     dlx's reference (:mod:`dlx.report.yours`), from this record, the other records of the
-    experiment named on the command line and those under ``root``; or where to start when
-    none of theirs ran."""
+    experiment named on the command line and those under the runs root (``found``: its
+    records by experiment, read once per report); or where to start when none of theirs ran."""
     from dlx.plan import SCRATCH
     from dlx.report import yours
 
@@ -248,22 +265,18 @@ def _yours(doc: Doc, src: Source, section: Section, scratch: Path, root: Path | 
     theirs = [g for g in siblings if any(yours.is_mine(r, group) for r in g.runs)]
     if theirs and not any(yours.is_mine(r, group) for r in src.runs):
         return  # the section of the record with the learner's runs sets them against these
-    records = [src.runs] + [g.runs for g in siblings]
-    if root is not None:
-        from dlx.report.phases import records as under
-
-        for path in under(root).get(src.experiment, [])[::-1][:20]:  # newest first
-            if path.resolve() != src.path.resolve():
-                try:
-                    records.append(Source(path).runs)
-                except UsageError as e:
-                    notes.append(f"{path}: not read for yours against dlx's ({e})")
-    arms = yours.arms(records, group)
+    held = [src.runs] + [g.runs for g in siblings]  # the runs of each record, this one first
+    for path in found.get(src.experiment, [])[::-1][:20]:  # newest first
+        if path.resolve() != src.path.resolve():
+            try:
+                held.append(Source(path).runs)
+            except UsageError as e:
+                notes.append(f"{path}: not read for yours against dlx's ({e})")
+    arms = yours.arms(held, group)
     title = f"{section.title}: yours against dlx's reference"
     if not arms:
         cmd = f"{command(src.experiment)} {group}=<your option>"
-        other = sorted({str(k).partition(".")[0] for r in src.runs
-                        for k in ((r.summary.get("source") or {}).get("targets") or {})})
+        other = sorted(set().union(*(learner_groups(r.summary) for r in src.runs)))
         these = (f"these runs use your {', '.join(other)} with dlx's {group}" if other
                  else "these runs are dlx's reference")
         text = (f"Not run yet with your own {group}: this deliverable is yours to implement. "
@@ -487,9 +500,10 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
         phase = _common_phase(sources)
     spec = PHASES.get(phase) if phase is not None else None
     given = {s.name: s for s in sources}
+    found = records(root) if root is not None else {}  # the runs root's records, read once
     picks: list[Pick] = []
     if spec is not None and root is not None:
-        picks = pick(spec, root, {s.name: s.path for s in sources})
+        picks = pick(spec, root, {s.name: s.path for s in sources}, found)
     elif spec is not None:  # only the records given: the phase's order, no missing sections
         picks = [Pick(sec, given[sec.experiment].path) for sec in spec.sections
                  if sec.experiment in given]
@@ -518,7 +532,7 @@ def build(paths: list[Path], out: Path, title: str | None = None, notes: list[st
     scratch = Path(tempfile.mkdtemp(prefix=".figures-", dir=out))
     try:
         title = title or (spec.title if spec else "Experiments: a report")
-        return _write(picks, chosen, spec, out, title, notes, scratch, root, extra)
+        return _write(picks, chosen, spec, out, title, notes, scratch, root, extra, found)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -546,7 +560,8 @@ def _rel(path: Path, root: Path | None) -> str:
 
 
 def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: list[str],
-           scratch: Path, root: Path | None, extra: dict | None = None) -> list[Path]:
+           scratch: Path, root: Path | None, extra: dict | None = None,
+           found: dict[str, list[Path]] | None = None) -> list[Path]:
     from dlx._version import __version__
 
     doc = Doc(out)
@@ -609,7 +624,7 @@ def _write(picks: list[Pick], chosen: dict, spec, out: Path, title: str, notes: 
                 doc.para(f"This record is {html.escape(extra[p.path])}.",
                          f"This record is {extra[p.path]}.", "meta")
             _section(doc, chosen[p.path], p.section, i, scratch / str(i), notes, root,
-                     [c for c in chosen.values() if c is not None])
+                     [c for c in chosen.values() if c is not None], found or {})
         doc.html.append("</section>")
 
     doc.html.append("<section class='frame'>")
@@ -647,7 +662,8 @@ def _missing(doc: Doc, p: Pick, spec, root: Path | None) -> None:
 
 
 def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, notes: list[str],
-             root: Path | None, given: list[Source] = ()) -> None:
+             root: Path | None, given: list[Source] = (),
+             found: dict[str, list[Path]] | None = None) -> None:
     where = _rel(src.path, root)
     doc.para(f"Record: <code>{html.escape(where)}</code> ({html.escape(src.status())})<br>"
              f"Made by: <code>{html.escape(src.command())}</code>",
@@ -676,7 +692,7 @@ def _section(doc: Doc, src: Source, section: Section, i: int, scratch: Path, not
             label += f" (member {fig.parent.name})"
         doc.figure(fig, f"{section.title} — {label}.", src.name)
     doc.html.append("</div>")
-    _yours(doc, src, section, scratch, root, notes, given)
+    _yours(doc, src, section, scratch, notes, given, found or {})
     doc.slot(section.slot, src.notes(), where if root is None else str(src.path))
     cfg = json.dumps(src.config, indent=1)
     doc.html.append(f"<details><summary>config of {html.escape(where)}</summary>"

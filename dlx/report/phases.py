@@ -138,7 +138,8 @@ def records(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def pick(phase: Phase, root: Path, given: dict[str, Path]) -> list[Pick]:
+def pick(phase: Phase, root: Path, given: dict[str, Path],
+         found: dict[str, list[Path]] | None = None) -> list[Pick]:
     """For each section, the record named by the learner (``given``: experiment -> path) or the
     newest finished record under ``root``. Records of the plan's shape come first: a sweep for
     an experiment the plan runs with ``-m`` (a single run poking at one setting does not replace
@@ -147,7 +148,7 @@ def pick(phase: Phase, root: Path, given: dict[str, Path]) -> list[Pick]:
     from dlx.records.store import is_sweep
 
     planned = {row[3] for row in PLAN}
-    found = records(root)
+    found = records(root) if found is None else found  # ``records(root)``, if read already
     picks = []
     for section in phase.sections:
         if section.experiment in given:

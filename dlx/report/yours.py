@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlx.records.store import Run, mark_learner
+from dlx.records.store import Run, learner_groups, mark_learner
 
 SAME = 1e-4  # largest relative difference of paired values still read as round-off (float32
 #             over a few hundred steps stays below 1e-5; a wrong formula is off by far more)
@@ -20,9 +20,7 @@ KEYS = ["step", "epoch", "split", "metric"]
 
 
 def is_mine(run: Run, group: str) -> bool:
-    source = run.summary.get("source")
-    targets = source.get("targets") if isinstance(source, dict) else None
-    return isinstance(targets, dict) and any(str(k).partition(".")[0] == group for k in targets)
+    return group in learner_groups(run.summary)
 
 
 def setting(run: Run, group: str) -> tuple[str, ...]:
@@ -166,8 +164,9 @@ def overlay(arms_: list[Arm], out: Path) -> Path | None:
         values = []
         for runs, label, style, color in ((arm.ref, arm.ref_label, "-", "tab:gray"),
                                           (arm.mine, arm.label, (0, (4, 3)), "tab:blue")):
-            series = [s for s in (curve(r)[1] for r in runs) if s is not None]
-            split = split or curve(runs[0])[0]
+            curves = [curve(r) for r in runs]
+            series = [s for _, s in curves if s is not None]
+            split = split or curves[0][0]
             if not series:
                 continue
             stats = curve_stats(series)
@@ -186,7 +185,8 @@ def overlay(arms_: list[Arm], out: Path) -> Path | None:
 
 
 def finals(arm: Arm, keys: list[str], pooled) -> list[list[str]]:
-    """Rows (code, setting, seeds, each final metric as mean ± sd) of the arm's two sides."""
+    """Rows (code, setting, seeds, each final metric as ``pooled`` gives it: mean ± sd) of the
+    arm's two sides (``pooled`` passed in: the report's package imports this module)."""
     rows = []
     for runs, label in ((arm.mine, arm.label), (arm.ref, arm.ref_label)):
         if runs:
