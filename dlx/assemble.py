@@ -39,7 +39,7 @@ from dlx.nn import INITS, MODELS, Module, loss_for
 from dlx.optim import OPTIMIZERS, REGULARIZERS, groups
 from dlx.optim.schedules import SCHEDULES, Schedule, with_warmup
 
-STREAMS = ("data", "init", "batches", "dropout")
+STREAMS = ("data", "init", "batches", "dropout", "eval")
 FOLD_KEYS = ("folds", "fold", "fold_seed")  # k-fold cross-validation (dlx.data.folds)
 
 

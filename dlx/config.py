@@ -90,6 +90,7 @@ def validate(config: DictConfig) -> None:
         unavailable.append(Unavailable("backend=torch needs PyTorch, which is not installed "
                                        "(pip install 'dlx[torch]')"))
     _check_early_stopping(top.get("early_stopping"))
+    _check_eval(top.get("eval"), config)
     threads.check(top.get("threads", threads.DEFAULT))
     if top.get("progress") not in MODES:
         raise UsageError(f"progress must be one of {', '.join(MODES)}, got {top.get('progress')!r}")
@@ -150,6 +151,22 @@ def validate(config: DictConfig) -> None:
         module.validate({**top, **groups})  # the groups too: an experiment may need a model
     if unavailable:
         raise unavailable[0]
+
+
+def _check_eval(node: Any, config: DictConfig) -> None:
+    """eval.train_batches / eval.val_batches: K >= 1 batches, or null for the whole split; not
+    for text read as streams, whose evaluation carries a state through the text in order."""
+    if node is None:
+        return
+    if not isinstance(node, dict) or set(node) - {"train_batches", "val_batches"}:
+        raise UsageError(f"eval takes train_batches and val_batches (each K batches or null for "
+                         f"the whole split), got {node!r}")
+    for key in ("train_batches", "val_batches"):
+        _int({f"eval.{key}": node.get(key)}, f"eval.{key}", 1, allow_none=True)
+        if node.get(key) is not None and _plain(config, "dataset").get("stream"):
+            raise UsageError(f"eval.{key}: text read as streams (dataset.stream=true) is scored "
+                             f"in order with its state carried through, so whole; set "
+                             f"eval.{key}=null")
 
 
 def _check_streams(dataset: dict, batch_size: int | None) -> None:

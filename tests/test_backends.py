@@ -97,6 +97,26 @@ def test_the_cli_runs_both_backends(torch, cli):
     assert all(s["optimizer_state_bytes"] == 2 * s["param_bytes"] for s in summaries)
 
 
+def test_a_sampled_evaluation_is_the_same_estimate_in_both_backends(torch, tmp_path):
+    """eval.train_batches / val_batches draw the same rows whatever the backend: in float64
+    the estimates and their standard errors agree to rounding at every evaluation."""
+    series = []
+    for backend in ("numpy", "torch"):
+        path = tmp_path / f"{backend}.csv"
+        rec = MetricsWriter(path)
+        train(config("model=mlp", "dataset=moons", "dtype=float64", "seed=1", "epochs=2",
+                     "eval.train_batches=6", "eval.val_batches=3", f"backend={backend}"),
+              rec, "none")
+        rec.close()
+        series.append({tuple(r[:4]): float(r[4]) for r in
+                       (line.split(",") for line in path.read_text().splitlines()[1:])
+                       if r[2] in ("train", "val")})
+    assert series[0].keys() == series[1].keys()
+    assert sum(k[3] == "loss_se" for k in series[0]) == 6  # train and val at steps 0, 25, 50
+    for key, value in series[0].items():
+        assert series[1][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
 def test_both_backends_follow_the_backend_protocol(torch):
     """The loop's contract (dlx.training.backend.Backend) is met by both backends; checkpoints
     and per-layer probes are abilities of the NumPy one only, asked for by isinstance."""

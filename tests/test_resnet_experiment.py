@@ -192,7 +192,7 @@ def test_degradation_the_deep_plain_net_trains_worse_the_deep_residual_net_does_
         loss = {(name, depth): batch_loss_end(run(
                     tmp_path, "experiment=resnet", f"model={name}", f"model.depth={depth}",
                     "model.width=2", "dataset.subset=1000", "epochs=4", "probe_batch=32",
-                    f"seed={seed}"))
+                    "eval.train_batches=1", "eval.val_batches=1", f"seed={seed}"))
                 for name, depth in (("plain", 8), ("plain", 56), ("resnet", 56))}
         assert loss["plain", 56] > loss["plain", 8] + 0.3, (seed, loss)
         assert loss["resnet", 56] < loss["plain", 56] - 0.3, (seed, loss)

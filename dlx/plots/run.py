@@ -45,16 +45,19 @@ def _mark_divergence(ax, summary: dict) -> None:
 
 def metric_figures(run, out: Path, fmt: str, notes: list[str] | None = None) -> list[Path]:
     """One figure per metric, its splits overlaid against the step; each drawn on its own (one
-    that fails is noted in ``notes`` and skipped)."""
+    that fails is noted in ``notes`` and skipped). A metric's standard error (``loss_se``, from
+    a sampled evaluation) is drawn as a band on the metric's figure, not as a figure."""
     df = run.metrics
     steps_per_epoch = epoch_length(df, run.config.get("max_steps"))
     notes = [] if notes is None else notes
     written = []
+    se = {metric: rows for metric, rows in df.groupby("metric", sort=False)
+          if str(metric).endswith("_se")}
     for metric, rows in df.groupby("metric", sort=False):
-        if rows["value"].nunique(dropna=False) <= 1 and metric == "lr":
+        if rows["value"].nunique(dropna=False) <= 1 and metric == "lr" or metric in se:
             continue  # a constant learning rate says nothing a figure should show
         written += guarded(notes, str(metric), _metric_figure, run, metric, rows, steps_per_epoch,
-                           out, fmt)
+                           out, fmt, se.get(f"{metric}_se"))
     return written
 
 
@@ -91,13 +94,24 @@ def _y_label(run, metric: str) -> str:
     return y_label(metric).replace("the target's units", units)
 
 
-def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fmt: str):
+def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fmt: str,
+                   se=None):
     fig, ax = figure(f"{metric_title(metric)} — {run_title(run.config)}", STEP_LABEL,
                      _y_label(run, metric))
     epoch_axis(ax, steps_per_epoch)
     for split, series in rows.groupby("split", sort=False):
-        ax.plot(series["step"], series["value"], label=SPLIT_NAMES.get(split, split),
-                **SPLIT_STYLE.get(split, dict(lw=1.5)))
+        errors = None if se is None else se[se["split"] == split]
+        sampled = errors is not None and len(errors)
+        line, = ax.plot(series["step"], series["value"],
+                        label=SPLIT_NAMES.get(split, split) + (
+                            f" (estimated on {(run.config.get('eval') or {}).get(f'{split}_batches')}"
+                            f" batches, ± 2 SE)" if sampled else ""),
+                        **SPLIT_STYLE.get(split, dict(lw=1.5)))
+        if sampled:  # eval.<split>_batches: an estimate from K batches, with its spread
+            at = series.set_index("step")["value"].reindex(errors["step"]).to_numpy()
+            ax.fill_between(errors["step"], at - 2 * errors["value"].to_numpy(),
+                            at + 2 * errors["value"].to_numpy(), color=line.get_color(),
+                            alpha=0.2, lw=0)
     _mark_divergence(ax, run.summary)
     if metric == "grad_norm":
         mark_clip_threshold(ax, [run.config])

@@ -14,7 +14,10 @@ HEADER = "step,epoch,split,metric,value"
 
 
 def better(metric: str):
-    """min or max for metrics that have a best value (losses, errors, accuracies), else None."""
+    """min or max for metrics that have a best value (losses, errors, accuracies), else None
+    (a standard error, ``*_se``, has none)."""
+    if metric.endswith("_se"):
+        return None
     if "loss" in metric or "error" in metric or metric in ("rmse", "mae"):
         return min
     if "acc" in metric or metric == "r2":

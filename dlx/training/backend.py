@@ -32,10 +32,12 @@ class Backend(Protocol):
         ``clip_grad_value``; the norm before it is left in ``grad_norm``, else None) and one
         optimizer step at learning rate lr."""
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int | None = None,
+                 losses: list | None = None) -> tuple[float, ...]:
         """(mean loss, *the task's metrics) over a whole split, in eval mode, named by
         :func:`dlx.nn.metrics.names`: (loss, accuracy), or (loss, RMSE, MAE, R^2) for
-        regression; no training state changes."""
+        regression; no training state changes. With ``chunk``, forward passes of that many
+        rows, each one's mean loss appended to ``losses`` (the spread of an estimate)."""
 
     def weight_norm(self) -> float:
         """The L2 norm of every weight that regularizers act on (biases excluded)."""
@@ -108,17 +110,23 @@ class NumpyBackend:
         self.opt.step()
         self.reg.after_step(self.opt)  # L1's proximal step, at the step size just taken
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
-        """Mean loss and the task's metrics over (X, y), in eval mode, in chunks."""
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int | None = None,
+                 losses: list | None = None) -> tuple[float, ...]:
+        """Mean loss and the task's metrics over (X, y), in eval mode, in chunks (of ``chunk``
+        rows if given); each chunk's mean loss is appended to ``losses`` if given."""
         self.model.eval()
         total_loss, scores = 0.0, scorer(self.data.spec.task, self.data.target_scale)
-        X, y, chunk = eval_batches(X, y, self.streams)
+        X, y, rows = eval_batches(X, y, self.streams)
+        chunk = chunk or rows
         kept = getattr(self.model, "state", None)  # training's carried state, put back below
         self.reset_state()
         for start in range(0, len(X), chunk):
             xb, yb = X[start:start + chunk], y[start:start + chunk]
             logits = self.model.forward(xb)
-            total_loss += self.loss_fn.forward(logits, yb) * len(xb)
+            loss = self.loss_fn.forward(logits, yb)
+            total_loss += loss * len(xb)
+            if losses is not None:
+                losses.append(float(loss))
             scores.add(logits, yb)
         if hasattr(self.model, "state"):
             self.model.state = kept

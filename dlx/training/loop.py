@@ -60,7 +60,11 @@ class Loop:
         max_steps = cfg.get("max_steps")  # a budget in updates: epochs follow from it
         self.epochs = math.ceil(max_steps / self.steps_per_epoch) if max_steps else cfg["epochs"]
         self.total_steps = max_steps or self.epochs * self.steps_per_epoch
-        self.order_rng = rngs(cfg["seed"])["batches"]
+        streams = rngs(cfg["seed"])
+        self.order_rng, self.eval_rng = streams["batches"], streams["eval"]
+        # batches per evaluation of each split (None: all of it); the test split is always whole
+        sampled = cfg.get("eval") or {}
+        self.eval_batches = {"train": sampled.get("train_batches"), "val": sampled.get("val_batches")}
         self.step, self.epoch, self.initial_loss = 0, 0, math.nan
         self.diverged_at, self.reason, self.evaluated_at = None, None, None
         self.progress: Progress | None = None
@@ -75,12 +79,31 @@ class Loop:
         for split, X, y in (("train", data.X_train, data.y_train), ("val", data.X_val, data.y_val)):
             if not len(X):  # no validation split: the refit on every fold (dataset.fold=null)
                 continue
-            values.update(zip((f"{split}/{m}" for m in metrics), self.backend.evaluate(X, y)))
+            k = self.eval_batches[split]
+            if k is None or k * self.batch_size >= len(X):
+                values.update(zip((f"{split}/{m}" for m in metrics), self.backend.evaluate(X, y)))
+                continue
+            # an estimate, as nanoGPT's estimate_loss: k batches drawn afresh, from a stream of
+            # their own (training's batch order is the same whatever is evaluated)
+            idx = self.eval_rng.choice(len(X), k * self.batch_size, replace=False)
+            losses: list[float] = []
+            values.update(zip((f"{split}/{m}" for m in metrics), self.backend.evaluate(
+                X[idx], y[idx], chunk=self.batch_size, losses=losses)))
+            if k > 1:
+                values[f"{split}/loss_se"] = float(np.std(losses, ddof=1) / math.sqrt(k))
         values["model/weight_norm"] = self.backend.weight_norm()
         for key, value in values.items():
             self.rec.log(self.step, self.epoch, *key.split("/"), value)
         self.evaluated_at, self._eval_seconds = self.step, self._eval_seconds + time.perf_counter() - t
         return values
+
+    def sampled(self) -> dict[str, str]:
+        """How the evaluations estimated each split they did not score whole (summary.json)."""
+        sizes = {"train": len(self.data.X_train), "val": len(self.data.X_val)}
+        return {split: f"{k} batches of {self.batch_size} of its {sizes[split]} examples, drawn "
+                       f"afresh at each evaluation; {split}/loss_se is the loss's standard error"
+                for split, k in self.eval_batches.items()
+                if k is not None and k * self.batch_size < sizes[split]}
 
     def start_clock(self, offset: float = 0.0) -> None:
         self._started, self._eval_seconds = time.perf_counter() - offset, 0.0
@@ -131,12 +154,15 @@ class Loop:
     def checkpoint_meta(self) -> dict:
         return {"step": self.step, "epoch": self.epoch, "initial_loss": self.initial_loss,
                 "rng_batches": self.order_rng.bit_generator.state,
+                "rng_eval": self.eval_rng.bit_generator.state,
                 "train_seconds": self.train_seconds(), "start": self.start}
 
     def restore(self, meta: dict) -> None:
         self.step, self.epoch, self.initial_loss = meta["step"], meta["epoch"], meta["initial_loss"]
         self.start = dict(meta.get("start") or {})
         self.order_rng.bit_generator.state = meta["rng_batches"]
+        if "rng_eval" in meta:  # checkpoints written before eval.*_batches existed drew none
+            self.eval_rng.bit_generator.state = meta["rng_eval"]
 
 
 def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto",
@@ -148,7 +174,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     regularizer is active), ``batch/grad_norm`` (the global gradient norm before clipping, if
     ``clip_grad_norm`` or ``clip_grad_value`` is set). Per epoch, and once before training (step 0, epoch 0):
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``; again where
-    training diverged or was interrupted. At the end, for data sets with a test split:
+    training diverged or was interrupted. A split is scored whole, or with ``eval.train_batches``
+    / ``eval.val_batches`` = K estimated on K random batches (plus ``train/loss_se``). At the end, for data sets with a test split:
     ``test/loss``, ``test/acc``. Regression logs ``rmse``, ``mae``, ``r2`` in place of ``acc``.
 
     What watches the run are callbacks (:mod:`dlx.training.monitors`): the per-layer probe, the
@@ -201,7 +228,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                        early_stopping_summary(callbacks),
                        extra={**backend.sizes(), **({"data": data.description}
                                                     if data.description else {}),
-                              "start": loop.start})
+                              "start": loop.start,
+                              **({"evaluation": loop.sampled()} if loop.sampled() else {})})
 
 
 def fingerprint(*arrays) -> str:

@@ -307,11 +307,14 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
                         scale = self.ours.diagonal_step(self.opt.state[w], self.steps, group["lr"])
                         w.copy_(w.sign() * (w.abs() - r.lam * r.l1_ratio * scale).clamp_min(0))
 
-    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+    def evaluate(self, X: np.ndarray, y: np.ndarray, chunk: int | None = None,
+                 losses: list | None = None) -> tuple[float, ...]:
         """Mean loss and the task's metrics over (X, y) in eval mode, in the NumPy backend's
-        chunks: accuracy, or RMSE, MAE, R^2 (:mod:`dlx.nn.metrics`) for regression."""
+        chunks (or of ``chunk`` rows): accuracy, or RMSE, MAE, R^2 (:mod:`dlx.nn.metrics`) for
+        regression; each chunk's mean loss is appended to ``losses`` if given."""
         self.model.eval()
-        X, y, chunk = eval_batches(X, y, self.streams)
+        X, y, rows = eval_batches(X, y, self.streams)
+        chunk = chunk or rows
         total, correct = 0.0, 0
         scores = scorer(self.data.spec.task, self.data.target_scale) \
             if self.regression or self.data.spec.task == "language_model" else None
@@ -321,7 +324,10 @@ class TorchBackend:  # a dlx.training.backend.Backend (not Resumable, not Probed
             tx, ty = self._tensors(X[start:start + chunk], y[start:start + chunk])
             with torch.no_grad():
                 logits = self.model(tx)
-                total += float(self._loss_of(logits, ty)) * len(tx)
+                loss = float(self._loss_of(logits, ty))
+                total += loss * len(tx)
+            if losses is not None:
+                losses.append(loss)
             if scores is not None:
                 scores.add(logits.numpy(), y[start:start + chunk])
                 continue
