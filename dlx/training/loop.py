@@ -176,7 +176,8 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
     ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``model/weight_norm``; again where
     training diverged or was interrupted. A split is scored whole, or with ``eval.train_batches``
     / ``eval.val_batches`` = K estimated on K random batches (plus ``train/loss_se``). At the
-    end, for data sets with a test split: ``test/loss``, ``test/acc``. Regression logs ``rmse``, ``mae``, ``r2`` in place of ``acc``.
+    end, for data sets with a test split: ``test/loss``, ``test/acc``. Regression logs
+    ``rmse``, ``mae``, ``r2`` in place of ``acc``.
 
     What watches the run are callbacks (:mod:`dlx.training.monitors`): the per-layer probe, the
     experiment's ``hooks`` (``hook(step, backend)`` before training and before every update),
