@@ -57,30 +57,63 @@ def is_learner(node: Mapping | None) -> bool:
     return isinstance(node, Mapping) and TARGET in node
 
 
+ACTIVATION = "activation"  # the workspace's conf/activation/<name>.yaml: a layer for dlx's mlp
+
+
+def activation_target(a: Any) -> str | None:
+    """The learner's layer an activation option names: a ``package.module.Class`` path as
+    given, or the ``_target_`` of the workspace's ``conf/activation/<a>.yaml``; None for dlx's
+    own activations (and anything else, which the model's factory refuses by name)."""
+    if isinstance(a, str) and _PATH.match(a):
+        return a
+    ws = workspace()
+    path = ws / "conf" / ACTIVATION / f"{a}.yaml" if ws and isinstance(a, str) and a else None
+    if path is None or not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dlx.nn.activations import ACTIVATIONS
+
+    if a in ACTIVATIONS:
+        raise UsageError(f"model.activation={a}: {path} has the name of dlx's own {a}; name "
+                         f"yours otherwise (my_{a}), so that runs say whose ran")
+    try:
+        target = OmegaConf.to_container(OmegaConf.load(path)).get(TARGET)
+    except (OmegaConfBaseException, OSError, AttributeError) as e:
+        raise UsageError(f"model.activation={a}: cannot read {path}: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not (isinstance(target, str) and _PATH.match(target)):
+        raise UsageError(f"model.activation={a}: {path} needs `_target_: package.module.Class` "
+                         f"(your layer, e.g. mine.layers.ReLU), got {target!r}")
+    return target
+
+
 def pieces(cfg: Mapping) -> dict[str, str]:
     """Where a run uses the learner's code: ``{"optimizer": "mine.optim.Adam", ...}``, and
-    ``"model.activation"`` for an activation given as ``package.module.Class``."""
+    ``"model.activation"`` for an activation of the learner's (a path, or a workspace file's)."""
     out = {g: cfg[g][TARGET] for g in GROUPS if is_learner(cfg.get(g))}
     model = cfg.get("model")
     acts = model.get("activation") if isinstance(model, Mapping) else None
-    named = [a for a in (acts if isinstance(acts, (list, tuple)) else [acts])
-             if isinstance(a, str) and _PATH.match(a)]
+    named = [t for t in map(activation_target, acts if isinstance(acts, (list, tuple)) else [acts])
+             if t is not None]
     if named:
         out["model.activation"] = ",".join(dict.fromkeys(named))
     return out
 
 
 def resolve_pieces(model_node: Mapping) -> dict:
-    """The model node with an activation given as ``package.module.Class`` imported: a
-    subclass of dlx.nn.Module with forward and backward, as a whole model's."""
+    """The model node with the learner's activations (see :func:`activation_target`) imported:
+    subclasses of dlx.nn.Module with forward and backward, as a whole model's."""
     acts = model_node.get("activation")
     if acts is None:
         return dict(model_node)
 
     def one(a):
-        if isinstance(a, str) and _PATH.match(a):
-            cls = load(a, "model.activation")
-            check_contract(cls, "model", label_target(a))
+        target = activation_target(a)
+        if target is not None:
+            cls = load(target, "model.activation")
+            check_contract(cls, "model", label_target(target))
             return cls
         return a
     return {**model_node, "activation": [one(a) for a in acts] if isinstance(acts, (list, tuple))

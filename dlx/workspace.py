@@ -44,6 +44,8 @@ Derive first. Implement. Get stuck. Then bring your derivation, your reasoning, 
   Groups: optimizer, model, loss, schedule, init, regularizer (and dataset, experiment
   as plain YAML).
   A one-off try without a file: `dlx run optimizer=mine.optim.Adam optimizer.lr=0.01`.
+- `conf/activation/<name>.yaml` (`_target_: mine.layers.ReLU`, a dlx.nn.Module) puts your
+  layer into dlx's mlp: `dlx run model=mlp model.activation=my_relu`.
 - `runs/` holds your runs; every dlx command run inside this folder finds it.
 
 Compare yours with dlx's under identical data, initial weights and batches:
@@ -158,9 +160,9 @@ def init(folder: Path) -> list[Path]:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        from dlx.learner import GROUPS as LEARNER_GROUPS  # light: no numpy
+        from dlx.learner import ACTIVATION, GROUPS as LEARNER_GROUPS  # light: no numpy
 
-        for group in LEARNER_GROUPS:
+        for group in (*LEARNER_GROUPS, ACTIVATION):
             (folder / "conf" / group).mkdir(parents=True, exist_ok=True)
         (folder / "runs").mkdir(exist_ok=True)
     except OSError as e:

@@ -96,6 +96,21 @@ class LogReg(Module):
         self.W.grad += self.x.T @ dout
         self.b.grad += dout.sum(axis=0)
         return dout @ self.W.data.T
+
+
+class Bigram(Module):
+    """makemore's bigram: the next character's logits are a row of W, looked up by this one."""
+    def __init__(self, spec):
+        V = spec.vocab
+        self.W = Parameter(np.zeros((V, V)), "W")
+
+    def forward(self, ids):                   # (N, T) ints
+        self.ids = ids
+        return self.W.data[ids]               # (N, T, V)
+
+    def backward(self, dout):                 # (N, T, V)
+        np.add.at(self.W.grad, self.ids, dout)
+        return None                           # ids have no gradient
 '''
 
 LAYERS = '''\
@@ -211,12 +226,15 @@ OPTIONS = {
     "optimizer/raises.yaml": "_target_: mine.extra.Raises\nlr: 0.1\n",
     "model/my_logreg.yaml": "_target_: mine.models.LogReg\n",
     "model/my_mlp.yaml": "_target_: mine.layers.MLP\nhidden: [16]\n",
+    "model/my_bigram.yaml": "_target_: mine.models.Bigram\n",
     "init/my_he.yaml": "_target_: mine.pieces.he_normal\n",
     "loss/my_bce.yaml": "_target_: mine.losses.BCE\n",
     "loss/flat_bce.yaml": "_target_: mine.losses.FlatBCE\n",
     "schedule/my_cosine.yaml": "_target_: mine.pieces.cosine\neta_min: 0.0\n",
     "regularizer/my_enet.yaml": "_target_: mine.regs.ElasticNet\nlam: 1.0e-3\nl1_ratio: 0.5\n",
     "regularizer/row_norms.yaml": "_target_: mine.regs.RowNorms\n",
+    "activation/my_relu.yaml": "_target_: mine.layers.ReLU\n",
+    "activation/untargeted.yaml": "class: mine.layers.ReLU\n",
 }
 
 
@@ -362,6 +380,22 @@ def test_a_learners_layers_in_a_model_and_in_dlxs_mlp_match_the_reference(ws):
     assert "mine/layers.py" in source["files"]
     assert_one_error_line(cli("run", "model=mlp", "model.activation=mine.layers.Nope"),
                           "model.activation", "has no 'Nope'", "Linear, MLP, ReLU")
+    # by name, through the workspace's conf/activation/my_relu.yaml: the same run, recorded
+    named = run(cli, "model=mlp", "model.hidden=[16]", "model.activation=my_relu", *common)
+    assert_same_run(named, ref, 1e-12)
+    source = json.loads((named / "summary.json").read_text())["source"]
+    assert source["targets"] == {"model.activation": "mine.layers.ReLU"}
+    clash = ws / "conf" / "activation" / "relu.yaml"  # would shadow dlx's: said, not chosen
+    clash.write_text("_target_: mine.layers.ReLU\n")
+    try:
+        assert_one_error_line(cli("run", "model=mlp", "model.activation=relu"),
+                              "conf/activation/relu.yaml has the name of dlx's own relu")
+    finally:
+        clash.unlink()
+    assert_one_error_line(cli("run", "model=mlp", "model.activation=untargeted"),
+                          "needs `_target_: package.module.Class`")
+    assert_one_error_line(cli("run", "model=mlp", "model.activation=my_relx"),
+                          "unknown activation 'my_relx'", "conf/activation/my_relx.yaml")
 
 
 def test_a_learners_loss_matches_the_reference_and_its_shape_slip_is_named(ws):
@@ -837,3 +871,21 @@ def test_an_experiment_that_computes_with_its_own_pieces_refuses_the_learners(
     assert_one_error_line(CLI(ws)("run", f"experiment={experiment}", piece),
                           f"experiment={experiment} does not use the {group} option",
                           f"your {group} ", "would not run")
+
+
+@pytest.mark.needs("tinyshakespeare", "tensorboard")
+def test_a_learners_language_model_samples_and_exports(ws):
+    """A learner's bigram model (makemore's first) trains on tiny Shakespeare; `dlx sample`
+    rebuilds it from the workspace and draws from it, `dlx export` copies its record."""
+    cli = CLI(ws)
+    trained = run(cli, "model=my_bigram", "dataset=tinyshakespeare", "dataset.block_size=16",
+                  "dataset.n_train_tokens=20000", "dataset.val_tokens=2000", "optimizer=adam",
+                  "optimizer.lr=0.1", "batch_size=32", "max_steps=150", "init=zeros")
+    final = json.loads((trained / "summary.json").read_text())["final"]
+    assert final["val/loss"] < 3.0  # below the 65-letter uniform ln 65 = 4.17: it learnt
+    sampled = cli("sample", str(trained), "--prompt", "ROMEO:", "--length", "80")
+    assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stdout.startswith("ROMEO:") and len(sampled.stdout.rstrip("\n")) == 86
+    exported = cli("export", str(trained), "--tensorboard", str(ws / "tb"))
+    assert exported.returncode == 0, exported.stderr
+    assert list((ws / "tb").rglob("events.out.tfevents.*"))

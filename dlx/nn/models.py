@@ -53,7 +53,8 @@ def _activation(a) -> type | None:
         return a
     if a not in ACTIVATIONS:
         raise ValueError(f"unknown activation {a!r} (valid: {', '.join(ACTIVATIONS)}, or your "
-                         f"own Module class as package.module.Class)")
+                         f"own Module class: package.module.Class, or a workspace file "
+                         f"conf/activation/{a}.yaml naming it as _target_)")
     return ACTIVATIONS[a]
 
 
