@@ -160,7 +160,8 @@ def init(folder: Path) -> list[Path]:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        from dlx.learner import ACTIVATION, GROUPS as LEARNER_GROUPS  # light: no numpy
+        from dlx.learner import ACTIVATION  # light: no numpy
+        from dlx.learner import GROUPS as LEARNER_GROUPS
 
         for group in (*LEARNER_GROUPS, ACTIVATION):
             (folder / "conf" / group).mkdir(parents=True, exist_ok=True)
