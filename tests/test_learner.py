@@ -861,7 +861,32 @@ def test_the_optimizers_figures_keep_arms_apart_by_what_else_the_sweep_varies(ws
     assert list(table["n"]) == [1, 1]
 
 
-@pytest.mark.parametrize("experiment, piece", [("losses", "loss=my_bce"),
+def test_the_losses_experiment_trains_a_learners_loss_beside_its_own(ws):
+    """experiment=losses loss=my_bce: a third arm, "yours", from the same confidently wrong
+    start; a correct BCE retraces cross-entropy's curve to round-off on every seed, the figure
+    draws it, the record names it. A backward shaped (N,) fails the run saying so."""
+    cli = CLI(ws)
+    mine = run(cli, "experiment=losses", "loss=my_bce", "losses.steps=60",
+               "losses.smoothing_steps=20", "losses.seeds=[0,1]")
+    t = pd.read_csv(mine / "training.csv")
+    assert sorted(t["loss"].unique()) == ["ce", "mse", "yours"]
+    ce, yours = (t[t["loss"] == a].reset_index(drop=True) for a in ("ce", "yours"))
+    assert len(yours) == 2 * 61
+    np.testing.assert_allclose(yours[["ce", "acc", "mean_abs_dz"]], ce[["ce", "acc", "mean_abs_dz"]],
+                               rtol=1e-10)
+    assert yours["acc"].iloc[-1] > yours["acc"].iloc[0]  # it trained from the wrong start
+    summary = json.loads((mine / "summary.json").read_text())
+    assert summary["losses"]["yours"] == "mine.losses:BCE"
+    assert summary["source"]["targets"] == {"loss": "mine.losses.BCE"}
+    assert (mine / "plots" / "ce_vs_mse.png").is_file()
+    flat = cli("run", "experiment=losses", "loss=flat_bce", "losses.steps=5",
+               "losses.smoothing_steps=5", "losses.seeds=[0]", "progress=none")
+    assert flat.returncode == 1
+    error = json.loads((Path(flat.stdout.split()[-1]) / "summary.json").read_text())["error"]
+    assert "backward returned shape" in error
+
+
+@pytest.mark.parametrize("experiment, piece", [("losses", "model=my_logreg"),
                                                ("vectorization", "model=my_logreg"),
                                                ("sharpness", "optimizer=my_sgd")])
 def test_an_experiment_that_computes_with_its_own_pieces_refuses_the_learners(

@@ -7,7 +7,9 @@ are, and what label smoothing does — one run, four parts, all in float64.
    derivative p (1 - p) -> 0 at a confident output, right or wrong, so a confidently wrong
    model barely moves (gradients.csv, against z).
 2. Logistic regression trained by full-batch GD from a confidently wrong start (every training
-   logit at -wrong_logit times its right sign), with each loss, over seeds (training.csv).
+   logit at -wrong_logit times its right sign), with each loss, over seeds (training.csv); with
+   the learner's loss (``loss=my_bce``: forward((N, 1) logits, y) -> mean, backward() -> dL/dz)
+   a third arm, "yours", from the same start: a correct BCE retraces cross-entropy's curve.
 3. For random distributions p, q: H(p) = -sum p log p, H(p, q) = -sum p log q and
    KL(p || q) = sum p log(p / q); the identity H(p, q) = H(p) + KL(p || q), KL >= 0 and
    KL(p || p) = 0, checked numerically (summary.json), and H(p, q_t), KL along
@@ -33,9 +35,10 @@ from dlx.plots.sweep import curve_stats, draw_band
 
 # the groups this experiment does not take from the config (see dlx.experiments)
 OWN_PIECES = dict.fromkeys(
-    ("model", "optimizer", "loss", "schedule", "init", "regularizer"),
+    ("model", "optimizer", "schedule", "init", "regularizer"),
     "its own logistic regression, trained by full-batch GD with "
-    "cross-entropy and with squared error, and distributions it draws")
+    "cross-entropy and with squared error (and your loss, with loss=yours), and distributions "
+    "it draws")
 
 
 GENERIC_RUN_PLOTS = False  # no training curves of its own: its figures are all it has
@@ -85,9 +88,10 @@ def wrong_start(X: np.ndarray, y: np.ndarray, logit: float) -> tuple[np.ndarray,
     return coef[:-1], float(coef[-1])
 
 
-def train_logreg(X, y, w, b, loss: str, lr: float, steps: int):
-    """Full-batch GD on sigmoid(X w + b) with ``loss`` ('ce' or 'mse', (p - y)^2 / 2 averaged):
-    (step, cross-entropy, accuracy, mean |dL/dz|) at every step, and the final weights."""
+def train_logreg(X, y, w, b, loss, lr: float, steps: int):
+    """Full-batch GD on sigmoid(X w + b) with ``loss`` ('ce', 'mse' for (p - y)^2 / 2 averaged,
+    or the learner's loss object, called with (N, 1) logits and the integer labels):
+    (step, cross-entropy, accuracy, mean |dL/dz|) at every step."""
     from dlx.nn import BCEWithLogits
     from dlx.nn.activations import Sigmoid
     from dlx.nn.losses import MSE
@@ -97,7 +101,10 @@ def train_logreg(X, y, w, b, loss: str, lr: float, steps: int):
     for step in range(steps + 1):
         z = X @ w + b  # (N,)
         ce_value = ce.forward(z[:, None], y)
-        if loss == "ce":
+        if not isinstance(loss, str):  # the learner's: dL/dz as its backward gives it
+            loss.forward(z[:, None], y.astype(np.int64))
+            dz = np.asarray(loss.backward(), dtype=np.float64)[:, 0]
+        elif loss == "ce":
             dz = ce.backward()[:, 0]
         else:  # MSE on the probability, through the sigmoid's backward: the chain rule, by modules
             act, mse = Sigmoid(), MSE()
@@ -195,7 +202,8 @@ def _write(path: Path, header, rows) -> None:
 
 
 def run(cfg, rec, run_dir: Path):
-    from dlx.assemble import build_dataset, rngs
+    from dlx import learner
+    from dlx.assemble import build_dataset, build_loss, rngs
     from dlx.training.loop import TrainResult
 
     c, start = cfg["losses"], time.perf_counter()
@@ -207,13 +215,17 @@ def run(cfg, rec, run_dir: Path):
     info = {"gradient_at_wrong_logit": {"z": at, "ce": float(logit_gradients(np.array(at), 1.0)[0]),
                                         "mse": float(logit_gradients(np.array(at), 1.0)[1])}}
 
-    training, reach = [], {"ce": [], "mse": []}
+    arms = {"ce": "ce", "mse": "mse"}
+    if learner.is_learner(cfg.get("loss")):  # the learner's loss beside the two
+        arms["yours"] = build_loss(cfg["loss"], None)
+        info["yours"] = learner.label_target(cfg["loss"][learner.TARGET])
+    training, reach = [], {arm: [] for arm in arms}
     node = {**cfg["dataset"], "n_classes": 2}
     for seed in c["seeds"]:
         data = build_dataset(node, rngs(seed)["data"], np.float64)
         w, b = wrong_start(data.X_train, data.y_train, c["wrong_logit"])
-        for loss in ("ce", "mse"):
-            rows = train_logreg(data.X_train, data.y_train.astype(np.float64), w, b, loss,
+        for loss, fn in arms.items():
+            rows = train_logreg(data.X_train, data.y_train.astype(np.float64), w, b, fn,
                                 c["lr"], c["steps"])
             training += [(loss, seed, *r) for r in rows]
             reach[loss].append(steps_to(rows, 0.9))
@@ -244,7 +256,7 @@ def run(cfg, rec, run_dir: Path):
             rec.log(seed, 0, f"smoothing_{e:g}", "val_acc", rows[-1][3])
     _write(run_dir / SMOOTHING, ["eps", "seed", "step", "logit_gap", "ece", "val_acc"], smoothing)
     info["smoothing"] = {"eps": eps, "classes": k, "optimum_gap": optimum_gap(eps, k), "end": ends}
-    steps = len(c["seeds"]) * 2 * (c["steps"] + c["smoothing_steps"])
+    steps = len(c["seeds"]) * (len(arms) * c["steps"] + 2 * c["smoothing_steps"])
     return TrainResult(steps, time.perf_counter() - start, None, None, 0, 0,
                        extra={"losses": info})
 
@@ -294,11 +306,13 @@ def plot_run(run, out: Path, fmt: str) -> list[Path]:
     n = t["seed"].nunique()
     for ax, col, label in ((axes[1], "ce", "training cross-entropy (nats, log scale)"),
                            (axes[2], "acc", "training accuracy (fraction correct)")):
-        for i, loss in enumerate(("ce", "mse")):
+        for i, loss in enumerate(a for a in ("ce", "mse", "yours") if (t["loss"] == a).any()):
             series = [s[["step", col]].rename(columns={col: "value"})
                       for _, s in t[t["loss"] == loss].groupby("seed")]
             draw_band(ax, curve_stats(series), color=f"C{i}", log=col == "ce",
-                      label="trained on cross-entropy" if loss == "ce" else "trained on squared error")
+                      label={"ce": "trained on cross-entropy", "mse": "trained on squared error",
+                             "yours": f"trained on your loss ({info.get('yours')})"}[loss],
+                      **({"ls": "--"} if loss == "yours" else {}))
         ax.set_xlabel("full-batch GD step")
         ax.set_ylabel(label)
         ax.set_title(f"logistic regression from logits at −{c['wrong_logit']:g} × the right sign "
