@@ -68,12 +68,18 @@ def activation_target(a: Any) -> str | None:
         return a
     ws = workspace()
     path = ws / "conf" / ACTIVATION / f"{a}.yaml" if ws and isinstance(a, str) and a else None
-    if path is None or not path.is_file():
+    if path is None:
+        return None
+    from dlx.nn.activations import ACTIVATIONS
+
+    if not path.is_file():
+        yours = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        if a not in ACTIVATIONS and yours:  # a typo, most likely: say what there is
+            raise UsageError(f"model.activation={a}: not one of yours ({', '.join(yours)}, in "
+                             f"{path.parent}) nor of dlx's ({', '.join(ACTIVATIONS)})")
         return None
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-
-    from dlx.nn.activations import ACTIVATIONS
 
     if a in ACTIVATIONS:
         raise UsageError(f"model.activation={a}: {path} has the name of dlx's own {a}; name "
@@ -114,7 +120,7 @@ def resolve_pieces(model_node: Mapping) -> dict:
         if target is not None:
             cls = load(target, "model.activation")
             check_contract(cls, "model", label_target(target))
-            return cls
+            return checked_layer(cls, f"model.activation {label_target(target)}")
         return a
     return {**model_node, "activation": [one(a) for a in acts] if isinstance(acts, (list, tuple))
             else one(acts)}
@@ -327,6 +333,35 @@ def label_target(target: Any) -> str:
     return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', target)}"
 
 
+class ContractError(TypeError):
+    """The learner's code broke its contract in a way dlx can name (a shape, a return value):
+    the message is the diagnosis; no traceback of dlx's adds to it."""
+
+
+def checked_layer(cls: type, label: str) -> type:
+    """The learner's layer class, its backward checked as it runs inside dlx's model: dL/dx
+    shaped as the forward's input (else the error surfaces later in dlx's own layer, naming
+    nothing of theirs). A subclass: isinstance, the name and the learner's frames are kept."""
+    import numpy as np
+
+    def forward(self, x):
+        self._dlx_input_shape = np.shape(x)
+        return cls.forward(self, x)
+
+    def backward(self, dout):
+        dx = cls.backward(self, dout)
+        if dx is None or np.shape(dx) != self._dlx_input_shape:
+            got = "None" if dx is None else f"shape {np.shape(dx)}"
+            raise ContractError(f"{label}: backward returned {got}; its forward's input had "
+                                f"shape {self._dlx_input_shape}: backward returns dL/dx, shaped "
+                                f"as x (for an elementwise layer, dout times the local "
+                                f"derivative, entry by entry)")
+        return dx
+    return type(cls.__name__, (cls,), {"forward": forward, "backward": backward,
+                                       "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
+
+
 class CheckedLoss:
     """A learner's loss, checked at its first use: forward must return one number (the batch
     mean), backward an array shaped as the scores (the mistake named, with both shapes)."""
@@ -341,7 +376,7 @@ class CheckedLoss:
         value = self.loss.forward(scores, y)
         if not self._checked:
             if np.ndim(value) != 0:
-                raise TypeError(f"loss {self.name}: forward returned an array of shape "
+                raise ContractError(f"loss {self.name}: forward returned an array of shape "
                                 f"{np.shape(value)}; it must return one number, the mean over "
                                 f"the batch (np.mean(...), or .mean())")
             self._shape = scores.shape
@@ -353,7 +388,7 @@ class CheckedLoss:
         d = self.loss.backward()
         if not self._checked:
             if np.shape(d) != self._shape:
-                raise TypeError(f"loss {self.name}: backward returned shape {np.shape(d)}, the "
+                raise ContractError(f"loss {self.name}: backward returned shape {np.shape(d)}, the "
                                 f"scores have shape {self._shape}: dL/dscores has the scores' "
                                 f"shape (one entry per score, the 1/N of the mean included)")
             self._checked = True

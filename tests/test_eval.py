@@ -130,3 +130,20 @@ def test_a_sampled_run_says_so_in_its_summary_and_draws_the_spread_on_its_loss(c
     assert evaluation["val"].startswith("4 batches of 32 of its 200 examples")
     plots = {p.name for p in (run / "plots").iterdir()}
     assert "loss.png" in plots and not any("_se" in name for name in plots), plots
+
+
+def test_the_experiments_that_wrap_evaluate_pass_a_sampled_evaluation_on():
+    """char_lm times every evaluation and scaling reads a sample of the training windows, each
+    by wrapping backend.evaluate: a sampled evaluation's chunk and losses reach the backend."""
+    from dlx.experiments.char_lm import Clock
+    from dlx.experiments.scaling import SampledTrainLoss
+
+    cfg = config(*RUN)
+    X, y = np.zeros((64, 2)), np.zeros(64, int)
+    for wrap in (lambda b: (Clock(b), b)[1],
+                 lambda b: SampledTrainLoss(b, 8)):
+        backend = make_backend(cfg, build_data(cfg))
+        backend = wrap(backend)
+        losses: list[float] = []
+        backend.evaluate(X, y, chunk=16, losses=losses)
+        assert len(losses) == 4

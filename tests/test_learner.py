@@ -143,6 +143,11 @@ class ReLU(Module):
         return dout * self.mask
 
 
+class SumReLU(ReLU):
+    def backward(self, dout):  # the slip: summed over the batch, as a bias gradient is
+        return (dout * self.mask).sum(axis=0, keepdims=True)
+
+
 class MLP(Module):
     """Linear -> ReLU per hidden width, then a Linear to the outputs."""
     def __init__(self, spec, hidden=(16,)):
@@ -395,7 +400,19 @@ def test_a_learners_layers_in_a_model_and_in_dlxs_mlp_match_the_reference(ws):
     assert_one_error_line(cli("run", "model=mlp", "model.activation=untargeted"),
                           "needs `_target_: package.module.Class`")
     assert_one_error_line(cli("run", "model=mlp", "model.activation=my_relx"),
-                          "unknown activation 'my_relx'", "conf/activation/my_relx.yaml")
+                          "model.activation=my_relx: not one of yours (my_relu, ",
+                          "nor of dlx's (relu, ")
+    # a backward that returns the wrong shape is named at once, in training and in gradcheck
+    failed = cli("run", "model=mlp", "model.hidden=[16]", "model.activation=mine.layers.SumReLU",
+                 "epochs=1")
+    assert failed.returncode == 1
+    assert "model.activation mine.layers:SumReLU: backward returned shape (1, 16)" in \
+        failed.stderr, failed.stderr
+    checked = cli("gradcheck", "model=mlp", "model.hidden=[16]",
+                  "model.activation=mine.layers.SumReLU")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr, checked.stderr
+    assert checked.stderr.startswith("error: model.activation mine.layers:SumReLU: backward "
+                                     "returned shape"), checked.stderr
 
 
 def test_a_learners_loss_matches_the_reference_and_its_shape_slip_is_named(ws):

@@ -88,10 +88,10 @@ class SampledTrainLoss:
     def __getattr__(self, name):
         return getattr(self._backend, name)
 
-    def evaluate(self, X, y):
+    def evaluate(self, X, y, **how):  # how: chunk and losses of a sampled evaluation
         if X is self._train:
             X, y = X[self._rows], y[self._rows]
-        return self._backend.evaluate(X, y)
+        return self._backend.evaluate(X, y, **how)
 
 
 def training_chars(dataset: dict) -> int:

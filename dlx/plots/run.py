@@ -102,10 +102,12 @@ def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fm
     for split, series in rows.groupby("split", sort=False):
         errors = None if se is None else se[se["split"] == split]
         sampled = errors is not None and len(errors)
+        how = (run.summary.get("evaluation") or {}).get(split, "")
+        k = (run.config.get("eval") or {}).get(f"{split}_batches")
+        estimated = f" (estimated on {k} batch{'es' if k != 1 else ''}" + (
+            ", ± 2 SE)" if sampled else ")") if k and how and not how.startswith("whole") else ""
         line, = ax.plot(series["step"], series["value"],
-                        label=SPLIT_NAMES.get(split, split) + (
-                            f" (estimated on {(run.config.get('eval') or {}).get(f'{split}_batches')}"
-                            f" batches, ± 2 SE)" if sampled else ""),
+                        label=SPLIT_NAMES.get(split, split) + estimated,
                         **SPLIT_STYLE.get(split, dict(lw=1.5)))
         if sampled:  # eval.<split>_batches: an estimate from K batches, with its spread
             at = series.set_index("step")["value"].reindex(errors["step"]).to_numpy()

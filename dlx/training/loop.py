@@ -99,11 +99,18 @@ class Loop:
 
     def sampled(self) -> dict[str, str]:
         """How the evaluations estimated each split they did not score whole (summary.json)."""
-        sizes = {"train": len(self.data.X_train), "val": len(self.data.X_val)}
-        return {split: f"{k} batches of {self.batch_size} of its {sizes[split]} examples, drawn "
-                       f"afresh at each evaluation; {split}/loss_se is the loss's standard error"
-                for split, k in self.eval_batches.items()
-                if k is not None and k * self.batch_size < sizes[split]}
+        sizes, b = {"train": len(self.data.X_train), "val": len(self.data.X_val)}, self.batch_size
+        out = {}
+        for split, k in self.eval_batches.items():
+            n = sizes[split]
+            if k is None or not n:
+                continue
+            out[split] = (f"whole: {k} batches of {b} cover its {n} examples" if k * b >= n else
+                          f"{k} batch{'es' if k > 1 else ''} of {b} of its {n} examples, drawn "
+                          f"afresh at each evaluation; " + (
+                              f"{split}/loss_se is the loss's standard error" if k > 1 else
+                              "one batch: no standard error"))
+        return out
 
     def start_clock(self, offset: float = 0.0) -> None:
         self._started, self._eval_seconds = time.perf_counter() - offset, 0.0
