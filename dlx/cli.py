@@ -619,7 +619,10 @@ def gradcheck(
     except UsageError as e:
         _fail(str(e))
     except Exception as e:  # the learner's forward or backward raised: their frames, exit 1
-        from dlx.learner import their_frames
+        from dlx.learner import ContractError, their_frames
+
+        if isinstance(e, ContractError):  # named already: the message is the diagnosis
+            _fail(str(e), 1)
 
         theirs = None if os.environ.get("DLX_DEBUG") == "1" else their_frames(e)
         if theirs is None:
@@ -627,6 +630,38 @@ def gradcheck(
         typer.echo(theirs, err=True)
         raise typer.Exit(1) from None
     if not _gc.print_report(rows, what, tol):
+        raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def check(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="The result as JSON on stdout."),
+) -> None:
+    """Your implementation against dlx's reference, in stages, the failure mode named:
+    `dlx check optimizer=my_adam` (your workspace option; its file's `reference:` names the dlx
+    optimizer it implements). Exit 0 pass, 1 fail, 2 a usage mistake."""
+    import json
+
+    from dlx import check as _check
+
+    try:
+        result, label, reference = _check.run(list(ctx.args))
+    except UsageError as e:
+        _fail(str(e))
+    except Exception as e:  # the learner's code raised: their frames, exit 1
+        from dlx.learner import their_frames
+
+        theirs = None if os.environ.get("DLX_DEBUG") == "1" else their_frames(e)
+        if theirs is None:
+            raise
+        typer.echo(theirs, err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(_check.as_json(result, label, reference), indent=1))
+    else:
+        typer.echo(_check.render(result, label, reference))
+    if not result.passed:
         raise typer.Exit(1)
 
 

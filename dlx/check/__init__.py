@@ -1,0 +1,122 @@
+"""`dlx check TARGET`: the learner's implementation against dlx's reference, in stages, with the
+failure mode named. TARGET is a workspace option (``optimizer=my_adam``, composed as `dlx run`
+composes it, the quick form ``optimizer=mine.optim.Adam`` included). The reference is the dlx
+option the learner's file names (``reference: adam``), at the learner's options.
+
+Optimizers are checked today (:mod:`dlx.check.optim`); the stages for layers, losses and models
+(finite differences, named intermediates) are the next step of the issue this started.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict
+
+from dlx.errors import UsageError
+
+GROUPS = ("optimizer",)
+
+
+def _target(args: list[str]) -> tuple[str, str]:
+    picked = [a for a in args if a.partition("=")[0] in GROUPS]
+    if len(picked) != 1 or any("," in a for a in picked):
+        other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
+        raise UsageError("say what to check: one optimizer=NAME (your workspace option, e.g. "
+                         "optimizer=my_adam, or optimizer=mine.optim.Adam)"
+                         + (f"; {other[0]} is not checked yet (optimizers are)"
+                            if other and other[0] not in GROUPS else ""))
+    group, _, name = picked[0].partition("=")
+    return group, name
+
+
+def run(args: list[str]):
+    """(result, header, reference name) for ``dlx check ARGS``."""
+    from omegaconf import OmegaConf
+
+    from dlx import learner, registry
+    from dlx.check import mistakes, optim
+    from dlx.gradcheck import compose
+    from dlx.optim.optimizers import OPTIMIZERS
+
+    group, name = _target(args)
+    node = OmegaConf.to_container(compose(args)[group], resolve=True)  # plain values
+    if not learner.is_learner(node):
+        raise UsageError(f"{group}={name} is dlx's own; dlx check compares your code with it "
+                         f"(e.g. {group}=my_{name}, your file in conf/{group}/)")
+    target = node[learner.TARGET]
+    reference = node.get("reference")
+    if reference is None:
+        cls, _ = learner.resolve(node, group)
+        guess = cls.__name__.lower()
+        if guess not in OPTIMIZERS:
+            raise UsageError(f"{group}={name}: say which dlx optimizer yours implements: add "
+                             f"`reference: adam` (or sgd, momentum, nesterov, rmsprop, adagrad, "
+                             f"...) to its file, or optimizer.reference=adam")
+        reference = guess
+    if reference not in OPTIMIZERS:
+        raise UsageError(f"{group}.reference {reference!r} is not a dlx optimizer (valid: "
+                         f"{', '.join(OPTIMIZERS)})")
+    ref_node = OmegaConf.to_container(compose([f"{group}={reference}"])[group], resolve=True)
+    factory, options = learner.resolve(node, group)
+    mine_options = {k: v for k, v in options.items() if k not in ("weight_decay",)}
+    taken = inspect.signature(OPTIMIZERS[reference]).parameters
+    ref_options = {k: v for k, v in ref_node.items() if k != "name" and k in taken}
+    ref_options.update({k: v for k, v in mine_options.items() if k in taken})
+    if "weight_decay" in taken:
+        ref_options["weight_decay"] = float(options.get("weight_decay", 0.0) or 0.0)
+    unmatched = sorted(k for k in mine_options if k not in taken)
+
+    decay = float(options.get("weight_decay", 0.0) or 0.0)
+    own_decay = "weight_decay" in inspect.signature(factory).parameters
+
+    def mine(params):  # weight decay is the framework's unless the class takes it (as dlx runs)
+        opt = factory(params, **mine_options, **({"weight_decay": decay} if own_decay else {}))
+        if not own_decay:
+            opt.weight_decay = decay
+        return opt
+
+    def ref(params):
+        return registry.build(OPTIMIZERS, group, {"name": reference, **ref_options}, params)
+
+    result = optim.check(mine, ref, ref_options,
+                         mistakes.for_concept(mistakes.concept(reference, ref_options)))
+    if unmatched:
+        result.notes.append(f"your option(s) {', '.join(unmatched)} have no counterpart in dlx's "
+                            f"{reference}: it ran at its own {', '.join(sorted(ref_options))}")
+    result.notes.append("not checked: stages 2 and 3 (gradients, named intermediates) are for "
+                        "layers, losses and models; torch is not compared directly (dlx's "
+                        f"{reference} is tested against torch.optim)")
+    label = f"{name} ({learner.label_target(target)})"
+    shown = ", ".join(f"{k}={ref_options[k]}" for k in sorted(mine_options) if k in ref_options)
+    return result, label, f"dlx's {reference} ({shown})"
+
+
+def render(result, label: str, reference: str) -> str:
+    from dlx.check.optim import RTOL
+
+    lines = []
+    if result.passed:
+        lines.append(f"PASS  {label} computes what {reference} computes"
+                     + (" (an accepted variant)" if result.variant else ""))
+        if result.variant:
+            lines.append(f"  note: {result.variant}")
+    else:
+        lines.append(f"FAIL  {label} against {reference}: stage {result.failed}")
+        lines.append(f"  {result.diagnosis}.")
+        if result.revisit:
+            lines.append(f"  revisit: {result.revisit}.")
+    lines.append("")
+    lines.append("  stages: " + "; ".join(f"{s} {state}" for s, state in result.stages))
+    if result.rows:
+        lines.append(f"  {'step':>4}  {'tensor':<28} {'max abs diff':>13} {'rel error':>10}")
+        for r in result.rows:
+            mark = "" if r.ok else f"  > {RTOL:g}"
+            lines.append(f"  {r.step:>4}  {r.name:<28} {r.max_abs_diff:>13.3e} "
+                         f"{r.rel_error:>10.2e}{mark}")
+    for note in result.notes:
+        lines.append(f"  {note}")
+    return "\n".join(lines)
+
+
+def as_json(result, label: str, reference: str) -> dict:
+    return {"target": label, "reference": reference, **asdict(result)}

@@ -1,0 +1,231 @@
+"""`dlx check` for optimizers: every catalogue entry applied to the reference is diagnosed as
+itself (and none fires on the reference), every relation and interface rule names the mistake
+it exists for, and the command's exit codes and output are what a learner reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dlx.check import mistakes, optim
+from dlx.optim import SGD, Adagrad, Adam, Optimizer, RMSprop
+from tests.conftest import CLI, assert_one_error_line
+
+REFERENCES = {  # concept -> (dlx's class, options)
+    "sgd": (SGD, {"lr": 0.05}),
+    "momentum": (SGD, {"lr": 0.05, "momentum": 0.9}),
+    "nesterov": (SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    "adam": (Adam, {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8}),
+    "rmsprop": (RMSprop, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}),
+    "adagrad": (Adagrad, {"lr": 0.01, "eps": 1e-10}),
+}
+
+
+def checked(concept: str, mine) -> optim.Result:
+    cls, options = REFERENCES[concept]
+    return optim.check(mine, lambda ps: cls(ps, **options), options,
+                       mistakes.for_concept(concept))
+
+
+@pytest.mark.parametrize("concept", REFERENCES)
+def test_the_reference_passes_with_no_diagnosis(concept):
+    cls, options = REFERENCES[concept]
+    result = checked(concept, lambda ps: cls(ps, **options))
+    assert result.passed and result.variant is None and result.failed is None
+    assert [s for s, _ in result.stages] == ["0 interface", "1 fixed inputs", "4 trajectory"]
+
+
+@pytest.mark.parametrize("entry", mistakes.CATALOGUE, ids=lambda m: m.key)
+def test_every_catalogue_entry_is_diagnosed_as_itself(entry):
+    """A bug fails with its own message; an accepted variant passes with its note."""
+    options = REFERENCES[entry.concept][1]
+    result = checked(entry.concept, lambda ps: entry.make(ps, **options))
+    if entry.severity == "bug":
+        assert not result.passed and result.diagnosis == entry.title, result
+        assert result.revisit == entry.revisit
+    else:
+        assert result.passed and result.variant.startswith(entry.title), result
+        assert any(entry.key in note for note in result.notes)
+
+
+@pytest.mark.parametrize("concept", ["momentum", "adam", "rmsprop", "adagrad"])
+def test_the_catalogues_own_base_rule_is_the_reference(concept):
+    """Switched off, every entry's class computes torch's rule: the catalogue differs from the
+    reference only by the switch it names."""
+    cls = {"momentum": mistakes._Momentum, "adam": mistakes._Adam,
+           "rmsprop": mistakes._RMSprop, "adagrad": mistakes._Adagrad}[concept]
+    result = checked(concept, lambda ps: cls(ps, **REFERENCES[concept][1]))
+    assert result.passed and result.variant is None
+
+
+class Scaled(Optimizer):
+    def __init__(self, params, lr=0.05, factor=1.0, power=1):
+        super().__init__(params, lr)
+        self.factor, self.power = factor, power
+
+    def update(self, p, g, state):
+        p -= self.factor * self.lr ** self.power * g
+
+
+@pytest.mark.parametrize("factor, power, says", [
+    (-1.0, 1, "the opposite of the reference's: it climbs the gradient (p += where p -= is "
+              "meant)"),
+    (2.0, 1, "twice the reference's"),
+    (0.5, 1, "half the reference's"),
+    (1.0, 2, "the reference's times lr = 0.05: the learning rate applied twice"),
+    (1.0, 0, "the reference's divided by lr = 0.05: the learning rate left out"),
+    (3.0, 1, "3 times the reference's (a constant factor)"),
+])
+def test_a_constant_factor_is_named(factor, power, says):
+    result = checked("sgd", lambda ps: Scaled(ps, factor=factor, power=power))
+    assert not result.passed and result.failed == "1 fixed inputs"
+    assert result.diagnosis == f"your step at step 1 is {says}", result.diagnosis
+    assert [r.step for r in result.rows] == [1, 1, 2, 2]  # where they part, not every step
+
+
+class KeptRate(Optimizer):
+    def __init__(self, params, lr=0.05):
+        super().__init__(params, lr)
+        self.rate = lr
+
+    def update(self, p, g, state):
+        p -= self.rate * g
+
+
+def test_a_rate_kept_from_init_is_named_at_the_schedules_change():
+    result = checked("sgd", KeptRate)
+    assert result.failed == "4 trajectory"
+    assert "kept the learning rate it was built with: at step 11 self.lr was halved" in \
+        result.diagnosis
+    assert [r.step for r in result.rows][0] == optim.HALVED_AT
+
+
+class SharedMomentum(Optimizer):
+    def __init__(self, params, lr=0.05, momentum=0.9):
+        super().__init__(params, lr)
+        self.mu, self.b = momentum, None
+
+    def update(self, p, g, state):  # one buffer on self for every parameter
+        self.b = g.copy() if self.b is None or self.b.shape != g.shape else self.mu * self.b + g
+        p -= self.lr * self.b
+
+
+class GradInPlace(Optimizer):
+    def __init__(self, params, lr=0.05):
+        super().__init__(params, lr)
+
+    def update(self, p, g, state):
+        g *= self.lr
+        p -= g
+
+
+class Noisy(Optimizer):
+    def __init__(self, params, lr=0.05):
+        super().__init__(params, lr)
+        self.rng = np.random.default_rng()
+
+    def update(self, p, g, state):
+        p -= self.lr * g * (1 + 1e-3 * self.rng.standard_normal())
+
+
+@pytest.mark.parametrize("cls, says", [
+    (GradInPlace, "update changed the gradient g in place"),
+    (SharedMomentum, "state is shared between parameters"),
+    (Noisy, "the same steps on the same inputs gave different results"),
+])
+def test_the_interface_stage_names_the_broken_rule(cls, says):
+    result = checked("momentum", cls)
+    assert result.failed == "0 interface" and says in result.diagnosis, result.diagnosis
+
+
+def test_a_step_right_at_first_and_wrong_later_points_at_the_state():
+    class ForgetsMomentum(Optimizer):  # heavy ball whose buffer is rebuilt every step
+        def __init__(self, params, lr=0.05, momentum=0.9):
+            super().__init__(params, lr)
+
+        def update(self, p, g, state):
+            state["b"] = g.copy()
+            p -= self.lr * state["b"]
+
+    result = checked("momentum", ForgetsMomentum)
+    assert result.failed == "1 fixed inputs"
+    assert "after step 2" in result.diagnosis
+    assert "what carries from step to step differs" in result.revisit
+    state = [r for r in result.rows if r.name.startswith("state")]
+    assert state and state[0].name.startswith("state W.b ~ W.momentum_buffer")
+
+
+# --- the command --------------------------------------------------------------------------------
+
+ADAM = '''\
+import numpy as np
+
+from dlx.optim import Optimizer
+
+
+class Adam(Optimizer):
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, correct=True):
+        super().__init__(params, lr)
+        self.b1, self.b2 = betas
+        self.eps, self.correct = eps, correct
+
+    def update(self, p, g, state):
+        if not state:
+            state["m"], state["v"] = np.zeros_like(p), np.zeros_like(p)
+        m, v = state["m"], state["v"]
+        m[...] = self.b1 * m + (1 - self.b1) * g
+        v[...] = self.b2 * v + (1 - self.b2) * g * g
+        c1 = 1 - self.b1 ** self.t if self.correct else 1.0
+        c2 = 1 - self.b2 ** self.t if self.correct else 1.0
+        p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+class Raises(Adam):
+    def update(self, p, g, state):
+        raise RuntimeError("my bug")
+'''
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("check")
+    assert CLI(root)("init", "ws").returncode == 0
+    ws = root / "ws"
+    (ws / "mine" / "optim.py").write_text(ADAM)
+    for name, text in (("my_adam", "_target_: mine.optim.Adam\nreference: adam\n"),
+                       ("no_bc", "_target_: mine.optim.Adam\nreference: adam\ncorrect: false\n"),
+                       ("raises", "_target_: mine.optim.Raises\nreference: adam\n"),
+                       ("unreferenced", "_target_: mine.optim.Raises\n")):
+        (ws / "conf" / "optimizer" / f"{name}.yaml").write_text(text)
+    return ws
+
+
+@pytest.mark.slow
+def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
+    cli = CLI(ws)
+    ok = cli("check", "optimizer=my_adam")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("PASS  my_adam (mine.optim:Adam) computes what dlx's adam")
+    assert "not checked: stages 2 and 3" in ok.stdout  # a pass says what it did not check
+    bad = cli("check", "optimizer=no_bc")
+    assert bad.returncode == 1
+    first, second = bad.stdout.splitlines()[:2]
+    assert first.startswith("FAIL  no_bc (mine.optim:Adam) against dlx's adam")
+    assert "stage 1 fixed inputs" in first
+    assert second.strip().startswith("Adam without bias correction")  # the diagnosis first
+    assert "state W.m ~ W.exp_avg" in bad.stdout  # the moments are right: the step is not
+    as_json = json.loads(cli("check", "optimizer=no_bc", "--json").stdout)
+    assert as_json["passed"] is False and as_json["failed"] == "1 fixed inputs"
+    assert as_json["diagnosis"].startswith("Adam without bias correction")
+    raised = cli("check", "optimizer=raises")
+    assert raised.returncode == 1 and "my bug" in raised.stderr
+    assert "mine/optim.py" in raised.stderr and "dlx/check" not in raised.stderr
+    assert_one_error_line(cli("check", "optimizer=adam"), "optimizer=adam is dlx's own")
+    assert_one_error_line(cli("check", "optimizer=unreferenced"),
+                          "say which dlx optimizer yours implements")
+    assert_one_error_line(cli("check"), "say what to check: one optimizer=NAME")
+    assert_one_error_line(cli("check", "model=mlp"), "model is not checked yet")
+    assert_one_error_line(cli("check", "optimizer=my_adam", "optimizer.reference=nope"),
+                          "optimizer.reference 'nope' is not a dlx optimizer")
