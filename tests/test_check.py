@@ -229,3 +229,27 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
     assert_one_error_line(cli("check", "model=mlp"), "model is not checked yet")
     assert_one_error_line(cli("check", "optimizer=my_adam", "optimizer.reference=nope"),
                           "optimizer.reference 'nope' is not a dlx optimizer")
+
+
+@pytest.mark.slow
+def test_the_readmes_check_output_is_what_the_command_prints(ws):
+    """The README's `dlx check optimizer=nobc`: its Adam with the bias correction left out
+    (mine/bad.py, class NoBC) prints those lines, number for number."""
+    import re
+
+    from tests.conftest import REPO
+    from tests.test_learner import readme_files
+
+    adam = readme_files()["mine/optim.py"]
+    bad = adam.replace("class Adam", "class NoBC").replace(
+        "m_hat = m / (1 - self.b1 ** self.t)", "m_hat = m").replace(
+        "v_hat = v / (1 - self.b2 ** self.t)", "v_hat = v")
+    assert "** self.t" not in bad, bad  # both corrections gone
+    (ws / "mine" / "bad.py").write_text(bad)
+    (ws / "conf" / "optimizer" / "nobc.yaml").write_text(
+        "_target_: mine.bad.NoBC\nreference: adam\nlr: 0.001\n")
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```console\n\$ dlx check optimizer=nobc\n(.*?)```", text, re.S).group(1)
+    shown = [line for line in block.splitlines() if line.strip() != "..."]
+    printed = CLI(ws)("check", "optimizer=nobc").stdout.splitlines()
+    assert printed[:len(shown)] == shown
