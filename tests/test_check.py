@@ -194,6 +194,12 @@ def ws(tmp_path_factory):
     assert CLI(root)("init", "ws").returncode == 0
     ws = root / "ws"
     (ws / "mine" / "optim.py").write_text(ADAM)
+    from tests.test_learner import LOSSES
+
+    (ws / "mine" / "losses.py").write_text(LOSSES)
+    (ws / "conf" / "loss" / "my_bce.yaml").write_text("_target_: mine.losses.BCE\n")
+    (ws / "conf" / "loss" / "flat.yaml").write_text("_target_: mine.losses.FlatBCE\n"
+                                                    "reference: bce\n")
     for name, text in (("my_adam", "_target_: mine.optim.Adam\nreference: adam\n"),
                        ("no_bc", "_target_: mine.optim.Adam\nreference: adam\ncorrect: false\n"),
                        ("raises", "_target_: mine.optim.Raises\nreference: adam\n"),
@@ -227,6 +233,11 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
                           "say which dlx optimizer yours implements")
     assert_one_error_line(cli("check"), "say what to check: one optimizer=NAME")
     assert_one_error_line(cli("check", "model=mlp"), "model is not checked yet")
+    bce = cli("check", "loss=my_bce")  # the reference named by the class: BCE -> bce
+    assert bce.returncode == 0 and bce.stdout.startswith(
+        "PASS  my_bce (mine.losses:BCE) computes what dlx's bce"), bce.stdout + bce.stderr
+    flat = cli("check", "loss=flat")
+    assert flat.returncode == 1 and "backward returned shape (6,)" in flat.stdout
     assert_one_error_line(cli("check", "optimizer=my_adam", "optimizer.reference=nope"),
                           "optimizer.reference 'nope' is not a dlx optimizer")
 
@@ -253,3 +264,125 @@ def test_the_readmes_check_output_is_what_the_command_prints(ws):
     shown = [line for line in block.splitlines() if line.strip() != "..."]
     printed = CLI(ws)("check", "optimizer=nobc").stdout.splitlines()
     assert printed[:len(shown)] == shown
+
+
+# --- losses -------------------------------------------------------------------------------------
+
+from dlx.check import losses as loss_check  # noqa: E402
+from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy  # noqa: E402
+
+
+class SummedBCE(BCEWithLogits):
+    def forward(self, z, y):
+        return super().forward(z, y) * len(z)
+
+    def backward(self):
+        return super().backward() * len(self._cache[0])
+
+
+class NoMeanInBackward(SoftmaxCrossEntropy):
+    def backward(self):
+        return super().backward() * len(self._cache[0])
+
+
+class HalfMSE(MSE):
+    def forward(self, z, y):
+        return 0.5 * super().forward(z, y)
+
+    def backward(self):
+        return 0.5 * super().backward()
+
+
+class Uphill(BCEWithLogits):
+    def backward(self):
+        return -super().backward()
+
+
+class NaiveSoftmax:
+    def forward(self, z, y):
+        self.p, self.y = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), y
+        return float(-np.mean(np.log(self.p[np.arange(len(y)), y])))
+
+    def backward(self):
+        d = self.p.copy()
+        d[np.arange(len(self.y)), self.y] -= 1
+        return d / len(self.y)
+
+
+class NaiveBCE:
+    def forward(self, z, y):
+        self.p, self.y = 1 / (1 + np.exp(-z[:, 0])), y
+        return float(-np.mean(y * np.log(self.p) + (1 - y) * np.log(1 - self.p)))
+
+    def backward(self):
+        return ((self.p - self.y) / len(self.y))[:, None]
+
+
+class PerExample(MSE):
+    def forward(self, z, y):
+        super().forward(z, y)
+        return self._diff ** 2
+
+
+class Flat(BCEWithLogits):
+    def backward(self):
+        return super().backward()[:, 0]
+
+
+class InPlace(BCEWithLogits):
+    def forward(self, z, y):
+        z -= z.max()
+        return super().forward(z, y)
+
+
+class Accumulates(MSE):
+    def __init__(self):
+        self.total = 0.0
+
+    def forward(self, z, y):
+        self.total += super().forward(z, y)
+        return self.total
+
+
+@pytest.mark.parametrize("name", loss_check.REFERENCES)
+def test_dlxs_losses_pass_as_references(name):
+    result = loss_check.check(loss_check.REFERENCES[name].make, name)
+    assert result.passed and not result.notes, result
+
+
+@pytest.mark.parametrize("cls, name, stage, says", [
+    (SummedBCE, "bce", "1 fixed inputs",
+     "your value is 6 times the reference's: summed over the batch where the mean is taken "
+     "(N = 6) (and your backward is its derivative)"),
+    (NoMeanInBackward, "cross_entropy", "1 fixed inputs",
+     "your backward is 6 times the reference's: the 1/N of the mean is missing from dL/dscores "
+     "(N = 6) (your value matches)"),
+    (HalfMSE, "mse", "1 fixed inputs", "your value is half the reference's (the 1/2 (z - y)^2 "
+     "convention, or a 1/2 too many) (and your backward is its derivative)"),
+    (Uphill, "bce", "1 fixed inputs", "your backward is the reference's with the sign flipped "
+     "(your value matches)"),
+    (NaiveSoftmax, "cross_entropy", "1 fixed inputs", "an exp of a large score overflowed"),
+    (NaiveBCE, "bce", "1 fixed inputs", "an exp of a large score overflowed"),
+    (PerExample, "mse", "0 interface", "forward returned an array of shape (6, 2)"),
+    (Flat, "bce", "0 interface", "backward returned shape (6,); the scores have shape (6, 1)"),
+    (InPlace, "bce", "0 interface", "changed the scores in place"),
+    (Accumulates, "mse", "0 interface", "something is kept from the earlier call"),
+])
+def test_a_loss_mistake_is_named(cls, name, stage, says):
+    result = loss_check.check(cls, name)
+    assert not result.passed and result.failed == stage, result
+    assert says in result.diagnosis, result.diagnosis
+
+
+def test_a_backward_that_is_not_the_forwards_derivative_is_told_apart():
+    class WrongSlope(BCEWithLogits):  # forward right, backward the sigmoid's input, not output
+        def backward(self):
+            z = self._cache[0]
+            return ((z - self._cache[1]) / len(z))[:, None]
+
+    result = loss_check.check(WrongSlope, "bce")
+    assert result.failed == "1 fixed inputs"
+    assert result.diagnosis == "your value matches, your dL/dscores does not"
+    assert result.revisit.startswith("backward is not forward's derivative")
+    fd = [r for r in result.rows if r.name == "dL/dscores vs finite diff."][0]
+    assert not fd.ok and fd.tol == loss_check.GRAD_RTOL

@@ -14,16 +14,19 @@ from dataclasses import asdict
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer",)
+GROUPS = ("optimizer", "loss")
+LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
+              "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
+              "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
 
 
 def _target(args: list[str]) -> tuple[str, str]:
     picked = [a for a in args if a.partition("=")[0] in GROUPS]
     if len(picked) != 1 or any("," in a for a in picked):
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
-        raise UsageError("say what to check: one optimizer=NAME (your workspace option, e.g. "
-                         "optimizer=my_adam, or optimizer=mine.optim.Adam)"
-                         + (f"; {other[0]} is not checked yet (optimizers are)"
+        raise UsageError("say what to check: one optimizer=NAME or loss=NAME (your workspace "
+                         "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
+                         + (f"; {other[0]} is not checked yet (optimizers and losses are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
@@ -45,6 +48,8 @@ def run(args: list[str]):
                          f"(e.g. {group}=my_{name}, your file in conf/{group}/)")
     target = node[learner.TARGET]
     reference = node.get("reference")
+    if group == "loss":
+        return _loss(node, name, target, reference)
     if reference is None:
         cls, _ = learner.resolve(node, group)
         guess = cls.__name__.lower()
@@ -91,9 +96,28 @@ def run(args: list[str]):
     return result, label, f"dlx's {reference} ({shown})"
 
 
-def render(result, label: str, reference: str) -> str:
-    from dlx.check.optim import RTOL
+def _loss(node: dict, name: str, target: str, reference):
+    from dlx import learner
+    from dlx.check import losses
 
+    factory, options = learner.resolve(node, "loss")
+    if reference is None:
+        reference = LOSS_NAMES.get(factory.__name__.lower().replace("_", ""))
+        if reference is None:
+            raise UsageError(f"loss={name}: say which loss yours implements: add `reference: "
+                             f"bce` (or cross_entropy, mse) to its file, or loss.reference=bce")
+    if reference not in losses.REFERENCES:
+        raise UsageError(f"loss.reference {reference!r} is not a loss dlx checks against "
+                         f"(valid: {', '.join(losses.REFERENCES)})")
+    result = losses.check(lambda: factory(**options), reference)
+    result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
+                        "losses); torch is not compared directly (dlx's losses are tested "
+                        "against torch.nn's)")
+    return (result, f"{name} ({learner.label_target(target)})",
+            f"dlx's {reference} ({losses.REFERENCES[reference].what})")
+
+
+def render(result, label: str, reference: str) -> str:
     lines = []
     if result.passed:
         lines.append(f"PASS  {label} computes what {reference} computes"
@@ -108,11 +132,13 @@ def render(result, label: str, reference: str) -> str:
     lines.append("")
     lines.append("  stages: " + "; ".join(f"{s} {state}" for s, state in result.stages))
     if result.rows:
-        lines.append(f"  {'step':>4}  {'tensor':<28} {'max abs diff':>13} {'rel error':>10}")
+        steps = any(r.step for r in result.rows)  # a loss's rows have no step
+        lines.append(f"  {'step  ' if steps else ''}{'tensor':<28} {'max abs diff':>13} "
+                     f"{'rel error':>10}")
         for r in result.rows:
-            mark = "" if r.ok else f"  > {RTOL:g}"
-            lines.append(f"  {r.step:>4}  {r.name:<28} {r.max_abs_diff:>13.3e} "
-                         f"{r.rel_error:>10.2e}{mark}")
+            mark = "" if r.ok else f"  > {r.tol:g}"
+            lines.append(f"  {f'{r.step:>4}  ' if steps else ''}{r.name:<28} "
+                         f"{r.max_abs_diff:>13.3e} {r.rel_error:>10.2e}{mark}")
     for note in result.notes:
         lines.append(f"  {note}")
     return "\n".join(lines)

@@ -40,6 +40,7 @@ class Row:
     max_abs_diff: float
     rel_error: float
     ok: bool
+    tol: float = RTOL  # what passes
 
 
 @dataclass
