@@ -188,6 +188,25 @@ class Raises(Adam):
 '''
 
 
+RELUS = '''\
+from dlx.nn import Module
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class Inverted(ReLU):
+    def backward(self, dout):
+        return dout * ~self.mask
+'''
+
+
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     root = tmp_path_factory.mktemp("check")
@@ -200,6 +219,10 @@ def ws(tmp_path_factory):
     (ws / "conf" / "loss" / "my_bce.yaml").write_text("_target_: mine.losses.BCE\n")
     (ws / "conf" / "loss" / "flat.yaml").write_text("_target_: mine.losses.FlatBCE\n"
                                                     "reference: bce\n")
+    (ws / "mine" / "layers.py").write_text(RELUS)
+    (ws / "conf" / "activation" / "my_relu.yaml").write_text("_target_: mine.layers.ReLU\n")
+    (ws / "conf" / "activation" / "inverted.yaml").write_text(
+        "_target_: mine.layers.Inverted\nreference: relu\n")
     for name, text in (("my_adam", "_target_: mine.optim.Adam\nreference: adam\n"),
                        ("no_bc", "_target_: mine.optim.Adam\nreference: adam\ncorrect: false\n"),
                        ("raises", "_target_: mine.optim.Raises\nreference: adam\n"),
@@ -238,6 +261,11 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
         "PASS  my_bce (mine.losses:BCE) computes what dlx's bce"), bce.stdout + bce.stderr
     flat = cli("check", "loss=flat")
     assert flat.returncode == 1 and "backward returned shape (6,)" in flat.stdout
+    relu = cli("check", "model.activation=my_relu")  # conf/activation/my_relu.yaml, ReLU -> relu
+    assert relu.returncode == 0 and relu.stdout.startswith(
+        "PASS  my_relu (mine.layers:ReLU) computes what dlx's relu"), relu.stdout + relu.stderr
+    upside = cli("check", "model.activation=inverted")
+    assert upside.returncode == 1 and "the mask is inverted" in upside.stdout, upside.stdout
     assert_one_error_line(cli("check", "optimizer=my_adam", "optimizer.reference=nope"),
                           "optimizer.reference 'nope' is not a dlx optimizer")
 
@@ -386,3 +414,63 @@ def test_a_backward_that_is_not_the_forwards_derivative_is_told_apart():
     assert result.revisit.startswith("backward is not forward's derivative")
     fd = [r for r in result.rows if r.name == "dL/dscores vs finite diff."][0]
     assert not fd.ok and fd.tol == loss_check.GRAD_RTOL
+
+
+# --- activation layers --------------------------------------------------------------------------
+
+from dlx.check import layers as layer_check  # noqa: E402
+from dlx.nn.activations import ACTIVATIONS  # noqa: E402
+
+
+@pytest.mark.parametrize("name", [k for k, v in ACTIVATIONS.items() if v is not None])
+def test_dlxs_activations_pass_as_references(name):
+    result = layer_check.check(ACTIVATIONS[name], name)
+    assert result.passed, result
+
+
+def mutated(name: str, backward):
+    """dlx's activation with its backward replaced: backward(x, y, dout) -> dx."""
+    base = ACTIVATIONS[name]
+
+    class Mutant(base):
+        def forward(self, x):
+            self._x_seen = x.copy()
+            self._y_seen = super().forward(x)
+            return self._y_seen
+
+        def backward(self, dout):
+            return backward(self._x_seen, self._y_seen, dout)
+    return Mutant
+
+
+@pytest.mark.parametrize("entry", layer_check.CATALOGUE, ids=lambda m: m.key)
+def test_every_layer_mistake_is_diagnosed_as_itself(entry):
+    result = layer_check.check(mutated(entry.concept, entry.backward), entry.concept)
+    assert result.failed == "1 fixed inputs" and result.diagnosis == entry.title, result
+    assert result.revisit == entry.revisit
+
+
+def test_layer_relations_and_interface():
+    doubled = layer_check.check(mutated("tanh", lambda x, y, d: 2 * d * (1 - y * y)), "tanh")
+    assert doubled.diagnosis == "your forward matches; your dx is 2 times the reference's"
+
+    class Clamps(ACTIVATIONS["relu"]):  # forward zeroes its input in place
+        def forward(self, x):
+            x[x < 0] = 0
+            return super().forward(x)
+
+    assert "forward changed its input in place" in layer_check.check(Clamps, "relu").diagnosis
+
+    class Summed(ACTIVATIONS["relu"]):
+        def backward(self, dout):
+            return super().backward(dout).sum(axis=0)
+
+    assert "backward returned shape (6,)" in layer_check.check(Summed, "relu").diagnosis
+
+    class Shifted(ACTIVATIONS["sigmoid"]):  # a forward that is not the sigmoid, consistently
+        def forward(self, x):
+            return super().forward(x + 1.0)
+
+    wrong = layer_check.check(Shifted, "sigmoid")
+    assert wrong.diagnosis == "your forward is not dlx's sigmoid"
+    assert wrong.revisit.startswith("your backward is your forward's derivative")

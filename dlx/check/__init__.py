@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict
+from pathlib import Path
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss")
+GROUPS = ("optimizer", "loss", "model.activation")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
@@ -24,12 +25,50 @@ def _target(args: list[str]) -> tuple[str, str]:
     picked = [a for a in args if a.partition("=")[0] in GROUPS]
     if len(picked) != 1 or any("," in a for a in picked):
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
-        raise UsageError("say what to check: one optimizer=NAME or loss=NAME (your workspace "
-                         "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
-                         + (f"; {other[0]} is not checked yet (optimizers and losses are)"
+        raise UsageError("say what to check: one optimizer=NAME, loss=NAME or "
+                         "model.activation=NAME (your workspace option, e.g. optimizer=my_adam, "
+                         "or optimizer=mine.optim.Adam)"
+                         + (f"; {other[0]} is not checked yet (optimizers, losses and "
+                            f"activation layers are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
+
+
+def _layer(name: str):
+    """``dlx check model.activation=NAME``: the learner's layer (a path, or the workspace's
+    conf/activation/NAME.yaml) against dlx's activation its file's ``reference:`` or its class's
+    name names."""
+    from dlx import learner
+    from dlx.check import layers
+    from dlx.nn.activations import ACTIVATIONS
+
+    target = learner.activation_target(name)
+    if target is None:
+        raise UsageError(f"model.activation={name} is dlx's own; dlx check compares your layer "
+                         f"with it (conf/activation/my_{name}.yaml holding _target_: your class)")
+    cls = learner.load(target, "model.activation")
+    learner.check_contract(cls, "model", learner.label_target(target))
+    valid = [k for k, v in ACTIVATIONS.items() if v is not None]
+    file = (learner.workspace() or Path()) / "conf" / learner.ACTIVATION / f"{name}.yaml"
+    reference = None
+    if file.is_file():
+        from omegaconf import OmegaConf
+
+        reference = (OmegaConf.to_container(OmegaConf.load(file)) or {}).get("reference")
+    if reference is None:
+        by_name = {k.replace("_", ""): k for k in valid}
+        reference = by_name.get(cls.__name__.lower())
+        if reference is None:
+            raise UsageError(f"model.activation={name}: say which activation yours implements: "
+                             f"add `reference: relu` (or {', '.join(valid[1:])}) to its file")
+    if reference not in valid:
+        raise UsageError(f"model.activation reference {reference!r} is not a dlx activation "
+                         f"(valid: {', '.join(valid)})")
+    result = layers.check(cls, reference)
+    result.notes.append("not checked: options of yours (the layer is built with none); torch is "
+                        "not compared directly (dlx's activations are tested against torch's)")
+    return (result, f"{name} ({learner.label_target(target)})", f"dlx's {reference}")
 
 
 def run(args: list[str]):
@@ -42,6 +81,9 @@ def run(args: list[str]):
     from dlx.optim.optimizers import OPTIMIZERS
 
     group, name = _target(args)
+    if group == "model.activation":
+        compose(["model=mlp", *args])  # validated as dlx run validates it
+        return _layer(name)
     node = OmegaConf.to_container(compose(args)[group], resolve=True)  # plain values
     if not learner.is_learner(node):
         raise UsageError(f"{group}={name} is dlx's own; dlx check compares your code with it "
