@@ -189,7 +189,9 @@ class Raises(Adam):
 
 
 RELUS = '''\
-from dlx.nn import Module
+import numpy as np
+
+from dlx.nn import Module, Parameter
 
 
 class ReLU(Module):
@@ -204,6 +206,22 @@ class ReLU(Module):
 class Inverted(ReLU):
     def backward(self, dout):
         return dout * ~self.mask
+
+
+class TransposedLinear(Module):
+    """Linear whose dW is dout^T x: (d_out, d_in), the transpose of W's shape."""
+    def __init__(self, d_in, d_out, name="fc"):
+        self.W = Parameter(np.zeros((d_in, d_out)), f"{name}.W")
+        self.b = Parameter(np.zeros(d_out), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, dout):
+        self.W.grad += dout.T @ self.x
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data.T
 '''
 
 
@@ -266,6 +284,9 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
         "PASS  my_relu (mine.layers:ReLU) computes what dlx's relu"), relu.stdout + relu.stderr
     upside = cli("check", "model.activation=inverted")
     assert upside.returncode == 1 and "the mask is inverted" in upside.stdout, upside.stdout
+    transposed = cli("check", "layer=mine.layers.TransposedLinear")
+    assert transposed.returncode == 1, transposed.stderr
+    assert "your weight gradient is the transpose of dL/dW" in transposed.stdout
     assert_one_error_line(cli("check", "optimizer=my_adam", "optimizer.reference=nope"),
                           "optimizer.reference 'nope' is not a dlx optimizer")
 
@@ -474,3 +495,66 @@ def test_layer_relations_and_interface():
     wrong = layer_check.check(Shifted, "sigmoid")
     assert wrong.diagnosis == "your forward is not dlx's sigmoid"
     assert wrong.revisit.startswith("your backward is your forward's derivative")
+
+
+# --- a Linear layer -----------------------------------------------------------------------------
+
+from dlx.check import linear as linear_check  # noqa: E402
+from dlx.nn import Module, Parameter  # noqa: E402
+
+
+class MyLinear(Module):
+    """x W + b, W (d_in, d_out), as the README's learner writes it; ``slip`` makes one mistake."""
+    slip = None
+
+    def __init__(self, d_in, d_out, name):
+        self.W = Parameter(np.zeros((d_in, d_out)), f"{name}.W")
+        self.b = Parameter(np.zeros(d_out), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data + self.b.data
+
+    def backward(self, dout):
+        n = len(dout)
+        self.W.grad += {"transposed": lambda: dout.T @ self.x,
+                        "mean": lambda: self.x.T @ dout / n}.get(self.slip, lambda: self.x.T @ dout)()
+        self.b.grad += dout.sum(axis=0) if self.slip != "db_mean" else dout.mean(axis=0)
+        return dout @ self.W.data.T if self.slip != "dx_no_transpose" else dout @ self.W.data[:3]
+
+
+class TorchLayout(MyLinear):  # W (d_out, d_in), out = x W^T + b: torch's nn.Linear
+    def __init__(self, d_in, d_out, name):
+        self.W = Parameter(np.zeros((d_out, d_in)), f"{name}.W")
+        self.b = Parameter(np.zeros(d_out), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.W.data.T + self.b.data
+
+    def backward(self, dout):
+        self.W.grad += dout.T @ self.x
+        self.b.grad += dout.sum(axis=0)
+        return dout @ self.W.data
+
+
+def slipped(slip):
+    return type("Linear", (MyLinear,), {"slip": slip})
+
+
+@pytest.mark.parametrize("cls", [MyLinear, TorchLayout])
+def test_a_correct_linear_passes_in_either_layout(cls):
+    result = linear_check.check(cls)
+    assert result.passed, result
+    assert [r.name for r in result.rows] == ["out", "dx", "dW", "db"]
+
+
+@pytest.mark.parametrize("slip, stage, says", [
+    ("transposed", "0 interface", "your weight gradient is the transpose of dL/dW"),
+    ("mean", "1 fixed inputs", "your dW is not x^T dout (it is 0.25 times it: the 1/N of a "
+                               "mean does not belong in a layer's gradient)"),
+    ("db_mean", "1 fixed inputs", "your db is not dout summed over the batch (it is 0.25 times"),
+])
+def test_a_linear_mistake_is_named(slip, stage, says):
+    result = linear_check.check(slipped(slip))
+    assert result.failed == stage and says in result.diagnosis, result

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss", "model.activation")
+GROUPS = ("optimizer", "loss", "model.activation", "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
@@ -25,14 +25,29 @@ def _target(args: list[str]) -> tuple[str, str]:
     picked = [a for a in args if a.partition("=")[0] in GROUPS]
     if len(picked) != 1 or any("," in a for a in picked):
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
-        raise UsageError("say what to check: one optimizer=NAME, loss=NAME or "
-                         "model.activation=NAME (your workspace option, e.g. optimizer=my_adam, "
-                         "or optimizer=mine.optim.Adam)"
-                         + (f"; {other[0]} is not checked yet (optimizers, losses and "
-                            f"activation layers are)"
+        raise UsageError("say what to check: one optimizer=NAME, loss=NAME, "
+                         "model.activation=NAME or layer=package.module.Linear (your workspace "
+                         "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
+                         + (f"; {other[0]} is not checked yet (optimizers, losses, activation "
+                            f"layers and Linear are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
+
+
+def _linear(path: str):
+    """``dlx check layer=mine.layers.Linear``: the learner's fully connected layer against dlx's
+    Linear (the one parametrized layer checked so far)."""
+    from dlx import learner
+    from dlx.check import linear
+
+    cls = learner.load(path, "layer")
+    learner.check_contract(cls, "model", learner.label_target(path))
+    if not any(w in cls.__name__.lower() for w in ("linear", "dense", "affine", "fc")):
+        raise UsageError(f"layer={path}: dlx checks a fully connected layer so far (a class "
+                         f"named Linear, Dense, Affine or FC); {cls.__name__} is not named as one")
+    result = linear.check(cls)
+    return result, learner.label_target(path), "dlx's Linear (out = x W + b)"
 
 
 def _layer(name: str):
@@ -81,6 +96,8 @@ def run(args: list[str]):
     from dlx.optim.optimizers import OPTIMIZERS
 
     group, name = _target(args)
+    if group == "layer":
+        return _linear(name)
     if group == "model.activation":
         compose(["model=mlp", *args])  # validated as dlx run validates it
         return _layer(name)
