@@ -188,37 +188,15 @@ class Raises(Adam):
 '''
 
 
-RELUS = '''\
-import numpy as np
-
-from dlx.nn import Module, Parameter
-
-
-class ReLU(Module):
-    def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
-
-    def backward(self, dout):
-        return dout * self.mask
-
+SLIPS = '''
 
 class Inverted(ReLU):
     def backward(self, dout):
         return dout * ~self.mask
 
 
-class TransposedLinear(Module):
-    """Linear whose dW is dout^T x: (d_out, d_in), the transpose of W's shape."""
-    def __init__(self, d_in, d_out, name="fc"):
-        self.W = Parameter(np.zeros((d_in, d_out)), f"{name}.W")
-        self.b = Parameter(np.zeros(d_out), f"{name}.b", decay=False)
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.W.data + self.b.data
-
-    def backward(self, dout):
+class TransposedLinear(Linear):
+    def backward(self, dout):  # dW as (d_out, d_in): the transpose of W's shape
         self.W.grad += dout.T @ self.x
         self.b.grad += dout.sum(axis=0)
         return dout @ self.W.data.T
@@ -237,7 +215,9 @@ def ws(tmp_path_factory):
     (ws / "conf" / "loss" / "my_bce.yaml").write_text("_target_: mine.losses.BCE\n")
     (ws / "conf" / "loss" / "flat.yaml").write_text("_target_: mine.losses.FlatBCE\n"
                                                     "reference: bce\n")
-    (ws / "mine" / "layers.py").write_text(RELUS)
+    from tests.test_learner import LAYERS
+
+    (ws / "mine" / "layers.py").write_text(LAYERS + SLIPS)  # a learner's Linear and ReLU
     (ws / "conf" / "activation" / "my_relu.yaml").write_text("_target_: mine.layers.ReLU\n")
     (ws / "conf" / "activation" / "inverted.yaml").write_text(
         "_target_: mine.layers.Inverted\nreference: relu\n")

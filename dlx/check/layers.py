@@ -19,11 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.optim import Result, Row, rel_error
+from dlx.check.result import GRAD_RTOL, RTOL, Result, Row, rel_error
 from dlx.nn.activations import ACTIVATIONS
 
-RTOL = 1e-9
-GRAD_RTOL = 1e-7
 SHAPE = (4, 6)
 
 
@@ -108,9 +106,7 @@ def check(make: Callable, name: str) -> Result:
     result = Result(passed=False)
     problem = interface(make)
     if problem:
-        result.stages.append(("0 interface", "failed"))
-        result.failed, result.diagnosis = "0 interface", problem
-        return result
+        return result.fail("0 interface", problem)
     result.stages.append(("0 interface", "passed"))
     x, d = fixed_x(), fixed_dout()
     y, dx = _run(make(), x, d)
@@ -145,9 +141,7 @@ def check(make: Callable, name: str) -> Result:
         return result
     result.stages.append(("1 fixed inputs", "passed"))
     if errs[2] > GRAD_RTOL:
-        result.stages.append(("2 gradients", "failed"))
-        result.failed, result.diagnosis = "2 gradients", "your dx is not your forward's derivative"
-        return result
+        return result.fail("2 gradients", "your dx is not your forward's derivative")
     result.stages.append(("2 gradients", "passed"))
     result.passed = True
     return result

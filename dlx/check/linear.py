@@ -19,9 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.optim import Result, Row, rel_error
-
-RTOL, GRAD_RTOL = 1e-9, 1e-7
+from dlx.check.result import RTOL, Result, Row, rel_error
 
 
 def build(cls: Callable, d_in: int, d_out: int):
@@ -69,15 +67,10 @@ def check(cls: Callable) -> Result:
     x = np.linspace(-1.0, 1.2, n * d_in).reshape(n, d_in)
     dout = np.linspace(0.4, -0.6, n * d_out).reshape(n, d_out)
 
-    def fail(stage: str, why: str, revisit: str = "") -> Result:
-        result.stages.append((stage, "failed"))
-        result.failed, result.diagnosis, result.revisit = stage, why, revisit
-        return result
-
     layer = build(cls, d_in, d_out)
     parts = _weights(layer, d_in, d_out)
     if isinstance(parts, str):
-        return fail("0 interface", parts)
+        return result.fail("0 interface", parts)
     try:
         out, dx, dw, db, w = _run(layer, parts, x, dout, d_in, d_out)
     except ValueError as e:  # numpy refused to add a wrong-shaped dW into W.grad
@@ -90,16 +83,16 @@ def check(cls: Callable) -> Result:
             raise e from None
         ref = xs.T @ ds
         if rel_error(dws, ref.T) <= RTOL and rel_error(dws, ref) > RTOL:
-            return fail("0 interface", f"your weight gradient is the transpose of dL/dW: it is "
+            return result.fail("0 interface", f"your weight gradient is the transpose of dL/dW: it is "
                         f"shaped (d_out, d_in) where W is (d_in, d_out), so adding it into "
                         f"W.grad failed ({e})", "out = x W + b gives dL/dW = x^T dout, shaped "
                         "as W: (d_in, N) @ (N, d_out)")
-        return fail("0 interface", f"backward could not add its gradients into .grad: {e}")
+        return result.fail("0 interface", f"backward could not add its gradients into .grad: {e}")
     if np.shape(out) != (n, d_out):
-        return fail("0 interface", f"forward returned shape {np.shape(out)} for x of shape "
+        return result.fail("0 interface", f"forward returned shape {np.shape(out)} for x of shape "
                                    f"{x.shape}; expected ({n}, {d_out})")
     if dx is None or np.shape(dx) != x.shape:
-        return fail("0 interface", f"backward returned {'None' if dx is None else np.shape(dx)}; "
+        return result.fail("0 interface", f"backward returned {'None' if dx is None else np.shape(dx)}; "
                                    f"dx has x's shape {x.shape}")
     result.stages.append(("0 interface", "passed"))
 
@@ -124,7 +117,7 @@ def check(cls: Callable) -> Result:
             why += f" (it is {c:g} times it" + (": the 1/N of a mean does not belong in a "
                                                  "layer's gradient" if np.isclose(c, 1 / n)
                                                  else "") + ")"
-        return fail("1 fixed inputs", why, "each gradient has its parameter's shape: dW = x^T "
+        return result.fail("1 fixed inputs", why, "each gradient has its parameter's shape: dW = x^T "
                                            "dout (d_in, d_out), db = sum over N of dout, dx = "
                                            "dout W^T (N, d_in)")
     result.stages.append(("1 fixed inputs", "passed"))

@@ -21,11 +21,9 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.optim import Result, Row, rel_error
+from dlx.check.result import GRAD_RTOL, RTOL, Result, Row, rel_error
 from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy
 
-RTOL = 1e-9        # value and gradient against the reference, float64
-GRAD_RTOL = 1e-7   # backward against finite differences (centred, h = 1e-6)
 N = 6              # examples in the fixed batch
 
 
@@ -126,9 +124,7 @@ def check(make: Callable, name: str) -> Result:
     result = Result(passed=False)
     problem = interface(make, ref)
     if problem:
-        result.stages.append(("0 interface", "failed"))
-        result.failed, result.diagnosis = "0 interface", problem
-        return result
+        return result.fail("0 interface", problem)
     result.stages.append(("0 interface", "passed"))
 
     z, y = fixed_scores(ref.scores), ref.targets()
@@ -188,10 +184,7 @@ def check(make: Callable, name: str) -> Result:
                             f"less accurate far from zero")
     result.stages.append(("1 fixed inputs", "passed"))
     if fd_err > GRAD_RTOL:
-        result.stages.append(("2 gradients", "failed"))
-        result.failed = "2 gradients"
-        result.diagnosis = "your backward is not your forward's derivative"
-        return result
+        return result.fail("2 gradients", "your backward is not your forward's derivative")
     result.stages.append(("2 gradients", "passed"))
     result.passed = True
     return result

@@ -18,52 +18,18 @@ Everything here takes plain callables ``make(params) -> optimizer``: no configur
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from dlx.check.mistakes import Mistake
+from dlx.check.result import RTOL, Result, Row, rel_error
 from dlx.nn import Parameter
 
-RTOL = 1e-9   # float64: the same maths in another order differs by ~1e-15 relative
 STEPS = 5     # fixed-input steps
 TRAJECTORY = 20
 HALVED_AT = 10  # the trajectory's step at which lr halves
-
-
-@dataclass
-class Row:
-    """One compared tensor: ``name`` at ``step`` (after that many steps)."""
-    step: int
-    name: str
-    max_abs_diff: float
-    rel_error: float
-    ok: bool
-    tol: float = RTOL  # what passes
-
-
-@dataclass
-class Result:
-    passed: bool
-    stages: list[tuple[str, str]] = field(default_factory=list)  # (stage, passed/failed/...)
-    failed: str | None = None          # the failing stage
-    diagnosis: str = ""                # what is wrong and why, first
-    revisit: str = ""                  # the step of the derivation to look at again
-    variant: str | None = None         # an accepted variant it matched (a pass, with a note)
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max(|a|, |b|) over the entries (0 for equal arrays, NaN-aware)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape:
-        return float("inf")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return 0.0 if np.array_equal(a, b, equal_nan=True) else float("inf")
-    scale = max(float(np.abs(a).max(initial=0)), float(np.abs(b).max(initial=0)), 1e-300)
-    return float(np.abs(a - b).max(initial=0)) / scale
 
 
 # --- the inputs ---------------------------------------------------------------------------------
@@ -225,9 +191,7 @@ def check(mine: Callable, ref: Callable, options: dict, mistakes: list[Mistake])
     result = Result(passed=False)
     problem = interface(mine)
     if problem:
-        result.stages.append(("0 interface", "failed"))
-        result.failed, result.diagnosis = "0 interface", problem
-        return result
+        return result.fail("0 interface", problem)
     result.stages.append(("0 interface", "passed"))
 
     for stage, run in (("1 fixed inputs", lambda make: trace(make)),
