@@ -12,6 +12,10 @@ every run. In a notebook::
 and run, with your own classes (see ``dlx.run``)::
 
     sweep = dlx.run(["-m", "experiment=optimizers", "optimizer=adam,MyAdam"], optimizer=MyAdam)
+
+and grade your code against dlx's (see ``dlx.check``)::
+
+    dlx.check(MyAdam, reference="adam")
 """
 
 from dlx._version import __version__
@@ -43,4 +47,13 @@ def run(overrides=(), **pieces):
     return _run(overrides, **pieces)
 
 
-__all__ = ["__version__", "load_run", "load_sweep", "run"]
+def check(obj, reference=None, **options):
+    """Your optimizer, layer or loss class against dlx's reference, as `dlx check` grades it:
+    ``dlx.check(MyAdam, reference="adam")`` shows the stages, the first failure and what it
+    means (``.passed`` for a bool). ``options``: what your class is built with."""
+    from dlx.checks import check_object  # lazy, as above
+
+    return check_object(obj, reference, **options)
+
+
+__all__ = ["__version__", "check", "load_run", "load_sweep", "run"]

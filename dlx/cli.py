@@ -643,7 +643,7 @@ def check(
     optimizer it implements). Exit 0 pass, 1 fail, 2 a usage mistake."""
     import json
 
-    from dlx import check as _check
+    from dlx import checks as _check
 
     try:
         result, label, reference = _check.run(list(ctx.args))

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from dlx.check import mistakes, optim
+from dlx.checks import mistakes, optim
 from dlx.optim import SGD, Adagrad, Adam, Optimizer, RMSprop
 from tests.conftest import CLI, assert_one_error_line
 
@@ -248,7 +248,7 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
     assert as_json["diagnosis"].startswith("Adam without bias correction")
     raised = cli("check", "optimizer=raises")
     assert raised.returncode == 1 and "my bug" in raised.stderr
-    assert "mine/optim.py" in raised.stderr and "dlx/check" not in raised.stderr
+    assert "mine/optim.py" in raised.stderr and "dlx/checks" not in raised.stderr
     assert_one_error_line(cli("check", "optimizer=adam"), "optimizer=adam is dlx's own")
     assert_one_error_line(cli("check", "optimizer=unreferenced"),
                           "say which dlx optimizer yours implements")
@@ -297,7 +297,7 @@ def test_the_readmes_check_output_is_what_the_command_prints(ws):
 
 # --- losses -------------------------------------------------------------------------------------
 
-from dlx.check import losses as loss_check  # noqa: E402
+from dlx.checks import losses as loss_check  # noqa: E402
 from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy  # noqa: E402
 
 
@@ -419,7 +419,7 @@ def test_a_backward_that_is_not_the_forwards_derivative_is_told_apart():
 
 # --- activation layers --------------------------------------------------------------------------
 
-from dlx.check import layers as layer_check  # noqa: E402
+from dlx.checks import layers as layer_check  # noqa: E402
 from dlx.nn.activations import ACTIVATIONS  # noqa: E402
 
 
@@ -479,7 +479,7 @@ def test_layer_relations_and_interface():
 
 # --- a Linear layer -----------------------------------------------------------------------------
 
-from dlx.check import linear as linear_check  # noqa: E402
+from dlx.checks import linear as linear_check  # noqa: E402
 from dlx.nn import Module, Parameter  # noqa: E402
 
 
@@ -538,3 +538,24 @@ def test_a_correct_linear_passes_in_either_layout(cls):
 def test_a_linear_mistake_is_named(slip, stage, says):
     result = linear_check.check(slipped(slip))
     assert result.failed == stage and says in result.diagnosis, result
+
+
+def test_dlx_check_in_a_notebook_grades_a_class_as_the_command_does():
+    import dlx
+    from dlx.errors import UsageError
+
+    wrong = dlx.check(mistakes._Adam, reference="adam", correct=False)
+    assert not wrong.passed
+    assert str(wrong).splitlines()[1].strip().startswith("Adam without bias correction")
+    html = wrong._repr_html_()
+    assert html.startswith("<pre") and "Adam without bias correction" in html
+    assert "(1 - beta1^t)" in html and "&gt; 1e-09" in html  # escaped, as text
+    assert dlx.check(mistakes._Adam, reference="adam").passed
+    assert not dlx.check(SummedBCE, reference="bce").passed
+    assert dlx.check(BCEWithLogits).passed            # its name says bce
+    assert dlx.check(MyLinear).passed                 # a Module named as a Linear
+    assert dlx.check(ACTIVATIONS["tanh"]).passed      # any other Module: an activation
+    with pytest.raises(UsageError, match="say which dlx optimizer yours implements"):
+        dlx.check(Scaled)
+    with pytest.raises(UsageError, match="dlx.check takes your optimizer"):
+        dlx.check(42)

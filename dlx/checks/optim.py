@@ -11,7 +11,7 @@ in stages, stopping at the first that fails, then naming the failure mode.
    with the learning rate halved at step 10 as a schedule would (``self.lr`` changes).
 
 Stages 2 and 3 (finite differences, named intermediates) are for layers, losses and models.
-A failure is matched against the catalogue of known mistakes (:mod:`dlx.check.mistakes`), then
+A failure is matched against the catalogue of known mistakes (:mod:`dlx.checks.mistakes`), then
 against relations to the reference (a constant factor, the sign, a rate kept from ``__init__``).
 Everything here takes plain callables ``make(params) -> optimizer``: no configuration.
 """
@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.mistakes import Mistake
-from dlx.check.result import RTOL, Result, Row, rel_error
+from dlx.checks.mistakes import Mistake
+from dlx.checks.result import RTOL, Result, Row, rel_error
 from dlx.nn import Parameter
 
 STEPS = 5     # fixed-input steps

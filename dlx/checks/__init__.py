@@ -3,7 +3,7 @@ failure mode named. TARGET is a workspace option (``optimizer=my_adam``, compose
 composes it, the quick form ``optimizer=mine.optim.Adam`` included). The reference is the dlx
 option the learner's file names (``reference: adam``), at the learner's options.
 
-Optimizers are checked today (:mod:`dlx.check.optim`); the stages for layers, losses and models
+Optimizers are checked today (:mod:`dlx.checks.optim`); the stages for layers, losses and models
 (finite differences, named intermediates) are the next step of the issue this started.
 """
 
@@ -39,15 +39,18 @@ def _linear(path: str):
     """``dlx check layer=mine.layers.Linear``: the learner's fully connected layer against dlx's
     Linear (the one parametrized layer checked so far)."""
     from dlx import learner
-    from dlx.check import linear
+    from dlx.checks import linear
 
     cls = learner.load(path, "layer")
     learner.check_contract(cls, "model", learner.label_target(path))
-    if not any(w in cls.__name__.lower() for w in ("linear", "dense", "affine", "fc")):
+    if not is_linear(cls):
         raise UsageError(f"layer={path}: dlx checks a fully connected layer so far (a class "
                          f"named Linear, Dense, Affine or FC); {cls.__name__} is not named as one")
-    result = linear.check(cls)
-    return result, learner.label_target(path), "dlx's Linear (out = x W + b)"
+    return linear.check(cls), learner.label_target(path), "dlx's Linear (out = x W + b)"
+
+
+def is_linear(cls) -> bool:
+    return any(w in cls.__name__.lower() for w in ("linear", "dense", "affine", "fc"))
 
 
 def _layer(name: str):
@@ -55,8 +58,6 @@ def _layer(name: str):
     conf/activation/NAME.yaml) against dlx's activation its file's ``reference:`` or its class's
     name names."""
     from dlx import learner
-    from dlx.check import layers
-    from dlx.nn.activations import ACTIVATIONS
 
     target = learner.activation_target(name)
     if target is None:
@@ -64,36 +65,40 @@ def _layer(name: str):
                          f"with it (conf/activation/my_{name}.yaml holding _target_: your class)")
     cls = learner.load(target, "model.activation")
     learner.check_contract(cls, "model", learner.label_target(target))
-    valid = [k for k, v in ACTIVATIONS.items() if v is not None]
     file = (learner.workspace() or Path()) / "conf" / learner.ACTIVATION / f"{name}.yaml"
     reference = None
     if file.is_file():
         from omegaconf import OmegaConf
 
         reference = (OmegaConf.to_container(OmegaConf.load(file)) or {}).get("reference")
+    return check_activation(cls, reference, f"{name} ({learner.label_target(target)})",
+                            "add `reference: relu` (or sigmoid, tanh, ...) to its file")
+
+
+def check_activation(cls, reference, label: str, how: str):
+    from dlx.checks import layers
+    from dlx.nn.activations import ACTIVATIONS
+
+    valid = [k for k, v in ACTIVATIONS.items() if v is not None]
     if reference is None:
-        by_name = {k.replace("_", ""): k for k in valid}
-        reference = by_name.get(cls.__name__.lower())
+        reference = {k.replace("_", ""): k for k in valid}.get(cls.__name__.lower())
         if reference is None:
-            raise UsageError(f"model.activation={name}: say which activation yours implements: "
-                             f"add `reference: relu` (or {', '.join(valid[1:])}) to its file")
+            raise UsageError(f"{label}: say which activation yours implements ({how})")
     if reference not in valid:
-        raise UsageError(f"model.activation reference {reference!r} is not a dlx activation "
+        raise UsageError(f"activation reference {reference!r} is not a dlx activation "
                          f"(valid: {', '.join(valid)})")
     result = layers.check(cls, reference)
     result.notes.append("not checked: options of yours (the layer is built with none); torch is "
                         "not compared directly (dlx's activations are tested against torch's)")
-    return (result, f"{name} ({learner.label_target(target)})", f"dlx's {reference}")
+    return result, label, f"dlx's {reference}"
 
 
 def run(args: list[str]):
     """(result, header, reference name) for ``dlx check ARGS``."""
     from omegaconf import OmegaConf
 
-    from dlx import learner, registry
-    from dlx.check import mistakes, optim
+    from dlx import learner
     from dlx.gradcheck import compose
-    from dlx.optim.optimizers import OPTIMIZERS
 
     group, name = _target(args)
     if group == "layer":
@@ -106,31 +111,42 @@ def run(args: list[str]):
         raise UsageError(f"{group}={name} is dlx's own; dlx check compares your code with it "
                          f"(e.g. {group}=my_{name}, your file in conf/{group}/)")
     target = node[learner.TARGET]
-    reference = node.get("reference")
-    if group == "loss":
-        return _loss(node, name, target, reference)
-    if reference is None:
-        cls, _ = learner.resolve(node, group)
-        guess = cls.__name__.lower()
-        if guess not in OPTIMIZERS:
-            raise UsageError(f"{group}={name}: say which dlx optimizer yours implements: add "
-                             f"`reference: adam` (or sgd, momentum, nesterov, rmsprop, adagrad, "
-                             f"...) to its file, or optimizer.reference=adam")
-        reference = guess
-    if reference not in OPTIMIZERS:
-        raise UsageError(f"{group}.reference {reference!r} is not a dlx optimizer (valid: "
-                         f"{', '.join(OPTIMIZERS)})")
-    ref_node = OmegaConf.to_container(compose([f"{group}={reference}"])[group], resolve=True)
     factory, options = learner.resolve(node, group)
+    label = f"{name} ({learner.label_target(target)})"
+    how = (f"add `reference: NAME` to its file, or {group}.reference=NAME")
+    if group == "loss":
+        return check_loss(factory, options, node.get("reference"), label, how)
+    return check_optimizer(factory, options, node.get("reference"), label, how)
+
+
+def check_optimizer(factory, options: dict, reference, label: str, how: str):
+    """An optimizer class against dlx's ``reference`` (its option's config defaults, then the
+    learner's options where the reference takes them)."""
+    from omegaconf import OmegaConf
+
+    from dlx import registry
+    from dlx.checks import mistakes, optim
+    from dlx.gradcheck import compose
+    from dlx.optim.optimizers import OPTIMIZERS
+
+    if reference is None:
+        reference = factory.__name__.lower()
+        if reference not in OPTIMIZERS:
+            raise UsageError(f"{label}: say which dlx optimizer yours implements ({how}; sgd, "
+                             f"momentum, nesterov, rmsprop, adagrad, adam, ...)")
+    if reference not in OPTIMIZERS:
+        raise UsageError(f"optimizer.reference {reference!r} is not a dlx optimizer (valid: "
+                         f"{', '.join(OPTIMIZERS)})")
+    ref_node = OmegaConf.to_container(compose([f"optimizer={reference}"])["optimizer"],
+                                      resolve=True)
     mine_options = {k: v for k, v in options.items() if k not in ("weight_decay",)}
     taken = inspect.signature(OPTIMIZERS[reference]).parameters
     ref_options = {k: v for k, v in ref_node.items() if k != "name" and k in taken}
     ref_options.update({k: v for k, v in mine_options.items() if k in taken})
-    if "weight_decay" in taken:
-        ref_options["weight_decay"] = float(options.get("weight_decay", 0.0) or 0.0)
-    unmatched = sorted(k for k in mine_options if k not in taken)
-
     decay = float(options.get("weight_decay", 0.0) or 0.0)
+    if "weight_decay" in taken:
+        ref_options["weight_decay"] = decay
+    unmatched = sorted(k for k in mine_options if k not in taken)
     own_decay = "weight_decay" in inspect.signature(factory).parameters
 
     def mine(params):  # weight decay is the framework's unless the class takes it (as dlx runs)
@@ -140,7 +156,7 @@ def run(args: list[str]):
         return opt
 
     def ref(params):
-        return registry.build(OPTIMIZERS, group, {"name": reference, **ref_options}, params)
+        return registry.build(OPTIMIZERS, "optimizer", {"name": reference, **ref_options}, params)
 
     result = optim.check(mine, ref, ref_options,
                          mistakes.for_concept(mistakes.concept(reference, ref_options)))
@@ -150,21 +166,18 @@ def run(args: list[str]):
     result.notes.append("not checked: stages 2 and 3 (gradients, named intermediates) are for "
                         "layers, losses and models; torch is not compared directly (dlx's "
                         f"{reference} is tested against torch.optim)")
-    label = f"{name} ({learner.label_target(target)})"
     shown = ", ".join(f"{k}={ref_options[k]}" for k in sorted(mine_options) if k in ref_options)
     return result, label, f"dlx's {reference} ({shown})"
 
 
-def _loss(node: dict, name: str, target: str, reference):
-    from dlx import learner
-    from dlx.check import losses
+def check_loss(factory, options: dict, reference, label: str, how: str):
+    from dlx.checks import losses
 
-    factory, options = learner.resolve(node, "loss")
     if reference is None:
         reference = LOSS_NAMES.get(factory.__name__.lower().replace("_", ""))
         if reference is None:
-            raise UsageError(f"loss={name}: say which loss yours implements: add `reference: "
-                             f"bce` (or cross_entropy, mse) to its file, or loss.reference=bce")
+            raise UsageError(f"{label}: say which loss yours implements ({how}: bce, "
+                             f"cross_entropy or mse)")
     if reference not in losses.REFERENCES:
         raise UsageError(f"loss.reference {reference!r} is not a loss dlx checks against "
                          f"(valid: {', '.join(losses.REFERENCES)})")
@@ -172,8 +185,7 @@ def _loss(node: dict, name: str, target: str, reference):
     result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
                         "losses); torch is not compared directly (dlx's losses are tested "
                         "against torch.nn's)")
-    return (result, f"{name} ({learner.label_target(target)})",
-            f"dlx's {reference} ({losses.REFERENCES[reference].what})")
+    return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
 
 
 def render(result, label: str, reference: str) -> str:
@@ -205,3 +217,53 @@ def render(result, label: str, reference: str) -> str:
 
 def as_json(result, label: str, reference: str) -> dict:
     return {"target": label, "reference": reference, **asdict(result)}
+
+
+class Report:
+    """A check's result as a notebook shows it: the text `dlx check` prints (``passed``,
+    ``result`` for the details)."""
+
+    def __init__(self, result, label: str, reference: str):
+        self.result, self.label, self.reference = result, label, reference
+
+    @property
+    def passed(self) -> bool:
+        return self.result.passed
+
+    def __str__(self) -> str:
+        return render(self.result, self.label, self.reference)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        import html
+
+        color = "#1a7f37" if self.passed else "#cf222e"
+        return (f'<pre style="border-left: 4px solid {color}; padding-left: 8px">'
+                f"{html.escape(str(self))}</pre>")
+
+
+def check_object(obj, reference: str | None = None, **options) -> Report:
+    """``dlx.check(MyAdam, reference="adam", lr=1e-3)`` in a notebook: a class (or an instance's
+    class) of yours against dlx's reference, as `dlx check` does; what it is decides the kind:
+    an Optimizer subclass, a Module named as a Linear, any other Module (an activation), or a
+    class with forward and backward (a loss). ``options``: what your class is built with."""
+    from dlx import learner
+    from dlx.nn import Module
+    from dlx.optim import Optimizer
+
+    cls = obj if inspect.isclass(obj) else type(obj)
+    label = f"{cls.__qualname__} ({learner.label_target(cls)})"
+    how = "pass reference=NAME"
+    if issubclass(cls, Optimizer):
+        return Report(*check_optimizer(cls, options, reference, label, how))
+    if issubclass(cls, Module):
+        if is_linear(cls):
+            from dlx.checks import linear
+
+            return Report(linear.check(cls), label, "dlx's Linear (out = x W + b)")
+        return Report(*check_activation(cls, reference, label, how))
+    if callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
+        return Report(*check_loss(cls, options, reference, label, how))
+    raise UsageError(f"dlx.check takes your optimizer (a dlx.optim.Optimizer subclass), layer "
+                     f"(a dlx.nn.Module) or loss (forward and backward), got {obj!r}")

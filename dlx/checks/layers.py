@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.result import GRAD_RTOL, RTOL, Result, Row, rel_error
+from dlx.checks.result import GRAD_RTOL, RTOL, Result, Row, rel_error
 from dlx.nn.activations import ACTIVATIONS
 
 SHAPE = (4, 6)

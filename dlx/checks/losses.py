@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.result import GRAD_RTOL, RTOL, Result, Row, rel_error
+from dlx.checks.result import GRAD_RTOL, RTOL, Result, Row, rel_error
 from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy
 
 N = 6              # examples in the fixed batch

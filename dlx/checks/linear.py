@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlx.check.result import RTOL, Result, Row, rel_error
+from dlx.checks.result import RTOL, Result, Row, rel_error
 
 
 def build(cls: Callable, d_in: int, d_out: int):
