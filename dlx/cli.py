@@ -658,7 +658,8 @@ def check(
         typer.echo(theirs, err=True)
         raise typer.Exit(1) from None
     if as_json:
-        typer.echo(json.dumps(_check.as_json(result, label, reference), indent=1))
+        typer.echo(json.dumps(_check.as_json(result, label, reference), indent=1,
+                              allow_nan=False))
     else:
         typer.echo(_check.render(result, label, reference))
     if not result.passed:

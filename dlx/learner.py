@@ -92,6 +92,12 @@ def activation_target(a: Any) -> str | None:
     if not (isinstance(target, str) and _PATH.match(target)):
         raise UsageError(f"model.activation={a}: {path} needs `_target_: package.module.Class` "
                          f"(your layer, e.g. mine.layers.ReLU), got {target!r}")
+    extra = sorted(set(OmegaConf.to_container(OmegaConf.load(path))) - {TARGET, "reference",
+                                                                         "name"})
+    if extra:
+        raise UsageError(f"model.activation={a}: {path} sets {', '.join(extra)}, but dlx builds "
+                         f"an activation with no options (as it builds its own): make the "
+                         f"value your class's default")
     return target
 
 

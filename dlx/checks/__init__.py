@@ -10,6 +10,7 @@ Optimizers are checked today (:mod:`dlx.checks.optim`); the stages for layers, l
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,11 @@ LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
 
 def _target(args: list[str]) -> tuple[str, str]:
     picked = [a for a in args if a.partition("=")[0] in GROUPS]
-    if len(picked) != 1 or any("," in a for a in picked):
+    if len(picked) > 1:
+        raise UsageError(f"one thing at a time: you gave {' and '.join(picked)}")
+    if any("," in a for a in picked):
+        raise UsageError(f"one thing at a time: {picked[0]} names several (no sweeps here)")
+    if len(picked) != 1:
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
         raise UsageError("say what to check: one optimizer=NAME, loss=NAME, "
                          "model.activation=NAME or layer=package.module.Linear (your workspace "
@@ -135,7 +140,7 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
             raise UsageError(f"{label}: say which dlx optimizer yours implements ({how}; sgd, "
                              f"momentum, nesterov, rmsprop, adagrad, adam, ...)")
     if reference not in OPTIMIZERS:
-        raise UsageError(f"optimizer.reference {reference!r} is not a dlx optimizer (valid: "
+        raise UsageError(f"reference {reference!r} is not a dlx optimizer (valid: "
                          f"{', '.join(OPTIMIZERS)})")
     ref_node = OmegaConf.to_container(compose([f"optimizer={reference}"])["optimizer"],
                                       resolve=True)
@@ -166,7 +171,8 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
     result.notes.append("not checked: stages 2 and 3 (gradients, named intermediates) are for "
                         "layers, losses and models; torch is not compared directly (dlx's "
                         f"{reference} is tested against torch.optim)")
-    shown = ", ".join(f"{k}={ref_options[k]}" for k in sorted(mine_options) if k in ref_options)
+    keys = [k for k in sorted(mine_options) if k in ref_options] or ["lr"]  # at least the rate
+    shown = ", ".join(f"{k}={ref_options[k]}" for k in keys if k in ref_options)
     return result, label, f"dlx's {reference} ({shown})"
 
 
@@ -179,7 +185,7 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
             raise UsageError(f"{label}: say which loss yours implements ({how}: bce, "
                              f"cross_entropy or mse)")
     if reference not in losses.REFERENCES:
-        raise UsageError(f"loss.reference {reference!r} is not a loss dlx checks against "
+        raise UsageError(f"reference {reference!r} is not a loss dlx checks against "
                          f"(valid: {', '.join(losses.REFERENCES)})")
     result = losses.check(lambda: factory(**options), reference)
     result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
@@ -216,7 +222,17 @@ def render(result, label: str, reference: str) -> str:
 
 
 def as_json(result, label: str, reference: str) -> dict:
-    return {"target": label, "reference": reference, **asdict(result)}
+    """The result as strict JSON values: a NaN or an infinity (a step that overflowed) as the
+    strings "nan", "inf", "-inf", which every JSON parser reads."""
+    def plain(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain({"target": label, "reference": reference, **asdict(result)})
 
 
 class Report:

@@ -108,6 +108,17 @@ def grad_relation(mine: np.ndarray, theirs: np.ndarray, n: int) -> str | None:
     return said
 
 
+def _misses_the_target(grad: np.ndarray, theirs: np.ndarray, y: np.ndarray) -> bool:
+    """grad - theirs = onehot(y) / N: the probabilities without the true class's -1."""
+    onehot = np.zeros_like(theirs)
+    if theirs.shape[1] == 1:
+        onehot[:, 0] = y
+    else:
+        onehot[np.arange(len(y)), y] = 1.0
+    return grad.shape == theirs.shape and np.allclose(grad - theirs, onehot / len(y),
+                                                      rtol=1e-6, atol=1e-12)
+
+
 def numerical_grad(make: Callable, z: np.ndarray, y: np.ndarray, h: float = 1e-6) -> np.ndarray:
     grad = np.zeros_like(z)
     for i in np.ndindex(z.shape):
@@ -156,6 +167,10 @@ def check(make: Callable, name: str) -> Result:
                                        else "")
         elif grad_said:
             result.diagnosis = grad_said + " (your value matches)" * (v_err <= RTOL)
+        elif name != "mse" and _misses_the_target(grad, their_grad, y):
+            result.diagnosis = ("your dL/dscores misses the target's term: it is p / N where "
+                                "(p - onehot(y)) / N belongs (the -1 at each example's true "
+                                "class)")
         elif v_err > RTOL:
             result.diagnosis = (f"your value {float(value):.6g} is not the reference's "
                                 f"{theirs:.6g} ({ref.what})")

@@ -35,17 +35,19 @@ class _Adam(Optimizer):
     """Adam with switches: no bias correction, the step count off by one, eps under the root."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 correct=True, t_offset=0, eps_inside=False, **_):
+                 correct=True, t_offset=0, eps_inside=False, swapped=False, **_):
         super().__init__(params, lr, weight_decay)
         (self.b1, self.b2), self.eps = betas, eps
         self.correct, self.t_offset, self.eps_inside = correct, t_offset, eps_inside
+        self.swapped = swapped
 
     def update(self, p, g, state):
         if not state:
             state["m"], state["v"] = np.zeros_like(p), np.zeros_like(p)
         m, v, t = state["m"], state["v"], self.t + self.t_offset
-        m[...] = self.b1 * m + (1 - self.b1) * g
-        v[...] = self.b2 * v + (1 - self.b2) * g * g
+        keep1, keep2 = (1 - self.b1, 1 - self.b2) if self.swapped else (self.b1, self.b2)
+        m[...] = keep1 * m + (1 - keep1) * g
+        v[...] = keep2 * v + (1 - keep2) * g * g
         with np.errstate(divide="ignore", invalid="ignore"):
             m_hat = m / (1 - self.b1 ** t) if self.correct else m
             v_hat = v / (1 - self.b2 ** t) if self.correct else v
@@ -81,9 +83,9 @@ class _Momentum(Optimizer):
 
 class _RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, eps_inside=False,
-                 **_):
+                 swapped=False, **_):
         super().__init__(params, lr, weight_decay)
-        self.alpha, self.eps, self.eps_inside = alpha, eps, eps_inside
+        self.alpha, self.eps, self.eps_inside = (1 - alpha) if swapped else alpha, eps, eps_inside
 
     def update(self, p, g, state):
         v = state.setdefault("v", np.zeros_like(p))
@@ -144,6 +146,17 @@ CATALOGUE: tuple[Mistake, ...] = (
             "Nesterov's step (g + mu b) where plain momentum was asked",
             "heavy ball steps along the velocity b itself",
             _with(_Momentum, nesterov=True)),
+    Mistake("adam_betas_swapped", "adam", "bug",
+            "Adam's averages weigh the wrong term: m <- (1 - beta1) m + beta1 g (and so for v), "
+            "where the old average keeps the weight beta",
+            "an exponential average keeps beta of the old value and adds (1 - beta) of the new: "
+            "with beta = 0.9 it remembers ~10 steps",
+            _with(_Adam, swapped=True)),
+    Mistake("rmsprop_alpha_swapped", "rmsprop", "bug",
+            "RMSProp's average weighs the wrong term: v <- (1 - alpha) v + alpha g^2, where the "
+            "old average keeps the weight alpha",
+            "an exponential average keeps alpha of the old value and adds (1 - alpha) of g^2",
+            _with(_RMSprop, swapped=True)),
     Mistake("rmsprop_eps_inside", "rmsprop", "variant",
             "eps inside the square root: sqrt(v + eps) where torch writes sqrt(v) + eps",
             "both keep the denominator away from zero; inside the root eps acts as sqrt(eps)",

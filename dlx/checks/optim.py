@@ -98,6 +98,11 @@ def interface(make: Callable) -> str | None:
                 return (f"after step {t} a parameter is {p.dtype}{list(p.shape)}, was "
                         f"{old.data.dtype}{list(old.data.shape)}: update must change p in place, "
                         f"keeping its shape and dtype")
+    for t, ps in enumerate(first.params, start=1):
+        if not all(np.isfinite(p).all() for p in ps):
+            return (f"after step {t} a parameter holds NaN or inf (a division by zero? a bias "
+                    f"correction 1 - beta^t is 0 at t = 0: self.t counts from 1, the step being "
+                    f"made)")
     if first.grads_changed:
         return ("update changed the gradient g in place (g *= ..., g += ...): g is the "
                 "parameter's own .grad, which the next backward adds into; compute into a new "
@@ -206,8 +211,8 @@ def check(mine: Callable, ref: Callable, options: dict, mistakes: list[Mistake])
         if found is not None and found.severity == "variant":
             result.variant = f"{found.title}. {found.revisit}"
             result.stages.append((stage, "passed (an accepted variant)"))
-            result.notes.append(f"{stage}: differs from the reference as the accepted variant "
-                                f"'{found.key}' does, to {RTOL:g} at every step")
+            result.notes.append(f"{stage}: differs from the reference exactly as that variant "
+                                f"does, to {RTOL:g} at every step")
             if stage.startswith("1"):  # a variant may differ again under a schedule
                 result.stages.append(("4 trajectory", "not run (a variant follows its own "
                                                       "trajectory)"))
