@@ -727,7 +727,7 @@ def test_the_readmes_notebook_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("DLX_WORKSPACE", raising=False)
     monkeypatch.delenv("DLX_RUNS_DIR", raising=False)
-    (block,) = [b for b in readme_blocks() if b.startswith("import dlx")]
+    (block,) = [b for b in readme_blocks() if b.startswith("import dlx") and "dlx.run(" in b]
     cell = str(tmp_path / "ipykernel" / "3.py")  # IPython keeps a cell's text in linecache
     linecache.cache[cell] = (len(block), None, block.splitlines(True), cell)
     exec(compile(block, cell, "exec"), {"__name__": "__main__"})
