@@ -66,6 +66,13 @@ def activation_target(a: Any) -> str | None:
     own activations (and anything else, which the model's factory refuses by name)."""
     if isinstance(a, str) and _PATH.match(a):
         return a
+    option = activation_option(a)
+    return None if option is None else option[TARGET]
+
+
+def activation_option(a: Any) -> dict | None:
+    """The workspace's ``conf/activation/<a>.yaml``, read and checked (a ``_target_`` path, no
+    options: dlx builds an activation with none), or None when there is no such file."""
     ws = workspace()
     path = ws / "conf" / ACTIVATION / f"{a}.yaml" if ws and isinstance(a, str) and a else None
     if path is None:
@@ -85,20 +92,20 @@ def activation_target(a: Any) -> str | None:
         raise UsageError(f"model.activation={a}: {path} has the name of dlx's own {a}; name "
                          f"yours otherwise (my_{a}), so that runs say whose ran")
     try:
-        target = OmegaConf.to_container(OmegaConf.load(path)).get(TARGET)
+        option = OmegaConf.to_container(OmegaConf.load(path))
+        target = option.get(TARGET)
     except (OmegaConfBaseException, OSError, AttributeError) as e:
         raise UsageError(f"model.activation={a}: cannot read {path}: "
                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if not (isinstance(target, str) and _PATH.match(target)):
         raise UsageError(f"model.activation={a}: {path} needs `_target_: package.module.Class` "
                          f"(your layer, e.g. mine.layers.ReLU), got {target!r}")
-    extra = sorted(set(OmegaConf.to_container(OmegaConf.load(path))) - {TARGET, "reference",
-                                                                         "name"})
+    extra = sorted(set(option) - {TARGET, "reference", "name"})
     if extra:
         raise UsageError(f"model.activation={a}: {path} sets {', '.join(extra)}, but dlx builds "
                          f"an activation with no options (as it builds its own): make the "
                          f"value your class's default")
-    return target
+    return option
 
 
 def pieces(cfg: Mapping) -> dict[str, str]:

@@ -3,8 +3,9 @@ failure mode named. TARGET is a workspace option (``optimizer=my_adam``, compose
 composes it, the quick form ``optimizer=mine.optim.Adam`` included). The reference is the dlx
 option the learner's file names (``reference: adam``), at the learner's options.
 
-Optimizers are checked today (:mod:`dlx.checks.optim`); the stages for layers, losses and models
-(finite differences, named intermediates) are the next step of the issue this started.
+Checked today: optimizers (:mod:`dlx.checks.optim`), losses (:mod:`dlx.checks.losses`),
+activation layers (:mod:`dlx.checks.layers`) and a Linear layer (:mod:`dlx.checks.linear`);
+whole models (named intermediates) are the next step.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import asdict
-from pathlib import Path
 
 from dlx.errors import UsageError
 
@@ -70,12 +70,7 @@ def _layer(name: str):
                          f"with it (conf/activation/my_{name}.yaml holding _target_: your class)")
     cls = learner.load(target, "model.activation")
     learner.check_contract(cls, "model", learner.label_target(target))
-    file = (learner.workspace() or Path()) / "conf" / learner.ACTIVATION / f"{name}.yaml"
-    reference = None
-    if file.is_file():
-        from omegaconf import OmegaConf
-
-        reference = (OmegaConf.to_container(OmegaConf.load(file)) or {}).get("reference")
+    reference = (learner.activation_option(name) or {}).get("reference")
     return check_activation(cls, reference, f"{name} ({learner.label_target(target)})",
                             "add `reference: relu` (or sigmoid, tanh, ...) to its file")
 

@@ -237,7 +237,7 @@ def train(cfg: Mapping[str, Any], rec: MetricsWriter, progress_mode: str = "auto
                        extra={**backend.sizes(), **({"data": data.description}
                                                     if data.description else {}),
                               "start": loop.start,
-                              **({"evaluation": loop.sampled()} if loop.sampled() else {})})
+                              **({"evaluation": sampled} if (sampled := loop.sampled()) else {})})
 
 
 def fingerprint(*arrays) -> str:
