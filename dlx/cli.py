@@ -63,7 +63,7 @@ def _root(ctx: typer.Context,
     try:
         found = ws.find(workspace)
         if found is not None:
-            if ctx.invoked_subcommand in ("run", "gradcheck"):  # those that read its options;
+            if ctx.invoked_subcommand in ("run", "gradcheck", "check"):  # reading its options;
                 ws.check(found)  # dlx list, show, plot ... still work while one is misnamed
             ws.activate(found)
     except UsageError as e:
@@ -664,6 +664,58 @@ def check(
         typer.echo(_check.render(result, label, reference))
     if not result.passed:
         raise typer.Exit(1)
+
+
+exercise_app = typer.Typer(
+    help="The implementations the plan and the series ask for: `dlx exercise list` (with your "
+         "status in each), `dlx exercise start NAME` (a stub and its config in your workspace).",
+    no_args_is_help=True)
+app.add_typer(exercise_app, name="exercise")
+
+
+@exercise_app.command("list")
+def exercise_list() -> None:
+    """Every exercise, its day in the plan and where you stand: not started, not implemented
+    yet, not checked (since your last change), failing at a stage, passing."""
+    from dlx.checks import exercises as _ex
+    from dlx.learner import workspace
+
+    ws = workspace()
+    rows = [(ex.name, ex.days, ex.group, ex.topic,
+             _ex.status(ws, ex) if ws else "-") for ex in _ex.EXERCISES.values()]
+    widths = [max(len(r[i]) for r in [("exercise", "days", "kind", "what", "status"), *rows])
+              for i in range(4)]
+    for row in [("exercise", "days", "kind", "what", "status"), *rows]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    typer.echo("\n`dlx exercise start NAME` writes its stub into your workspace; the stub's "
+               "docstring says what to write and `dlx check` grades it."
+               + ("" if ws else "\nNo workspace here: `dlx init DIR` makes one (statuses are "
+                               "kept in it)."))
+
+
+@exercise_app.command("start")
+def exercise_start(name: str = typer.Argument(..., help="The exercise (`dlx exercise list`).")
+                   ) -> None:
+    """Write NAME's stub (mine/NAME.py: the contract, the docstrings, no maths) and its config
+    file into your workspace, never over a file of yours; print how to check and run it."""
+    from dlx.checks import exercises as _ex
+    from dlx.learner import workspace
+
+    try:
+        ex = _ex.get(name)
+        ws = workspace()
+        if ws is None:
+            raise UsageError("no workspace here: `dlx init DIR` makes one (then cd DIR, or "
+                             "--workspace DIR)")
+        written = _ex.start(ws, name)
+    except UsageError as e:
+        _fail(str(e))
+    for path in written:
+        typer.echo(str(path))
+    typer.echo(f"\nnext: write the bodies in {ex.module} (each says what it computes), then\n"
+               f"  {ex.check}\n"
+               + (f"  {ex.run}" if ex.run else "  use it in a model of yours (conf/model/)"),
+               err=True)
 
 
 @app.command()

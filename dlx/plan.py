@@ -130,6 +130,10 @@ SCRATCH = {"logreg": "model", "gd_variants": "optimizer", "optimizers": "optimiz
            "lr_schedules": "schedule", "mnist_mlp": "model", "init": "init",
            "transformer": "model"}
 REFERENCE = "reference:"  # done-key prefix: a from-scratch deliverable run with dlx's code only
+# the groups `dlx check` grades: there a run of the learner's code counts once the check passed
+# for the very bytes the run recorded; until then it shows as "yours ran, not passed `dlx check`"
+CHECKED = {"optimizer"}
+UNCHECKED = "unchecked:"  # done-key prefix: the learner's code ran, its check has not passed
 
 
 def _key(row: tuple) -> str:
@@ -167,7 +171,8 @@ def completed_runs(root: Path) -> dict[str, str]:
                 continue
             name = s.get("experiment")
             if s.get("status") == "completed" and name:
-                key = name if _theirs(name, s) else f"{REFERENCE}{name}"
+                key = {True: name, False: f"{REFERENCE}{name}",
+                       None: f"{UNCHECKED}{name}"}[_theirs(name, s)]
                 rank = (swept(name) and member != path, str(s.get("finished_at") or ""))
                 if key not in found or rank >= found[key][:2]:
                     found[key] = (*rank, path.name)
@@ -243,18 +248,32 @@ def _span(days: list[int], start: date | None) -> str:
     return f"{da:%-d}-{db:%-d %b}" if da.month == db.month else f"{da:%-d %b}-{db:%-d %b}"
 
 
-def _theirs(experiment: str, summary: dict) -> bool:
+def _theirs(experiment: str, summary: dict) -> bool | None:
     """Whether a completed run counts for its deliverable: any run, unless the deliverable is
-    one the learner implements (SCRATCH); then only a run of their code in that group."""
+    one the learner implements (SCRATCH); then only a run of their code in that group (False
+    for dlx's), and in a group `dlx check` grades, only once the check passed for the source
+    the run recorded (None until then)."""
+    from dlx.checks.store import checked
     from dlx.records.store import learner_groups
 
     group = SCRATCH.get(experiment)
-    return group is None or group in learner_groups(summary)
+    if group is None:
+        return True
+    if group not in learner_groups(summary):
+        return False
+    if group not in CHECKED:
+        return True
+    source = summary["source"]
+    target = source["targets"].get(group)
+    return True if checked(str(target), source.get("files") or {}) == "check passed" else None
 
 
 def _mark(key: str, done: dict[str, str]) -> str:
     if key in done:
         return f"[green]✓[/] {done[key]}"
+    if f"{UNCHECKED}{key}" in done:  # the learner's code ran, its check has not passed
+        return (f"[yellow]yours ran[/] {done[UNCHECKED + key]}; done once `dlx check "
+                f"{SCRATCH[key]}=<your option>` passes for that code")
     if f"{REFERENCE}{key}" in done:  # dlx's code ran it; the learner's has not yet
         return (f"[yellow]reference ran[/] {done[REFERENCE + key]}; yours: "
                 f"{SCRATCH[key]}=<your option>")
@@ -315,7 +334,8 @@ def print_plan(root: Path, start: date | None = None) -> None:
     console.print("days: the plan's own numbering; "
                   + ("dates" if start else "scheduled: the calendar days")
                   + " in weeks of 5 build days, 1 consolidation day and 1 reading day.")
-    n = sum(1 for *_, e, _ in PLAN if e and (e in done or f"{REFERENCE}{e}" in done))
+    n = sum(1 for *_, e, _ in PLAN
+            if e and any(k in done for k in (e, f"{REFERENCE}{e}", f"{UNCHECKED}{e}")))
     console.print(f"{n} of {sum(1 for *_, e, _ in PLAN if e)} experiments have a completed run; "
                   + _count(done))
     for line in _next_lines(done, start, None):

@@ -605,7 +605,11 @@ def test_the_readme_walkthrough(tmp_path):
     digest = hashlib.sha256((ws / "mine" / "optim.py").read_bytes()).hexdigest()[:6]
     cli.env["COLUMNS"] = "200"
     listed = cli("list", "--limit", "2")
-    assert f"optimizer=my_adam (mine.optim:Adam @{digest})" in " ".join(listed.stdout.split())
+    said = f"optimizer=my_adam (mine.optim:Adam @{digest}, not checked)"
+    assert said in " ".join(listed.stdout.split())
+    assert cli("check", "optimizer=my_adam").returncode == 0  # the verdict, kept for these bytes
+    listed = cli("list", "--limit", "2")
+    assert said.replace("not checked", "check passed") in " ".join(listed.stdout.split())
 
 
 def test_rerun_uses_the_code_the_run_recorded_or_says_which_file_changed(tmp_path):
@@ -789,13 +793,13 @@ def test_the_report_sets_the_learners_runs_against_the_reference(ws):
     made = cli("report", str(cli.run_dir(ref)), str(cli.run_dir(mine)), "--out", str(out))
     assert made.returncode == 0, made.stderr
     text = (out / "report.md").read_text()
-    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+\) at dataset\.n_samples=400, "
+    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+, not checked\) at dataset\.n_samples=400, "
                      r"epochs=1 computes what "
                      r"optimizer=adam \(dlx\) does: every one of [\d,]+ logged values of 2 "
                      r"runs paired by seed within ([\d.e-]+)", text)
     assert adam and float(adam.group(1)) < 1e-5, text
-    assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+\) at .*? differs from optimizer=sgd \(dlx\)"
-                     r".*they part at step \d+, \w+/loss", text), text
+    assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+, not checked\) at .*? differs from "
+                     r"optimizer=sgd \(dlx\).*they part at step \d+, \w+/loss", text), text
     assert "yours against dlx's reference: final values" in text
     assert "a second record of this phase's optimizers" in text  # the reference's own section
     assert list((out / "figures").glob("*yours_vs_reference.png"))

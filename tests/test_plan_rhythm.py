@@ -39,8 +39,39 @@ def fake_run(root: Path, name: str, experiment: str | None, status: str, **extra
     return run
 
 
-MY_ADAM = {"source": {"targets": {"optimizer": "mine.optim.Adam"}}}
+MY_ADAM = {"source": {"targets": {"optimizer": "mine.optim.Adam"},
+                      "files": {"mine/optim.py": "a" * 64}}}
 MY_LOGREG = {"source": {"targets": {"model": "mine.models.LogReg"}}}
+
+
+@pytest.fixture
+def adam_checked(tmp_path, monkeypatch):
+    """A workspace whose `dlx check` passed MY_ADAM's mine/optim.py (the bytes its runs record)."""
+    from dlx.checks import store
+
+    ws = tmp_path / "ws"
+    (ws / store.FILE).parent.mkdir(parents=True)
+    verdict = {"file": "mine/optim.py", "class": "Adam", "sha256": "a" * 64, "passed": True}
+    (ws / store.FILE).write_text(json.dumps({"mine/optim.py:Adam": verdict}))
+    monkeypatch.setenv("DLX_WORKSPACE", str(ws))
+    return ws / store.FILE
+
+
+def test_a_checked_deliverable_is_done_once_its_check_passed(tmp_path, adam_checked):
+    """The optimizers (a group `dlx check` grades): a run of the learner's Adam counts once the
+    check passed for the file the run recorded; a failing verdict, or none, shows "yours ran"."""
+    root = tmp_path / "runs"
+    fake_run(root, "20261201-100000-optimizers-aaaaaa", "optimizers", "completed", **MY_ADAM)
+    assert plan.completed_runs(root)["optimizers"] == "20261201-100000-optimizers-aaaaaa"
+    verdicts = json.loads(adam_checked.read_text())
+    verdicts["mine/optim.py:Adam"].update(passed=False, stage="1 fixed inputs")
+    adam_checked.write_text(json.dumps(verdicts))
+    done = plan.completed_runs(root)
+    assert "optimizers" not in done and done["unchecked:optimizers"].endswith("aaaaaa")
+    assert "yours ran" in plan._mark("optimizers", done)
+    assert "dlx check optimizer=" in plan._mark("optimizers", done)
+    adam_checked.unlink()  # never checked
+    assert "optimizers" not in plan.completed_runs(root)
 
 
 def test_a_from_scratch_deliverable_is_done_only_by_the_learners_code(tmp_path):
@@ -61,7 +92,7 @@ def test_a_from_scratch_deliverable_is_done_only_by_the_learners_code(tmp_path):
     assert plan._count(done).startswith("1 of")
 
 
-def test_only_a_completed_run_of_the_experiment_counts(tmp_path):
+def test_only_a_completed_run_of_the_experiment_counts(tmp_path, adam_checked):
     root = tmp_path / "runs"
     fake_run(root, "20261201-100000-logreg-aaaaaa", None, "completed")       # a plain logreg run
     fake_run(root, "20261201-110000-loss_surface-bbbbbb", "loss_surface", "diverged")

@@ -44,14 +44,40 @@ def _linear(path: str):
     """``dlx check layer=mine.layers.Linear``: the learner's fully connected layer against dlx's
     Linear (the one parametrized layer checked so far)."""
     from dlx import learner
-    from dlx.checks import linear
 
     cls = learner.load(path, "layer")
     learner.check_contract(cls, "model", learner.label_target(path))
     if not is_linear(cls):
         raise UsageError(f"layer={path}: dlx checks a fully connected layer so far (a class "
                          f"named Linear, Dense, Affine or FC); {cls.__name__} is not named as one")
-    return linear.check(cls), learner.label_target(path), "dlx's Linear (out = x W + b)"
+    return cls, (check_linear(cls), learner.label_target(path), LINEAR)
+
+
+LINEAR = "dlx's Linear (out = x W + b)"
+
+
+def check_linear(cls):
+    from dlx.checks import linear
+
+    return _guarded(linear.check, cls)
+
+
+def _guarded(check, *args):
+    """``check(*args)``, or, when the learner's code raises NotImplementedError (an exercise's
+    stub not yet written), a failed Result saying so in one line."""
+    from dlx.checks.exercises import NOT_IMPLEMENTED
+    from dlx.checks.result import Result
+    from dlx.learner import last_frame
+
+    try:
+        return check(*args)
+    except NotImplementedError as e:
+        where = last_frame(e)
+        if where is None:  # raised by dlx's own code: not the learner's unwritten body
+            raise
+        return Result(passed=False).fail(
+            NOT_IMPLEMENTED, f"{where} raises NotImplementedError: write its body (its "
+                             f"docstring says what)")
 
 
 def is_linear(cls) -> bool:
@@ -71,8 +97,8 @@ def _layer(name: str):
     cls = learner.load(target, "model.activation")
     learner.check_contract(cls, "model", learner.label_target(target))
     reference = (learner.activation_option(name) or {}).get("reference")
-    return check_activation(cls, reference, f"{name} ({learner.label_target(target)})",
-                            "add `reference: relu` (or sigmoid, tanh, ...) to its file")
+    return cls, check_activation(cls, reference, f"{name} ({learner.label_target(target)})",
+                                 "add `reference: relu` (or sigmoid, tanh, ...) to its file")
 
 
 def check_activation(cls, reference, label: str, how: str):
@@ -87,14 +113,23 @@ def check_activation(cls, reference, label: str, how: str):
     if reference not in valid:
         raise UsageError(f"activation reference {reference!r} is not a dlx activation "
                          f"(valid: {', '.join(valid)})")
-    result = layers.check(cls, reference)
+    result = _guarded(layers.check, cls, reference)
     result.notes.append("not checked: options of yours (the layer is built with none); torch is "
                         "not compared directly (dlx's activations are tested against torch's)")
     return result, label, f"dlx's {reference}"
 
 
 def run(args: list[str]):
-    """(result, header, reference name) for ``dlx check ARGS``."""
+    """(result, header, reference name) for ``dlx check ARGS``; the verdict is kept in the
+    workspace for the checked file as it is (:mod:`dlx.checks.store`)."""
+    from dlx.checks import store
+
+    cls, (result, label, reference) = _run(args)
+    store.save(cls, result, "dlx check " + " ".join(args), reference)
+    return result, label, reference
+
+
+def _run(args: list[str]):
     from omegaconf import OmegaConf
 
     from dlx import learner
@@ -114,9 +149,8 @@ def run(args: list[str]):
     factory, options = learner.resolve(node, group)
     label = f"{name} ({learner.label_target(target)})"
     how = (f"add `reference: NAME` to its file, or {group}.reference=NAME")
-    if group == "loss":
-        return check_loss(factory, options, node.get("reference"), label, how)
-    return check_optimizer(factory, options, node.get("reference"), label, how)
+    check = check_loss if group == "loss" else check_optimizer
+    return factory, check(factory, options, node.get("reference"), label, how)
 
 
 def check_optimizer(factory, options: dict, reference, label: str, how: str):
@@ -158,8 +192,8 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
     def ref(params):
         return registry.build(OPTIMIZERS, "optimizer", {"name": reference, **ref_options}, params)
 
-    result = optim.check(mine, ref, ref_options,
-                         mistakes.for_concept(mistakes.concept(reference, ref_options)))
+    result = _guarded(optim.check, mine, ref, ref_options,
+                      mistakes.for_concept(mistakes.concept(reference, ref_options)))
     if unmatched:
         result.notes.append(f"your option(s) {', '.join(unmatched)} have no counterpart in dlx's "
                             f"{reference}: it ran at its own {', '.join(sorted(ref_options))}")
@@ -182,7 +216,7 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
     if reference not in losses.REFERENCES:
         raise UsageError(f"reference {reference!r} is not a loss dlx checks against "
                          f"(valid: {', '.join(losses.REFERENCES)})")
-    result = losses.check(lambda: factory(**options), reference)
+    result = _guarded(losses.check, lambda: factory(**options), reference)
     result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
                         "losses); torch is not compared directly (dlx's losses are tested "
                         "against torch.nn's)")
@@ -190,6 +224,10 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
 
 
 def render(result, label: str, reference: str) -> str:
+    from dlx.checks.exercises import NOT_IMPLEMENTED
+
+    if result.failed == NOT_IMPLEMENTED:  # an untouched stub: one line, nothing compared
+        return f"FAIL  {label}: {NOT_IMPLEMENTED}: {result.diagnosis}"
     lines = []
     if result.passed:
         lines.append(f"PASS  {label} computes what {reference} computes"
@@ -260,6 +298,7 @@ def check_object(obj, reference: str | None = None, **options) -> Report:
     an Optimizer subclass, a Module named as a Linear, any other Module (an activation), or a
     class with forward and backward (a loss). ``options``: what your class is built with."""
     from dlx import learner
+    from dlx.checks import store
     from dlx.nn import Module
     from dlx.optim import Optimizer
 
@@ -267,14 +306,16 @@ def check_object(obj, reference: str | None = None, **options) -> Report:
     label = f"{cls.__qualname__} ({learner.label_target(cls)})"
     how = "pass reference=NAME"
     if issubclass(cls, Optimizer):
-        return Report(*check_optimizer(cls, options, reference, label, how))
-    if issubclass(cls, Module):
-        if is_linear(cls):
-            from dlx.checks import linear
-
-            return Report(linear.check(cls), label, "dlx's Linear (out = x W + b)")
-        return Report(*check_activation(cls, reference, label, how))
-    if callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
-        return Report(*check_loss(cls, options, reference, label, how))
+        found = check_optimizer(cls, options, reference, label, how)
+    elif issubclass(cls, Module):
+        found = ((check_linear(cls), label, LINEAR) if is_linear(cls)
+                 else check_activation(cls, reference, label, how))
+    elif callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
+        found = check_loss(cls, options, reference, label, how)
+    else:
+        found = None
+    if found is not None:
+        store.save(cls, found[0], f"dlx.check({cls.__qualname__})", found[2])
+        return Report(*found)
     raise UsageError(f"dlx.check takes your optimizer (a dlx.optim.Optimizer subclass), layer "
                      f"(a dlx.nn.Module) or loss (forward and backward), got {obj!r}")

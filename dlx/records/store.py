@@ -338,9 +338,12 @@ def learner_groups(summary: dict) -> set[str]:
 
 
 def mark_learner(overrides: list[str], summary: dict) -> list[str]:
-    """``optimizer=my_adam`` -> ``optimizer=my_adam (mine.optim:Adam @60b7ba)`` where the run
-    used the learner's own code for that group: the class and its module file's sha256 prefix
-    (summary.json's ``source``), so that a table or legend tells it from dlx's reference."""
+    """``optimizer=my_adam`` -> ``optimizer=my_adam (mine.optim:Adam @60b7ba, check passed)``
+    where the run used the learner's own code for that group: the class, its module file's
+    sha256 prefix (summary.json's ``source``) and, inside a workspace, what `dlx check` said of
+    those very bytes, so that a table or legend tells it from dlx's reference."""
+    from dlx.checks.store import checked
+
     source = summary.get("source") if isinstance(summary, dict) else None
     if not isinstance(source, dict) or not isinstance(source.get("targets"), dict):
         return overrides
@@ -352,7 +355,9 @@ def mark_learner(overrides: list[str], summary: dict) -> list[str]:
             module, _, name = target.rpartition(".")
             path = module.replace(".", "/")
             digest = files.get(f"{path}.py") or files.get(f"{path}/__init__.py")
-            o = f"{o} ({module}:{name}{' @' + str(digest)[:6] if digest else ''})"
+            verdict = checked(target, files)
+            o = (f"{o} ({module}:{name}{' @' + str(digest)[:6] if digest else ''}"
+                 f"{', ' + verdict if verdict else ''})")
         out.append(o)
     return out
 

@@ -578,8 +578,12 @@ def _learner_rows(s: dict) -> list[tuple[str, object]]:
     source = s.get("source")
     if not isinstance(source, dict) or not isinstance(source.get("targets"), dict):
         return []
+    from dlx.checks.store import checked
+
     files = source.get("files") if isinstance(source.get("files"), dict) else {}
-    return [("your code", Items([f"{g}={t}" for g, t in source["targets"].items()]
+    verdicts = {t: checked(t, files) for t in source["targets"].values() if isinstance(t, str)}
+    return [("your code", Items([f"{g}={t}" + (f" ({verdicts[t]})" if verdicts.get(t) else "")
+                                 for g, t in source["targets"].items()]
                                 + [f"{f} @{str(h)[:6]}" for f, h in files.items()]))]
 
 

@@ -1,0 +1,462 @@
+"""The exercises: every implementation of the plan and the series that `dlx check` can grade, as
+a stub the learner fills in (`dlx exercise start NAME`) and a status (`dlx exercise list`).
+
+A stub is the contract and nothing of the maths: the class, its ``__init__`` storing the
+hyperparameters (dlx's defaults), and each method the learner writes with a docstring saying
+what it computes and how to derive it, its body ``raise NotImplementedError``. `start` writes
+``mine/NAME.py`` and the option file that makes `dlx run` and `dlx check` use it
+(``conf/optimizer/my_adam.yaml``: ``_target_: mine.adam.Adam``, ``reference: adam``), never
+over a file that exists. The status comes from the last `dlx check` of the file as it is now
+(:mod:`dlx.checks.store`). This module imports no numpy: `dlx exercise list` stays quick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlx.errors import UsageError
+
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str            # the module's name (mine/NAME.py) and the option's (my_NAME)
+    group: str           # optimizer, loss, activation or layer
+    reference: str       # dlx's implementation of the same maths
+    cls: str             # the class the stub defines
+    topic: str           # one line: what it is
+    experiment: str      # the plan's experiment it belongs to (its days come from the plan)
+    run: str | None      # a command that runs it beside dlx's
+    code: str            # the stub's text
+    options: dict = field(default_factory=dict)  # the option file's hyperparameters
+
+    @property
+    def module(self) -> str:
+        return f"mine/{self.name}.py"
+
+    @property
+    def target(self) -> str:
+        return f"mine.{self.name}.{self.cls}"
+
+    @property
+    def option(self) -> str:
+        return f"my_{self.name}"
+
+    @property
+    def config(self) -> str | None:
+        """The option file's path in the workspace (None for a layer: dlx check takes its path)."""
+        return None if self.group == "layer" else f"conf/{self.group}/{self.option}.yaml"
+
+    @property
+    def check(self) -> str:
+        if self.group == "layer":
+            return f"dlx check layer={self.target}"
+        if self.group == "activation":
+            return f"dlx check model.activation={self.option}"
+        return f"dlx check {self.group}={self.option}"
+
+    @property
+    def days(self) -> str:
+        """The plan's days for its experiment ("10-12"), or "series" (the notebook series)."""
+        from dlx.plan import PLAN
+
+        return next(days for _, days, _, exp, _ in PLAN if exp == self.experiment)
+
+    def config_text(self) -> str:
+        lines = [f"# {self.config}: your {self.cls} ({self.module}) as dlx's {self.group} "
+                 f"option {self.option}",
+                 f"_target_: {self.target}",
+                 f"reference: {self.reference}          # dlx's option it implements: "
+                 f"`dlx check` compares with it"]
+        if self.group == "activation":  # dlx builds an activation with no options
+            return "\n".join(lines) + "\n"
+        lines += [f"{k}: {_yaml(v)}" for k, v in self.options.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _yaml(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml(x) for x in v) + "]"
+    if isinstance(v, float) and 0 < abs(v) < 1e-3:
+        return f"{v:.1e}"  # 1.0e-08: YAML reads 1e-08 (no dot) as a string
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+# --- the stubs ------------------------------------------------------------------------------
+
+_UPDATE_DOC = '''\
+        """One step for one parameter: change ``p`` (an array) **in place** (``p -= ...``,
+        ``m[...] = ...``; ``p = p - ...`` only rebinds the name). ``g`` is its gradient: read
+        it, never change it. ``state`` is this parameter's dict, kept from step to step (empty
+        at the first step): put your buffers there, not on ``self`` (each parameter has its
+        own). ``self.lr`` is the current rate (a schedule may change it), ``self.t`` the step
+        number (1 at the first step)."""'''
+
+
+def _optimizer(name: str, cls: str, title: str, rule: str, derive: str, args: str,
+               init: str, body: str, run: str) -> str:
+    return f'''"""Exercise {name}: {title}.
+
+Check it:  dlx check optimizer=my_{name}
+Run it:    {run}
+"""
+
+import numpy as np  # noqa: F401 - for your update
+
+from dlx.optim import Optimizer
+
+
+class {cls}(Optimizer):
+    r"""{title[0].upper() + title[1:]}.
+
+    For each parameter p with gradient g, at step t (from 1)::
+
+{rule}
+
+    {derive}
+
+    Args:
+        params: the model's Parameters (dlx loops over them and calls ``update`` for each).
+{args}
+    """
+
+    def __init__({init}):
+{body}
+
+    def update(self, p, g, state):
+{_UPDATE_DOC}
+        raise NotImplementedError("{cls}.update: write one step of the rule above")
+'''
+
+
+_LR = "        lr: the learning rate (``self.lr``; a schedule may change it between steps)."
+_OPT_RUN = "dlx run -m experiment=optimizers optimizer={ref},my_{name} seed=0"
+
+
+def _optimizers() -> list[Exercise]:
+    specs = [
+        ("sgd", "sgd", "SGD", "stochastic gradient descent", "gd_variants",
+         "        p <- p - lr * g",
+         "Derive it: the first-order Taylor expansion of the loss around p; the step that "
+         "lowers it most for a given (small) length points along -g.", _LR,
+         "self, params, lr=0.05", "        super().__init__(params, lr)", {"lr": 0.05},
+         "dlx run -m experiment=gd_variants optimizer=my_sgd"),
+        ("momentum", "momentum", "Momentum", "heavy-ball momentum, as torch.optim.SGD writes it",
+         "optimizers",
+         "        b <- g                        at the first step\n"
+         "        b <- momentum * b + g         afterwards\n"
+         "        p <- p - lr * b",
+         "Derive it: unroll b_t as a weighted sum of the past gradients; for a constant g it "
+         "tends to g / (1 - momentum), so the effective rate is lr / (1 - momentum).",
+         _LR + "\n        momentum: how much of the previous velocity is kept (0.9).",
+         "self, params, lr=0.05, momentum=0.9",
+         "        super().__init__(params, lr)\n        self.momentum = momentum",
+         {"lr": 0.05, "momentum": 0.9}, None),
+        ("nesterov", "nesterov", "Nesterov", "Nesterov momentum, as torch.optim.SGD writes it",
+         "optimizers",
+         "        b <- g                        at the first step\n"
+         "        b <- momentum * b + g         afterwards\n"
+         "        p <- p - lr * (g + momentum * b)",
+         "Derive it: Nesterov evaluates the gradient at the look-ahead point p - lr momentum b; "
+         "rewrite the update in the variable p' = p - lr momentum b to get the form above.",
+         _LR + "\n        momentum: how much of the previous velocity is kept (0.9).",
+         "self, params, lr=0.05, momentum=0.9",
+         "        super().__init__(params, lr)\n        self.momentum = momentum",
+         {"lr": 0.05, "momentum": 0.9}, None),
+        ("adagrad", "adagrad", "Adagrad", "AdaGrad (Duchi et al. 2011)", "optimizers",
+         "        s <- s + g^2                  (s starts at zero)\n"
+         "        p <- p - lr * g / (sqrt(s) + eps)",
+         "Derive it: each coordinate's step shrinks with the squared gradients it has seen; "
+         "why does the step size only ever decrease, and what does that do late in training?",
+         _LR + "\n        eps: added to sqrt(s), outside the root, so the division is safe.",
+         "self, params, lr=0.01, eps=1e-10",
+         "        super().__init__(params, lr)\n        self.eps = eps",
+         {"lr": 0.01, "eps": 1e-10}, None),
+        ("rmsprop", "rmsprop", "RMSprop", "RMSProp (Hinton 2012), as torch.optim.RMSprop",
+         "optimizers",
+         "        v <- alpha * v + (1 - alpha) * g^2      (v starts at zero)\n"
+         "        p <- p - lr * g / (sqrt(v) + eps)",
+         "Derive it: v is an exponentially weighted average of g^2 (AdaGrad's sum, forgetting); "
+         "its time constant is about 1 / (1 - alpha) steps.",
+         _LR + "\n        alpha: the average's decay (0.99).\n"
+         "        eps: added to sqrt(v), outside the root.",
+         "self, params, lr=0.01, alpha=0.99, eps=1e-8",
+         "        super().__init__(params, lr)\n        self.alpha, self.eps = alpha, eps",
+         {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}, None),
+        ("adam", "adam", "Adam", "Adam (Kingma & Ba 2015)", "optimizers",
+         "        m <- beta1 * m + (1 - beta1) * g        (m and v start at zero)\n"
+         "        v <- beta2 * v + (1 - beta2) * g^2\n"
+         "        m_hat = m / (1 - beta1^t)\n"
+         "        v_hat = v / (1 - beta2^t)\n"
+         "        p <- p - lr * m_hat / (sqrt(v_hat) + eps)",
+         "Derive it: for a constant gradient, E[m_t] = (1 - beta1^t) g: the correction undoes "
+         "the zero start. Which step would be too small without it, and by how much?",
+         _LR + "\n        betas: (beta1, beta2), the averages' decays.\n"
+         "        eps: added to sqrt(v_hat), outside the root.",
+         "self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8",
+         "        super().__init__(params, lr)\n        self.beta1, self.beta2 = betas\n"
+         "        self.eps = eps",
+         {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8}, None),
+        ("adamax", "adamax", "Adamax", "AdaMax (Kingma & Ba 2015, section 7)", "optimizers",
+         "        m <- beta1 * m + (1 - beta1) * g        (m and u start at zero)\n"
+         "        u <- max(beta2 * u, |g| + eps)\n"
+         "        p <- p - lr / (1 - beta1^t) * m / u",
+         "Derive it: Adam's v with the L2 norm replaced by the Lp norm, p -> infinity, becomes "
+         "the running maximum u; u needs no bias correction (why?).",
+         _LR + "\n        betas: (beta1, beta2).\n        eps: added to |g| inside the maximum.",
+         "self, params, lr=0.002, betas=(0.9, 0.999), eps=1e-8",
+         "        super().__init__(params, lr)\n        self.beta1, self.beta2 = betas\n"
+         "        self.eps = eps",
+         {"lr": 0.002, "betas": [0.9, 0.999], "eps": 1e-8}, None),
+        ("nadam", "nadam", "NAdam", "NAdam (Dozat 2016), as torch.optim.NAdam", "optimizers",
+         "        mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))\n"
+         "        P_t = mu_1 * mu_2 * ... * mu_t          (keep the running product in state)\n"
+         "        m <- beta1 * m + (1 - beta1) * g        (m and v start at zero)\n"
+         "        v <- beta2 * v + (1 - beta2) * g^2\n"
+         "        d = sqrt(v / (1 - beta2^t)) + eps\n"
+         "        p <- p - lr * (1 - mu_t) / (1 - P_t) * g / d\n"
+         "               - lr * mu_{t+1} / (1 - P_t * mu_{t+1}) * m / d",
+         "Derive it: Adam's step with Nesterov's look-ahead: the next step's momentum applied "
+         "to m now, the current gradient weighted by (1 - mu_t).",
+         _LR + "\n        betas: (beta1, beta2).\n        eps: added to the root.\n"
+         "        momentum_decay: the schedule of mu_t (0.004).",
+         "self, params, lr=0.002, betas=(0.9, 0.999), eps=1e-8, momentum_decay=0.004",
+         "        super().__init__(params, lr)\n        self.beta1, self.beta2 = betas\n"
+         "        self.eps, self.momentum_decay = eps, momentum_decay",
+         {"lr": 0.002, "betas": [0.9, 0.999], "eps": 1e-8, "momentum_decay": 0.004}, None),
+    ]
+    out = []
+    for (name, ref, cls, title, experiment, rule, derive, args, init, body, options,
+         run) in specs:
+        run = run or _OPT_RUN.format(ref=ref, name=name)
+        out.append(Exercise(name, "optimizer", ref, cls, title, experiment, run,
+                            _optimizer(name, cls, title, rule, derive, args, init, body, run),
+                            options))
+    return out
+
+
+def _loss(name: str, cls: str, title: str, shapes: str, forward: str, backward: str,
+          run: str) -> str:
+    return f'''"""Exercise {name}: {title}.
+
+Check it:  dlx check loss=my_{name}
+Run it:    {run}
+"""
+
+import numpy as np  # noqa: F401 - for your forward and backward
+
+
+class {cls}:
+    """{title[0].upper() + title[1:]}, the mean over the batch.
+
+    {shapes}
+    """
+
+    def forward(self, scores, y):
+        """The loss: one float, the mean over the batch. Keep on ``self`` what backward
+        needs (and never change ``scores``: the model's backward still needs them).
+
+        {forward}"""
+        raise NotImplementedError("{cls}.forward: compute the loss")
+
+    def backward(self):
+        """dL/dscores for the last forward: an array shaped as the scores, the mean's 1/N
+        included (the model's backward starts from it).
+
+        {backward}"""
+        raise NotImplementedError("{cls}.backward: compute dL/dscores")
+'''
+
+
+def _losses() -> list[Exercise]:
+    specs = [
+        ("bce", "bce", "BCE", "binary cross-entropy of sigmoid(z), from logits", "logreg",
+         "scores: (N, 1) logits z (no sigmoid applied yet); y: (N,) labels in {0, 1}.",
+         "L = -(1/N) sum_i [y_i log sigmoid(z_i) + (1 - y_i) log(1 - sigmoid(z_i))].\n"
+         "        Write log sigmoid(z) = -log(1 + exp(-z)) in a form that cannot overflow for "
+         "a large |z|\n        (np.logaddexp(0, -z) is log(1 + exp(-z)), computed safely).",
+         "Derive dL_i/dz_i for one example first: sigmoid'(z) = sigmoid(z) (1 - sigmoid(z))\n"
+         "        cancels against the log's derivative. Then the mean's 1/N.",
+         "dlx run experiment=losses loss=my_bce"),
+        ("cross_entropy", "cross_entropy", "CrossEntropy", "cross-entropy of softmax(z)",
+         "losses",
+         "scores: (N, C) logits z; y: (N,) integer class labels in [0, C).",
+         "L = -(1/N) sum_i log softmax(z_i)[y_i], softmax(z)_k = exp(z_k) / sum_j exp(z_j).\n"
+         "        Subtract each row's maximum before exp: softmax does not change, and exp of "
+         "a logit\n        of 1000 no longer overflows.",
+         "Derive dL_i/dz_ik for one example: the log-sum-exp's derivative is softmax(z_i)_k,\n"
+         "        and the true class adds one more term. Then the mean's 1/N.",
+         "dlx run -m model=mlp dataset=blobs dataset.n_classes=3 loss=auto,my_cross_entropy "
+         "seed=0"),
+        ("mse", "mse", "MSE", "mean squared error", "function_approx",
+         "scores: (N, D) predictions z; y: (N, D) targets (floats).",
+         "L = the mean of (z - y)^2 over every entry (N * D of them).",
+         "Derive dL/dz entry by entry: the square's derivative and the mean's 1 / (N * D).",
+         "dlx run -m model=mlp dataset=function optimizer=adam optimizer.lr=0.01 "
+         "loss=auto,my_mse seed=0"),
+    ]
+    return [Exercise(name, "loss", ref, cls, title, experiment, run,
+                     _loss(name, cls, title, shapes, forward, backward, run))
+            for name, ref, cls, title, experiment, shapes, forward, backward, run in specs]
+
+
+def _activation(name: str, cls: str, title: str, forward: str, backward: str, run: str) -> str:
+    return f'''"""Exercise {name}: {title}, a layer of dlx's mlp.
+
+Check it:  dlx check model.activation=my_{name}
+Run it:    {run}
+"""
+
+import numpy as np  # noqa: F401 - for your forward and backward
+
+from dlx.nn import Module
+
+
+class {cls}(Module):
+    """{title[0].upper() + title[1:]}, entry by entry: x of any shape, out shaped as x."""
+
+    def forward(self, x):
+        """{forward}
+        Keep on ``self`` what backward needs; never change ``x`` in place (the layer before
+        still needs it)."""
+        raise NotImplementedError("{cls}.forward: compute the activation")
+
+    def backward(self, dout):
+        """dL/dx = dout * f'(x), entry by entry, shaped as x (``dout`` is dL/dout).
+
+        {backward}"""
+        raise NotImplementedError("{cls}.backward: compute dL/dx")
+'''
+
+
+def _activations() -> list[Exercise]:
+    run = "dlx run -m model=mlp dataset=moons model.activation={ref},my_{name} seed=0"
+    specs = [
+        ("relu", "ReLU", "the rectified linear unit max(x, 0)",
+         "out = max(x, 0).",
+         "Derive f'(x) on each side of 0 (at 0 itself, take 0, as torch does)."),
+        ("sigmoid", "Sigmoid", "the logistic sigmoid 1 / (1 + exp(-x))",
+         "out = 1 / (1 + exp(-x)).",
+         "Derive f'(x) and write it with the output y = f(x): then backward needs only y."),
+        ("tanh", "Tanh", "the hyperbolic tangent",
+         "out = tanh(x).",
+         "Derive f'(x) and write it with the output y = f(x): then backward needs only y."),
+    ]
+    return [Exercise(name, "activation", name, cls, title, "activations",
+                     run.format(ref=name, name=name),
+                     _activation(name, cls, title, forward, backward,
+                                 run.format(ref=name, name=name)))
+            for name, cls, title, forward, backward in specs]
+
+
+_LINEAR = '''"""Exercise linear: a fully connected layer, out = x W + b.
+
+Check it:  dlx check layer=mine.linear.Linear
+Use it:    in a model of yours (conf/model/), e.g. two of them and a ReLU for the MNIST MLP.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class Linear(Module):
+    """out = x W + b for a batch x of shape (N, d_in): W is (d_in, d_out), b is (d_out,).
+
+    Args:
+        d_in: the input's features.
+        d_out: the output's features.
+        dtype: the parameters' dtype (dlx casts them to the run's).
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, d_in, d_out, dtype=np.float64, name="fc"):
+        # dlx's init option fills the weight (decay=True); the bias starts at zero
+        self.W = Parameter(np.zeros((d_in, d_out), dtype=dtype), f"{name}.W")
+        self.b = Parameter(np.zeros(d_out, dtype=dtype), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        """(N, d_in) -> (N, d_out). Keep on ``self`` what backward needs."""
+        raise NotImplementedError("Linear.forward: compute x W + b")
+
+    def backward(self, dout):
+        """dout = dL/dout, (N, d_out). **Add** dL/dW into ``self.W.grad`` and dL/db into
+        ``self.b.grad`` (``+=``: a layer used twice sums its gradients; dlx zeroes them before
+        each step), and return dL/dx, shaped as x.
+
+        Derive each for one example first (out_j = sum_i x_i W_ij + b_j), then over the batch:
+        every gradient has the shape of what it is the gradient of."""
+        raise NotImplementedError("Linear.backward: compute dW, db and dx")
+'''
+
+
+EXERCISES: dict[str, Exercise] = {e.name: e for e in [
+    *_optimizers(), *_losses(), *_activations(),
+    Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
+             "mnist_mlp", None, _LINEAR)]}
+
+
+# --- start and status -------------------------------------------------------------------------
+
+def get(name: str) -> Exercise:
+    if name not in EXERCISES:
+        import difflib
+
+        close = difflib.get_close_matches(name, EXERCISES, n=1)
+        raise UsageError(f"no exercise {name!r}" + (f" (did you mean {close[0]}?)" if close
+                                                     else "")
+                         + f"; `dlx exercise list` shows them ({', '.join(EXERCISES)})")
+    return EXERCISES[name]
+
+
+def files(ex: Exercise) -> dict[str, str]:
+    """What `start` writes: workspace-relative path -> text."""
+    out = {ex.module: ex.code}
+    if ex.config:
+        out[ex.config] = ex.config_text()
+    return out
+
+
+def start(ws: Path, name: str) -> list[Path]:
+    """Write ``name``'s stub and option file into the workspace ``ws``; refuse (writing
+    nothing) when either exists: the learner's work is never overwritten."""
+    ex = get(name)
+    todo = {ws / rel: text for rel, text in files(ex).items()}
+    there = [p for p in todo if p.exists() or p.is_symlink()]
+    if there:
+        raise UsageError(f"{there[0]} exists: `dlx exercise start {name}` writes nothing over "
+                         f"your files ({ex.check} checks what is there)")
+    written = []
+    try:
+        for path, text in todo.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "x", encoding="utf-8") as f:  # "x": never over a file that appeared
+                f.write(text)
+            written.append(path)
+    except OSError as e:
+        for path in written:  # all or nothing
+            path.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {e.filename or ws}: {e.strerror or e}") from None
+    return written
+
+
+def status(ws: Path, ex: Exercise) -> str:
+    """"not started", "not implemented yet", "not checked" (since its last change), "failing
+    at stage N ..." or "passing", for the file as it is now."""
+    from dlx.checks import store
+
+    path = ws / ex.module
+    if not path.is_file():
+        return "not started"
+    data = path.read_bytes()
+    if data == ex.code.encode():
+        return NOT_IMPLEMENTED
+    found = store.lookup(ws, ex.module, ex.cls, store.digest(data))
+    if found is None:
+        return "not checked"
+    if found["passed"]:
+        return "passing"
+    stage = found.get("stage") or ""
+    return NOT_IMPLEMENTED if stage == NOT_IMPLEMENTED else f"failing at stage {stage}"

@@ -1,0 +1,263 @@
+"""`dlx exercise`: every exercise's stub, written by `start`, fails its check cleanly untouched
+("not implemented yet") and passes with a correct solution pasted into its bodies; the status
+`dlx exercise list` shows follows the file and its last check."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from dlx.checks import exercises, store
+from dlx.errors import UsageError
+from tests.conftest import CLI, assert_one_error_line
+
+# Each exercise's bodies, in the stub's order, as a learner who derived them would write them
+SOLUTIONS = {
+    "sgd": ["p -= self.lr * g"],
+    "momentum": ["""\
+if "b" not in state:
+    state["b"] = g.copy()
+else:
+    state["b"][...] = self.momentum * state["b"] + g
+p -= self.lr * state["b"]"""],
+    "nesterov": ["""\
+if "b" not in state:
+    state["b"] = g.copy()
+else:
+    state["b"][...] = self.momentum * state["b"] + g
+p -= self.lr * (g + self.momentum * state["b"])"""],
+    "adagrad": ["""\
+s = state.setdefault("s", np.zeros_like(p))
+s += g * g
+p -= self.lr * g / (np.sqrt(s) + self.eps)"""],
+    "rmsprop": ["""\
+v = state.setdefault("v", np.zeros_like(p))
+v[...] = self.alpha * v + (1 - self.alpha) * g * g
+p -= self.lr * g / (np.sqrt(v) + self.eps)"""],
+    "adam": ["""\
+m = state.setdefault("m", np.zeros_like(p))
+v = state.setdefault("v", np.zeros_like(p))
+m[...] = self.beta1 * m + (1 - self.beta1) * g
+v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+m_hat = m / (1 - self.beta1 ** self.t)
+v_hat = v / (1 - self.beta2 ** self.t)
+p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)"""],
+    "adamax": ["""\
+m = state.setdefault("m", np.zeros_like(p))
+u = state.setdefault("u", np.zeros_like(p))
+m[...] = self.beta1 * m + (1 - self.beta1) * g
+u[...] = np.maximum(self.beta2 * u, np.abs(g) + self.eps)
+p -= self.lr / (1 - self.beta1 ** self.t) * m / u"""],
+    "nadam": ["""\
+t = self.t
+mu = self.beta1 * (1 - 0.5 * 0.96 ** (t * self.momentum_decay))
+mu_next = self.beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+state["P"] = state.get("P", 1.0) * mu
+m = state.setdefault("m", np.zeros_like(p))
+v = state.setdefault("v", np.zeros_like(p))
+m[...] = self.beta1 * m + (1 - self.beta1) * g
+v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+d = np.sqrt(v / (1 - self.beta2 ** t)) + self.eps
+p -= self.lr * (1 - mu) / (1 - state["P"]) * g / d
+p -= self.lr * mu_next / (1 - state["P"] * mu_next) * m / d"""],
+    "bce": ["""\
+z, y = scores[:, 0], y.astype(float)
+self.z, self.y = z, y
+return float(np.mean(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)))""",
+            """\
+p = 1 / (1 + np.exp(-self.z))
+return ((p - self.y) / len(self.y))[:, None]"""],
+    "cross_entropy": ["""\
+z = scores - scores.max(axis=1, keepdims=True)
+logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+self.p, self.y = np.exp(logp), y
+return float(-logp[np.arange(len(y)), y].mean())""",
+                      """\
+d = self.p.copy()
+d[np.arange(len(self.y)), self.y] -= 1
+return d / len(self.y)"""],
+    "mse": ["""\
+self.diff = scores - y
+return float(np.mean(self.diff ** 2))""",
+            "return 2 * self.diff / self.diff.size"],
+    "relu": ["self.x = x\nreturn np.maximum(x, 0)", "return dout * (self.x > 0)"],
+    "sigmoid": ["self.y = 1 / (1 + np.exp(-x))\nreturn self.y",
+                "return dout * self.y * (1 - self.y)"],
+    "tanh": ["self.y = np.tanh(x)\nreturn self.y", "return dout * (1 - self.y ** 2)"],
+    "linear": ["self.x = x\nreturn x @ self.W.data + self.b.data", """\
+self.W.grad += self.x.T @ dout
+self.b.grad += dout.sum(axis=0)
+return dout @ self.W.data.T"""],
+}
+
+
+def solve(code: str, bodies: list[str]) -> str:
+    """The stub with each ``raise NotImplementedError(...)`` replaced by a body, in order."""
+    lines = code.splitlines(keepends=True)
+    raises = [i for i, line in enumerate(lines) if line.strip().startswith("raise NotImplementedError")]
+    assert len(raises) == len(bodies), "a solution for every body of the stub"
+    for i, body in reversed(list(zip(raises, bodies))):
+        indent = re.match(r"\s*", lines[i]).group(0)
+        lines[i] = "".join(f"{indent}{b}\n" for b in body.splitlines())
+    return "".join(lines)
+
+
+def test_every_exercise_has_a_solution_and_names_what_exists():
+    assert set(SOLUTIONS) == set(exercises.EXERCISES)
+    from dlx.checks import losses
+    from dlx.nn.activations import ACTIVATIONS
+    from dlx.optim.optimizers import OPTIMIZERS
+
+    known = {"optimizer": OPTIMIZERS, "loss": losses.REFERENCES, "activation": ACTIVATIONS,
+             "layer": {"linear": None}}
+    for ex in exercises.EXERCISES.values():
+        assert ex.reference in known[ex.group], ex.name
+        assert ex.days  # its experiment is one of the plan's
+        compile(ex.code, ex.module, "exec")
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """An activated workspace, as every dlx command run inside it has it."""
+    import sys
+
+    from dlx import workspace
+
+    assert CLI(tmp_path)("init", "ws").returncode == 0
+    folder = tmp_path / "ws"
+    monkeypatch.setenv("DLX_WORKSPACE", str(folder))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("DLX_RUNS_DIR", str(folder / "runs"))
+    workspace.activate(folder)
+    yield folder
+    for name in [m for m in sys.modules if m == "mine" or m.startswith("mine.")]:
+        del sys.modules[name]
+
+
+def _check(ws, ex):
+    import importlib
+    import sys
+
+    from dlx import checks
+
+    for name in [m for m in sys.modules if m == "mine" or m.startswith("mine.")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    return checks.run([ex.check.removeprefix("dlx check ")])[0]
+
+
+@pytest.mark.parametrize("name", list(exercises.EXERCISES))
+def test_stub_is_not_implemented_and_a_solution_passes(ws, name):
+    ex = exercises.EXERCISES[name]
+    written = exercises.start(ws, name)
+    assert {p.relative_to(ws).as_posix() for p in written} == set(exercises.files(ex))
+    assert exercises.status(ws, ex) == exercises.NOT_IMPLEMENTED
+
+    result = _check(ws, ex)
+    assert not result.passed and result.failed == exercises.NOT_IMPLEMENTED
+    assert f"{ex.module}:" in result.diagnosis and "NotImplementedError" in result.diagnosis
+
+    (ws / ex.module).write_text(solve(ex.code, SOLUTIONS[name]))
+    assert exercises.status(ws, ex) == "not checked"  # changed since its last check
+    result = _check(ws, ex)
+    assert result.passed, (result.failed, result.diagnosis, result.rows)
+    assert exercises.status(ws, ex) == "passing"
+
+    (ws / ex.module).write_text((ws / ex.module).read_text() + "\n# edited\n")
+    assert exercises.status(ws, ex) == "not checked"  # the verdict held for the old bytes
+
+
+def test_a_wrong_solution_shows_the_stage_it_fails_at(ws):
+    ex = exercises.EXERCISES["adam"]
+    exercises.start(ws, "adam")
+    wrong = SOLUTIONS["adam"][0].replace("m_hat = m / (1 - self.beta1 ** self.t)", "m_hat = m") \
+        .replace("v_hat = v / (1 - self.beta2 ** self.t)", "v_hat = v")
+    (ws / ex.module).write_text(solve(ex.code, [wrong]))
+    result = _check(ws, ex)
+    assert result.failed == "1 fixed inputs" and "bias correction" in result.diagnosis
+    assert exercises.status(ws, ex) == "failing at stage 1 fixed inputs"
+    entry = store.lookup(ws, ex.module, "Adam", store.digest((ws / ex.module).read_bytes()))
+    assert entry["command"] == "dlx check optimizer=my_adam" and not entry["passed"]
+
+
+def test_start_writes_nothing_over_the_learners_files(ws):
+    (ws / "conf" / "optimizer").mkdir(parents=True, exist_ok=True)
+    (ws / "conf" / "optimizer" / "my_adam.yaml").write_text("mine: 1\n")
+    with pytest.raises(UsageError, match="my_adam.yaml exists"):
+        exercises.start(ws, "adam")
+    assert not (ws / "mine" / "adam.py").exists()  # all or nothing
+    assert (ws / "conf" / "optimizer" / "my_adam.yaml").read_text() == "mine: 1\n"
+    with pytest.raises(UsageError, match="did you mean adam"):
+        exercises.get("adma")
+
+
+def test_a_broken_store_is_as_none(ws):
+    exercises.start(ws, "sgd")
+    ex = exercises.EXERCISES["sgd"]
+    (ws / ex.module).write_text(solve(ex.code, SOLUTIONS["sgd"]))
+    (ws / store.FILE).parent.mkdir(exist_ok=True)
+    (ws / store.FILE).write_text("{not json")
+    assert exercises.status(ws, ex) == "not checked"
+    assert _check(ws, ex).passed
+    assert exercises.status(ws, ex) == "passing"
+
+
+def test_cli_list_start_and_check(tmp_path):
+    assert CLI(tmp_path)("init", "ws").returncode == 0
+    cli = CLI(tmp_path / "ws")
+    r = cli("exercise", "start", "relu")
+    assert r.returncode == 0, r.stderr
+    assert "dlx check model.activation=my_relu" in r.stderr
+    r = cli("check", "model.activation=my_relu")
+    assert r.returncode == 1 and r.stderr == ""
+    assert r.stdout.strip().count("\n") == 0  # one line
+    assert "not implemented yet: mine/relu.py:" in r.stdout
+    r = cli("exercise", "list")
+    assert r.returncode == 0
+    assert re.search(r"^relu +series +activation .* not implemented yet$", r.stdout, re.M)
+    assert re.search(r"^adam +10-12 +optimizer .* not started$", r.stdout, re.M)
+    assert_one_error_line(cli("exercise", "start", "nope"), "no exercise 'nope'")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert_one_error_line(CLI(outside)("exercise", "start", "adam"), "dlx init")
+    assert list(outside.iterdir()) == []
+
+
+def test_the_readmes_exercise_session_is_what_the_commands_print(tmp_path):
+    """The README's console block, command by command (its /home/me/my-dlx is the workspace)."""
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```console\n(\$ dlx exercise start adam\n.*?)```", text, re.S).group(1)
+    assert CLI(tmp_path)("init", "my-dlx").returncode == 0
+    cli = CLI(tmp_path / "my-dlx")
+    for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+        command, *shown = chunk.splitlines()
+        r = cli(*command.split()[1:])
+        printed = (r.stdout + r.stderr).replace(str(tmp_path), "/home/me").splitlines()
+        shown = [line for line in shown if line != "..."]
+        missing = [line for line in shown if line not in printed]
+        assert not missing, (command, missing, printed)
+
+
+def test_every_run_command_composes_each_of_its_arms(ws):
+    """What `start` prints after `dlx check`: each arm of the sweep (dlx's and yours) is a valid
+    `dlx run` configuration in a workspace holding the exercise's files."""
+    import itertools
+
+    from dlx.gradcheck import compose
+
+    for ex in exercises.EXERCISES.values():
+        exercises.start(ws, ex.name)
+        if ex.run is None:
+            continue
+        words = ex.run.split()[2:]
+        assert ex.run.startswith("dlx run") and (ex.option in ex.run)
+        args = [w for w in words if w != "-m"]
+        choices = [[f"{w.partition('=')[0]}={v}" for v in w.partition("=")[2].split(",")]
+                   for w in args]
+        for arm in itertools.product(*choices):
+            compose(list(arm))
