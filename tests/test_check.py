@@ -593,3 +593,79 @@ def test_the_json_of_a_non_finite_result_is_strict_json():
                for r in result.rows)
     text = json.dumps(as_json(result, "mine", "dlx's"), allow_nan=False)
     assert '"inf"' in text or '"nan"' in text
+
+
+# --- BatchNorm and dropout ----------------------------------------------------------------------
+
+from dlx.checks import batchnorm as bn_check  # noqa: E402
+from dlx.checks import dropout as dropout_check  # noqa: E402
+from dlx.nn import Dropout  # noqa: E402
+
+
+def switched(**options):
+    return type("BatchNorm", (bn_check._Switched,),
+                {"__init__": lambda self, n: bn_check._Switched.__init__(self, n, **options)})
+
+
+def test_dlxs_batchnorm_passes_every_stage():
+    result = bn_check.check(switched())
+    assert result.passed and result.variant is None, result
+    assert [s for s, _ in result.stages] == ["0 interface", "1 fixed inputs", "2 gradients"]
+    assert [r.name for r in result.rows][:8] == [
+        "train out", "train dx", "dgamma", "dbeta", "running_mean (2 batches)",
+        "running_var (2 batches)", "eval out", "eval dx"]
+
+
+@pytest.mark.parametrize("entry", bn_check.CATALOGUE, ids=lambda m: m.key)
+def test_every_batchnorm_mistake_is_diagnosed_as_itself(entry):
+    result = bn_check.check(switched(**entry.options))
+    if entry.severity == "bug":
+        assert not result.passed and result.diagnosis == entry.title, result
+    else:
+        assert result.passed and result.variant == entry.title, result
+
+
+class MyDropout(Dropout):
+    """A learner's dropout with one slip (``slip``), else correct."""
+    slip = None
+
+    def forward(self, x):
+        if not self.training and self.slip != "eval":
+            self.m = None
+            return x
+        if self.slip == "cached" and getattr(self, "m", None) is not None:
+            return x * self.m
+        u = np.random.random(x.shape) if self.slip == "global" else self.rng.random(x.shape)
+        keep = 1 - self.keep_prob if self.slip == "swapped" else self.keep_prob
+        scale = {"unscaled": 1.0, "times_keep": self.keep_prob}.get(self.slip, 1 / self.keep_prob)
+        self.m = (u < keep) * scale
+        return x * self.m
+
+    def backward(self, dout):
+        if self.m is None:
+            return dout
+        if self.slip == "unmasked":
+            return dout
+        if self.slip == "redrawn":
+            return dout * (self.rng.random(dout.shape) < self.keep_prob) / self.keep_prob
+        return dout * self.m
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None),
+    ("unscaled", "no 1/keep_prob scaling"),
+    ("times_keep", "x * keep_prob"),
+    ("swapped", "keep and drop probabilities are swapped"),
+    ("unmasked", "passes dout through unmasked"),
+    ("redrawn", "backward draws a new mask"),
+    ("cached", "the same mask at every forward"),
+    ("global", "does not draw from the rng dlx passes"),
+    ("eval", "changes its input in eval mode"),
+])
+def test_a_dropout_mistake_is_named(slip, says):
+    result = dropout_check.check(type("Dropout", (MyDropout,), {"slip": slip}))
+    if says is None:
+        assert result.passed, result
+    else:
+        assert not result.passed and says in result.diagnosis, result
+    assert dropout_check.check(Dropout).passed  # dlx's own

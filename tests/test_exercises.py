@@ -90,6 +90,31 @@ return float(np.mean(self.diff ** 2))""",
 self.W.grad += self.x.T @ dout
 self.b.grad += dout.sum(axis=0)
 return dout @ self.W.data.T"""],
+    "batchnorm": ["""\
+if self.training:
+    n = len(x)
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    self.running_mean[...] = (1 - self.momentum) * self.running_mean + self.momentum * mu
+    self.running_var[...] = ((1 - self.momentum) * self.running_var
+                             + self.momentum * var * n / (n - 1))
+else:
+    mu, var = self.running_mean, self.running_var
+self.std = np.sqrt(var + self.eps)
+self.xhat = (x - mu) / self.std
+self.batch = self.training
+return self.gamma.data * self.xhat + self.beta.data""", """\
+self.gamma.grad += (dout * self.xhat).sum(axis=0)
+self.beta.grad += dout.sum(axis=0)
+g = dout * self.gamma.data
+if not self.batch:
+    return g / self.std
+return (g - g.mean(axis=0) - self.xhat * (g * self.xhat).mean(axis=0)) / self.std"""],
+    "dropout": ["""\
+if not self.training:
+    self.mask = None
+    return x
+self.mask = (self.rng.random(x.shape) < self.keep_prob) / self.keep_prob
+return x * self.mask""", "return dout if self.mask is None else dout * self.mask"],
 }
 
 
@@ -111,7 +136,7 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     from dlx.optim.optimizers import OPTIMIZERS
 
     known = {"optimizer": OPTIMIZERS, "loss": losses.REFERENCES, "activation": ACTIVATIONS,
-             "layer": {"linear": None}}
+             "layer": {"linear": None, "batchnorm": None, "dropout": None}}
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name
         assert ex.days  # its experiment is one of the plan's

@@ -4,7 +4,8 @@ composes it, the quick form ``optimizer=mine.optim.Adam`` included). The referen
 option the learner's file names (``reference: adam``), at the learner's options.
 
 Checked today: optimizers (:mod:`dlx.checks.optim`), losses (:mod:`dlx.checks.losses`),
-activation layers (:mod:`dlx.checks.layers`) and a Linear layer (:mod:`dlx.checks.linear`);
+activation layers (:mod:`dlx.checks.layers`), a Linear layer (:mod:`dlx.checks.linear`), BatchNorm
+(:mod:`dlx.checks.batchnorm`) and dropout (:mod:`dlx.checks.dropout`);
 whole models (named intermediates) are the next step.
 """
 
@@ -34,32 +35,43 @@ def _target(args: list[str]) -> tuple[str, str]:
                          "model.activation=NAME or layer=package.module.Linear (your workspace "
                          "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
                          + (f"; {other[0]} is not checked yet (optimizers, losses, activation "
-                            f"layers and Linear are)"
+                            f"layers, Linear, BatchNorm and Dropout are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
 
 
-def _linear(path: str):
-    """``dlx check layer=mine.layers.Linear``: the learner's fully connected layer against dlx's
-    Linear (the one parametrized layer checked so far)."""
+def _layer_path(path: str):
+    """``dlx check layer=mine.layers.Linear``: the learner's layer against dlx's of the kind its
+    class's name says (:data:`LAYERS`)."""
     from dlx import learner
 
     cls = learner.load(path, "layer")
     learner.check_contract(cls, "model", learner.label_target(path))
-    if not is_linear(cls):
-        raise UsageError(f"layer={path}: dlx checks a fully connected layer so far (a class "
-                         f"named Linear, Dense, Affine or FC); {cls.__name__} is not named as one")
-    return cls, (check_linear(cls), learner.label_target(path), LINEAR)
+    kind = layer_kind(cls)
+    if kind is None:
+        raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
+                         f"BatchNorm and a Dropout layer so far, known by the class's name; "
+                         f"{cls.__name__} is none of them")
+    return cls, check_layer(cls, kind, learner.label_target(path))
 
 
-LINEAR = "dlx's Linear (out = x W + b)"
+# a kind of layer -> (words its class's name holds, the reference's description)
+LAYERS = {"batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
+          "dropout": (("dropout",), "inverted dropout, as dlx's Dropout"),
+          "linear": (("linear", "dense", "affine", "fc"), "dlx's Linear (out = x W + b)")}
 
 
-def check_linear(cls):
-    from dlx.checks import linear
+def layer_kind(cls) -> str | None:
+    name = cls.__name__.lower()
+    return next((k for k, (words, _) in LAYERS.items() if any(w in name for w in words)), None)
 
-    return _guarded(linear.check, cls)
+
+def check_layer(cls, kind: str, label: str):
+    from dlx.checks import batchnorm, dropout, linear
+
+    check = {"batchnorm": batchnorm.check, "dropout": dropout.check, "linear": linear.check}[kind]
+    return _guarded(check, cls), label, LAYERS[kind][1]
 
 
 def _guarded(check, *args):
@@ -78,10 +90,6 @@ def _guarded(check, *args):
         return Result(passed=False).fail(
             NOT_IMPLEMENTED, f"{where} raises NotImplementedError: write its body (its "
                              f"docstring says what)")
-
-
-def is_linear(cls) -> bool:
-    return any(w in cls.__name__.lower() for w in ("linear", "dense", "affine", "fc"))
 
 
 def _layer(name: str):
@@ -137,7 +145,7 @@ def _run(args: list[str]):
 
     group, name = _target(args)
     if group == "layer":
-        return _linear(name)
+        return _layer_path(name)
     if group == "model.activation":
         compose(["model=mlp", *args])  # validated as dlx run validates it
         return _layer(name)
@@ -295,7 +303,8 @@ class Report:
 def check_object(obj, reference: str | None = None, **options) -> Report:
     """``dlx.check(MyAdam, reference="adam", lr=1e-3)`` in a notebook: a class (or an instance's
     class) of yours against dlx's reference, as `dlx check` does; what it is decides the kind:
-    an Optimizer subclass, a Module named as a Linear, any other Module (an activation), or a
+    an Optimizer subclass, a Module named as a Linear, BatchNorm or Dropout (or with
+    ``reference="batchnorm"`` ...), any other Module (an activation), or a
     class with forward and backward (a loss). ``options``: what your class is built with."""
     from dlx import learner
     from dlx.checks import store
@@ -308,7 +317,8 @@ def check_object(obj, reference: str | None = None, **options) -> Report:
     if issubclass(cls, Optimizer):
         found = check_optimizer(cls, options, reference, label, how)
     elif issubclass(cls, Module):
-        found = ((check_linear(cls), label, LINEAR) if is_linear(cls)
+        kind = reference if reference in LAYERS else layer_kind(cls)
+        found = (check_layer(cls, kind, label) if kind
                  else check_activation(cls, reference, label, how))
     elif callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None)):
         found = check_loss(cls, options, reference, label, how)

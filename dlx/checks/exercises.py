@@ -392,10 +392,103 @@ class Linear(Module):
 '''
 
 
+_BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
+
+Check it:  dlx check layer=mine.batchnorm.BatchNorm
+Use it:    in a model of yours (conf/model/), between a Linear and its activation.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class BatchNorm(Module):
+    """Normalize each feature over the batch, then scale and shift it: gamma * xhat + beta.
+
+    Args:
+        n: the features D (x is (N, D)).
+        eps: added to the variance inside the square root.
+        momentum: the newest batch's weight in the running estimates (torch's convention).
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, n, eps=1e-5, momentum=0.1, dtype=np.float64, name="bn"):
+        self.eps, self.momentum = eps, momentum
+        self.gamma = Parameter(np.ones(n, dtype=dtype), f"{name}.gamma", decay=False)
+        self.beta = Parameter(np.zeros(n, dtype=dtype), f"{name}.beta", decay=False)
+        self.running_mean = np.zeros(n, dtype=dtype)  # what eval mode normalizes with
+        self.running_var = np.ones(n, dtype=dtype)
+
+    def forward(self, x):
+        """(N, D) -> (N, D). In training (``self.training``)::
+
+            mu = mean of x over the batch;  var = mean of (x - mu)^2   (divide by N)
+            xhat = (x - mu) / sqrt(var + eps);  out = gamma * xhat + beta
+            running_mean <- (1 - momentum) * running_mean + momentum * mu
+            running_var  <- (1 - momentum) * running_var + momentum * var * N / (N - 1)
+
+        (update the running arrays in place: ``self.running_mean[...] = ...``). In eval mode
+        (after ``.eval()``) mu and var are the running estimates and nothing is updated.
+        Keep on ``self`` what backward needs."""
+        raise NotImplementedError("BatchNorm.forward")
+
+    def backward(self, dout):
+        """dout = dL/dout, (N, D). **Add** dL/dgamma and dL/dbeta into ``self.gamma.grad`` and
+        ``self.beta.grad``, and return dL/dx, shaped as x.
+
+        Derive dx through the graph: xhat depends on x directly and through mu and var, and
+        both depend on every x of the batch (cs231n's computational graph, or the compact
+        form in terms of g = dout * gamma and xhat). In eval mode mu and var are constants."""
+        raise NotImplementedError("BatchNorm.backward")
+'''
+
+_DROPOUT = '''"""Exercise dropout: inverted dropout (Srivastava et al. 2014).
+
+Check it:  dlx check layer=mine.dropout.Dropout
+Use it:    in a model of yours (conf/model/), after a hidden layer's activation.
+"""
+
+import numpy as np  # noqa: F401 - for your forward and backward
+
+from dlx.nn import Module
+
+
+class Dropout(Module):
+    """Training: each entry kept with probability keep_prob and scaled by 1 / keep_prob, so
+    that E[out] = x; eval: the identity.
+
+    Args:
+        keep_prob: the probability of keeping an entry, in (0, 1].
+        rng: the generator to draw the masks with (numpy's Generator, seeded by the run).
+    """
+
+    def __init__(self, keep_prob, rng):
+        self.keep_prob, self.rng = keep_prob, rng
+
+    def forward(self, x):
+        """x of any shape -> out shaped as x. In training (``self.training``) draw a new mask
+        m ~ Bernoulli(keep_prob) per entry from ``self.rng`` (``self.rng.random(x.shape)``
+        is uniform on [0, 1)) and return x * m / keep_prob; in eval mode return x.
+        Keep on ``self`` what backward needs; never change x in place."""
+        raise NotImplementedError("Dropout.forward")
+
+    def backward(self, dout):
+        """dL/dx, shaped as x: derive it from out = x * m / keep_prob with the forward's m.
+        In eval mode, out = x."""
+        raise NotImplementedError("Dropout.backward")
+'''
+
+
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     *_optimizers(), *_losses(), *_activations(),
     Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
-             "mnist_mlp", None, _LINEAR)]}
+             "mnist_mlp", None, _LINEAR),
+    Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
+             "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
+    Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",
+             "dropout", None, _DROPOUT)]}
 
 
 # --- start and status -------------------------------------------------------------------------

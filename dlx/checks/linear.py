@@ -22,18 +22,18 @@ import numpy as np
 from dlx.checks.result import RTOL, Result, Row, rel_error
 
 
-def build(cls: Callable, d_in: int, d_out: int):
+def build(cls: Callable, *sizes: int):
     """The learner's layer, built as dlx builds its own: the sizes, then what its signature asks."""
     extra = {}
-    for name, p in list(inspect.signature(cls).parameters.items())[2:]:
+    for name, p in list(inspect.signature(cls).parameters.items())[len(sizes):]:
         if p.default is not p.empty or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
         extra[name] = {"name": "fc", "dtype": np.float64,
                        "rng": np.random.default_rng(0)}.get(name, None)
         if extra[name] is None:
             raise TypeError(f"cannot build your layer: its argument {name!r} has no default "
-                            f"(dlx passes d_in, d_out, and name, dtype, rng if asked)")
-    return cls(d_in, d_out, **extra)
+                            f"(dlx passes the sizes, and name, dtype, rng if asked)")
+    return cls(*sizes, **extra)
 
 
 def _weights(layer, d_in: int, d_out: int):
