@@ -5,6 +5,7 @@ it exists for, and the command's exit codes and output are what a learner reads.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -669,3 +670,50 @@ def test_a_dropout_mistake_is_named(slip, says):
     else:
         assert not result.passed and says in result.diagnosis, result
     assert dropout_check.check(Dropout).passed  # dlx's own
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+from dlx.checks import schedules as schedule_check  # noqa: E402
+from dlx.optim.schedules import SCHEDULES  # noqa: E402
+
+
+def schedule_result(fn, name: str, **options):
+    """``fn(t, lr, total)`` checked against dlx's ``name`` at ``options``."""
+    return schedule_check.check(lambda lr, total: (lambda t: fn(t, lr, total)),
+                                lambda lr, total: SCHEDULES[name](lr, total, **options), options)
+
+
+@pytest.mark.parametrize("fn, name, options, says", [
+    (lambda t, lr, T: lr * 0.5 ** (t // 200), "step", {"step_size": 200, "gamma": 0.5}, None),
+    (lambda t, lr, T: lr * 0.5 ** ((t + 1) // 200), "step", {"step_size": 200, "gamma": 0.5},
+     "one step ahead"),
+    (lambda t, lr, T: lr * 0.995 ** (t - 1), "exponential", {"gamma": 0.995}, "one step behind"),
+    (lambda t, lr, T: 2 * lr / (1 + 0.01 * t), "time_based", {"decay": 0.01},
+     "2 times dlx's at every step"),
+    (lambda t, lr, T: lr * 0.5 ** (t / 200), "step", {"step_size": 200, "gamma": 0.5},
+     "decays continuously"),
+    (lambda t, lr, T: lr * math.cos(math.pi * t / T), "cosine", {"T_max": None, "eta_min": 0.0},
+     "lacks the (1 + cos) / 2"),
+    (lambda t, lr, T: lr / (1 + 0.01 * t ** 1.01), "time_based", {"decay": 0.01},
+     "parts from dlx's at step 2"),
+])
+def test_a_schedule_mistake_is_named(fn, name, options, says):
+    result = schedule_result(fn, name, **options)
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+def test_a_schedule_that_keeps_state_or_returns_nothing_fails_its_interface():
+    calls = []
+
+    def counting(t, lr, T):  # counts its own calls instead of reading t
+        calls.append(t)
+        return lr * 0.995 ** (len(calls) - 1)
+
+    result = schedule_result(counting, "exponential", gamma=0.995)
+    assert result.failed == "0 interface" and "keeps state between calls" in result.diagnosis
+    result = schedule_result(lambda t, lr, T: None, "constant")
+    assert result.failed == "0 interface" and "one finite number" in result.diagnosis

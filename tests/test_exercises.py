@@ -90,6 +90,12 @@ return float(np.mean(self.diff ** 2))""",
 self.W.grad += self.x.T @ dout
 self.b.grad += dout.sum(axis=0)
 return dout @ self.W.data.T"""],
+    "step": ["return lr * gamma ** (step // step_size)"],
+    "exponential": ["return lr * gamma ** step"],
+    "time_based": ["return lr / (1 + decay * step)"],
+    "cosine": ["""\
+T = total_steps if T_max is None else T_max
+return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * step / T)) / 2"""],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -134,8 +140,10 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     from dlx.checks import losses
     from dlx.nn.activations import ACTIVATIONS
     from dlx.optim.optimizers import OPTIMIZERS
+    from dlx.optim.schedules import SCHEDULES
 
-    known = {"optimizer": OPTIMIZERS, "loss": losses.REFERENCES, "activation": ACTIVATIONS,
+    known = {"schedule": SCHEDULES, "optimizer": OPTIMIZERS, "loss": losses.REFERENCES,
+             "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None}}
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name

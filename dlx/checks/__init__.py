@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss", "model.activation", "layer")
+GROUPS = ("optimizer", "loss", "schedule", "model.activation", "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
@@ -31,11 +31,11 @@ def _target(args: list[str]) -> tuple[str, str]:
         raise UsageError(f"one thing at a time: {picked[0]} names several (no sweeps here)")
     if len(picked) != 1:
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
-        raise UsageError("say what to check: one optimizer=NAME, loss=NAME, "
+        raise UsageError("say what to check: one optimizer=NAME, loss=NAME, schedule=NAME, "
                          "model.activation=NAME or layer=package.module.Linear (your workspace "
                          "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
-                         + (f"; {other[0]} is not checked yet (optimizers, losses, activation "
-                            f"layers, Linear, BatchNorm and Dropout are)"
+                         + (f"; {other[0]} is not checked yet (optimizers, losses, schedules, "
+                            f"activation layers, Linear, BatchNorm and Dropout are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
@@ -157,8 +157,9 @@ def _run(args: list[str]):
     factory, options = learner.resolve(node, group)
     label = f"{name} ({learner.label_target(target)})"
     how = (f"add `reference: NAME` to its file, or {group}.reference=NAME")
-    check = check_loss if group == "loss" else check_optimizer
-    return factory, check(factory, options, node.get("reference"), label, how)
+    check = {"loss": check_loss, "schedule": check_schedule}.get(group, check_optimizer)
+    cls = getattr(factory, "__wrapped_learner__", factory)  # a schedule: the learner's function
+    return cls, check(factory, options, node.get("reference"), label, how)
 
 
 def check_optimizer(factory, options: dict, reference, label: str, how: str):
@@ -231,6 +232,54 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
     return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
 
 
+def check_schedule(builder, options: dict, reference, label: str, how: str):
+    """A schedule function (as dlx's builder wraps it) against dlx's ``reference``, both at
+    the learner's options where the reference takes them (its config's defaults otherwise)."""
+    from omegaconf import OmegaConf
+
+    from dlx import registry
+    from dlx.checks import schedules
+    from dlx.gradcheck import compose
+    from dlx.optim.schedules import SCHEDULES
+
+    fn = getattr(builder, "__wrapped_learner__", builder)
+    options = {k: v for k, v in options.items()  # the framework's warm-up, not the function's
+               if k not in ("warmup_steps", "warmup_start_factor")}
+    if reference is None:
+        reference = fn.__name__.lower()
+        if reference not in SCHEDULES:
+            raise UsageError(f"{label}: say which dlx schedule yours implements ({how}; step, "
+                             f"exponential, time_based, cosine, ...)")
+    if reference not in SCHEDULES or reference in ("reduce_on_plateau", "sequential"):
+        valid = [k for k in SCHEDULES if k not in ("reduce_on_plateau", "sequential")]
+        raise UsageError(f"schedule reference {reference!r} is not a dlx schedule dlx check "
+                         f"compares with (valid: {', '.join(valid)})")
+    ref_node = OmegaConf.to_container(compose([f"schedule={reference}"])["schedule"],
+                                      resolve=True)
+    taken = inspect.signature(SCHEDULES[reference]).parameters
+    ref_options = {k: v for k, v in ref_node.items() if k in taken and k not in ("lr",
+                                                                                "total_steps")}
+    ref_options.update({k: v for k, v in options.items() if k in taken})
+
+    def ref(lr, total):
+        return registry.build(SCHEDULES, "schedule", {"name": reference, **ref_options},
+                              lr=lr, total_steps=total)
+
+    def mine(lr, total):
+        return builder(lr, total, **options)
+
+    result = _guarded(schedules.check, mine, ref, ref_options)
+    unmatched = sorted(k for k in options if k not in taken)
+    if unmatched:
+        result.notes.append(f"your option(s) {', '.join(unmatched)} have no counterpart in dlx's "
+                            f"{reference}")
+    result.notes.append("not checked: the warm-up (warmup_steps is dlx's, in front of any "
+                        "schedule); torch is not compared directly (dlx's schedules are tested "
+                        "against torch.optim.lr_scheduler)")
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(ref_options.items()))
+    return result, label, f"dlx's {reference}" + (f" ({shown})" if shown else "")
+
+
 def render(result, label: str, reference: str) -> str:
     from dlx.checks.exercises import NOT_IMPLEMENTED
 
@@ -251,11 +300,12 @@ def render(result, label: str, reference: str) -> str:
     lines.append("  stages: " + "; ".join(f"{s} {state}" for s, state in result.stages))
     if result.rows:
         steps = any(r.step for r in result.rows)  # a loss's rows have no step
-        lines.append(f"  {'step  ' if steps else ''}{'tensor':<28} {'max abs diff':>13} "
+        width = max(28, *(len(r.name) for r in result.rows))
+        lines.append(f"  {'step  ' if steps else ''}{'tensor':<{width}} {'max abs diff':>13} "
                      f"{'rel error':>10}")
         for r in result.rows:
             mark = "" if r.ok else f"  > {r.tol:g}"
-            lines.append(f"  {f'{r.step:>4}  ' if steps else ''}{r.name:<28} "
+            lines.append(f"  {f'{r.step:>4}  ' if steps else ''}{r.name:<{width}} "
                          f"{r.max_abs_diff:>13.3e} {r.rel_error:>10.2e}{mark}")
     for note in result.notes:
         lines.append(f"  {note}")

@@ -23,9 +23,9 @@ NOT_IMPLEMENTED = "not implemented yet"
 @dataclass(frozen=True)
 class Exercise:
     name: str            # the module's name (mine/NAME.py) and the option's (my_NAME)
-    group: str           # optimizer, loss, activation or layer
+    group: str           # optimizer, loss, schedule, activation or layer
     reference: str       # dlx's implementation of the same maths
-    cls: str             # the class the stub defines
+    cls: str             # the class (a schedule: the function) the stub defines
     topic: str           # one line: what it is
     experiment: str      # the plan's experiment it belongs to (its days come from the plan)
     run: str | None      # a command that runs it beside dlx's
@@ -79,6 +79,8 @@ class Exercise:
 def _yaml(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_yaml(x) for x in v) + "]"
+    if v is None:
+        return "null"
     if isinstance(v, float) and 0 < abs(v) < 1e-3:
         return f"{v:.1e}"  # 1.0e-08: YAML reads 1e-08 (no dot) as a string
     return str(v).lower() if isinstance(v, bool) else str(v)
@@ -392,6 +394,67 @@ class Linear(Module):
 '''
 
 
+def _schedule(name: str, fn: str, title: str, rule: str, derive: str, params: str,
+              args: str) -> str:
+    return f'''"""Exercise {name}: {title}.
+
+Check it:  dlx check schedule=my_{name}
+Run it:    dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0
+"""
+
+import math  # noqa: F401 - for your schedule
+
+
+def {fn}(step, lr, total_steps, {params}):
+    """{title[0].upper() + title[1:]}: the learning rate at update ``step``::
+
+{rule}
+
+    {derive}
+
+    Args:
+        step: the update's number, from 0 (the first update uses lr(0)).
+        lr: the base rate (the optimizer's lr).
+        total_steps: the run's updates (after any warm-up, which is dlx's).
+{args}
+
+    Return one number. A function of ``step`` alone: dlx asks for it at every update, and
+    again from the checkpoint's step when a run resumes.
+    """
+    raise NotImplementedError("{fn}: return the rate at this step")
+'''
+
+
+def _schedules() -> list[Exercise]:
+    specs = [
+        ("step", "step_decay", "step decay (torch's StepLR)",
+         "        lr(t) = lr * gamma^floor(t / step_size)",
+         "The rate is held for step_size updates, then multiplied by gamma.",
+         "step_size=200, gamma=0.5",
+         "        step_size: updates between two drops.\n        gamma: the factor of a drop.",
+         {"step_size": 200, "gamma": 0.5}),
+        ("exponential", "exponential_decay", "exponential decay (torch's ExponentialLR)",
+         "        lr(t) = lr * gamma^t",
+         "What is the rate's half-life in updates, for gamma = 0.995?",
+         "gamma=0.995", "        gamma: the factor per update.", {"gamma": 0.995}),
+        ("time_based", "time_based_decay", "1/t (time-based) decay",
+         "        lr(t) = lr / (1 + decay * t)",
+         "Robbins-Monro: sum lr(t) diverges, sum lr(t)^2 converges; which does 1/t satisfy?",
+         "decay=0.01", "        decay: how fast the rate falls.", {"decay": 0.01}),
+        ("cosine", "cosine_annealing", "cosine annealing (torch's CosineAnnealingLR)",
+         "        T = T_max, or total_steps when T_max is None\n"
+         "        lr(t) = eta_min + (lr - eta_min) * (1 + cos(pi * t / T)) / 2",
+         "Check the ends: lr(0) = lr, lr(T) = eta_min, and the slope is zero at both.",
+         "T_max=None, eta_min=0.0",
+         "        T_max: the annealing's length in updates (None: the whole run).\n"
+         "        eta_min: the rate it ends at.", {"T_max": None, "eta_min": 0.0}),
+    ]
+    return [Exercise(name, "schedule", name, fn, title, "lr_schedules",
+                     f"dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0",
+                     _schedule(name, fn, title, rule, derive, params, args), options)
+            for name, fn, title, rule, derive, params, args, options in specs]
+
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -482,7 +545,7 @@ class Dropout(Module):
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    *_optimizers(), *_losses(), *_activations(),
+    *_optimizers(), *_losses(), *_activations(), *_schedules(),
     Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
              "mnist_mlp", None, _LINEAR),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
