@@ -256,9 +256,14 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
     as_json = json.loads(cli("check", "optimizer=no_bc", "--json").stdout)
     assert as_json["passed"] is False and as_json["failed"] == "1 fixed inputs"
     assert as_json["diagnosis"].startswith("Adam without bias correction")
-    raised = cli("check", "optimizer=raises")
-    assert raised.returncode == 1 and "my bug" in raised.stderr
-    assert "mine/optim.py" in raised.stderr and "dlx/checks" not in raised.stderr
+    raised = cli("check", "optimizer=raises")  # the verdict first, then the learner's frames
+    first, *frames = raised.stdout.splitlines()
+    assert raised.returncode == 1 and first.startswith("FAIL  raises (mine.optim:Raises): your "
+                                                       "code raised ") and "my bug" in first
+    assert frames[0].startswith("Traceback (your code") and "mine/optim.py" in raised.stdout
+    assert "dlx/checks" not in raised.stdout and raised.stderr == ""
+    as_json = json.loads(cli("check", "optimizer=raises", "--json").stdout)
+    assert as_json["failed"] == "your code raised" and "mine/optim.py" in as_json["trace"]
     assert_one_error_line(cli("check", "optimizer=adam"), "optimizer=adam is dlx's own")
     assert_one_error_line(cli("check", "optimizer=unreferenced"),
                           "say which dlx optimizer yours implements")
@@ -370,6 +375,17 @@ class NaiveBCE:
         return ((self.p - self.y) / len(self.y))[:, None]
 
 
+class OverflowingBackward(NaiveBCE):
+    """A safe forward (logaddexp), a backward whose exp(z) / (1 + exp(z)) is inf / inf."""
+    def forward(self, z, y):
+        self.z, self.y = z[:, 0], y
+        return float(np.mean(y * np.logaddexp(0, -self.z) + (1 - y) * np.logaddexp(0, self.z)))
+
+    def backward(self):
+        p = np.exp(self.z) / (1 + np.exp(self.z))
+        return ((p - self.y) / len(self.y))[:, None]
+
+
 class PerExample(MSE):
     def forward(self, z, y):
         super().forward(z, y)
@@ -416,7 +432,9 @@ def test_dlxs_losses_pass_as_references(name):
     (Uphill, "bce", "1 fixed inputs", "your backward is the reference's with the sign flipped "
      "(your value matches)"),
     (NaiveSoftmax, "cross_entropy", "1 fixed inputs", "an exp of a large score overflowed"),
-    (NaiveBCE, "bce", "1 fixed inputs", "an exp of a large score overflowed"),
+    (NaiveBCE, "bce", "1 fixed inputs", "an exp of a large score overflowed in your forward"),
+    (OverflowingBackward, "bce", "1 fixed inputs", "your forward is finite but your backward is "
+     "not: an exp of a large score overflowed in your backward"),
     (PerExample, "mse", "0 interface", "forward returned an array of shape (6, 2)"),
     (Flat, "bce", "0 interface", "backward returned shape (6,); the scores have shape (6, 1)"),
     (InPlace, "bce", "0 interface", "changed the scores in place"),
@@ -525,6 +543,8 @@ class MyLinear(Module):
         self.W.grad += {"transposed": lambda: dout.T @ self.x,
                         "mean": lambda: self.x.T @ dout / n}.get(self.slip, lambda: self.x.T @ dout)()
         self.b.grad += dout.sum(axis=0) if self.slip != "db_mean" else dout.mean(axis=0)
+        if self.slip == "overwrite":
+            self.W.grad = self.x.T @ dout  # a new array bound: what .grad held is lost
         return dout @ self.W.data.T if self.slip != "dx_no_transpose" else dout @ self.W.data[:3]
 
 
@@ -559,6 +579,7 @@ def test_a_correct_linear_passes_in_either_layout(cls):
     ("mean", "1 fixed inputs", "your dW is not x^T dout (it is 0.25 times it: the 1/N of a "
                                "mean does not belong in a layer's gradient)"),
     ("db_mean", "1 fixed inputs", "your db is not dout summed over the batch (it is 0.25 times"),
+    ("overwrite", "1 fixed inputs", "your backward sets W's .grad (=) where it must add into it"),
 ])
 def test_a_linear_mistake_is_named(slip, stage, says):
     result = linear_check.check(slipped(slip))
@@ -615,6 +636,20 @@ def test_dlxs_batchnorm_passes_every_stage():
     assert [r.name for r in result.rows][:8] == [
         "train out", "train dx", "dgamma", "dbeta", "running_mean (2 batches)",
         "running_var (2 batches)", "eval out", "eval dx"]
+
+
+def test_a_batchnorm_that_sets_its_gradients_is_named():
+    class Sets(bn_check._Switched):
+        def __init__(self, n):
+            super().__init__(n)
+
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.gamma.grad = (dout * self._xhat).sum(axis=0)
+            return dx
+
+    result = bn_check.check(Sets)
+    assert result.failed == "1 fixed inputs" and "sets gamma's .grad (=)" in result.diagnosis
 
 
 @pytest.mark.parametrize("entry", bn_check.CATALOGUE, ids=lambda m: m.key)
@@ -717,3 +752,45 @@ def test_a_schedule_that_keeps_state_or_returns_nothing_fails_its_interface():
     assert result.failed == "0 interface" and "keeps state between calls" in result.diagnosis
     result = schedule_result(lambda t, lr, T: None, "constant")
     assert result.failed == "0 interface" and "one finite number" in result.diagnosis
+
+
+# --- regularizers -------------------------------------------------------------------------------
+
+from dlx.checks import regularizers as reg_check  # noqa: E402
+from dlx.optim.regularizers import ElasticNet  # noqa: E402
+
+
+class MyPenalty:
+    """lam * (r |w| + (1 - r)/2 w^2) with one ``slip``."""
+    slip = None
+
+    def __init__(self, lam=0.01, l1_ratio=0.5):
+        self.lam, self.r = lam, l1_ratio
+
+    def penalty(self, w):
+        l2 = (w * w).sum() * (1.0 if self.slip == "no_half" else 0.5)
+        total = self.lam * (self.r * np.abs(w).sum() + (1 - self.r) * l2)
+        return {"mean": total / w.size, "no_lam": total / self.lam}.get(self.slip, total)
+
+    def grad(self, w):
+        l1 = w if self.slip == "l1_as_w" else np.sign(w)
+        g = self.lam * (self.r * l1 + (1 - self.r) * w * (2.0 if self.slip == "no_half" else 1.0))
+        return {"mean": g / w.size, "no_lam": g / self.lam, "sign": -g}.get(self.slip, g)
+
+
+@pytest.mark.parametrize("slip, ratio, says", [
+    (None, 0.5, None), (None, 1.0, None), (None, 0.0, None),
+    ("no_half", 0.0, "your L2 penalty is lam * sum w^2"),
+    ("l1_as_w", 1.0, "your L1 gradient is lam * w"),
+    ("mean", 0.5, "it averages over the weight's entries"),
+    ("no_lam", 0.5, "your penalty lacks lam"),
+    ("sign", 0.5, "wrong sign"),
+])
+def test_a_penalty_mistake_is_named(slip, ratio, says):
+    cls = type("P", (MyPenalty,), {"slip": slip})
+    result = reg_check.check(lambda: cls(0.01, ratio), ElasticNet(0.01, ratio, "subgradient"),
+                             0.01, ratio)
+    if says is None:
+        assert result.passed, result
+    else:
+        assert not result.passed and says in result.diagnosis, result

@@ -96,6 +96,12 @@ return dout @ self.W.data.T"""],
     "cosine": ["""\
 T = total_steps if T_max is None else T_max
 return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * step / T)) / 2"""],
+    "l2": ["return self.lam / 2 * float((w * w).sum())", "return self.lam * w"],
+    "l1": ["return self.lam * float(np.abs(w).sum())", "return self.lam * np.sign(w)"],
+    "elastic_net": ["""\
+return self.lam * (self.l1_ratio * float(np.abs(w).sum())
+                   + (1 - self.l1_ratio) / 2 * float((w * w).sum()))""",
+                    "return self.lam * (self.l1_ratio * np.sign(w) + (1 - self.l1_ratio) * w)"],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -140,9 +146,11 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     from dlx.checks import losses
     from dlx.nn.activations import ACTIVATIONS
     from dlx.optim.optimizers import OPTIMIZERS
+    from dlx.optim.regularizers import REGULARIZERS
     from dlx.optim.schedules import SCHEDULES
 
-    known = {"schedule": SCHEDULES, "optimizer": OPTIMIZERS, "loss": losses.REFERENCES,
+    known = {"regularizer": REGULARIZERS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
+             "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None}}
     for ex in exercises.EXERCISES.values():
@@ -199,8 +207,11 @@ def test_stub_is_not_implemented_and_a_solution_passes(ws, name):
     assert result.passed, (result.failed, result.diagnosis, result.rows)
     assert exercises.status(ws, ex) == "passing"
 
-    (ws / ex.module).write_text((ws / ex.module).read_text() + "\n# edited\n")
+    solved = (ws / ex.module).read_text()
+    (ws / ex.module).write_text(solved + "\n# edited\n")
     assert exercises.status(ws, ex) == "not checked"  # the verdict held for the old bytes
+    (ws / ex.module).write_text(solved)
+    assert exercises.status(ws, ex) == "passing"  # the edit undone: its verdict found again
 
 
 def test_a_wrong_solution_shows_the_stage_it_fails_at(ws):
@@ -214,6 +225,11 @@ def test_a_wrong_solution_shows_the_stage_it_fails_at(ws):
     assert exercises.status(ws, ex) == "failing at stage 1 fixed inputs"
     entry = store.lookup(ws, ex.module, "Adam", store.digest((ws / ex.module).read_bytes()))
     assert entry["command"] == "dlx check optimizer=my_adam" and not entry["passed"]
+    (ws / ex.module).write_text(solve(ex.code, [SOLUTIONS["adam"][0].replace("self.beta1 * m",
+                                                                             "beta1 * m")]))
+    result = _check(ws, ex)  # the learner's own exception: a verdict, with their frames
+    assert result.failed == "your code raised" and "NameError" in result.diagnosis
+    assert "mine/adam.py" in result.trace and exercises.status(ws, ex) == "raises an exception"
 
 
 def test_start_writes_nothing_over_the_learners_files(ws):
@@ -290,7 +306,17 @@ def test_every_run_command_composes_each_of_its_arms(ws):
         words = ex.run.split()[2:]
         assert ex.run.startswith("dlx run") and (ex.option in ex.run)
         args = [w for w in words if w != "-m"]
+        if "-m" not in words:
+            assert not any("," in a for a in args), ex.run
         choices = [[f"{w.partition('=')[0]}={v}" for v in w.partition("=")[2].split(",")]
                    for w in args]
         for arm in itertools.product(*choices):
             compose(list(arm))
+
+
+def test_an_activation_given_as_a_layer_is_pointed_to_its_check(ws):
+    from dlx import checks
+
+    exercises.start(ws, "relu")
+    with pytest.raises(UsageError, match="dlx check model.activation=NAME"):
+        checks.run(["layer=mine.relu.ReLU"])

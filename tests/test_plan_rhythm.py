@@ -51,7 +51,7 @@ def adam_checked(tmp_path, monkeypatch):
 
     ws = tmp_path / "ws"
     (ws / store.FILE).parent.mkdir(parents=True)
-    verdict = {"file": "mine/optim.py", "class": "Adam", "sha256": "a" * 64, "passed": True}
+    verdict = {"file": "mine/optim.py", "class": "Adam", "verdicts": {"a" * 64: {"passed": True}}}
     (ws / store.FILE).write_text(json.dumps({"mine/optim.py:Adam": verdict}))
     monkeypatch.setenv("DLX_WORKSPACE", str(ws))
     return ws / store.FILE
@@ -64,7 +64,8 @@ def test_a_checked_deliverable_is_done_once_its_check_passed(tmp_path, adam_chec
     fake_run(root, "20261201-100000-optimizers-aaaaaa", "optimizers", "completed", **MY_ADAM)
     assert plan.completed_runs(root)["optimizers"] == "20261201-100000-optimizers-aaaaaa"
     verdicts = json.loads(adam_checked.read_text())
-    verdicts["mine/optim.py:Adam"].update(passed=False, stage="1 fixed inputs")
+    verdicts["mine/optim.py:Adam"]["verdicts"]["a" * 64].update(passed=False,
+                                                                stage="1 fixed inputs")
     adam_checked.write_text(json.dumps(verdicts))
     done = plan.completed_runs(root)
     assert "optimizers" not in done and done["unchecked:optimizers"].endswith("aaaaaa")

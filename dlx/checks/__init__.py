@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from dataclasses import asdict
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss", "schedule", "model.activation", "layer")
+GROUPS = ("optimizer", "loss", "schedule", "regularizer", "model.activation", "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
@@ -32,10 +33,11 @@ def _target(args: list[str]) -> tuple[str, str]:
     if len(picked) != 1:
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
         raise UsageError("say what to check: one optimizer=NAME, loss=NAME, schedule=NAME, "
-                         "model.activation=NAME or layer=package.module.Linear (your workspace "
+                         "regularizer=NAME, model.activation=NAME or "
+                         "layer=package.module.Linear (your workspace "
                          "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
                          + (f"; {other[0]} is not checked yet (optimizers, losses, schedules, "
-                            f"activation layers, Linear, BatchNorm and Dropout are)"
+                            f"regularizers, activation layers, Linear, BatchNorm and Dropout are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
@@ -49,6 +51,12 @@ def _layer_path(path: str):
     cls = learner.load(path, "layer")
     learner.check_contract(cls, "model", learner.label_target(path))
     kind = layer_kind(cls)
+    from dlx.nn.activations import ACTIVATIONS
+
+    if kind is None and cls.__name__.lower() in {k.replace("_", "") for k in ACTIVATIONS}:
+        raise UsageError(f"layer={path}: an activation is checked as one: "
+                         f"`dlx check model.activation=NAME` with conf/activation/NAME.yaml "
+                         f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
                          f"BatchNorm and a Dropout layer so far, known by the class's name; "
@@ -58,7 +66,7 @@ def _layer_path(path: str):
 
 # a kind of layer -> (words its class's name holds, the reference's description)
 LAYERS = {"batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
-          "dropout": (("dropout",), "inverted dropout, as dlx's Dropout"),
+          "dropout": (("dropout",), "dlx's Dropout (inverted dropout)"),
           "linear": (("linear", "dense", "affine", "fc"), "dlx's Linear (out = x W + b)")}
 
 
@@ -74,22 +82,30 @@ def check_layer(cls, kind: str, label: str):
     return _guarded(check, cls), label, LAYERS[kind][1]
 
 
+RAISED = "your code raised"
+
+
 def _guarded(check, *args):
-    """``check(*args)``, or, when the learner's code raises NotImplementedError (an exercise's
-    stub not yet written), a failed Result saying so in one line."""
+    """``check(*args)``, or a failed Result when the learner's code raises: "not implemented
+    yet" for an exercise's stub (NotImplementedError), else the exception and the learner's own
+    frames, so that the verdict is printed, kept and given as JSON like any other."""
     from dlx.checks.exercises import NOT_IMPLEMENTED
     from dlx.checks.result import Result
-    from dlx.learner import last_frame
+    from dlx.learner import last_frame, their_frames
 
     try:
         return check(*args)
-    except NotImplementedError as e:
+    except Exception as e:  # noqa: BLE001 - the learner's code, whatever it raises
         where = last_frame(e)
-        if where is None:  # raised by dlx's own code: not the learner's unwritten body
+        if where is None or os.environ.get("DLX_DEBUG") == "1":  # dlx's own bug: its traceback
             raise
-        return Result(passed=False).fail(
-            NOT_IMPLEMENTED, f"{where} raises NotImplementedError: write its body (its "
-                             f"docstring says what)")
+        if isinstance(e, NotImplementedError):
+            return Result(passed=False).fail(
+                NOT_IMPLEMENTED, f"{where} raises NotImplementedError: write its body (its "
+                                 f"docstring says what)")
+        result = Result(passed=False).fail(RAISED, f"{type(e).__name__}: {e} ({where})")
+        result.trace = their_frames(e)
+        return result
 
 
 def _layer(name: str):
@@ -157,7 +173,8 @@ def _run(args: list[str]):
     factory, options = learner.resolve(node, group)
     label = f"{name} ({learner.label_target(target)})"
     how = (f"add `reference: NAME` to its file, or {group}.reference=NAME")
-    check = {"loss": check_loss, "schedule": check_schedule}.get(group, check_optimizer)
+    check = {"loss": check_loss, "schedule": check_schedule,
+             "regularizer": check_regularizer}.get(group, check_optimizer)
     cls = getattr(factory, "__wrapped_learner__", factory)  # a schedule: the learner's function
     return cls, check(factory, options, node.get("reference"), label, how)
 
@@ -280,11 +297,42 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
     return result, label, f"dlx's {reference}" + (f" ({shown})" if shown else "")
 
 
+def check_regularizer(factory, options: dict, reference, label: str, how: str):
+    """A penalty class against dlx's l1, l2 or elastic net at the learner's lam (and l1_ratio),
+    the L1 part in the gradient (the learner's class has no proximal step)."""
+    from dlx.checks import regularizers
+    from dlx.optim.regularizers import ElasticNet
+
+    ratios = {"l1": 1.0, "l2": 0.0, "elastic_net": None}
+    if reference is None:
+        name = factory.__name__.lower().replace("_", "")
+        reference = {"l1": "l1", "lasso": "l1", "l2": "l2", "ridge": "l2", "elasticnet":
+                     "elastic_net"}.get(name)
+        if reference is None:
+            raise UsageError(f"{label}: say which penalty yours implements ({how}: l1, l2 or "
+                             f"elastic_net)")
+    if reference not in ratios:
+        raise UsageError(f"regularizer reference {reference!r} is not a penalty dlx check "
+                         f"compares with (valid: l1, l2, elastic_net)")
+    lam = float(options.get("lam", 1e-3))
+    ratio = ratios[reference]
+    if ratio is None:
+        ratio = float(options.get("l1_ratio", 0.5))
+    result = _guarded(regularizers.check, lambda: factory(**options),
+                      ElasticNet(lam, ratio, "subgradient"), lam, ratio)
+    result.notes.append("checked on one weight array (dlx sums your penalty over the weights, "
+                        "never biases); not checked: a proximal step (dlx's own L1 option)")
+    shown = f"lam={lam:g}" + (f", l1_ratio={ratio:g}" if reference == "elastic_net" else "")
+    return result, label, f"dlx's {reference} ({shown})"
+
+
 def render(result, label: str, reference: str) -> str:
     from dlx.checks.exercises import NOT_IMPLEMENTED
 
     if result.failed == NOT_IMPLEMENTED:  # an untouched stub: one line, nothing compared
         return f"FAIL  {label}: {NOT_IMPLEMENTED}: {result.diagnosis}"
+    if result.failed == RAISED:  # the verdict, then the learner's own frames
+        return f"FAIL  {label}: {RAISED} {result.diagnosis}\n{result.trace}"
     lines = []
     if result.passed:
         lines.append(f"PASS  {label} computes what {reference} computes"

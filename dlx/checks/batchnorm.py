@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlx.checks.linear import build
+from dlx.checks.linear import PRE, build, overwritten
 from dlx.checks.result import GRAD_RTOL, RTOL, Result, Row, rel_error
 from dlx.nn.norm import BatchNorm
 
@@ -43,12 +43,12 @@ class _Switched(BatchNorm):
 
     def __init__(self, n, unbiased=False, constant_stats=False, mean_term_only=False,
                  keras_momentum=False, eval_batch_stats=False, eps_outside=False,
-                 running_biased=False):
+                 running_biased=False, corrected_twice=False):
         super().__init__(n, dtype=np.float64)
         self.s = dict(unbiased=unbiased, constant_stats=constant_stats,
                       mean_term_only=mean_term_only, keras_momentum=keras_momentum,
                       eval_batch_stats=eval_batch_stats, eps_outside=eps_outside,
-                      running_biased=running_biased)
+                      running_biased=running_biased, corrected_twice=corrected_twice)
 
     def forward(self, x):
         s = self.s
@@ -57,7 +57,8 @@ class _Switched(BatchNorm):
             mean, var = x.mean(axis=0), x.var(axis=0, ddof=1 if s["unbiased"] else 0)
             if self.training:
                 r = 1 - self.momentum if s["keras_momentum"] else self.momentum
-                running = x.var(axis=0) * (1 if s["running_biased"] else N / (N - 1))
+                running = x.var(axis=0, ddof=1 if s["corrected_twice"] else 0) * (
+                    1 if s["running_biased"] else N / (N - 1))
                 self.running_mean.data[...] = (1 - r) * self.running_mean.data + r * mean
                 self.running_var.data[...] = (1 - r) * self.running_var.data + r * running
         else:
@@ -82,13 +83,18 @@ CATALOGUE = (
             "Bessel's N - 1 corrects an estimate of the population's variance: it belongs to the "
             "running estimate (torch), not to the normalization of this batch",
             {"unbiased": True}),
+    Mistake("bn_corrected_twice", "bug", "your batch variance divides by N - 1, and your "
+            "running estimate multiplies it by N / (N - 1) again: the normalization uses the "
+            "biased variance (divide by N), and the running estimate corrects it once",
+            "var = mean((x - mu)^2) for xhat; the running variance takes var * N / (N - 1)",
+            {"unbiased": True, "corrected_twice": True}),
     Mistake("bn_constant_stats", "bug", "your backward treats the batch mean and variance as "
             "constants (dx = dout * gamma / std): they depend on every x of the batch",
-            "differentiate through mu = mean(x) and var = mean((x - mu)^2): with g = dout * gamma, "
-            "dx = (g - mean(g) - xhat * mean(g * xhat)) / std", {"constant_stats": True}),
+            "differentiate through mu = mean(x) and var = mean((x - mu)^2): x reaches xhat "
+            "directly, through mu and through var, three terms", {"constant_stats": True}),
     Mistake("bn_mean_term_only", "bug", "your backward has the mean's term but not the "
             "variance's: dx = (g - mean(g)) / std",
-            "the variance depends on x too: its path adds - xhat * mean(g * xhat) / std",
+            "the variance depends on x too: its path through var adds a third term",
             {"mean_term_only": True}),
     Mistake("bn_keras_momentum", "bug", "your running average keeps `momentum` of the new batch "
             "the other way round: running = momentum * running + (1 - momentum) * batch (Keras's "
@@ -149,13 +155,13 @@ def trace(layer, parts) -> dict[str, np.ndarray]:
     beta.data[...] = np.linspace(-0.2, 0.3, D)
     out = {}
     for k in (1, 2):
-        for p in layer.parameters():
-            p.grad[...] = 0
+        for p in layer.parameters():  # not zero: a backward must add into .grad
+            p.grad[...] = PRE
         y = layer.forward(_x(k).copy())
         dx = layer.backward(_dout())
         if k == 1:
             out.update({"train out": np.asarray(y), "train dx": np.asarray(dx),
-                        "dgamma": gamma.grad.copy(), "dbeta": beta.grad.copy()})
+                        "dgamma": gamma.grad - PRE, "dbeta": beta.grad - PRE})
     out.update({f"{k} (2 batches)": v for k, v in _running(layer).items()})
     layer.eval()
     out["eval out"] = np.asarray(layer.forward(_x(3).copy()))
@@ -228,6 +234,9 @@ def check(cls) -> Result:
                     break
                 return result.fail("1 fixed inputs", m.title, m.revisit)
         else:
+            said = overwritten([(k[1:], mine[k], theirs[k]) for k in ("dgamma", "dbeta")])
+            if said:
+                return result.fail("1 fixed inputs", said, "self.gamma.grad += ... (and beta)")
             bad = next(r for r in result.rows if not r.ok)
             why = {"train out": "your training-mode forward is not gamma * (x - mean) / "
                                 "sqrt(var + eps) + beta with the batch's mean and variance",

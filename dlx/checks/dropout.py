@@ -39,6 +39,11 @@ def _make(cls, keep: float = KEEP, seed: int = 0):
     return cls(keep, np.random.default_rng(seed))
 
 
+def _prop(name: str, ok: bool) -> Row:
+    """A property that holds or not: 0 or 1 in both columns, nothing tolerated."""
+    return Row(0, name, float(not ok), float(not ok), ok, 0.0)
+
+
 def _fail(result: Result, title: str, revisit: str, rows: list[Row]) -> Result:
     result.rows = rows
     return result.fail("1 fixed inputs", title, revisit)
@@ -109,13 +114,13 @@ def check(cls) -> Result:
 
     again = np.asarray(layer.forward(x))
     fresh = not np.array_equal(again != 0, kept)
-    rows.append(Row(0, "a new mask per forward", 0.0 if fresh else 1.0, 0.0, fresh))
+    rows.append(_prop("a new mask per forward", fresh))
     if not fresh:
         return _fail(result, "your layer uses the same mask at every forward",
                      "draw a new mask at each forward: each batch drops its own units", rows)
     twin = np.asarray(_make(cls).forward(x))
     same_seed = np.array_equal(twin, out)
-    rows.append(Row(0, "masks from the rng given", 0.0 if same_seed else 1.0, 0.0, same_seed))
+    rows.append(_prop("masks from the rng given", same_seed))
     if not same_seed:
         return _fail(result, "two layers given the same seeded rng drew different masks: yours "
                      "does not draw from the rng dlx passes (np.random.* uses a global state)",

@@ -23,7 +23,7 @@ NOT_IMPLEMENTED = "not implemented yet"
 @dataclass(frozen=True)
 class Exercise:
     name: str            # the module's name (mine/NAME.py) and the option's (my_NAME)
-    group: str           # optimizer, loss, schedule, activation or layer
+    group: str           # optimizer, loss, schedule, regularizer, activation or layer
     reference: str       # dlx's implementation of the same maths
     cls: str             # the class (a schedule: the function) the stub defines
     topic: str           # one line: what it is
@@ -380,7 +380,8 @@ class Linear(Module):
         self.b = Parameter(np.zeros(d_out, dtype=dtype), f"{name}.b", decay=False)
 
     def forward(self, x):
-        """(N, d_in) -> (N, d_out). Keep on ``self`` what backward needs."""
+        """(N, d_in) -> (N, d_out). ``self.W`` is a Parameter: its array is ``self.W.data``
+        (and its gradient ``self.W.grad``). Keep on ``self`` what backward needs."""
         raise NotImplementedError("Linear.forward: compute x W + b")
 
     def backward(self, dout):
@@ -455,6 +456,73 @@ def _schedules() -> list[Exercise]:
             for name, fn, title, rule, derive, params, args, options in specs]
 
 
+def _penalty(name: str, cls: str, title: str, formula: str, derive: str, init: str,
+             body: str, args: str, run: str) -> str:
+    return f'''"""Exercise {name}: {title}.
+
+Check it:  dlx check regularizer=my_{name}
+Run it:    {run}
+"""
+
+import numpy as np  # noqa: F401 - for your penalty and gradient
+
+
+class {cls}:
+    """{title[0].upper() + title[1:]} on one weight array w (dlx sums it over the weights,
+    never the biases, adds it to the loss and its gradient to each weight's)::
+
+{formula}
+
+    Args:
+{args}
+    """
+
+    def __init__({init}):
+{body}
+
+    def penalty(self, w):
+        """The penalty of this weight array: one float (a sum over every entry)."""
+        raise NotImplementedError("{cls}.penalty")
+
+    def grad(self, w):
+        """d penalty / dw, shaped as w (never change w itself).
+
+        {derive}"""
+        raise NotImplementedError("{cls}.grad")
+'''
+
+
+def _penalties() -> list[Exercise]:
+    run = "dlx run -m model=mlp dataset=moons regularizer={ref},my_{name} regularizer.lam=0.01 " \
+          "seed=0"
+    specs = [
+        ("l2", "L2", "the L2 (ridge) penalty", "        penalty = lam / 2 * sum(w^2)",
+         "Differentiate one entry's term: the 1/2 is there so that the gradient is simple.",
+         "self, lam=0.001", "        self.lam = lam", "        lam: the penalty's strength.",
+         {"lam": 0.001}),
+        ("l1", "L1", "the L1 (lasso) penalty", "        penalty = lam * sum(|w|)",
+         "Differentiate |w| on each side of 0 (take 0 at 0, as numpy's sign does).",
+         "self, lam=0.001", "        self.lam = lam", "        lam: the penalty's strength.",
+         {"lam": 0.001}),
+        ("elastic_net", "ElasticNet", "the elastic net (Zou & Hastie 2005)",
+         "        penalty = lam * (l1_ratio * sum(|w|) + (1 - l1_ratio) / 2 * sum(w^2))",
+         "The two parts' gradients, weighted as in the penalty.",
+         "self, lam=0.001, l1_ratio=0.5",
+         "        self.lam, self.l1_ratio = lam, l1_ratio",
+         "        lam: the penalty's strength.\n        l1_ratio: the L1 share, in [0, 1].",
+         {"lam": 0.001, "l1_ratio": 0.5}),
+    ]
+    out = []
+    for name, cls, title, formula, derive, init, body, args, options in specs:
+        command = (run.format(ref=name, name=name) if name == "l2" else
+                   f"dlx run model=mlp dataset=moons regularizer=my_{name} "
+                   f"regularizer.lam=0.01")  # dlx's own L1 takes a proximal step: not yours
+        out.append(Exercise(name, "regularizer", name, cls, title, "regularization", command,
+                            _penalty(name, cls, title, formula, derive, init, body, args,
+                                     command), options))
+    return out
+
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -492,7 +560,8 @@ class BatchNorm(Module):
             running_mean <- (1 - momentum) * running_mean + momentum * mu
             running_var  <- (1 - momentum) * running_var + momentum * var * N / (N - 1)
 
-        (update the running arrays in place: ``self.running_mean[...] = ...``). In eval mode
+        (update the running arrays in place: ``self.running_mean[...] = ...``; gamma's array
+        is ``self.gamma.data``, its gradient ``self.gamma.grad``). In eval mode
         (after ``.eval()``) mu and var are the running estimates and nothing is updated.
         Keep on ``self`` what backward needs."""
         raise NotImplementedError("BatchNorm.forward")
@@ -545,7 +614,7 @@ class Dropout(Module):
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    *_optimizers(), *_losses(), *_activations(), *_schedules(),
+    *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(),
     Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
              "mnist_mlp", None, _LINEAR),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
@@ -615,4 +684,6 @@ def status(ws: Path, ex: Exercise) -> str:
     if found["passed"]:
         return "passing"
     stage = found.get("stage") or ""
-    return NOT_IMPLEMENTED if stage == NOT_IMPLEMENTED else f"failing at stage {stage}"
+    if stage in (NOT_IMPLEMENTED, "your code raised"):
+        return "raises an exception" if stage != NOT_IMPLEMENTED else NOT_IMPLEMENTED
+    return f"failing at stage {stage}"

@@ -31,7 +31,9 @@ def build(cls: Callable, *sizes: int):
         extra[name] = {"name": "fc", "dtype": np.float64,
                        "rng": np.random.default_rng(0)}.get(name, None)
         if extra[name] is None:
-            raise TypeError(f"cannot build your layer: its argument {name!r} has no default "
+            from dlx.errors import UsageError
+
+            raise UsageError(f"cannot build your layer: its argument {name!r} has no default "
                             f"(dlx passes the sizes, and name, dtype, rng if asked)")
     return cls(*sizes, **extra)
 
@@ -53,11 +55,25 @@ def _run(layer, parts, x, dout, d_in, d_out):
     w, transposed, b = parts
     w.data[...] = np.linspace(-0.5, 0.7, d_in * d_out).reshape(w.data.shape)
     b.data[...] = np.linspace(0.2, -0.3, d_out)
-    for p in layer.parameters():
-        p.grad[...] = 0
+    for p in layer.parameters():  # not zero: a backward must add into .grad, not set it
+        p.grad[...] = PRE
     out = layer.forward(x.copy())
     dx = layer.backward(dout.copy())
-    return out, dx, w.grad.copy(), b.grad.copy(), w.data.copy()
+    return out, dx, w.grad - PRE, b.grad - PRE, w.data.copy()
+
+
+PRE = 0.25  # what .grad holds before the checked backward (dlx's loop zeroes it before a step)
+
+
+def overwritten(names_grads: list[tuple[str, np.ndarray, np.ndarray]]) -> str | None:
+    """The diagnosis when a backward set a Parameter's .grad (=) instead of adding (+=):
+    ``(name, the learner's gradient as read minus PRE, the reference's)``."""
+    for name, mine, theirs in names_grads:
+        if rel_error(mine, theirs) > RTOL and rel_error(mine + PRE, theirs) <= RTOL:
+            return (f"your backward sets {name}'s .grad (=) where it must add into it (+=): "
+                    f"a weight used twice sums its gradients, and dlx zeroes .grad before each "
+                    f"step")
+    return None
 
 
 def check(cls: Callable) -> Result:
@@ -106,6 +122,9 @@ def check(cls: Callable) -> Result:
     result.rows = [Row(0, name, float(np.abs(a - b).max()), rel_error(a, b),
                        rel_error(a, b) <= RTOL) for name, a, b in rows]
     bad = next((r for r in result.rows if not r.ok), None)
+    said = overwritten([("W", dw, ref_dw), ("b", db, ref.b.grad)])
+    if said:
+        return result.fail("1 fixed inputs", said, "self.W.grad += ... (and the same for b)")
     if bad is not None:
         why = {"out": "your forward is not x W + b",
                "dx": "your dx is not dout W^T",

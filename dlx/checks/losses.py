@@ -144,7 +144,7 @@ def check(make: Callable, name: str) -> Result:
     big = fixed_scores(ref.scores, 1000.0)
     with np.errstate(all="ignore"):
         big_value, big_grad = _value_and_grad(make(), big, y)
-    big_theirs, _ = _value_and_grad(ref.make(), big, y)
+    big_theirs, big_their_grad = _value_and_grad(ref.make(), big, y)
     v_err, g_err = rel_error(value, theirs), rel_error(grad, their_grad)
     numeric = numerical_grad(make, z, y)
     fd_err = rel_error(grad, numeric)
@@ -154,6 +154,10 @@ def check(make: Callable, name: str) -> Result:
                    Row(0, "value at scores x 1000", abs(float(big_value) - big_theirs),
                        rel_error(big_value, big_theirs),
                        rel_error(big_value, big_theirs) <= RTOL),
+                   Row(0, "dL/dscores at scores x 1000",
+                       float(np.abs(np.asarray(big_grad, float) - big_their_grad).max()),
+                       rel_error(big_grad, big_their_grad),
+                       rel_error(big_grad, big_their_grad) <= RTOL),
                    Row(0, "dL/dscores vs finite diff.", float(np.abs(grad - numeric).max()),
                        fd_err, fd_err <= GRAD_RTOL, GRAD_RTOL)]
     if v_err > RTOL or g_err > RTOL:
@@ -183,16 +187,20 @@ def check(make: Callable, name: str) -> Result:
             result.revisit = ("backward is your forward's derivative: the forward is what to "
                               f"compare with the definition ({ref.what})")
         return result
-    if not np.isfinite(big_value) or not np.isfinite(big_grad).all():
-        result.stages.append(("1 fixed inputs", "failed"))
-        result.failed = "1 fixed inputs"
-        result.diagnosis = (f"at large scores (|z| up to {np.abs(big).max():g}) your loss is not "
-                            f"finite where the reference's is {big_theirs:.6g}: an exp of a large "
-                            f"score overflowed")
-        result.revisit = ("take the largest logit out before exponentiating (log-sum-exp: "
-                          "log sum exp(z) = m + log sum exp(z - m)), or for a sigmoid use "
-                          "max(z, 0) - z y + log1p(exp(-|z|))")
-        return result
+    if not np.isfinite(big_value):
+        return result.fail(
+            "1 fixed inputs", f"at large scores (|z| up to {np.abs(big).max():g}) your loss is "
+            f"not finite where the reference's is {big_theirs:.6g}: an exp of a large score "
+            f"overflowed in your forward", "take the largest logit out before exponentiating "
+            "(log-sum-exp: log sum exp(z) = m + log sum exp(z - m)), or for a sigmoid use "
+            "max(z, 0) - z y + log1p(exp(-|z|))")
+    if not np.isfinite(np.asarray(big_grad, float)).all():
+        return result.fail(
+            "1 fixed inputs", f"at large scores (|z| up to {np.abs(big).max():g}) your forward "
+            f"is finite but your backward is not: an exp of a large score overflowed in your "
+            f"backward (exp(z) / (1 + exp(z)) is inf / inf)", "compute the probabilities "
+            "without exp of a large positive number: sigmoid(z) = 1 / (1 + exp(-z)) (or "
+            "exp(z - m) / sum exp(z - m) for softmax, m the row's maximum)")
     if rel_error(big_value, big_theirs) > RTOL:
         result.notes.append(f"at scores x 1000 your value differs from the reference's by "
                             f"{rel_error(big_value, big_theirs):.1e} (relative): finite, but "

@@ -31,6 +31,7 @@ class Result:
     variant: str | None = None         # an accepted variant it matched (a pass, with a note)
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    trace: str = ""                    # the learner's own frames, when their code raised
 
     def fail(self, stage: str, diagnosis: str, revisit: str = "") -> "Result":
         """Stop at ``stage``, saying what is wrong (and what to look at again)."""

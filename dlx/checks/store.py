@@ -1,5 +1,6 @@
 """Where `dlx check` keeps its verdicts: ``<workspace>/.dlx/checks.json``, one entry per class of
-the learner's (its module file and its name), with the sha256 of that file as it was checked.
+the learner's (its module file and its name) holding a verdict per sha256 of that file as it
+was checked (the latest KEEP versions: undoing an edit finds the old verdict again).
 
 A verdict holds only for those bytes: `dlx exercise list`, `dlx list` and `dlx show` look a
 class up with the file's hash now (or a run's recorded hash) and find nothing once it changed.
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 FILE = Path(".dlx") / "checks.json"
+KEEP = 20  # verdicts kept per class: the latest versions of its file
 
 
 def digest(data: bytes) -> str:
@@ -55,11 +57,15 @@ def save(cls, result, command: str, reference: str) -> None:
         return
     ws, rel, sha = found
     entries = _load(ws)
-    entries[f"{rel}:{cls.__qualname__}"] = {
-        "file": rel, "class": cls.__qualname__, "sha256": sha, "passed": bool(result.passed),
-        "stage": result.failed, "diagnosis": result.diagnosis, "variant": result.variant,
-        "reference": reference, "command": command,
+    key = f"{rel}:{cls.__qualname__}"
+    kept = entries.get(key, {}).get("verdicts") if isinstance(entries.get(key), dict) else None
+    kept = {k: v for k, v in (kept if isinstance(kept, dict) else {}).items() if k != sha}
+    kept[sha] = {  # the newest last; an undone edit finds its old verdict again
+        "passed": bool(result.passed), "stage": result.failed, "diagnosis": result.diagnosis,
+        "variant": result.variant, "reference": reference, "command": command,
         "checked": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    entries[key] = {"file": rel, "class": cls.__qualname__,
+                    "verdicts": dict(list(kept.items())[-KEEP:])}
     folder, tmp = ws / FILE.parent, None
     try:
         folder.mkdir(exist_ok=True)
@@ -76,7 +82,9 @@ def save(cls, result, command: str, reference: str) -> None:
 def lookup(ws: Path, rel: str, cls: str, sha: str) -> dict | None:
     """The verdict on class ``cls`` of file ``rel`` when it was checked with these bytes."""
     entry = _load(ws).get(f"{rel}:{cls}")
-    return entry if isinstance(entry, dict) and entry.get("sha256") == sha else None
+    verdicts = entry.get("verdicts") if isinstance(entry, dict) else None
+    found = verdicts.get(sha) if isinstance(verdicts, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 def for_target(ws: Path, target: str, files: dict[str, str]) -> dict | None:
