@@ -130,9 +130,9 @@ SCRATCH = {"logreg": "model", "gd_variants": "optimizer", "optimizers": "optimiz
            "lr_schedules": "schedule", "mnist_mlp": "model", "init": "init",
            "transformer": "model"}
 REFERENCE = "reference:"  # done-key prefix: a from-scratch deliverable run with dlx's code only
-# the groups `dlx check` grades: there a run of the learner's code counts once the check passed
-# for the very bytes the run recorded; until then it shows as "yours ran, not passed `dlx check`"
-CHECKED = {"optimizer", "schedule"}
+# the deliverables whose code `dlx check` grades: there a run of the learner's code counts once
+# the check passed for the very bytes the run recorded; until then it shows as "yours ran"
+CHECKED = {"logreg", "gd_variants", "optimizers", "lr_schedules", "mnist_mlp"}
 UNCHECKED = "unchecked:"  # done-key prefix: the learner's code ran, its check has not passed
 
 
@@ -261,7 +261,7 @@ def _theirs(experiment: str, summary: dict) -> bool | None:
         return True
     if group not in learner_groups(summary):
         return False
-    if group not in CHECKED:
+    if experiment not in CHECKED:
         return True
     source = summary["source"]
     target = source["targets"].get(group)

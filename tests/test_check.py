@@ -268,7 +268,7 @@ def test_the_command_passes_fails_and_refuses_with_its_exit_codes(ws):
     assert_one_error_line(cli("check", "optimizer=unreferenced"),
                           "say which dlx optimizer yours implements")
     assert_one_error_line(cli("check"), "say what to check: one optimizer=NAME")
-    assert_one_error_line(cli("check", "model=mlp"), "model is not checked yet")
+    assert_one_error_line(cli("check", "model=mlp"), "model=mlp is dlx's own")
     assert_one_error_line(cli("check", "loss=my_bce", "optimizer=my_adam"),
                           "one thing at a time: you gave loss=my_bce and optimizer=my_adam")
     (ws / "conf" / "activation" / "slope.yaml").write_text(
@@ -794,3 +794,72 @@ def test_a_penalty_mistake_is_named(slip, ratio, says):
         assert result.passed, result
     else:
         assert not result.passed and says in result.diagnosis, result
+
+
+# --- whole models -------------------------------------------------------------------------------
+
+from dlx.checks import models as model_check  # noqa: E402
+from dlx.data.spec import DataSpec  # noqa: E402
+from dlx.nn.models import MODELS  # noqa: E402
+
+
+class TwoLayerNet(Module):
+    """cs231n's two-layer net as a learner writes it; ``slip`` makes one mistake."""
+    slip = None
+
+    def __init__(self, spec, hidden=(8,)):
+        D, H, K = spec.shape[0], hidden[0], spec.n_out
+        shape1 = (H, D) if self.slip == "torch_layout" else (D, H)
+        self.W1 = Parameter(np.zeros(shape1), "fc1.W")
+        self.b1 = Parameter(np.zeros(H), "fc1.b", decay=False)
+        self.W2 = Parameter(np.zeros((H, K)), "fc2.W")
+        self.b2 = Parameter(np.zeros(H if self.slip == "wrong_shape" else K), "fc2.b")
+
+    def forward(self, x):
+        W1 = self.W1.data.T if self.slip == "torch_layout" else self.W1.data
+        self.x, self.z1 = x, x @ W1 + self.b1.data
+        self.h1 = np.maximum(self.z1, 0.1 * self.z1) if self.slip == "leaky" else \
+            np.maximum(self.z1, 0)
+        return self.h1 @ self.W2.data + self.b2.data
+
+    def backward(self, dout):
+        W1 = self.W1.data.T if self.slip == "torch_layout" else self.W1.data
+        self.W2.grad += self.h1.T @ dout
+        self.b2.grad += dout.sum(axis=0)
+        self.dh1 = dout @ self.W2.data.T
+        self.dz1 = self.dh1 if self.slip == "no_mask" else self.dh1 * (self.z1 > 0)
+        dW1 = self.x.T @ self.dz1
+        self.W1.grad += dW1.T if self.slip == "torch_layout" else dW1
+        self.b1.grad += self.dz1.sum(axis=0)
+        return None if self.slip == "no_dx" else self.dz1 @ W1.T
+
+
+def model_result(slip):
+    spec = DataSpec.features(3, 4)
+    cls = type("TwoLayerNet", (TwoLayerNet,), {"slip": slip})
+    mine, ref = cls(spec, hidden=(8,)), MODELS["mlp"](spec, hidden=[8], dtype=np.float64)
+    for p in mine.parameters():
+        p.data = p.data.astype(np.float64)
+    for p in ref.parameters():  # the reference's weights as dlx's init would draw them
+        p.data[...] = np.random.default_rng(1).normal(0, 0.5, p.data.shape)
+    x = np.linspace(-1.0, 1.5, 18).reshape(6, 3)
+    return model_check.check(mine, ref, x, "mlp")
+
+
+@pytest.mark.parametrize("slip, stage, says", [
+    (None, None, None),
+    ("torch_layout", None, None),
+    ("leaky", "1 fixed inputs", "they part at layer 2 (ReLU)'s forward"),
+    ("no_mask", "1 fixed inputs", "they part at layer 2 (ReLU)'s backward (the gradient it "
+                                  "passes down)"),
+    ("wrong_shape", "0 interface", "are not those of the reference"),
+    ("no_dx", "0 interface", "backward returned None"),
+])
+def test_a_models_mistake_is_localised_to_its_layer(slip, stage, says):
+    result = model_result(slip)
+    if stage is None:
+        assert result.passed, result
+        assert [s for s, _ in result.stages][:3] == ["0 interface", "1 fixed inputs",
+                                                     "2 gradients"]
+    else:
+        assert result.failed == stage and says in result.diagnosis, result

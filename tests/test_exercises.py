@@ -102,6 +102,23 @@ return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * step / T)) / 2"""],
 return self.lam * (self.l1_ratio * float(np.abs(w).sum())
                    + (1 - self.l1_ratio) / 2 * float((w * w).sum()))""",
                     "return self.lam * (self.l1_ratio * np.sign(w) + (1 - self.l1_ratio) * w)"],
+    "logreg": ["self.x = x\nreturn x @ self.W.data + self.b.data", """\
+self.W.grad += self.x.T @ dout
+self.b.grad += dout.sum(axis=0)
+return dout @ self.W.data.T"""],
+    "two_layer_net": ["""\
+self.shape = x.shape
+self.x = x.reshape(len(x), -1)
+self.z1 = self.x @ self.W1.data + self.b1.data
+self.h1 = np.maximum(self.z1, 0)
+return self.h1 @ self.W2.data + self.b2.data""", """\
+self.W2.grad += self.h1.T @ dout
+self.b2.grad += dout.sum(axis=0)
+self.dh1 = dout @ self.W2.data.T
+self.dz1 = self.dh1 * (self.z1 > 0)
+self.W1.grad += self.x.T @ self.dz1
+self.b1.grad += self.dz1.sum(axis=0)
+return (self.dz1 @ self.W1.data.T).reshape(self.shape)"""],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -145,11 +162,12 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     assert set(SOLUTIONS) == set(exercises.EXERCISES)
     from dlx.checks import losses
     from dlx.nn.activations import ACTIVATIONS
+    from dlx.nn.models import MODELS
     from dlx.optim.optimizers import OPTIMIZERS
     from dlx.optim.regularizers import REGULARIZERS
     from dlx.optim.schedules import SCHEDULES
 
-    known = {"regularizer": REGULARIZERS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
+    known = {"model": MODELS, "regularizer": REGULARIZERS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
              "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None}}
@@ -320,3 +338,53 @@ def test_an_activation_given_as_a_layer_is_pointed_to_its_check(ws):
     exercises.start(ws, "relu")
     with pytest.raises(UsageError, match="dlx check model.activation=NAME"):
         checks.run(["layer=mine.relu.ReLU"])
+
+
+NET = '''\
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class NoMask(Module):
+    """A two-layer net whose backward forgot ReLU's mask."""
+
+    def __init__(self, spec, hidden=(16,)):
+        D, H, K = spec.shape[0], hidden[0], spec.n_out
+        self.W1 = Parameter(np.zeros((D, H)), "fc1.W")
+        self.b1 = Parameter(np.zeros(H), "fc1.b", decay=False)
+        self.W2 = Parameter(np.zeros((H, K)), "fc2.W")
+        self.b2 = Parameter(np.zeros(K), "fc2.b", decay=False)
+
+    def forward(self, x):
+        self.x = x
+        self.z1 = x @ self.W1.data + self.b1.data
+        self.h1 = np.maximum(self.z1, 0)
+        return self.h1 @ self.W2.data + self.b2.data
+
+    def backward(self, dout):
+        self.W2.grad += self.h1.T @ dout
+        self.b2.grad += dout.sum(axis=0)
+        self.dh1 = dout @ self.W2.data.T
+        self.dz1 = self.dh1
+        self.W1.grad += self.x.T @ self.dz1
+        self.b1.grad += self.dz1.sum(axis=0)
+        return self.dz1 @ self.W1.data.T
+'''
+
+
+def test_the_readmes_model_check_is_what_the_command_prints(tmp_path):
+    from tests.conftest import REPO
+
+    assert CLI(tmp_path)("init", "ws").returncode == 0
+    ws = tmp_path / "ws"
+    (ws / "mine" / "net.py").write_text(NET)
+    (ws / "conf" / "model" / "nomask.yaml").write_text(
+        "_target_: mine.net.NoMask\nreference: mlp\nhidden: [16]\n")
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```console\n\$ dlx check model=nomask\n(.*?)```", text, re.S).group(1)
+    printed = CLI(ws)("check", "model=nomask")
+    assert printed.returncode == 1 and printed.stderr == ""
+    lines = printed.stdout.splitlines()
+    missing = [line for line in block.splitlines() if line != "..." and line not in lines]
+    assert not missing, (missing, lines)

@@ -41,20 +41,32 @@ def fake_run(root: Path, name: str, experiment: str | None, status: str, **extra
 
 MY_ADAM = {"source": {"targets": {"optimizer": "mine.optim.Adam"},
                       "files": {"mine/optim.py": "a" * 64}}}
-MY_LOGREG = {"source": {"targets": {"model": "mine.models.LogReg"}}}
+MY_LOGREG = {"source": {"targets": {"model": "mine.models.LogReg"},
+                        "files": {"mine/models.py": "b" * 64}}}
+
+
+def passed_checks(ws: Path) -> Path:
+    """``ws`` a workspace whose `dlx check` passed MY_ADAM's and MY_LOGREG's files (the bytes
+    their runs record)."""
+    from dlx.checks import store
+
+    (ws / "dlx-workspace.yaml").write_text("version: 1\n")
+    (ws / store.FILE).parent.mkdir(parents=True, exist_ok=True)
+    verdicts = {f"{rel}:{cls}": {"file": rel, "class": cls,
+                                 "verdicts": {sha: {"passed": True}}}
+                for rel, cls, sha in (("mine/optim.py", "Adam", "a" * 64),
+                                      ("mine/models.py", "LogReg", "b" * 64))}
+    (ws / store.FILE).write_text(json.dumps(verdicts))
+    return ws / store.FILE
 
 
 @pytest.fixture
 def adam_checked(tmp_path, monkeypatch):
     """A workspace whose `dlx check` passed MY_ADAM's mine/optim.py (the bytes its runs record)."""
-    from dlx.checks import store
-
     ws = tmp_path / "ws"
-    (ws / store.FILE).parent.mkdir(parents=True)
-    verdict = {"file": "mine/optim.py", "class": "Adam", "verdicts": {"a" * 64: {"passed": True}}}
-    (ws / store.FILE).write_text(json.dumps({"mine/optim.py:Adam": verdict}))
+    ws.mkdir()
     monkeypatch.setenv("DLX_WORKSPACE", str(ws))
-    return ws / store.FILE
+    return passed_checks(ws)
 
 
 def test_a_checked_deliverable_is_done_once_its_check_passed(tmp_path, adam_checked):
@@ -75,7 +87,7 @@ def test_a_checked_deliverable_is_done_once_its_check_passed(tmp_path, adam_chec
     assert "optimizers" not in plan.completed_runs(root)
 
 
-def test_a_from_scratch_deliverable_is_done_only_by_the_learners_code(tmp_path):
+def test_a_from_scratch_deliverable_is_done_only_by_the_learners_code(tmp_path, adam_checked):
     """"logistic regression from scratch": dlx's reference run shows as "reference ran" and is
     not counted; the learner's own model is; their own optimizer on logreg is not."""
     root = tmp_path / "runs"
@@ -149,6 +161,7 @@ def test_a_written_report_counts_for_the_phase_it_covers(tmp_path):
 @pytest.mark.slow
 def test_plan_shows_this_week_and_the_next_deliverable(cli):
     root = cli.cwd / "runs"
+    passed_checks(cli.cwd)  # the learner's logreg, checked
     result = cli("plan", "--start", "2026-12-01", "--on", "2026-12-09")
     assert result.returncode == 0, result.stderr
     assert json.loads((root / ".plan.json").read_text()) == {"start": "2026-12-01"}

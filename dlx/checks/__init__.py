@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss", "schedule", "regularizer", "model.activation", "layer")
+GROUPS = ("optimizer", "loss", "schedule", "regularizer", "model", "model.activation", "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
@@ -162,6 +162,8 @@ def _run(args: list[str]):
     group, name = _target(args)
     if group == "layer":
         return _layer_path(name)
+    if group == "model":
+        return check_model(args, name)
     if group == "model.activation":
         compose(["model=mlp", *args])  # validated as dlx run validates it
         return _layer(name)
@@ -295,6 +297,58 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
                         "against torch.optim.lr_scheduler)")
     shown = ", ".join(f"{k}={v}" for k, v in sorted(ref_options.items()))
     return result, label, f"dlx's {reference}" + (f" ({shown})" if shown else "")
+
+
+def check_model(args: list[str], name: str):
+    """``dlx check model=my_mlp [dataset=...]``: the learner's model, built as `dlx run` builds
+    it on the run's data, against dlx's ``reference`` at the learner's options, from the same
+    weights (the reference's initial ones, copied)."""
+    from omegaconf import OmegaConf
+
+    from dlx import learner
+    from dlx.assemble import build_data, build_model_for
+    from dlx.checks import models
+    from dlx.gradcheck import compose
+    from dlx.nn.models import MODELS
+
+    # the weights are the reference's, copied: the init option does not matter (and zeros,
+    # the default, would warn about a symmetry the check never trains into)
+    given_init = any(a.startswith(("init=", "init.")) for a in args)
+    cfg = OmegaConf.to_container(compose([*args, *([] if given_init else ["init=he_normal"])]),
+                                 resolve=True)
+    node = cfg["model"]
+    if not learner.is_learner(node):
+        raise UsageError(f"model={name} is dlx's own; dlx check compares your model with it "
+                         f"(e.g. model=my_{name}, your file in conf/model/)")
+    factory, options = learner.resolve(node, "model")
+    label = f"{name} ({learner.label_target(node[learner.TARGET])})"
+    reference = node.get("reference") or {"logreg": "logreg", "logisticregression": "logreg",
+                                          "mlp": "mlp", "linreg": "linreg"}.get(
+        factory.__name__.lower().replace("_", ""))
+    if reference not in ("logreg", "linreg", "mlp"):
+        raise UsageError(f"{label}: say which dlx model yours implements (`reference: mlp` in "
+                         f"its file, or model.reference=...; logreg, linreg or mlp)"
+                         if reference is None else
+                         f"model reference {reference!r}: dlx check compares whole models with "
+                         f"logreg, linreg and mlp so far")
+    cfg["dtype"] = "float64"
+    data = build_data(cfg)
+    ref_cfg = OmegaConf.to_container(compose([f"model={reference}"]), resolve=True)
+    taken = inspect.signature(MODELS[reference]).parameters
+    ref_node = {k: v for k, v in ref_cfg["model"].items() if k == "name" or k in taken}
+    ref_node.update({k: v for k, v in options.items() if k in taken})
+    ref_model = build_model_for({**cfg, "model": ref_node, "init": ref_cfg["init"]}, data)
+    mine = build_model_for(cfg, data)
+    import numpy as np
+
+    x = np.array(data.X_train[:models.N], dtype=np.float64)
+    result = _guarded(models.check, mine, ref_model, x, reference)
+    shown = ", ".join(f"{k}={v}" for k, v in ref_node.items() if k != "name")
+    result.notes.append(f"on {models.N} examples of {data.spec.describe()}; not checked: "
+                        f"dropout and other randomness (set keep_prob 1); torch is not compared "
+                        f"directly (dlx's layers are tested against torch.nn's)")
+    return getattr(factory, "__wrapped_learner__", factory), (
+        result, label, f"dlx's {reference}" + (f" ({shown})" if shown else ""))
 
 
 def check_regularizer(factory, options: dict, reference, label: str, how: str):

@@ -23,7 +23,7 @@ NOT_IMPLEMENTED = "not implemented yet"
 @dataclass(frozen=True)
 class Exercise:
     name: str            # the module's name (mine/NAME.py) and the option's (my_NAME)
-    group: str           # optimizer, loss, schedule, regularizer, activation or layer
+    group: str           # optimizer, loss, schedule, regularizer, model, activation or layer
     reference: str       # dlx's implementation of the same maths
     cls: str             # the class (a schedule: the function) the stub defines
     topic: str           # one line: what it is
@@ -523,6 +523,89 @@ def _penalties() -> list[Exercise]:
     return out
 
 
+_LOGREG = '''"""Exercise logreg: logistic regression from scratch, logits = x W + b.
+
+Check it:  dlx check model=my_logreg
+Run it:    dlx run -m experiment=logreg model=logreg,my_logreg seed=0
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class LogisticRegression(Module):
+    """logits = x W + b for a batch x of shape (N, D): W is (D, K), b is (K,), K = spec.n_out
+    (1 for two classes: dlx's loss applies the sigmoid; else one logit per class, softmax).
+
+    Args:
+        spec: the data's description: ``spec.shape`` one input's shape (D,), ``spec.n_out``.
+    """
+
+    def __init__(self, spec):
+        D, K = int(np.prod(spec.shape)), spec.n_out
+        self.W = Parameter(np.zeros((D, K)), "linear.W")  # .data the array, .grad its gradient
+        self.b = Parameter(np.zeros(K), "linear.b", decay=False)
+
+    def forward(self, x):
+        """(N, D) -> logits (N, K). Keep on ``self`` what backward needs."""
+        raise NotImplementedError("LogisticRegression.forward")
+
+    def backward(self, dout):
+        """dout = dL/dlogits, (N, K) (the loss's backward, its 1/N included). **Add** dL/dW
+        and dL/db into ``self.W.grad`` and ``self.b.grad`` (+=), and return dL/dx, (N, D).
+
+        Derive each for one example (logit_k = sum_d x_d W_dk + b_k), then over the batch."""
+        raise NotImplementedError("LogisticRegression.backward")
+'''
+
+_TWO_LAYER = '''"""Exercise two_layer_net: a 2-layer net, vectorized forward and backward (cs231n's).
+
+Check it:  dlx check model=my_two_layer_net
+Run it:    dlx run -m experiment=mnist_mlp model=mlp,my_two_layer_net
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class TwoLayerNet(Module):
+    """scores = relu(x W1 + b1) W2 + b2: x (N, D) (images are flattened first), W1 (D, H),
+    b1 (H,), W2 (H, K), b2 (K,), K = spec.n_out.
+
+    Args:
+        spec: the data's description: ``spec.shape`` one input's shape, ``spec.n_out``.
+        hidden: the hidden width, as a one-element list (dlx's mlp takes one per layer).
+        activation: the hidden activation; this net's is ReLU.
+    """
+
+    def __init__(self, spec, hidden=(64,), activation="relu"):
+        if len(hidden) != 1 or activation != "relu":
+            raise ValueError(f"a two-layer ReLU net: one hidden width and activation relu, got "
+                             f"hidden={hidden}, activation={activation}")
+        D, H, K = int(np.prod(spec.shape)), int(hidden[0]), spec.n_out
+        self.W1 = Parameter(np.zeros((D, H)), "fc1.W")  # dlx's init option fills the weights
+        self.b1 = Parameter(np.zeros(H), "fc1.b", decay=False)
+        self.W2 = Parameter(np.zeros((H, K)), "fc2.W")
+        self.b2 = Parameter(np.zeros(K), "fc2.b", decay=False)
+
+    def forward(self, x):
+        """x (N, ...) -> scores (N, K). Flatten x to (N, D); keep every intermediate on
+        ``self`` (the pre-activation z1, the hidden h1, ...): backward needs them, and
+        `dlx check` compares each with dlx's to point at the first that differs."""
+        raise NotImplementedError("TwoLayerNet.forward")
+
+    def backward(self, dout):
+        """dout = dL/dscores (N, K). **Add** every parameter's gradient into its ``.grad``
+        (+=) and return dL/dx, shaped as the x forward was given.
+
+        Derive it backwards through the graph, scores <- h1 <- z1 <- x, one node at a time;
+        keep the gradients you compute on ``self`` (dh1, dz1): `dlx check` then names the
+        first wrong one."""
+        raise NotImplementedError("TwoLayerNet.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -615,6 +698,13 @@ class Dropout(Module):
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(),
+    Exercise("logreg", "model", "logreg", "LogisticRegression",
+             "logistic regression from scratch, logits = x W + b", "logreg",
+             "dlx run -m experiment=logreg model=logreg,my_logreg seed=0", _LOGREG),
+    Exercise("two_layer_net", "model", "mlp", "TwoLayerNet",
+             "a 2-layer ReLU net, vectorized forward and backward", "mnist_mlp",
+             "dlx run -m experiment=mnist_mlp model=mlp,my_two_layer_net", _TWO_LAYER,
+             {"hidden": [64]}),
     Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
              "mnist_mlp", None, _LINEAR),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",

@@ -1,0 +1,211 @@
+"""`dlx check model=my_mlp`: the learner's whole model against dlx's model of the same options
+(``reference: mlp``), from the same weights, in float64, in stages:
+
+0. interface: the same Parameters as the reference's, shape for shape in order (a 2-D weight
+   in torch's (out, in) layout too); forward's scores shaped as the reference's; backward
+   returning dx shaped as x;
+1. fixed inputs: a batch of the run's training data, dL/dscores from ``linspace``: the scores,
+   every Parameter's gradient and dx against the reference's;
+2. gradients: the learner's gradients against centred finite differences of sum(scores * dout),
+   at sampled entries of every Parameter and of x;
+3. named intermediates (makemore's ``cmp``): when stage 1 fails, every array the learner's model
+   keeps on itself after forward and backward is matched by shape and value against the
+   reference's intermediates in forward order (each layer's output) and backward order (the
+   gradient reaching each layer's output); the first that no array of the learner's equals is
+   where the two part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlx.checks.result import GRAD_RTOL, RTOL, Result, Row, rel_error
+from dlx.nn import Module
+
+N = 6          # examples in the fixed batch
+ENTRIES = 10   # finite-difference entries per Parameter
+
+
+def match(mine: list, theirs: list) -> list[tuple] | str:
+    """[(the learner's Parameter, the reference's, transposed)] in order, or what differs."""
+    shapes = [tuple(p.data.shape) for p in mine], [tuple(p.data.shape) for p in theirs]
+    if len(mine) == len(theirs):
+        pairs = []
+        for a, b in zip(mine, theirs):
+            if a.data.shape == b.data.shape:
+                pairs.append((a, b, False))
+            elif a.data.ndim == 2 and a.data.shape == b.data.shape[::-1]:
+                pairs.append((a, b, True))
+            else:
+                break
+        else:
+            return pairs
+    return (f"your model's Parameters {shapes[0]} are not those of the reference "
+            f"{shapes[1]} (in order; a weight may be (out, in) as torch's): build the same "
+            f"layers from the options")
+
+
+def _fixed(pairs, rng) -> None:
+    """The reference's initial weights, biases drawn small and nonzero (no unit on a kink), then
+    copied into the learner's Parameters."""
+    for mine, ref, transposed in pairs:
+        if not ref.data.any():
+            ref.data[...] = rng.normal(0.0, 0.1, ref.data.shape)
+        mine.data[...] = ref.data.T if transposed else ref.data
+
+
+def _arrays(model, prefix: str = "self") -> dict[str, np.ndarray]:
+    """Every float array the model and its modules keep on themselves (not Parameters)."""
+    out = {}
+    for name, value in vars(model).items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim >= 1:
+            out[f"{prefix}.{name}"] = value.copy()
+        elif isinstance(value, Module):
+            out.update(_arrays(value, f"{prefix}.{name}"))
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                if isinstance(v, Module):
+                    out.update(_arrays(v, f"{prefix}.{name}[{i}]"))
+    return out
+
+
+def _layers(ref) -> list:
+    return list(ref.layers) if hasattr(ref, "layers") else [ref]
+
+
+def _reference_intermediates(ref, x, dout) -> list[tuple[str, np.ndarray, str]]:
+    """The reference's layer outputs in forward order, then the gradient reaching each layer's
+    output in backward order: (name, value, the layer whose computation made it)."""
+    layers, out, h = _layers(ref), [], x
+    kind = [f"layer {i} ({type(m).__name__})" for i, m in enumerate(layers, start=1)]
+    for i, layer in enumerate(layers):
+        h = layer.forward(h)
+        out.append((f"{kind[i]} output", np.asarray(h).copy(), f"{kind[i]}'s forward"))
+    g = dout
+    for i in range(len(layers) - 1, -1, -1):
+        if i < len(layers) - 1:  # dout itself is given: the first made is the last layer's dx
+            out.append((f"dL/d(layer {i + 1} output)", np.asarray(g).copy(),
+                         f"{kind[i + 1]}'s backward (the gradient it passes down)"))
+        g = layers[i].backward(g)
+    return out
+
+
+def _open_input(model) -> None:
+    """A first Linear built with input_grad=False returns no dx: ask for it (dlx's models)."""
+    for m in model.modules():
+        if hasattr(m, "input_grad"):
+            m.input_grad = True
+
+
+def _run(model, pairs_side: int, pairs, x, dout):
+    for p in model.parameters():
+        p.grad[...] = 0
+    scores = np.asarray(model.forward(x.copy()))
+    kept = _arrays(model)
+    dx = model.backward(dout.copy())
+    kept.update({k: v for k, v in _arrays(model).items() if k not in kept or
+                 not np.array_equal(v, kept[k])})
+    grads = [(p[pairs_side].grad.T if (pairs_side == 0 and p[2]) else p[pairs_side].grad).copy()
+             for p in pairs]
+    return scores, dx, grads, kept
+
+
+def check(mine: Module, ref: Module, x: np.ndarray, reference: str) -> Result:
+    result = Result(passed=False)
+    pairs = match(mine.parameters(), ref.parameters())
+    if isinstance(pairs, str):
+        return result.fail("0 interface", pairs)
+    rng = np.random.default_rng(0)
+    _fixed(pairs, rng)
+    _open_input(ref)
+    mine.train()
+    ref.train()
+    probe = np.asarray(ref.forward(x.copy()))
+    dout = np.linspace(-0.5, 0.6, probe.size).reshape(probe.shape) / len(x)
+    scores, dx, grads, kept = _run(mine, 0, pairs, x, dout)
+    if scores.shape != probe.shape:
+        return result.fail("0 interface", f"forward returned scores of shape {scores.shape}; dlx's "
+                           f"{reference} returns {probe.shape} for x of shape {x.shape}")
+    if dx is None or np.shape(dx) != x.shape:
+        return result.fail("0 interface", f"backward returned "
+                           f"{'None' if dx is None else f'shape {np.shape(dx)}'}: a model's "
+                           f"backward returns dL/dx, shaped as x {x.shape}")
+    result.stages.append(("0 interface", "passed"))
+
+    ref_scores, ref_dx, ref_grads, _ = _run(ref, 1, pairs, x, dout)
+    named = [("scores", scores, ref_scores)]
+    named += [(f"{p[1].name or 'param'} grad", g, rg) for p, g, rg in zip(pairs, grads, ref_grads)]
+    named.append(("dx", np.asarray(dx), np.asarray(ref_dx)))
+    result.rows = [Row(0, n, float(np.abs(a - b).max()), rel_error(a, b), rel_error(a, b) <= RTOL)
+                   for n, a, b in named]
+    if all(r.ok for r in result.rows):
+        result.stages.append(("1 fixed inputs", "passed"))
+    else:
+        result.stages.append(("1 fixed inputs", "failed"))
+        result.failed = "1 fixed inputs"
+        bad = next(r for r in result.rows if not r.ok)
+        where = _localise(ref, x, dout, kept, result)
+        verb = "differ" if bad.name == "scores" else "differs"
+        result.diagnosis = f"your {bad.name} {verb} from dlx's {reference}'s" + where
+        result.revisit = ("derive that step again; the rows below compare, in forward then "
+                          "backward order, each of dlx's intermediates with the closest array "
+                          "your model keeps on self")
+        return result
+
+    f_rows = _finite_differences(mine, pairs, x, dout, grads, np.asarray(dx), rng)
+    result.rows += f_rows
+    if not all(r.ok for r in f_rows):
+        return result.fail("2 gradients", "your backward is not your forward's derivative "
+                           f"({next(r.name for r in f_rows if not r.ok)})")
+    result.stages.append(("2 gradients", "passed"))
+    result.stages.append(("3 named intermediates", "not needed (stage 1 matched)"))
+    result.passed = True
+    return result
+
+
+def _localise(ref, x, dout, kept: dict, result: Result) -> str:
+    """Stage 3: the reference's intermediates in order against the learner's kept arrays."""
+    rows, first = [], None
+    for name, value, culprit in _reference_intermediates(ref, x, dout):
+        same = [(rel_error(v, value), k) for k, v in kept.items() if v.shape == value.shape]
+        if not same:
+            continue
+        err, key = min(same)
+        ok = err <= RTOL
+        rows.append(Row(0, f"{name} ~ {key}", float(np.abs(kept[key] - value).max()), err, ok))
+        if not ok and first is None:
+            first = (name, key, culprit)
+    result.rows += rows
+    result.stages.append(("3 named intermediates", "ran" if rows else "nothing to compare"))
+    if first is None:
+        return (": every intermediate your model keeps matches dlx's, so the difference lies in "
+                "one it does not keep" if rows else
+                " (your model keeps no arrays of the reference's shapes to localise it)")
+    return (f"; they part at {first[2]}: no array of yours equals its {first[0]} (the closest "
+            f"is {first[1]})")
+
+
+def _finite_differences(model, pairs, x, dout, grads, dx, rng) -> list[Row]:
+    def f() -> float:
+        return float((np.asarray(model.forward(x)) * dout).sum())
+
+    rows, h = [], 1e-6
+    targets = [(f"{p[0].name or 'param'} grad vs finite differences", p[0].data,
+                g.T if p[2] else g) for p, g in zip(pairs, grads)]
+    targets.append(("dx vs finite differences", x, dx))
+    for name, arr, analytic in targets:
+        pick = rng.choice(arr.size, min(ENTRIES, arr.size), replace=False)
+        numeric = []
+        for i in pick:
+            idx = np.unravel_index(i, arr.shape)
+            old = arr[idx]
+            arr[idx] = old + h
+            up = f()
+            arr[idx] = old - h
+            numeric.append((up - f()) / (2 * h))
+            arr[idx] = old
+        a = np.asarray(analytic).reshape(-1)[pick]
+        err = rel_error(a, np.array(numeric))
+        rows.append(Row(0, name, float(np.abs(a - numeric).max()), err, err <= GRAD_RTOL,
+                        GRAD_RTOL))
+    return rows
