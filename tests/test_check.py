@@ -863,3 +863,21 @@ def test_a_models_mistake_is_localised_to_its_layer(slip, stage, says):
                                                      "2 gradients"]
     else:
         assert result.failed == stage and says in result.diagnosis, result
+
+
+from dlx.checks import attention as attention_check  # noqa: E402
+
+
+def switched_attention(**options):
+    return type("Attention", (attention_check._Switched,), {
+        "__init__": lambda self, d, h: attention_check._Switched.__init__(self, d, h, **options)})
+
+
+def test_dlxs_attention_passes_and_every_attention_mistake_is_named():
+    assert attention_check.check(switched_attention()).passed
+    for m in attention_check.CATALOGUE:
+        result = attention_check.check(switched_attention(**m.options))
+        assert result.failed == "1 fixed inputs" and result.diagnosis == m.title, (m.key, result)
+        if m.key == "no_scale":  # localised: the weights are the first intermediate that differs
+            first = next(r for r in result.rows if "~" in r.name and not r.ok)
+            assert first.name.startswith("attention weights")

@@ -5,8 +5,9 @@ option the learner's file names (``reference: adam``), at the learner's options.
 
 Checked today: optimizers (:mod:`dlx.checks.optim`), losses (:mod:`dlx.checks.losses`),
 activation layers (:mod:`dlx.checks.layers`), a Linear layer (:mod:`dlx.checks.linear`), BatchNorm
-(:mod:`dlx.checks.batchnorm`) and dropout (:mod:`dlx.checks.dropout`);
-whole models (named intermediates) are the next step.
+(:mod:`dlx.checks.batchnorm`), dropout (:mod:`dlx.checks.dropout`), causal self-attention
+(:mod:`dlx.checks.attention`) and whole models (:mod:`dlx.checks.models`, with makemore's named
+intermediates).
 """
 
 from __future__ import annotations
@@ -59,13 +60,15 @@ def _layer_path(path: str):
                          f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
-                         f"BatchNorm and a Dropout layer so far, known by the class's name; "
+                         f"BatchNorm, a Dropout and a (self-)Attention layer so far, known by the "
+                         f"class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
+LAYERS = {"attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
+          "batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
           "dropout": (("dropout",), "dlx's Dropout (inverted dropout)"),
           "linear": (("linear", "dense", "affine", "fc"), "dlx's Linear (out = x W + b)")}
 
@@ -76,9 +79,10 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import batchnorm, dropout, linear
+    from dlx.checks import attention, batchnorm, dropout, linear
 
-    check = {"batchnorm": batchnorm.check, "dropout": dropout.check, "linear": linear.check}[kind]
+    check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
+             "linear": linear.check}[kind]
     return _guarded(check, cls), label, LAYERS[kind][1]
 
 

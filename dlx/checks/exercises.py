@@ -606,6 +606,58 @@ class TwoLayerNet(Module):
         raise NotImplementedError("TwoLayerNet.backward")
 '''
 
+_ATTENTION = '''"""Exercise attention: multi-head causal self-attention, forward and backward.
+
+Check it:  dlx check layer=mine.attention.SelfAttention
+Use it:    in a transformer block of yours (conf/model/), as nanoGPT's CausalSelfAttention.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class SelfAttention(Module):
+    """y = concat_h softmax(q_h k_h^T / sqrt(D) + mask) v_h, then an output projection, for x
+    of shape (B, T, C), C = H * D (H heads of width D). Position t attends to s <= t only.
+
+    The q, k and v projections are one matrix, as nanoGPT's ``c_attn``: qkv = x W_qkv + b_qkv
+    is (B, T, 3C), q its first C columns, k the next C, v the last C; head h of q is columns
+    h*D .. (h+1)*D - 1 of q. Then out = y W_o + b_o.
+
+    Args:
+        d_model: C.
+        n_heads: H (C must be a multiple of it).
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, d_model, n_heads, dtype=np.float64, name="attn"):
+        C = d_model
+        self.n_heads = n_heads
+        self.W_qkv = Parameter(np.zeros((C, 3 * C), dtype=dtype), f"{name}.qkv.W")
+        self.b_qkv = Parameter(np.zeros(3 * C, dtype=dtype), f"{name}.qkv.b", decay=False)
+        self.W_o = Parameter(np.zeros((C, C), dtype=dtype), f"{name}.proj.W")
+        self.b_o = Parameter(np.zeros(C, dtype=dtype), f"{name}.proj.b", decay=False)
+
+    def forward(self, x):
+        """(B, T, C) -> (B, T, C). Per head: scores = q k^T / sqrt(D) (B, H, T, T); -inf where
+        s > t (the future); softmax over s; then att @ v, the heads side by side again, and the
+        output projection. Keep on ``self`` what backward needs (the weights att, q, k, v, ...):
+        `dlx check` compares them with dlx's to point at the first that differs."""
+        raise NotImplementedError("SelfAttention.forward")
+
+    def backward(self, dout):
+        """dout = dL/dout (B, T, C). **Add** each parameter's gradient into its ``.grad`` (+=)
+        and return dL/dx, (B, T, C).
+
+        Go back through the graph one node at a time: the output projection, att @ v (a
+        gradient for att and one for v), the softmax (its Jacobian for one row is
+        diag(a) - a a^T: apply it without building it), the 1/sqrt(D), q k^T (gradients for q
+        and k), and the qkv projection, x reaching it once for all three."""
+        raise NotImplementedError("SelfAttention.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -707,6 +759,8 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              {"hidden": [64]}),
     Exercise("linear", "layer", "linear", "Linear", "a fully connected layer, x W + b",
              "mnist_mlp", None, _LINEAR),
+    Exercise("attention", "layer", "attention", "SelfAttention",
+             "multi-head causal self-attention", "transformer", None, _ATTENTION),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",

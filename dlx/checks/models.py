@@ -49,6 +49,8 @@ def _fixed(pairs, rng) -> None:
     """The reference's initial weights, biases drawn small and nonzero (no unit on a kink), then
     copied into the learner's Parameters."""
     for mine, ref, transposed in pairs:
+        if mine.data.dtype != np.float64:  # checked in float64, as dlx casts a run's
+            mine.data, mine.grad = mine.data.astype(np.float64), np.zeros(mine.data.shape)
         if not ref.data.any():
             ref.data[...] = rng.normal(0.0, 0.1, ref.data.shape)
         mine.data[...] = ref.data.T if transposed else ref.data
@@ -110,7 +112,10 @@ def _run(model, pairs_side: int, pairs, x, dout):
     return scores, dx, grads, kept
 
 
-def check(mine: Module, ref: Module, x: np.ndarray, reference: str) -> Result:
+def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
+          intermediates=None) -> Result:
+    """Stages 0-3 of ``mine`` against ``ref`` (any two Modules built alike); ``intermediates``
+    ``(ref, x, dout) -> [(name, value, culprit)]`` for a reference that is not a Sequential."""
     result = Result(passed=False)
     pairs = match(mine.parameters(), ref.parameters())
     if isinstance(pairs, str):
@@ -144,7 +149,8 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str) -> Result:
         result.stages.append(("1 fixed inputs", "failed"))
         result.failed = "1 fixed inputs"
         bad = next(r for r in result.rows if not r.ok)
-        where = _localise(ref, x, dout, kept, result)
+        where = _localise((intermediates or _reference_intermediates)(ref, x, dout), kept,
+                          result)
         verb = "differ" if bad.name == "scores" else "differs"
         result.diagnosis = f"your {bad.name} {verb} from dlx's {reference}'s" + where
         result.revisit = ("derive that step again; the rows below compare, in forward then "
@@ -163,10 +169,10 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str) -> Result:
     return result
 
 
-def _localise(ref, x, dout, kept: dict, result: Result) -> str:
+def _localise(found: list, kept: dict, result: Result) -> str:
     """Stage 3: the reference's intermediates in order against the learner's kept arrays."""
     rows, first = [], None
-    for name, value, culprit in _reference_intermediates(ref, x, dout):
+    for name, value, culprit in found:
         same = [(rel_error(v, value), k) for k, v in kept.items() if v.shape == value.shape]
         if not same:
             continue
