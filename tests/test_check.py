@@ -881,3 +881,54 @@ def test_dlxs_attention_passes_and_every_attention_mistake_is_named():
         if m.key == "no_scale":  # localised: the weights are the first intermediate that differs
             first = next(r for r in result.rows if "~" in r.name and not r.ok)
             assert first.name.startswith("attention weights")
+
+
+from dlx.checks import recurrent as lstm_check  # noqa: E402
+from dlx.nn.recurrent import LSTMCell  # noqa: E402
+
+
+class MyLSTM(LSTMCell):
+    """dlx's cell read with switches in forward, and a backward slip (``slip``)."""
+    switches: dict = {}
+    slip = None
+
+    def __init__(self, i, h):
+        super().__init__(i, h, dtype=np.float64)
+
+    def forward(self, x, state):
+        if not self.switches:
+            out = super().forward(x, state)
+            i, f, g, o, c, tc = self._one[2]
+            self.i, self.f, self.g, self.o, self.tc = i, f, g, o, tc
+            return out
+        super().forward(x, state)  # its cache, for a backward (the check names the forward)
+        params = [p.data for p in self.parameters()]
+        return lstm_check.forward(x, state[0], state[1], params, **self.switches)
+
+    def backward(self, dstate):
+        if self.slip == "no_h_path":  # dc' alone, the path through h' = o tanh(c') forgotten
+            i, f, g, o, c, tc = self._one[2]
+            dh, dc = dstate
+            self.dc_total = dc
+            return super().backward((np.zeros_like(dh), dc))
+        return super().backward(dstate)
+
+
+@pytest.mark.parametrize("switches, says", [
+    ({}, None),
+    ({"order": "ifog"}, "your gate blocks are read in the order i, f, o, g"),
+    ({"forget": False}, "no forget gate"),
+    ({"tanh_c": False}, "without the tanh"),
+])
+def test_an_lstm_mistake_is_named(switches, says):
+    result = lstm_check.check(type("LSTMCell", (MyLSTM,), {"switches": switches}))
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+def test_an_lstm_backward_slip_is_localised():
+    result = lstm_check.check(type("LSTMCell", (MyLSTM,), {"slip": "no_h_path"}))
+    assert result.failed == "1 fixed inputs", result
+    assert "dL/dc'" in result.diagnosis and "self.dc_total" in result.diagnosis, result

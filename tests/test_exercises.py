@@ -148,6 +148,27 @@ dqkv = np.concatenate([g.transpose(0, 2, 1, 3).reshape(B, T, C) for g in (dq, dk
 self.W_qkv.grad += self.x.reshape(-1, C).T @ dqkv.reshape(-1, 3 * C)
 self.b_qkv.grad += dqkv.reshape(-1, 3 * C).sum(axis=0)
 return dqkv @ self.W_qkv.data.T"""],
+    "lstm": ["""\
+h, c = state
+H = h.shape[1]
+z = x @ self.weight_ih.data.T + self.bias_ih.data + h @ self.weight_hh.data.T + self.bias_hh.data
+sig = 1 / (1 + np.exp(-z))
+self.i, self.f, self.o = sig[:, :H], sig[:, H:2 * H], sig[:, 3 * H:]
+self.g = np.tanh(z[:, 2 * H:3 * H])
+self.c_new = self.f * c + self.i * self.g
+self.tc = np.tanh(self.c_new)
+self.x, self.h, self.c = x, h, c
+return self.o * self.tc, self.c_new""", """\
+dh, dc = dstate
+dc = dc + dh * self.o * (1 - self.tc ** 2)
+da = np.concatenate([dc * self.g * self.i * (1 - self.i), dc * self.c * self.f * (1 - self.f),
+                     dc * self.i * (1 - self.g ** 2), dh * self.tc * self.o * (1 - self.o)], 1)
+self.weight_ih.grad += da.T @ self.x
+self.weight_hh.grad += da.T @ self.h
+self.bias_ih.grad += da.sum(axis=0)
+self.bias_hh.grad += da.sum(axis=0)
+self.dstate0 = (da @ self.weight_hh.data, dc * self.f)
+return da @ self.weight_ih.data"""],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -199,7 +220,8 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     known = {"model": MODELS, "regularizer": REGULARIZERS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
              "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
-             "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None}}
+             "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None,
+                       "lstm": None}}
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name
         assert ex.days  # its experiment is one of the plan's

@@ -60,14 +60,15 @@ def _layer_path(path: str):
                          f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
-                         f"BatchNorm, a Dropout and a (self-)Attention layer so far, known by the "
-                         f"class's name; "
+                         f"BatchNorm, a Dropout, a (self-)Attention layer and an LSTM cell so "
+                         f"far, known by the class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
+LAYERS = {"lstm": (("lstm",), "dlx's LSTMCell (torch's layout, gates i, f, g, o)"),
+          "attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
           "batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
           "dropout": (("dropout",), "dlx's Dropout (inverted dropout)"),
           "linear": (("linear", "dense", "affine", "fc"), "dlx's Linear (out = x W + b)")}
@@ -79,10 +80,10 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import attention, batchnorm, dropout, linear
+    from dlx.checks import attention, batchnorm, dropout, linear, recurrent
 
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
-             "linear": linear.check}[kind]
+             "linear": linear.check, "lstm": recurrent.check}[kind]
     return _guarded(check, cls), label, LAYERS[kind][1]
 
 

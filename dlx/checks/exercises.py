@@ -658,6 +658,56 @@ class SelfAttention(Module):
         raise NotImplementedError("SelfAttention.backward")
 '''
 
+_LSTM = '''"""Exercise lstm: one step of an LSTM cell, forward and backward (the unit of BPTT).
+
+Check it:  dlx check layer=mine.lstm.LSTMCell
+Use it:    unrolled over a sequence in a model of yours (conf/model/): backward through time
+           runs the steps' backward in reverse, carrying dstate0 to the step before.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class LSTMCell(Module):
+    """One LSTM step (torch's layout: the four gate blocks stacked along the rows, i, f, g, o)::
+
+        [a_i, a_f, a_g, a_o] = x W_ih^T + b_ih + h W_hh^T + b_hh      (each (B, H))
+        i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
+        c' = f * c + i * g;   h' = o * tanh(c')
+
+    Args:
+        input_size: I, features of x.
+        hidden_size: H, the state's width.
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, input_size, hidden_size, dtype=np.float64, name="lstm"):
+        H, I = hidden_size, input_size
+        self.weight_ih = Parameter(np.zeros((4 * H, I), dtype=dtype), f"{name}.weight_ih")
+        self.weight_hh = Parameter(np.zeros((4 * H, H), dtype=dtype), f"{name}.weight_hh")
+        self.bias_ih = Parameter(np.zeros(4 * H, dtype=dtype), f"{name}.bias_ih", decay=False)
+        self.bias_hh = Parameter(np.zeros(4 * H, dtype=dtype), f"{name}.bias_hh", decay=False)
+
+    def forward(self, x, state):
+        """x (B, I), state the pair (h, c), each (B, H) -> the new pair (h', c'). Keep on
+        ``self`` what backward needs (the gates, c', tanh(c'), x, h, c): `dlx check` compares
+        them with dlx's to point at the first that differs."""
+        raise NotImplementedError("LSTMCell.forward")
+
+    def backward(self, dstate):
+        """dstate = (dL/dh', dL/dc') -> dL/dx (B, I). **Add** each weight's gradient into its
+        ``.grad`` (+=), and set ``self.dstate0 = (dL/dh, dL/dc)``: the gradient of the state
+        forward was given, which BPTT carries to the step before.
+
+        c' reaches the loss twice (directly, and through h' = o tanh(c')): add both before
+        going into the gates. Then one gradient per gate block, each through its own
+        nonlinearity, stacked in the order i, f, g, o like the weights' rows."""
+        raise NotImplementedError("LSTMCell.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -761,6 +811,8 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "mnist_mlp", None, _LINEAR),
     Exercise("attention", "layer", "attention", "SelfAttention",
              "multi-head causal self-attention", "transformer", None, _ATTENTION),
+    Exercise("lstm", "layer", "lstm", "LSTMCell",
+             "one LSTM step, forward and backward (the unit of BPTT)", "rnn_memory", None, _LSTM),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",

@@ -71,6 +71,17 @@ def _arrays(model, prefix: str = "self") -> dict[str, np.ndarray]:
     return out
 
 
+def kept_arrays(model, backward) -> dict:
+    """The arrays ``model`` keeps after its forward (the keys as they are) and those its
+    ``backward()`` call adds or changes (keys prefixed "dL/d:"), and "<result>" backward's."""
+    kept = _arrays(model)
+    out = backward()
+    kept.update({f"dL/d:{k}": v for k, v in _arrays(model).items()
+                 if k not in kept or not np.array_equal(v, kept[k])})
+    kept["<result>"] = out
+    return kept
+
+
 def _layers(ref) -> list:
     return list(ref.layers) if hasattr(ref, "layers") else [ref]
 
@@ -103,10 +114,8 @@ def _run(model, pairs_side: int, pairs, x, dout):
     for p in model.parameters():
         p.grad[...] = 0
     scores = np.asarray(model.forward(x.copy()))
-    kept = _arrays(model)
-    dx = model.backward(dout.copy())
-    kept.update({k: v for k, v in _arrays(model).items() if k not in kept or
-                 not np.array_equal(v, kept[k])})
+    kept = kept_arrays(model, lambda: model.backward(dout.copy()))
+    dx = kept.pop("<result>")
     grads = [(p[pairs_side].grad.T if (pairs_side == 0 and p[2]) else p[pairs_side].grad).copy()
              for p in pairs]
     return scores, dx, grads, kept
@@ -150,7 +159,7 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
         result.failed = "1 fixed inputs"
         bad = next(r for r in result.rows if not r.ok)
         where = _localise((intermediates or _reference_intermediates)(ref, x, dout), kept,
-                          result)
+                          result, (x, x.reshape(len(x), -1)))
         verb = "differ" if bad.name == "scores" else "differs"
         result.diagnosis = f"your {bad.name} {verb} from dlx's {reference}'s" + where
         result.revisit = ("derive that step again; the rows below compare, in forward then "
@@ -169,16 +178,31 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
     return result
 
 
-def _localise(found: list, kept: dict, result: Result) -> str:
-    """Stage 3: the reference's intermediates in order against the learner's kept arrays."""
+def _localise(found: list, kept: dict, result: Result, inputs=()) -> str:
+    """Stage 3: the reference's intermediates in order against the learner's kept arrays.
+
+    An array of the learner's equal to an input is no intermediate; one equal to an
+    intermediate is that one (the first such array for each), never the closest stand-in for
+    another: a kept tanh(c') is not a wrong c', a kept x is not a wrong layer output."""
     rows, first = [], None
+    explained = {k: "an input" for k, v in kept.items()
+                 if any(v.shape == np.shape(a) and rel_error(v, a) <= RTOL for a in inputs)}
+    for name, value, _ in found:
+        equal = [k for k, v in kept.items() if k not in explained and v.shape == value.shape
+                 and rel_error(v, value) <= RTOL]
+        if equal:
+            explained[equal[0]] = name
     for name, value, culprit in found:
-        same = [(rel_error(v, value), k) for k, v in kept.items() if v.shape == value.shape]
+        backward = name.startswith("dL/d")  # a gradient: only arrays backward made
+        same = [(rel_error(v, value), k) for k, v in kept.items()
+                if v.shape == value.shape and explained.get(k, name) == name
+                and k.startswith("dL/d:") == backward]
         if not same:
             continue
         err, key = min(same)
         ok = err <= RTOL
-        rows.append(Row(0, f"{name} ~ {key}", float(np.abs(kept[key] - value).max()), err, ok))
+        rows.append(Row(0, f"{name} ~ {key.removeprefix('dL/d:')}",
+                        float(np.abs(kept[key] - value).max()), err, ok))
         if not ok and first is None:
             first = (name, key, culprit)
     result.rows += rows
@@ -188,7 +212,7 @@ def _localise(found: list, kept: dict, result: Result) -> str:
                 "one it does not keep" if rows else
                 " (your model keeps no arrays of the reference's shapes to localise it)")
     return (f"; they part at {first[2]}: no array of yours equals its {first[0]} (the closest "
-            f"is {first[1]})")
+            f"is {first[1].removeprefix('dL/d:')})")
 
 
 def _finite_differences(model, pairs, x, dout, grads, dx, rng) -> list[Row]:
