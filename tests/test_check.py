@@ -932,3 +932,50 @@ def test_an_lstm_backward_slip_is_localised():
     result = lstm_check.check(type("LSTMCell", (MyLSTM,), {"slip": "no_h_path"}))
     assert result.failed == "1 fixed inputs", result
     assert "dL/dc'" in result.diagnosis and "self.dc_total" in result.diagnosis, result
+
+
+from dlx.checks import conv as conv_check  # noqa: E402
+from dlx.nn.conv import Conv2d, MaxPool2d  # noqa: E402
+
+
+class MyConv(Conv2d):
+    slip = None
+
+    def __init__(self, c, f, k, s, p):
+        super().__init__(c, f, k, 1 if self.slip == "no_stride" else s,
+                         0 if self.slip == "no_pad" else p, dtype=np.float64)
+
+    def forward(self, x):
+        if self.slip != "flipped":
+            return super().forward(x)
+        kept, self.W.data = self.W.data, self.W.data[:, :, ::-1, ::-1].copy()
+        out = super().forward(x)
+        self.W.data = kept
+        return out
+
+
+class MyPool(MaxPool2d):
+    slip = None
+
+    def backward(self, dout):
+        if self.slip is None:
+            return super().backward(dout)
+        return conv_check._spread(dout, self._shape) / (9 if self.slip == "average" else 1)
+
+
+@pytest.mark.parametrize("cls, slip, stage, says", [
+    (MyConv, None, None, None),
+    (MyConv, "flipped", "1 fixed inputs", "your layer flips the kernel"),
+    (MyConv, "no_pad", "0 interface", "the padding is not applied"),
+    (MyConv, "no_stride", "0 interface", "the stride is not applied"),
+    (MyPool, None, None, None),
+    (MyPool, "every", "1 fixed inputs", "to every position of the window"),
+    (MyPool, "average", "1 fixed inputs", "an average pool's backward"),
+])
+def test_a_convolution_or_pooling_mistake_is_named(cls, slip, stage, says):
+    check = conv_check.check_conv if cls is MyConv else conv_check.check_pool
+    result = check(type(cls.__name__, (cls,), {"slip": slip}))
+    if stage is None:
+        assert result.passed, result
+    else:
+        assert result.failed == stage and says in result.diagnosis, result

@@ -60,14 +60,16 @@ def _layer_path(path: str):
                          f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
-                         f"BatchNorm, a Dropout, a (self-)Attention layer and an LSTM cell so "
-                         f"far, known by the class's name; "
+                         f"BatchNorm, a Dropout, a Conv2d, a MaxPool2d, a (self-)Attention "
+                         f"layer and an LSTM cell so far, known by the class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"lstm": (("lstm",), "dlx's LSTMCell (torch's layout, gates i, f, g, o)"),
+LAYERS = {"maxpool": (("maxpool",), "dlx's MaxPool2d"),
+          "conv": (("conv",), "dlx's Conv2d (cross-correlation, W (F, C, kH, kW))"),
+          "lstm": (("lstm",), "dlx's LSTMCell (torch's layout, gates i, f, g, o)"),
           "attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
           "batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
           "dropout": (("dropout",), "dlx's Dropout (inverted dropout)"),
@@ -80,10 +82,11 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import attention, batchnorm, dropout, linear, recurrent
+    from dlx.checks import attention, batchnorm, conv, dropout, linear, recurrent
 
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
-             "linear": linear.check, "lstm": recurrent.check}[kind]
+             "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
+             "maxpool": conv.check_pool}[kind]
     return _guarded(check, cls), label, LAYERS[kind][1]
 
 

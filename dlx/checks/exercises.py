@@ -31,6 +31,7 @@ class Exercise:
     run: str | None      # a command that runs it beside dlx's
     code: str            # the stub's text
     options: dict = field(default_factory=dict)  # the option file's hyperparameters
+    also: tuple[str, ...] = ()  # other classes of the same module, each checked (layers)
 
     @property
     def module(self) -> str:
@@ -48,6 +49,11 @@ class Exercise:
     def config(self) -> str | None:
         """The option file's path in the workspace (None for a layer: dlx check takes its path)."""
         return None if self.group == "layer" else f"conf/{self.group}/{self.option}.yaml"
+
+    @property
+    def checks(self) -> list[str]:
+        """Every command that grades it (a layer exercise may define several classes)."""
+        return [self.check, *(f"dlx check layer=mine.{self.name}.{c}" for c in self.also)]
 
     @property
     def check(self) -> str:
@@ -708,6 +714,76 @@ class LSTMCell(Module):
         raise NotImplementedError("LSTMCell.backward")
 '''
 
+_CONV = '''"""Exercise conv: a 2-D convolution layer and max pooling, forward and backward (cs231n's).
+
+Check them:  dlx check layer=mine.conv.Conv2d
+             dlx check layer=mine.conv.MaxPool2d
+Use them:    in a CNN of yours (conf/model/), as LeNet's conv -> ReLU -> pool.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class Conv2d(Module):
+    """out[n, f, i, j] = b[f] + sum over c, di, dj of W[f, c, di, dj] * xp[n, c, i*s + di, j*s + dj]
+    for x (N, C, H, W), xp it padded with p zeros on each side of H and W, W (F, C, k, k) as
+    torch's: a cross-correlation (the kernel is not flipped). The output is (N, F, Ho, Wo) with
+    Ho = (H + 2p - k) // s + 1 (and Wo alike).
+
+    Args:
+        in_channels: C.
+        out_channels: F.
+        kernel_size: k (square kernels).
+        stride: s.
+        padding: p.
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dtype=np.float64, name="conv"):
+        k = kernel_size
+        self.stride, self.padding = stride, padding
+        self.W = Parameter(np.zeros((out_channels, in_channels, k, k), dtype=dtype), f"{name}.W")
+        self.b = Parameter(np.zeros(out_channels, dtype=dtype), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, F, Ho, Wo). Loops over the output positions are fine (cs231n's
+        naive version); keep on ``self`` what backward needs (the padded x)."""
+        raise NotImplementedError("Conv2d.forward")
+
+    def backward(self, dout):
+        """dout (N, F, Ho, Wo) -> dx (N, C, H, W). **Add** dW and db into ``self.W.grad`` and
+        ``self.b.grad`` (+=).
+
+        Each output position used one window of xp: it adds dout * W to that window's dxp and
+        dout * window to dW. Overlapping windows sum; drop the padding from dxp at the end."""
+        raise NotImplementedError("Conv2d.backward")
+
+
+class MaxPool2d(Module):
+    """The largest value of each k x k window, windows every s positions (no padding).
+
+    Args:
+        kernel_size: k.
+        stride: s (default k: windows that do not overlap).
+    """
+
+    def __init__(self, kernel_size, stride=None):
+        self.k, self.stride = kernel_size, stride or kernel_size
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, C, Ho, Wo), Ho = (H - k) // s + 1. Keep what backward needs."""
+        raise NotImplementedError("MaxPool2d.forward")
+
+    def backward(self, dout):
+        """dout (N, C, Ho, Wo) -> dx (N, C, H, W): the derivative of a max is 1 at the position
+        that held it and 0 elsewhere; overlapping windows (s < k) add up."""
+        raise NotImplementedError("MaxPool2d.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -813,6 +889,8 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "multi-head causal self-attention", "transformer", None, _ATTENTION),
     Exercise("lstm", "layer", "lstm", "LSTMCell",
              "one LSTM step, forward and backward (the unit of BPTT)", "rnn_memory", None, _LSTM),
+    Exercise("conv", "layer", "conv", "Conv2d", "2-D convolution and max pooling (two layers)",
+             "cnn", None, _CONV, also=("MaxPool2d",)),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",
@@ -874,12 +952,22 @@ def status(ws: Path, ex: Exercise) -> str:
     data = path.read_bytes()
     if data == ex.code.encode():
         return NOT_IMPLEMENTED
-    found = store.lookup(ws, ex.module, ex.cls, store.digest(data))
+    said = [_said(store.lookup(ws, ex.module, cls, store.digest(data)), cls, ex)
+            for cls in (ex.cls, *ex.also)]
+    order = ("raises an exception", NOT_IMPLEMENTED, "failing", "not checked", "passing")
+    return min(said, key=lambda s: next(i for i, o in enumerate(order) if s.startswith(o)))
+
+
+def _said(found: dict | None, cls: str, ex: Exercise) -> str:
+    """One class's status (named when the exercise has several)."""
+    who = f" ({cls})" if ex.also else ""
     if found is None:
-        return "not checked"
+        return "not checked" + who
     if found["passed"]:
         return "passing"
     stage = found.get("stage") or ""
-    if stage in (NOT_IMPLEMENTED, "your code raised"):
-        return "raises an exception" if stage != NOT_IMPLEMENTED else NOT_IMPLEMENTED
-    return f"failing at stage {stage}"
+    if stage == NOT_IMPLEMENTED:
+        return NOT_IMPLEMENTED + who
+    if stage == "your code raised":
+        return "raises an exception" + who
+    return f"failing at stage {stage}{who}"

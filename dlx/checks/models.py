@@ -136,10 +136,11 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
     ref.train()
     probe = np.asarray(ref.forward(x.copy()))
     dout = np.linspace(-0.5, 0.6, probe.size).reshape(probe.shape) / len(x)
-    scores, dx, grads, kept = _run(mine, 0, pairs, x, dout)
-    if scores.shape != probe.shape:
-        return result.fail("0 interface", f"forward returned scores of shape {scores.shape}; dlx's "
+    shape = np.shape(mine.forward(x.copy()))  # before any backward: dout is shaped as dlx's
+    if shape != probe.shape:
+        return result.fail("0 interface", f"forward returned scores of shape {shape}; dlx's "
                            f"{reference} returns {probe.shape} for x of shape {x.shape}")
+    scores, dx, grads, kept = _run(mine, 0, pairs, x, dout)
     if dx is None or np.shape(dx) != x.shape:
         return result.fail("0 interface", f"backward returned "
                            f"{'None' if dx is None else f'shape {np.shape(dx)}'}: a model's "
