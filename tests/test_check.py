@@ -979,3 +979,42 @@ def test_a_convolution_or_pooling_mistake_is_named(cls, slip, stage, says):
         assert result.passed, result
     else:
         assert result.failed == stage and says in result.diagnosis, result
+
+
+# --- torch as a second reference ----------------------------------------------------------------
+
+from dlx.checks import oracle  # noqa: E402
+from dlx.checks.result import Row  # noqa: E402
+
+
+def test_a_pass_is_confirmed_by_torch_where_it_is_installed(torch):
+    import dlx
+
+    for report in (dlx.check(mistakes._Adam, reference="adam", lr=0.01),
+                   dlx.check(mistakes._Momentum, reference="momentum", lr=0.05, momentum=0.9),
+                   dlx.check(BCEWithLogits), dlx.check(SoftmaxCrossEntropy), dlx.check(MSE),
+                   dlx.check(ACTIVATIONS["tanh"]), dlx.check(ACTIVATIONS["relu"])):
+        assert report.passed and ("torch", "agrees") in report.result.stages, report
+        assert any(r.name.endswith("vs torch") or "vs torch." in r.name
+                   for r in report.result.rows), report
+    # Ng's averaged velocity passes as a variant of dlx's momentum; torch has no ema option
+    ema = dlx.check(mistakes._Momentum, reference="momentum", lr=0.05, momentum=0.9, ema=True)
+    assert ("torch", "agrees") not in ema.result.stages
+
+
+def test_without_torch_a_pass_says_the_torch_comparison_was_skipped(monkeypatch):
+    import dlx
+
+    monkeypatch.setattr(oracle, "_torch", lambda: None)
+    report = dlx.check(mistakes._Adam, reference="adam", lr=0.01)
+    assert report.passed and ("torch", "skipped") in report.result.stages
+    assert oracle.SKIPPED in str(report)
+    failed = dlx.check(mistakes._Adam, reference="adam", lr=0.01, correct=False)
+    assert all(stage != "torch" for stage, _ in failed.result.stages)  # a failure is named
+
+
+def test_a_torch_disagreement_on_a_pass_is_reported_as_dlxs():
+    result = optim.Result(passed=True)
+    oracle.attach(result, Row(5, "params vs torch.optim.Adam", 1e-3, 1e-3, False))
+    assert ("torch", "differs") in result.stages
+    assert any("please report it" in note for note in result.notes)

@@ -146,9 +146,14 @@ def check_activation(cls, reference, label: str, how: str):
         raise UsageError(f"activation reference {reference!r} is not a dlx activation "
                          f"(valid: {', '.join(valid)})")
     result = _guarded(layers.check, cls, reference)
-    result.notes.append("not checked: options of yours (the layer is built with none); torch is "
-                        "not compared directly (dlx's activations are tested against torch's)")
+    if result.passed:  # torch confirms a pass (a failure is named already)
+        from dlx.checks import oracle
+
+        oracle.attach(result, oracle.activation(cls, reference, layers.fixed_x(),
+                                                layers.fixed_dout()))
+    result.notes.append("not checked: options of yours (the layer is built with none)")
     return result, label, f"dlx's {reference}"
+
 
 
 def run(args: list[str]):
@@ -233,9 +238,14 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
     if unmatched:
         result.notes.append(f"your option(s) {', '.join(unmatched)} have no counterpart in dlx's "
                             f"{reference}: it ran at its own {', '.join(sorted(ref_options))}")
+    if result.passed:  # torch confirms a pass (a failure is named already)
+        from dlx.checks import oracle
+
+        defaults = {k: p.default for k, p in taken.items() if p.default is not p.empty}
+        differs = {k: v for k, v in ref_options.items() if defaults.get(k, v) != v}
+        oracle.attach(result, oracle.optimizer(mine, reference, ref_options, differs))
     result.notes.append("not checked: stages 2 and 3 (gradients, named intermediates) are for "
-                        "layers, losses and models; torch is not compared directly (dlx's "
-                        f"{reference} is tested against torch.optim)")
+                        "layers, losses and models")
     keys = [k for k in sorted(mine_options) if k in ref_options] or ["lr"]  # at least the rate
     shown = ", ".join(f"{k}={ref_options[k]}" for k in keys if k in ref_options)
     return result, label, f"dlx's {reference} ({shown})"
@@ -253,9 +263,12 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
         raise UsageError(f"reference {reference!r} is not a loss dlx checks against "
                          f"(valid: {', '.join(losses.REFERENCES)})")
     result = _guarded(losses.check, lambda: factory(**options), reference)
+    if result.passed:  # torch confirms a pass (a failure is named already)
+        from dlx.checks import oracle
+
+        oracle.attach(result, oracle.loss(lambda: factory(**options), reference))
     result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
-                        "losses); torch is not compared directly (dlx's losses are tested "
-                        "against torch.nn's)")
+                        "losses)")
     return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
 
 
