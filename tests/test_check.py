@@ -1018,3 +1018,34 @@ def test_a_torch_disagreement_on_a_pass_is_reported_as_dlxs():
     oracle.attach(result, Row(5, "params vs torch.optim.Adam", 1e-3, 1e-3, False))
     assert ("torch", "differs") in result.stages
     assert any("please report it" in note for note in result.notes)
+
+
+from dlx.nn.recurrent import GRUCell, RNNCell  # noqa: E402
+
+
+def switched_cell(base, forward, **switches):
+    """dlx's cell whose forward is the catalogue's with ``switches`` (its backward dlx's)."""
+    def step(self, x, h):
+        base.forward(self, x, h)  # its cache, for a backward (the check names the forward)
+        return forward(x, h, [p.data for p in self.parameters()], **switches)[0]
+
+    return type(base.__name__, (base,), {
+        "__init__": lambda self, i, h: base.__init__(self, i, h, dtype=np.float64),
+        **({"forward": step} if switches else {})})
+
+
+@pytest.mark.parametrize("base, forward, switches, says", [
+    (GRUCell, lstm_check.gru_forward, {}, None),
+    (GRUCell, lstm_check.gru_forward, {"order": "zrn"}, "in the order z, r, n"),
+    (GRUCell, lstm_check.gru_forward, {"reset_after": False}, "Cho et al.'s original GRU"),
+    (GRUCell, lstm_check.gru_forward, {"z_swapped": True}, "the other way"),
+    (RNNCell, lstm_check.rnn_forward, {}, None),
+    (RNNCell, lstm_check.rnn_forward, {"act": "relu"}, "a ReLU where"),
+])
+def test_a_gru_or_rnn_mistake_is_named(base, forward, switches, says):
+    which = "gru" if base is GRUCell else "rnn"
+    result = lstm_check.check(switched_cell(base, forward, **switches), which)
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result

@@ -210,6 +210,39 @@ for i in range(dout.shape[2]):
         hit = window == window.max(axis=(2, 3), keepdims=True)
         dx[:, :, i * s:i * s + k, j * s:j * s + k] += hit * dout[:, :, i:i + 1, j:j + 1]
 return dx"""],
+    "rnn": ["""\
+self.x, self.h = x, h
+self.h_new = np.tanh(x @ self.weight_ih.data.T + self.bias_ih.data
+                     + h @ self.weight_hh.data.T + self.bias_hh.data)
+return self.h_new""", """\
+da = dh * (1 - self.h_new ** 2)
+self.weight_ih.grad += da.T @ self.x
+self.weight_hh.grad += da.T @ self.h
+self.bias_ih.grad += da.sum(axis=0)
+self.bias_hh.grad += da.sum(axis=0)
+self.dstate0 = da @ self.weight_hh.data
+return da @ self.weight_ih.data""", """\
+H = h.shape[1]
+a = x @ self.weight_ih.data.T + self.bias_ih.data
+b = h @ self.weight_hh.data.T + self.bias_hh.data
+self.r = 1 / (1 + np.exp(-(a[:, :H] + b[:, :H])))
+self.z = 1 / (1 + np.exp(-(a[:, H:2 * H] + b[:, H:2 * H])))
+self.bn = b[:, 2 * H:]
+self.n = np.tanh(a[:, 2 * H:] + self.r * self.bn)
+self.x, self.h = x, h
+return (1 - self.z) * self.n + self.z * self.h""", """\
+r, z, n, bn, h = self.r, self.z, self.n, self.bn, self.h
+dan = dh * (1 - z) * (1 - n ** 2)
+dar = dan * bn * r * (1 - r)
+daz = dh * (h - n) * z * (1 - z)
+da = np.concatenate([dar, daz, dan], axis=1)
+db = np.concatenate([dar, daz, dan * r], axis=1)
+self.weight_ih.grad += da.T @ self.x
+self.weight_hh.grad += db.T @ h
+self.bias_ih.grad += da.sum(axis=0)
+self.bias_hh.grad += db.sum(axis=0)
+self.dstate0 = dh * z + db @ self.weight_hh.data
+return da @ self.weight_ih.data"""],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -262,7 +295,7 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
              "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None,
-                       "lstm": None, "conv": None}}
+                       "lstm": None, "conv": None, "rnn": None}}
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name
         assert ex.days  # its experiment is one of the plan's

@@ -61,13 +61,15 @@ def _layer_path(path: str):
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
                          f"BatchNorm, a Dropout, a Conv2d, a MaxPool2d, a (self-)Attention "
-                         f"layer and an LSTM cell so far, known by the class's name; "
+                         f"layer and an LSTM, GRU or RNN cell so far, known by the class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"maxpool": (("maxpool",), "dlx's MaxPool2d"),
+LAYERS = {"gru": (("gru",), "dlx's GRUCell (torch's layout, gates r, z, n)"),
+          "rnn": (("rnn",), "dlx's RNNCell (tanh, torch's layout)"),
+          "maxpool": (("maxpool",), "dlx's MaxPool2d"),
           "conv": (("conv",), "dlx's Conv2d (cross-correlation, W (F, C, kH, kW))"),
           "lstm": (("lstm",), "dlx's LSTMCell (torch's layout, gates i, f, g, o)"),
           "attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
@@ -86,7 +88,8 @@ def check_layer(cls, kind: str, label: str):
 
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
-             "maxpool": conv.check_pool}[kind]
+             "maxpool": conv.check_pool, "gru": lambda c: recurrent.check(c, "gru"),
+             "rnn": lambda c: recurrent.check(c, "rnn")}[kind]
     return _guarded(check, cls), label, LAYERS[kind][1]
 
 

@@ -784,6 +784,79 @@ class MaxPool2d(Module):
         raise NotImplementedError("MaxPool2d.backward")
 '''
 
+_RNN = '''"""Exercise rnn: one step of an Elman RNN and of a GRU, forward and backward (the units of BPTT).
+
+Check them:  dlx check layer=mine.rnn.RNNCell
+             dlx check layer=mine.rnn.GRUCell
+Use them:    unrolled over a sequence in a model of yours (conf/model/): backward through time
+             runs the steps' backward in reverse, carrying dstate0 to the step before.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+def _weights(cell, gates, input_size, hidden_size, dtype, name):
+    """torch's layout: the gate blocks stacked along the rows (shared by both cells)."""
+    G, H, I = gates, hidden_size, input_size
+    cell.weight_ih = Parameter(np.zeros((G * H, I), dtype=dtype), f"{name}.weight_ih")
+    cell.weight_hh = Parameter(np.zeros((G * H, H), dtype=dtype), f"{name}.weight_hh")
+    cell.bias_ih = Parameter(np.zeros(G * H, dtype=dtype), f"{name}.bias_ih", decay=False)
+    cell.bias_hh = Parameter(np.zeros(G * H, dtype=dtype), f"{name}.bias_hh", decay=False)
+
+
+class RNNCell(Module):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh), x (B, I), h (B, H).
+
+    Args:
+        input_size: I.
+        hidden_size: H.
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, input_size, hidden_size, dtype=np.float64, name="rnn"):
+        _weights(self, 1, input_size, hidden_size, dtype, name)
+
+    def forward(self, x, h):
+        """x (B, I), h (B, H) -> h' (B, H). Keep on ``self`` what backward needs."""
+        raise NotImplementedError("RNNCell.forward")
+
+    def backward(self, dh):
+        """dh = dL/dh' -> dL/dx (B, I). **Add** each weight's gradient into its ``.grad`` and
+        set ``self.dstate0 = dL/dh``, what BPTT carries to the step before. Write tanh's
+        derivative with the output h' (kept from forward)."""
+        raise NotImplementedError("RNNCell.backward")
+
+
+class GRUCell(Module):
+    """One GRU step, torch's form (gate blocks r, z, n along the rows)::
+
+        a = x W_ih^T + b_ih;  b = h W_hh^T + b_hh            (each (B, 3H): blocks r, z, n)
+        r = sigmoid(a_r + b_r);  z = sigmoid(a_z + b_z)
+        n = tanh(a_n + r * b_n)          (the reset gate multiplies W_hn h + b_hn)
+        h' = (1 - z) * n + z * h
+
+    Args: as RNNCell's.
+    """
+
+    def __init__(self, input_size, hidden_size, dtype=np.float64, name="gru"):
+        _weights(self, 3, input_size, hidden_size, dtype, name)
+
+    def forward(self, x, h):
+        """x (B, I), h (B, H) -> h' (B, H). Keep on ``self`` what backward needs (r, z, n,
+        b_n, h): `dlx check` compares them with dlx's to point at the first that differs."""
+        raise NotImplementedError("GRUCell.forward")
+
+    def backward(self, dh):
+        """dh = dL/dh' -> dL/dx (B, I). **Add** each weight's gradient into its ``.grad`` and
+        set ``self.dstate0 = dL/dh``. h reaches h' twice (through z * h and through the gates'
+        recurrent parts b = h W_hh^T + b_hh), and b_n enters multiplied by r: its gradient
+        differs from a_n's."""
+        raise NotImplementedError("GRUCell.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -891,6 +964,8 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "one LSTM step, forward and backward (the unit of BPTT)", "rnn_memory", None, _LSTM),
     Exercise("conv", "layer", "conv", "Conv2d", "2-D convolution and max pooling (two layers)",
              "cnn", None, _CONV, also=("MaxPool2d",)),
+    Exercise("rnn", "layer", "rnn", "RNNCell", "an Elman RNN step and a GRU step (BPTT's units)",
+             "rnn_memory", None, _RNN, also=("GRUCell",)),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",
