@@ -831,7 +831,25 @@ class TwoLayerNet(Module):
         dW1 = self.x.T @ self.dz1
         self.W1.grad += dW1.T if self.slip == "torch_layout" else dW1
         self.b1.grad += self.dz1.sum(axis=0)
+        if self.slip == "w2_from_z1":
+            self.W2.grad += (self.z1 - self.h1).T @ dout  # net: z1^T dout
+        if self.slip == "w1_mean":
+            self.W1.grad -= dW1 * (1 - 1 / len(dout))
+        if self.slip == "dx_unmasked":
+            return self.dh1 @ W1.T
         return None if self.slip == "no_dx" else self.dz1 @ W1.T
+
+
+def test_parameters_in_another_order_are_named_as_such():
+    class Reordered(TwoLayerNet):
+        def __init__(self, spec, hidden=(8,)):
+            super().__init__(spec, hidden)
+            self.__dict__ = {k: self.__dict__[k] for k in ("W2", "b2", "W1", "b1")}
+
+    spec = DataSpec.features(3, 4)
+    result = model_check.check(Reordered(spec), MODELS["mlp"](spec, hidden=[8]),
+                               np.ones((6, 3)), "mlp")
+    assert result.failed == "0 interface" and "in another order" in result.diagnosis
 
 
 def model_result(slip):
@@ -853,6 +871,12 @@ def model_result(slip):
     ("no_mask", "1 fixed inputs", "they part at layer 2 (ReLU)'s backward (the gradient it "
                                   "passes down)"),
     ("wrong_shape", "0 interface", "are not those of the reference"),
+    ("w2_from_z1", "1 fixed inputs", "your fc2.W grad is self.z1^T times the gradient reaching "
+                                     "layer 3's output: the weight's gradient takes the layer's "
+                                     "own input, layer 2's output"),
+    ("w1_mean", "1 fixed inputs", "your fc1.W grad is 0.166667 times dlx's: the 1/N of the mean "
+                                  "is the loss's"),
+    ("dx_unmasked", "1 fixed inputs", "every parameter's gradient matches; only dx differs"),
     ("no_dx", "0 interface", "backward returned None"),
 ])
 def test_a_models_mistake_is_localised_to_its_layer(slip, stage, says):

@@ -106,6 +106,10 @@ return self.lam * (self.l1_ratio * float(np.abs(w).sum())
 self.W.grad += self.x.T @ dout
 self.b.grad += dout.sum(axis=0)
 return dout @ self.W.data.T"""],
+    "linreg": ["self.x = x\nreturn x @ self.W.data + self.b.data", """\
+self.W.grad += self.x.T @ dout
+self.b.grad += dout.sum(axis=0)
+return dout @ self.W.data.T"""],
     "two_layer_net": ["""\
 self.shape = x.shape
 self.x = x.reshape(len(x), -1)
@@ -519,3 +523,14 @@ def test_the_readmes_model_check_is_what_the_command_prints(tmp_path):
     lines = printed.stdout.splitlines()
     missing = [line for line in block.splitlines() if line != "..." and line not in lines]
     assert not missing, (missing, lines)
+
+
+def test_a_two_layer_net_that_does_not_flatten_fails_on_images(ws):
+    """It passes on the default data's feature vectors; MNIST's images would break it."""
+    ex = exercises.EXERCISES["two_layer_net"]
+    exercises.start(ws, ex.name)
+    forward, backward = SOLUTIONS[ex.name]
+    unflat = forward.replace("self.x = x.reshape(len(x), -1)", "self.x = x")
+    (ws / ex.module).write_text(solve(ex.code, [unflat, backward]))
+    result = _check(ws, ex)
+    assert result.failed == "1 fixed inputs (images)" and "flatten x to (N, D)" in result.diagnosis

@@ -90,7 +90,18 @@ def check_layer(cls, kind: str, label: str):
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
              "maxpool": conv.check_pool, "gru": lambda c: recurrent.check(c, "gru"),
              "rnn": lambda c: recurrent.check(c, "rnn")}[kind]
-    return _guarded(check, cls), label, LAYERS[kind][1]
+    result = _guarded(check, cls)
+    _dlx_only(result, "layers")
+    return result, label, LAYERS[kind][1]
+
+
+def _dlx_only(result, what: str) -> None:
+    """A pass of what has no torch comparison yet says so, as a stage of its own."""
+    if result.passed:
+        from dlx.checks import oracle
+
+        oracle.attach(result, f"torch: {what} are compared with dlx's reference only (dlx's are "
+                              f"tested against torch's in its own test suite)")
 
 
 RAISED = "your code raised"
@@ -316,9 +327,9 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
     if unmatched:
         result.notes.append(f"your option(s) {', '.join(unmatched)} have no counterpart in dlx's "
                             f"{reference}")
+    _dlx_only(result, "schedules")
     result.notes.append("not checked: the warm-up (warmup_steps is dlx's, in front of any "
-                        "schedule); torch is not compared directly (dlx's schedules are tested "
-                        "against torch.optim.lr_scheduler)")
+                        "schedule)")
     shown = ", ".join(f"{k}={v}" for k, v in sorted(ref_options.items()))
     return result, label, f"dlx's {reference}" + (f" ({shown})" if shown else "")
 
@@ -355,9 +366,17 @@ def check_model(args: list[str], name: str):
                          if reference is None else
                          f"model reference {reference!r}: dlx check compares whole models with "
                          f"logreg, linreg and mlp so far")
+    data_args = [a for a in args if a.startswith("dataset")]
+    if reference == "linreg" and not data_args:
+        # the run config's default data are classes: a regression model is checked on a
+        # regression data set unless one is named
+        data_args = ["dataset=function"]
+        cfg = OmegaConf.to_container(compose([*args, *data_args,
+                                              *([] if given_init else ["init=he_normal"])]),
+                                     resolve=True)
     cfg["dtype"] = "float64"
     data = build_data(cfg)
-    ref_cfg = OmegaConf.to_container(compose([f"model={reference}"]), resolve=True)
+    ref_cfg = OmegaConf.to_container(compose([f"model={reference}", *data_args]), resolve=True)
     taken = inspect.signature(MODELS[reference]).parameters
     ref_node = {k: v for k, v in ref_cfg["model"].items() if k == "name" or k in taken}
     ref_node.update({k: v for k, v in options.items() if k in taken})
@@ -367,12 +386,48 @@ def check_model(args: list[str], name: str):
 
     x = np.array(data.X_train[:models.N], dtype=np.float64)
     result = _guarded(models.check, mine, ref_model, x, reference)
+    if result.passed and data.spec.kind == "features" and reference == "mlp":  # MNIST's: flat?
+        result = _on_images(result, cfg, ref_node, ref_cfg["init"], data.spec)
+    _dlx_only(result, "whole models")
     shown = ", ".join(f"{k}={v}" for k, v in ref_node.items() if k != "name")
-    result.notes.append(f"on {models.N} examples of {data.spec.describe()}; not checked: "
-                        f"dropout and other randomness (set keep_prob 1); torch is not compared "
-                        f"directly (dlx's layers are tested against torch.nn's)")
+    result.notes.append(f"on {models.N} examples of {data.spec.describe()}"
+                        + ("; not checked: dropout (keep_prob 1 here)" if reference == "mlp"
+                           else ""))
     return getattr(factory, "__wrapped_learner__", factory), (
         result, label, f"dlx's {reference}" + (f" ({shown})" if shown else ""))
+
+
+def _on_images(result, cfg: dict, ref_node: dict, ref_init: dict, spec):
+    """A model that passed on feature vectors, checked again on a small batch of images
+    (N, 1, 3, 3), as MNIST's: a model that does not flatten them fails here, not in a run."""
+    import numpy as np
+
+    from dlx.assemble import build_model
+    from dlx.checks import models
+    from dlx.data.spec import DataSpec
+
+    image = DataSpec.image(1, 3, 3, max(spec.n_classes, 2))
+    rng = np.random.default_rng(0)
+    try:
+        mine = build_model(cfg["model"], cfg["init"], image, rng, np.dtype("float64"), rng)
+        ref = build_model(ref_node, ref_init, image, rng, np.dtype("float64"), rng)
+    except (UsageError, ValueError, TypeError):
+        return result  # a model for feature vectors only: its run's data are those
+    if isinstance(models.match(mine.parameters(), ref.parameters()), str):
+        result.notes.append("not checked: images (your model's layers are sized from "
+                            "spec.shape[0], for feature vectors only)")
+        return result
+    x = np.sin(np.linspace(0.0, 9.0, models.N * 9)).reshape(models.N, 1, 3, 3)
+    again = _guarded(models.check, mine, ref, x, "mlp on images")
+    if again.passed:
+        result.stages.append(("1 fixed inputs (images)", "passed"))
+        return result
+    again.diagnosis = (f"on images {x.shape} (as MNIST's) your model fails where it passed on "
+                       f"feature vectors: flatten x to (N, D) first and give dx x's shape back "
+                       f"({again.failed}: {again.diagnosis})")
+    again.stages = [*result.stages, ("1 fixed inputs (images)", "failed")]
+    again.failed = "1 fixed inputs (images)"
+    return again
 
 
 def check_regularizer(factory, options: dict, reference, label: str, how: str):
@@ -398,6 +453,7 @@ def check_regularizer(factory, options: dict, reference, label: str, how: str):
         ratio = float(options.get("l1_ratio", 0.5))
     result = _guarded(regularizers.check, lambda: factory(**options),
                       ElasticNet(lam, ratio, "subgradient"), lam, ratio)
+    _dlx_only(result, "penalties")
     result.notes.append("checked on one weight array (dlx sums your penalty over the weights, "
                         "never biases); not checked: a proximal step (dlx's own L1 option)")
     shown = f"lam={lam:g}" + (f", l1_ratio={ratio:g}" if reference == "elastic_net" else "")

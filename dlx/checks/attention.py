@@ -106,7 +106,7 @@ def check(cls) -> Result:
     layer = build(cls, C, H)
     ref = _Switched(C, H)
     x = np.sin(np.linspace(0.0, 9.0, B * T * C)).reshape(B, T, C)
-    result = models.check(layer, ref, x, "MultiHeadAttention", intermediates)
+    result = models.check(layer, ref, x, "MultiHeadAttention", intermediates, "output")
     if result.passed or result.failed != "1 fixed inputs":
         if result.passed:
             result.notes.append(f"checked at d_model {C}, {H} heads, x of shape {(B, T, C)}")

@@ -33,8 +33,8 @@ def check_conv(cls) -> Result:
     layer = build(cls, C, F, K, STRIDE, PAD)
     ref = Conv2d(C, F, K, STRIDE, PAD, dtype=np.float64)
     x = _x(SIZE)
-    result = models.check(layer, ref, x, "Conv2d")
-    wrong_size = result.failed == "0 interface" and "scores of shape" in result.diagnosis
+    result = models.check(layer, ref, x, "Conv2d", out="output")
+    wrong_size = result.failed == "0 interface" and "output of shape" in result.diagnosis
     if result.passed or not (result.failed == "1 fixed inputs" or wrong_size):
         if result.passed:
             result.notes.append(f"checked at kernel {K}, stride {STRIDE}, padding {PAD} on x "
@@ -68,14 +68,14 @@ def check_pool(cls) -> Result:
     layer = build(cls, POOL_K, POOL_STRIDE)
     ref = MaxPool2d(POOL_K, POOL_STRIDE)
     x = _x(POOL_SIZE)
-    result = models.check(layer, ref, x, "MaxPool2d")
+    result = models.check(layer, ref, x, "MaxPool2d", out="output")
     if result.passed:
         result.notes.append(f"checked at kernel {POOL_K}, stride {POOL_STRIDE} (overlapping "
                             f"windows) on x of shape {x.shape}")
     if result.failed != "1 fixed inputs":
         return result
     rows = {r.name: r for r in result.rows}
-    if rows["scores"].ok:  # the forward is right: which backward is it?
+    if rows["output"].ok:  # the forward is right: which backward is it?
         mine = build_like(cls, layer, (POOL_K, POOL_STRIDE))
         out = np.asarray(mine.forward(x.copy()))
         dout = np.linspace(-0.5, 0.6, out.size).reshape(out.shape) / N

@@ -565,6 +565,41 @@ class LogisticRegression(Module):
         raise NotImplementedError("LogisticRegression.backward")
 '''
 
+_LINREG = '''"""Exercise linreg: the single perceptron without an activation, y_hat = x W + b (house prices).
+
+Check it:  dlx check model=my_linreg
+Run it:    dlx run -m model=linreg,my_linreg dataset=function optimizer=sgd optimizer.lr=0.1 seed=0
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class LinearRegression(Module):
+    """y_hat = x W + b for x (N, D): W (D, K), b (K,), K = spec.n_out real targets (trained on
+    the squared error: the gradient of its mean is dlx's loss's backward).
+
+    Args:
+        spec: the data's description: ``spec.shape`` one input's shape (D,), ``spec.n_out``.
+    """
+
+    def __init__(self, spec):
+        D, K = int(np.prod(spec.shape)), spec.n_out
+        self.W = Parameter(np.zeros((D, K)), "linear.W")  # .data the array, .grad its gradient
+        self.b = Parameter(np.zeros(K), "linear.b", decay=False)
+
+    def forward(self, x):
+        """(N, D) -> predictions (N, K). Keep on ``self`` what backward needs."""
+        raise NotImplementedError("LinearRegression.forward")
+
+    def backward(self, dout):
+        """dout = dL/dy_hat, (N, K). **Add** dL/dW and dL/db into ``self.W.grad`` and
+        ``self.b.grad`` (+=) and return dL/dx, (N, D): the perceptron's gradient, derived for
+        one example (y_hat_k = sum_d x_d W_dk + b_k), then over the batch."""
+        raise NotImplementedError("LinearRegression.backward")
+'''
+
 _TWO_LAYER = '''"""Exercise two_layer_net: a 2-layer net, vectorized forward and backward (cs231n's).
 
 Check it:  dlx check model=my_two_layer_net
@@ -952,6 +987,10 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     Exercise("logreg", "model", "logreg", "LogisticRegression",
              "logistic regression from scratch, logits = x W + b", "logreg",
              "dlx run -m experiment=logreg model=logreg,my_logreg seed=0", _LOGREG),
+    Exercise("linreg", "model", "linreg", "LinearRegression",
+             "the perceptron on house prices, y_hat = x W + b", "house_prices",
+             "dlx run -m model=linreg,my_linreg dataset=function optimizer=sgd optimizer.lr=0.1 "
+             "seed=0", _LINREG),
     Exercise("two_layer_net", "model", "mlp", "TwoLayerNet",
              "a 2-layer ReLU net, vectorized forward and backward", "mnist_mlp",
              "dlx run -m experiment=mnist_mlp model=mlp,my_two_layer_net", _TWO_LAYER,

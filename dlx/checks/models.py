@@ -40,6 +40,10 @@ def match(mine: list, theirs: list) -> list[tuple] | str:
                 break
         else:
             return pairs
+    if sorted(shapes[0]) == sorted(shapes[1]):
+        return (f"your model's Parameters {shapes[0]} are dlx's {shapes[1]} in another order: "
+                f"define them in dlx's order (the first layer's weight and bias first), so "
+                f"that the same weights can be given to both")
     return (f"your model's Parameters {shapes[0]} are not those of the reference "
             f"{shapes[1]} (in order; a weight may be (out, in) as torch's): build the same "
             f"layers from the options")
@@ -122,9 +126,10 @@ def _run(model, pairs_side: int, pairs, x, dout):
 
 
 def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
-          intermediates=None) -> Result:
+          intermediates=None, out: str = "scores") -> Result:
     """Stages 0-3 of ``mine`` against ``ref`` (any two Modules built alike); ``intermediates``
-    ``(ref, x, dout) -> [(name, value, culprit)]`` for a reference that is not a Sequential."""
+    ``(ref, x, dout) -> [(name, value, culprit)]`` for a reference that is not a Sequential;
+    ``out`` what the output is called (a layer's "output", a model's "scores")."""
     result = Result(passed=False)
     pairs = match(mine.parameters(), ref.parameters())
     if isinstance(pairs, str):
@@ -138,7 +143,7 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
     dout = np.linspace(-0.5, 0.6, probe.size).reshape(probe.shape) / len(x)
     shape = np.shape(mine.forward(x.copy()))  # before any backward: dout is shaped as dlx's
     if shape != probe.shape:
-        return result.fail("0 interface", f"forward returned scores of shape {shape}; dlx's "
+        return result.fail("0 interface", f"forward returned {out} of shape {shape}; dlx's "
                            f"{reference} returns {probe.shape} for x of shape {x.shape}")
     scores, dx, grads, kept = _run(mine, 0, pairs, x, dout)
     if dx is None or np.shape(dx) != x.shape:
@@ -148,7 +153,7 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
     result.stages.append(("0 interface", "passed"))
 
     ref_scores, ref_dx, ref_grads, _ = _run(ref, 1, pairs, x, dout)
-    named = [("scores", scores, ref_scores)]
+    named = [(out, scores, ref_scores)]
     named += [(f"{p[1].name or 'param'} grad", g, rg) for p, g, rg in zip(pairs, grads, ref_grads)]
     named.append(("dx", np.asarray(dx), np.asarray(ref_dx)))
     result.rows = [Row(0, n, float(np.abs(a - b).max()), rel_error(a, b), rel_error(a, b) <= RTOL)
@@ -159,13 +164,19 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
         result.stages.append(("1 fixed inputs", "failed"))
         result.failed = "1 fixed inputs"
         bad = next(r for r in result.rows if not r.ok)
-        where = _localise((intermediates or _reference_intermediates)(ref, x, dout), kept,
+        found = (intermediates or _reference_intermediates)(ref, x, dout)
+        named_of = {n: (a, b) for n, a, b in named}
+        said = _relation(bad.name, *named_of[bad.name], len(x), result.rows, out)
+        said = said or _weight_from(bad.name, pairs, grads, found, kept, x, dout, ref)
+        where = _localise(found, {k: v for k, v in kept.items()  # what it returned is a row
+                                  if not any(v.shape == np.shape(r) and np.array_equal(v, r)
+                                             for r in (scores, dx))},
                           result, (x, x.reshape(len(x), -1)))
-        verb = "differ" if bad.name == "scores" else "differs"
-        result.diagnosis = f"your {bad.name} {verb} from dlx's {reference}'s" + where
-        result.revisit = ("derive that step again; the rows below compare, in forward then "
-                          "backward order, each of dlx's intermediates with the closest array "
-                          "your model keeps on self")
+        verb = "differ" if bad.name.endswith("s") else "differs"
+        result.diagnosis = said or f"your {bad.name} {verb} from dlx's {reference}'s" + where
+        result.revisit = ("derive that step again" + ("; the rows below compare, in forward "
+                          "then backward order, each of dlx's intermediates with the closest "
+                          "array your model keeps on self" if "~" in str(result.rows) else ""))
         return result
 
     f_rows = _finite_differences(mine, pairs, x, dout, grads, np.asarray(dx), rng)
@@ -177,6 +188,51 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
     result.stages.append(("3 named intermediates", "not needed (stage 1 matched)"))
     result.passed = True
     return result
+
+
+def _relation(name: str, mine, theirs, n: int, rows, out: str) -> str | None:
+    """A failing row's known relation to the reference's: a constant factor (1/N: a mean that
+    belongs to the loss), or dx alone wrong while every gradient matches (a path missed)."""
+    if name == "dx" and all(r.ok for r in rows if r.name != "dx"):
+        return ("every parameter's gradient matches; only dx differs: dL/dx sums every path "
+                "from x to the output (x feeds several branches here: add each branch's "
+                "gradient), and each path's factor, transposed")
+    keep = np.abs(theirs) > 1e-12
+    ratio = np.asarray(mine)[keep] / theirs[keep] if np.shape(mine) == np.shape(theirs) else []
+    if len(ratio) and np.allclose(ratio, ratio[0], rtol=1e-9) and not np.isclose(ratio[0], 1):
+        c = float(ratio[0])
+        why = (": the 1/N of the mean is the loss's, already in dout; a layer's gradient is a "
+               "sum over the batch" if np.isclose(c, 1 / n) else
+               ": the sign" if np.isclose(c, -1) else "")
+        return f"your {name} is {c:g} times dlx's{why}"
+    return None
+
+
+def _weight_from(name: str, pairs, grads, found, kept, x, dout, ref) -> str | None:
+    """A Linear's weight gradient computed from the wrong input: dW = A^T g for a kept forward
+    array A that is not the layer's input (z1 where h1 belongs, say)."""
+    layers = _layers(ref)
+    for (mine_p, ref_p, _), g in zip(pairs, grads):
+        if f"{ref_p.name or 'param'} grad" != name or g.ndim != 2:
+            continue
+        j = next((i for i, m in enumerate(layers) if any(q is ref_p for q in m.parameters())),
+                 None)
+        if j is None:
+            return None
+        outs = [v for n, v, _ in found if not n.startswith("dL/d")]
+        grads_out = {n: v for n, v, _ in found if n.startswith("dL/d")}
+        g_out = grads_out.get(f"dL/d(layer {j + 1} output)", dout)
+        inputs = [x.reshape(len(x), -1), *outs]
+        for key, a in kept.items():
+            if key.startswith("dL/d:") or a.ndim != 2 or a.shape[0] != len(x):
+                continue
+            if a.shape[1] == g.shape[0] and rel_error(a.T @ g_out, g) <= RTOL:
+                right = "x" if j == 0 else f"layer {j}'s output"
+                if rel_error(a, inputs[j]) <= RTOL:
+                    return None
+                return (f"your {name} is {key}^T times the gradient reaching layer {j + 1}'s "
+                        f"output: the weight's gradient takes the layer's own input, {right}")
+    return None
 
 
 def _localise(found: list, kept: dict, result: Result, inputs=()) -> str:
@@ -201,6 +257,8 @@ def _localise(found: list, kept: dict, result: Result, inputs=()) -> str:
         if not same:
             continue
         err, key = min(same)
+        if err > 0.999:  # nothing of the learner's resembles it: an array it does not keep
+            continue
         ok = err <= RTOL
         rows.append(Row(0, f"{name} ~ {key.removeprefix('dL/d:')}",
                         float(np.abs(kept[key] - value).max()), err, ok))
