@@ -529,10 +529,13 @@ def _penalties() -> list[Exercise]:
     return out
 
 
-_LOGREG = '''"""Exercise logreg: logistic regression from scratch, logits = x W + b.
+def _affine_model(name: str, title: str, cls: str, doc: str, run: str, out: str,
+                  backward: str) -> str:
+    """The stub of a one-layer model, out = x W + b (logistic and linear regression)."""
+    return f'''"""Exercise {name}: {title}.
 
-Check it:  dlx check model=my_logreg
-Run it:    dlx run -m experiment=logreg model=logreg,my_logreg seed=0
+Check it:  dlx check model=my_{name}
+Run it:    {run}
 """
 
 import numpy as np
@@ -540,9 +543,8 @@ import numpy as np
 from dlx.nn import Module, Parameter
 
 
-class LogisticRegression(Module):
-    """logits = x W + b for a batch x of shape (N, D): W is (D, K), b is (K,), K = spec.n_out
-    (1 for two classes: dlx's loss applies the sigmoid; else one logit per class, softmax).
+class {cls}(Module):
+    """{doc}
 
     Args:
         spec: the data's description: ``spec.shape`` one input's shape (D,), ``spec.n_out``.
@@ -554,51 +556,36 @@ class LogisticRegression(Module):
         self.b = Parameter(np.zeros(K), "linear.b", decay=False)
 
     def forward(self, x):
-        """(N, D) -> logits (N, K). Keep on ``self`` what backward needs."""
-        raise NotImplementedError("LogisticRegression.forward")
+        """(N, D) -> {out} (N, K). Keep on ``self`` what backward needs."""
+        raise NotImplementedError("{cls}.forward")
 
     def backward(self, dout):
-        """dout = dL/dlogits, (N, K) (the loss's backward, its 1/N included). **Add** dL/dW
-        and dL/db into ``self.W.grad`` and ``self.b.grad`` (+=), and return dL/dx, (N, D).
-
-        Derive each for one example (logit_k = sum_d x_d W_dk + b_k), then over the batch."""
-        raise NotImplementedError("LogisticRegression.backward")
+        """{backward}"""
+        raise NotImplementedError("{cls}.backward")
 '''
 
-_LINREG = '''"""Exercise linreg: the single perceptron without an activation, y_hat = x W + b (house prices).
 
-Check it:  dlx check model=my_linreg
-Run it:    dlx run -m model=linreg,my_linreg dataset=function optimizer=sgd optimizer.lr=0.1 seed=0
-"""
+_LOGREG = _affine_model(
+    "logreg", "logistic regression from scratch, logits = x W + b", "LogisticRegression",
+    "logits = x W + b for a batch x of shape (N, D): W is (D, K), b is (K,), K = spec.n_out\n"
+    "    (1 for two classes: dlx's loss applies the sigmoid; else one logit per class, softmax).",
+    "dlx run -m experiment=logreg model=logreg,my_logreg seed=0", "logits",
+    "dout = dL/dlogits, (N, K) (the loss's backward, its 1/N included). **Add** dL/dW\n"
+    "        and dL/db into ``self.W.grad`` and ``self.b.grad`` (+=), and return dL/dx, (N, D).\n"
+    "\n        Derive each for one example (logit_k = sum_d x_d W_dk + b_k), then over the "
+    "batch.")
 
-import numpy as np
+_LINREG = _affine_model(
+    "linreg", "the single perceptron without an activation, y_hat = x W + b (house prices)",
+    "LinearRegression",
+    "y_hat = x W + b for x (N, D): W (D, K), b (K,), K = spec.n_out real targets (trained on\n"
+    "    the squared error: the gradient of its mean is dlx's loss's backward).",
+    "dlx run -m model=linreg,my_linreg dataset=function optimizer=sgd optimizer.lr=0.1 seed=0",
+    "predictions",
+    "dout = dL/dy_hat, (N, K). **Add** dL/dW and dL/db into ``self.W.grad`` and\n"
+    "        ``self.b.grad`` (+=) and return dL/dx, (N, D): the perceptron's gradient, derived "
+    "for\n        one example (y_hat_k = sum_d x_d W_dk + b_k), then over the batch.")
 
-from dlx.nn import Module, Parameter
-
-
-class LinearRegression(Module):
-    """y_hat = x W + b for x (N, D): W (D, K), b (K,), K = spec.n_out real targets (trained on
-    the squared error: the gradient of its mean is dlx's loss's backward).
-
-    Args:
-        spec: the data's description: ``spec.shape`` one input's shape (D,), ``spec.n_out``.
-    """
-
-    def __init__(self, spec):
-        D, K = int(np.prod(spec.shape)), spec.n_out
-        self.W = Parameter(np.zeros((D, K)), "linear.W")  # .data the array, .grad its gradient
-        self.b = Parameter(np.zeros(K), "linear.b", decay=False)
-
-    def forward(self, x):
-        """(N, D) -> predictions (N, K). Keep on ``self`` what backward needs."""
-        raise NotImplementedError("LinearRegression.forward")
-
-    def backward(self, dout):
-        """dout = dL/dy_hat, (N, K). **Add** dL/dW and dL/db into ``self.W.grad`` and
-        ``self.b.grad`` (+=) and return dL/dx, (N, D): the perceptron's gradient, derived for
-        one example (y_hat_k = sum_d x_d W_dk + b_k), then over the batch."""
-        raise NotImplementedError("LinearRegression.backward")
-'''
 
 _TWO_LAYER = '''"""Exercise two_layer_net: a 2-layer net, vectorized forward and backward (cs231n's).
 

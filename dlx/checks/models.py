@@ -212,7 +212,7 @@ def _weight_from(name: str, pairs, grads, found, kept, x, dout, ref) -> str | No
     """A Linear's weight gradient computed from the wrong input: dW = A^T g for a kept forward
     array A that is not the layer's input (z1 where h1 belongs, say)."""
     layers = _layers(ref)
-    for (mine_p, ref_p, _), g in zip(pairs, grads):
+    for (_, ref_p, _), g in zip(pairs, grads):
         if f"{ref_p.name or 'param'} grad" != name or g.ndim != 2:
             continue
         j = next((i for i, m in enumerate(layers) if any(q is ref_p for q in m.parameters())),
