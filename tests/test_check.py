@@ -1073,3 +1073,40 @@ def test_a_gru_or_rnn_mistake_is_named(base, forward, switches, says):
         assert result.passed, result
     else:
         assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+from dlx.checks import softmax as softmax_check  # noqa: E402
+from dlx.nn.activations import Softmax  # noqa: E402
+
+
+class MySoftmax(Softmax):
+    slip = None
+
+    def forward(self, x):
+        if self.slip == "naive":
+            e = np.exp(x)
+        elif self.slip == "axis0":
+            e = np.exp(x - x.max(axis=0, keepdims=True))
+            self._y = e / e.sum(axis=0, keepdims=True)
+            return self._y
+        else:
+            return super().forward(x)
+        self._y = e / e.sum(axis=-1, keepdims=True)
+        return self._y
+
+    def backward(self, dout):
+        if self.slip == "diagonal":
+            return dout * self._y * (1 - self._y)
+        return super().backward(dout)
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("naive", "exp of a large input overflowed"),
+    ("diagonal", "the Jacobian's diagonal only"), ("axis0", "normalizes over axis 0"),
+])
+def test_a_softmax_mistake_is_named(slip, says):
+    result = softmax_check.check(type("Softmax", (MySoftmax,), {"slip": slip}))
+    if says is None:
+        assert result.passed, result
+    else:
+        assert not result.passed and says in result.diagnosis, result

@@ -247,6 +247,10 @@ self.bias_ih.grad += da.sum(axis=0)
 self.bias_hh.grad += db.sum(axis=0)
 self.dstate0 = dh * z + db @ self.weight_hh.data
 return da @ self.weight_ih.data"""],
+    "softmax": ["""\
+e = np.exp(x - x.max(axis=-1, keepdims=True))
+self.y = e / e.sum(axis=-1, keepdims=True)
+return self.y""", "return self.y * (dout - (dout * self.y).sum(axis=-1, keepdims=True))"],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -299,7 +303,8 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
              "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None,
-                       "lstm": None, "conv": None, "rnn": None}}
+                       "lstm": None, "conv": None, "rnn": None,
+                       "softmax": None}}
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name
         assert ex.days  # its experiment is one of the plan's

@@ -60,14 +60,15 @@ def _layer_path(path: str):
                          f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
-                         f"BatchNorm, a Dropout, a Conv2d, a MaxPool2d, a (self-)Attention "
+                         f"BatchNorm, a Dropout, a Softmax, a Conv2d, a MaxPool2d, a (self-)Attention "
                          f"layer and an LSTM, GRU or RNN cell so far, known by the class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"gru": (("gru",), "dlx's GRUCell (torch's layout, gates r, z, n)"),
+LAYERS = {"softmax": (("softmax",), "dlx's Softmax (over the last axis)"),
+          "gru": (("gru",), "dlx's GRUCell (torch's layout, gates r, z, n)"),
           "rnn": (("rnn",), "dlx's RNNCell (tanh, torch's layout)"),
           "maxpool": (("maxpool",), "dlx's MaxPool2d"),
           "conv": (("conv",), "dlx's Conv2d (cross-correlation, W (F, C, kH, kW))"),
@@ -84,12 +85,12 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import attention, batchnorm, conv, dropout, linear, recurrent
+    from dlx.checks import attention, batchnorm, conv, dropout, linear, recurrent, softmax
 
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
              "maxpool": conv.check_pool, "gru": lambda c: recurrent.check(c, "gru"),
-             "rnn": lambda c: recurrent.check(c, "rnn")}[kind]
+             "rnn": lambda c: recurrent.check(c, "rnn"), "softmax": softmax.check}[kind]
     result = _guarded(check, cls)
     _dlx_only(result, "layers")
     return result, label, LAYERS[kind][1]

@@ -879,6 +879,31 @@ class GRUCell(Module):
         raise NotImplementedError("GRUCell.backward")
 '''
 
+_SOFTMAX = '''"""Exercise softmax: softmax over the last axis, forward and backward.
+
+Check it:  dlx check layer=mine.softmax.Softmax
+Use it:    in a model of yours (conf/model/), or inside your attention.
+"""
+
+import numpy as np  # noqa: F401 - for your forward and backward
+
+from dlx.nn import Module
+
+
+class Softmax(Module):
+    """y = exp(x) / sum exp(x), each row (the last axis) on its own: x (N, K) -> y (N, K)."""
+
+    def forward(self, x):
+        """Keep on ``self`` what backward needs. An exp of a large input overflows: the
+        softmax of x - c is the softmax of x for any c per row; choose c well."""
+        raise NotImplementedError("Softmax.forward")
+
+    def backward(self, dout):
+        """dL/dx, shaped as x. Each y_i depends on every x_j of its row: derive d y_i / d x_j,
+        then apply that Jacobian to dout row by row without building it."""
+        raise NotImplementedError("Softmax.backward")
+'''
+
 _BATCHNORM = '''"""Exercise batchnorm: batch normalization of (N, D) features (Ioffe & Szegedy 2015).
 
 Check it:  dlx check layer=mine.batchnorm.BatchNorm
@@ -992,6 +1017,8 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "cnn", None, _CONV, also=("MaxPool2d",)),
     Exercise("rnn", "layer", "rnn", "RNNCell", "an Elman RNN step and a GRU step (BPTT's units)",
              "rnn_memory", None, _RNN, also=("GRUCell",)),
+    Exercise("softmax", "layer", "softmax", "Softmax", "softmax over the last axis",
+             "activations", None, _SOFTMAX),
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",

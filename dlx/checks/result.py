@@ -34,7 +34,9 @@ class Result:
     trace: str = ""                    # the learner's own frames, when their code raised
 
     def fail(self, stage: str, diagnosis: str, revisit: str = "") -> "Result":
-        """Stop at ``stage``, saying what is wrong (and what to look at again)."""
+        """Stop at ``stage``, saying what is wrong (and what to look at again): a failure,
+        whatever the stages before it said."""
+        self.passed = False
         self.stages.append((stage, "failed"))
         self.failed, self.diagnosis, self.revisit = stage, diagnosis, revisit
         return self
