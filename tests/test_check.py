@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dlx.checks import mistakes, optim
-from dlx.optim import SGD, Adagrad, Adam, Optimizer, RMSprop
+from dlx.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from tests.conftest import CLI, assert_one_error_line
 
 REFERENCES = {  # concept -> (dlx's class, options)
@@ -21,6 +21,7 @@ REFERENCES = {  # concept -> (dlx's class, options)
     "adam": (Adam, {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8}),
     "rmsprop": (RMSprop, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}),
     "adagrad": (Adagrad, {"lr": 0.01, "eps": 1e-10}),
+    "adamw": (AdamW, {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}),
 }
 
 
@@ -51,12 +52,13 @@ def test_every_catalogue_entry_is_diagnosed_as_itself(entry):
         assert any("exactly as that variant does" in note for note in result.notes)
 
 
-@pytest.mark.parametrize("concept", ["momentum", "adam", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("concept", ["momentum", "adam", "rmsprop", "adagrad", "adamw"])
 def test_the_catalogues_own_base_rule_is_the_reference(concept):
     """Switched off, every entry's class computes torch's rule: the catalogue differs from the
     reference only by the switch it names."""
     cls = {"momentum": mistakes._Momentum, "adam": mistakes._Adam,
-           "rmsprop": mistakes._RMSprop, "adagrad": mistakes._Adagrad}[concept]
+           "rmsprop": mistakes._RMSprop, "adagrad": mistakes._Adagrad,
+           "adamw": mistakes._AdamW}[concept]
     result = checked(concept, lambda ps: cls(ps, **REFERENCES[concept][1]))
     assert result.passed and result.variant is None
 

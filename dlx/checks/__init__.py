@@ -262,6 +262,7 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
     result.notes.append("not checked: stages 2 and 3 (gradients, named intermediates) are for "
                         "layers, losses and models")
     keys = [k for k in sorted(mine_options) if k in ref_options] or ["lr"]  # at least the rate
+    keys += ["weight_decay"] if decay and "weight_decay" in ref_options else []
     shown = ", ".join(f"{k}={ref_options[k]}" for k in keys if k in ref_options)
     return result, label, f"dlx's {reference} ({shown})"
 

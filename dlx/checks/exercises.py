@@ -207,6 +207,18 @@ def _optimizers() -> list[Exercise]:
          "        super().__init__(params, lr)\n        self.beta1, self.beta2 = betas\n"
          "        self.eps = eps",
          {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8}, None),
+        ("adamw", "adamw", "AdamW", "AdamW (Loshchilov & Hutter 2019), as torch.optim.AdamW",
+         "optimizers",
+         "        p <- p * (1 - lr * weight_decay)        (decoupled: outside the Adam step)\n"
+         "        then Adam's step, with m_hat and v_hat bias-corrected as in Adam",
+         "Derive it: with the decay in the gradient (L2, g + wd p) Adam divides it by "
+         "sqrt(v_hat); what does that do to weights with large gradients?",
+         _LR + "\n        betas: (beta1, beta2).\n        eps: added to sqrt(v_hat).\n"
+         "        weight_decay: the decay per unit of lr (yours: dlx adds nothing to g).",
+         "self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01",
+         "        super().__init__(params, lr)  # no weight_decay here: the decay is yours\n"
+         "        self.beta1, self.beta2 = betas\n        self.eps, self.wd = eps, weight_decay",
+         {"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.01}, None),
         ("adamax", "adamax", "Adamax", "AdaMax (Kingma & Ba 2015, section 7)", "optimizers",
          "        m <- beta1 * m + (1 - beta1) * g        (m and u start at zero)\n"
          "        u <- max(beta2 * u, |g| + eps)\n"

@@ -55,6 +55,24 @@ class _Adam(Optimizer):
             p -= self.lr * m_hat / denom
 
 
+class _AdamW(_Adam):
+    """AdamW (torch's: p <- p (1 - lr wd) before the Adam step) with switches: the decay as L2
+    in the gradient (Adam's), without the learning rate, or after the step."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 coupled=False, no_lr=False, after=False, **_):
+        super().__init__(params, lr, betas, eps, weight_decay if coupled else 0.0)
+        self.wd, self.coupled, self.no_lr, self.after = weight_decay, coupled, no_lr, after
+
+    def update(self, p, g, state):
+        shrink = 1 - (self.wd if self.no_lr else self.lr * self.wd)
+        if not (self.coupled or self.after):
+            p *= shrink
+        super().update(p, g, state)
+        if self.after and not self.coupled:
+            p *= shrink
+
+
 # --- SGD with momentum --------------------------------------------------------------------------
 
 class _Momentum(Optimizer):
@@ -126,6 +144,21 @@ CATALOGUE: tuple[Mistake, ...] = (
             "both keep the denominator away from zero; inside the root eps acts as sqrt(eps) "
             "(1e-4 for eps = 1e-8), so steps on coordinates with tiny gradients are smaller",
             _with(_Adam, eps_inside=True)),
+    Mistake("adamw_coupled", "adamw", "bug",
+            "weight decay added to the gradient (L2, Adam's): AdamW decouples it, shrinking p "
+            "by (1 - lr wd) outside the adaptive step",
+            "in the gradient the decay is divided by sqrt(v_hat) like everything else, so "
+            "weights with large gradients decay less (Loshchilov & Hutter 2019): take it out of g",
+            _with(_AdamW, coupled=True)),
+    Mistake("adamw_no_lr", "adamw", "bug",
+            "the decay applied without the learning rate: p <- p (1 - wd) where torch's AdamW "
+            "shrinks by (1 - lr wd)",
+            "the decay is a step like the gradient's: scaled by lr (torch), so a schedule lowers "
+            "it too", _with(_AdamW, no_lr=True)),
+    Mistake("adamw_after", "adamw", "variant",
+            "the decay applied after the Adam step instead of before it",
+            "both shrink by (1 - lr wd); after the step the shrink also scales that step, a "
+            "difference of order lr^2 wd", _with(_AdamW, after=True)),
     Mistake("momentum_lr_inside", "momentum", "variant",
             "the learning rate inside the velocity: v <- mu v + lr g, p <- p - v",
             "at a constant rate it is torch's b scaled by lr, the same steps; when a schedule "
