@@ -789,11 +789,12 @@ def test_the_report_sets_the_learners_runs_against_the_reference(ws):
     assert ref.returncode == 0, ref.stderr
     mine = cli("run", "-m", *short, "optimizer=my_adam,half_sgd", "progress=none")
     assert mine.returncode == 0, mine.stderr
+    assert cli("check", "optimizer=my_adam").returncode == 0  # its verdict, in the report
     out = ws / "report"
     made = cli("report", str(cli.run_dir(ref)), str(cli.run_dir(mine)), "--out", str(out))
     assert made.returncode == 0, made.stderr
     text = (out / "report.md").read_text()
-    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+, not checked\) at dataset\.n_samples=400, "
+    adam = re.search(r"optimizer=my_adam \(mine\.optim:Adam @\w+, check passed\) at dataset\.n_samples=400, "
                      r"epochs=1 computes what "
                      r"optimizer=adam \(dlx\) does: every one of [\d,]+ logged values of 2 "
                      r"runs paired by seed within ([\d.e-]+)", text)
@@ -801,6 +802,11 @@ def test_the_report_sets_the_learners_runs_against_the_reference(ws):
     assert re.search(r"half_sgd \(mine\.extra:HalfSGD @\w+, not checked\) at .*? differs from "
                      r"optimizer=sgd \(dlx\).*they part at step \d+, \w+/loss", text), text
     assert "yours against dlx's reference: final values" in text
+    assert re.search(r"\| optimizer=my_adam \(mine\.optim:Adam @\w+, check passed\) \| "
+                     r"dlx check optimizer=my_adam \| passed \| 0 interface passed; 1 fixed "
+                     r"inputs passed; 4 trajectory passed", text), text
+    assert re.search(r"\| optimizer=half_sgd \(mine\.extra:HalfSGD @\w+, not checked\) \| "
+                     r"dlx check optimizer=half_sgd \| not checked \|", text), text
     assert "a second record of this phase's optimizers" in text  # the reference's own section
     assert list((out / "figures").glob("*yours_vs_reference.png"))
     # the reference alone: the section says the deliverable waits for the learner's code

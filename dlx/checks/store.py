@@ -62,6 +62,7 @@ def save(cls, result, command: str, reference: str) -> None:
     kept = {k: v for k, v in (kept if isinstance(kept, dict) else {}).items() if k != sha}
     kept[sha] = {  # the newest last; an undone edit finds its old verdict again
         "passed": bool(result.passed), "stage": result.failed, "diagnosis": result.diagnosis,
+        "stages": [list(st) for st in result.stages],
         "variant": result.variant, "reference": reference, "command": command,
         "checked": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     entries[key] = {"file": rel, "class": cls.__qualname__,
@@ -96,6 +97,15 @@ def for_target(ws: Path, target: str, files: dict[str, str]) -> dict | None:
         if rel in files:
             return lookup(ws, rel, cls, files[rel])
     return None
+
+
+def entry(target: str, files: dict) -> dict | None:
+    """The verdict on a run's ``target`` kept in the workspace this command runs in (never one
+    a run's record names: a record is untrusted input), or None."""
+    ws = os.environ.get("DLX_WORKSPACE")
+    if not ws or not isinstance(files, dict):
+        return None
+    return for_target(Path(ws), target, {str(k): str(v) for k, v in files.items()})
 
 
 def checked(target: str, files: dict) -> str | None:

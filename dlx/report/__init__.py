@@ -293,6 +293,9 @@ def _yours(doc: Doc, src: Source, section: Section, scratch: Path, notes: list[s
     for arm in arms:
         text = yours.verdict(arm)
         doc.para(html.escape(text), text)
+    doc.table(f"{title}: what `dlx check` said of the code these runs recorded (its verdict "
+              f"for those very bytes, kept in the workspace).",
+              ["code", "check", "verdict", "stages"], yours.check_rows(arms, group))
     png = yours.overlay(arms, scratch)
     if png is not None:
         doc.figure(png, f"{title}: loss against step, dlx's solid, yours dashed, each the "

@@ -139,6 +139,28 @@ def verdict(arm: Arm) -> str:
             f"batches: the difference is the code's.")
 
 
+def check_rows(arms_: list[Arm], group: str) -> list[list[str]]:
+    """Per arm, what `dlx check` said of the code its runs recorded (the verdict kept in the
+    workspace for those bytes): the command, the verdict, the stages."""
+    from dlx.checks.store import entry
+
+    rows = []
+    for arm in arms_:
+        source = arm.mine[0].summary.get("source") or {}
+        target = (source.get("targets") or {}).get(group)
+        found = entry(str(target), source.get("files") or {}) if target else None
+        if found is None:
+            rows.append([arm.label, f"dlx check {group}={option(arm.mine[0], group)}",
+                         "not checked", "-"])
+            continue
+        said = ("passed" + (" (an accepted variant)" if found.get("variant") else "")
+                if found.get("passed") else
+                f"failed at {found.get('stage')}: {found.get('diagnosis')}")
+        stages = "; ".join(f"{a} {b}" for a, b in found.get("stages") or [])
+        rows.append([arm.label, str(found.get("command")), said, stages or "-"])
+    return rows
+
+
 def curve(run: Run):
     """The curve to overlay: validation loss where logged, else training loss."""
     for split in ("val", "train", "batch"):
