@@ -1112,3 +1112,20 @@ def test_a_softmax_mistake_is_named(slip, says):
         assert result.passed, result
     else:
         assert not result.passed and says in result.diagnosis, result
+
+
+def test_a_warm_up_whose_cosine_runs_over_every_step_is_named():
+    """dlx's warmup_cosine anneals over total_steps - warmup after the warm-up."""
+    from dlx.assemble import build_schedule
+
+    node = {"name": "cosine", "T_max": None, "eta_min": 0.0, "warmup_steps": 50,
+            "warmup_start_factor": 0.01}
+
+    def mine(t, lr, total):
+        if t < 50:
+            return lr * (0.01 + 0.99 * t / 50)
+        return lr * (1 + math.cos(math.pi * (t - 50) / total)) / 2
+
+    result = schedule_check.check(lambda lr, total: (lambda t: mine(t, lr, total)),
+                                  lambda lr, total: build_schedule(node, lr, total), node)
+    assert result.failed == "1 fixed inputs" and "total_steps - warmup" in result.diagnosis

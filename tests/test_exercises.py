@@ -260,6 +260,11 @@ return da @ self.weight_ih.data"""],
 e = np.exp(x - x.max(axis=-1, keepdims=True))
 self.y = e / e.sum(axis=-1, keepdims=True)
 return self.y""", "return self.y * (dout - (dout * self.y).sum(axis=-1, keepdims=True))"],
+    "warmup_cosine": ["""\
+if step < warmup:
+    return lr * (start_factor + (1 - start_factor) * step / warmup)
+T, t = max(total_steps - warmup, 1), step - warmup
+return eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t / T)) / 2"""],
     "batchnorm": ["""\
 if self.training:
     n = len(x)
@@ -308,8 +313,9 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
     from dlx.optim.regularizers import REGULARIZERS
     from dlx.optim.schedules import SCHEDULES
 
-    known = {"model": MODELS, "regularizer": REGULARIZERS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
-             "loss": losses.REFERENCES,
+    known = {"model": MODELS, "regularizer": REGULARIZERS,
+             "schedule": {**SCHEDULES, "warmup_cosine": None},  # dlx's option: warm cosine
+             "optimizer": OPTIMIZERS, "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
              "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None,
                        "lstm": None, "conv": None, "rnn": None,

@@ -301,6 +301,8 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
     fn = getattr(builder, "__wrapped_learner__", builder)
     options = {k: v for k, v in options.items()  # the framework's warm-up, not the function's
                if k not in ("warmup_steps", "warmup_start_factor")}
+    if reference == "warmup_cosine":  # a warm-up of the learner's own against dlx's
+        return _check_warmup(builder, options, label)
     if reference is None:
         reference = fn.__name__.lower()
         if reference not in SCHEDULES:
@@ -397,6 +399,31 @@ def check_model(args: list[str], name: str):
                            else ""))
     return getattr(factory, "__wrapped_learner__", factory), (
         result, label, f"dlx's {reference}" + (f" ({shown})" if shown else ""))
+
+
+def _check_warmup(builder, options: dict, label: str):
+    """The learner's warm-up + cosine function against dlx's schedule=warmup_cosine (its linear
+    warm-up in front of the cosine, :func:`dlx.assemble.build_schedule`), the learner's
+    ``warmup`` and ``start_factor`` as dlx's warmup_steps and warmup_start_factor."""
+    from omegaconf import OmegaConf
+
+    from dlx.assemble import build_schedule
+    from dlx.checks import schedules
+    from dlx.gradcheck import compose
+
+    node = OmegaConf.to_container(compose(["schedule=warmup_cosine"])["schedule"], resolve=True)
+    names = {"warmup": "warmup_steps", "start_factor": "warmup_start_factor"}
+    node.update({names.get(k, k): v for k, v in options.items() if names.get(k, k) in node})
+    shown = ", ".join(f"{k}={node[k]}" for k in ("warmup_steps", "warmup_start_factor",
+                                                   "eta_min"))
+
+    def ref(lr, total):
+        return build_schedule(node, lr, total)
+
+    result = _guarded(schedules.check, lambda lr, total: builder(lr, total, **options), ref,
+                      node)
+    _dlx_only(result, "schedules")
+    return result, label, f"dlx's warmup_cosine ({shown})"
 
 
 def _on_images(result, cfg: dict, ref_node: dict, ref_init: dict, spec):

@@ -468,6 +468,18 @@ def _schedules() -> list[Exercise]:
          "        T_max: the annealing's length in updates (None: the whole run).\n"
          "        eta_min: the rate it ends at.", {"T_max": None, "eta_min": 0.0}),
     ]
+    specs.append(
+        ("warmup_cosine", "warmup_cosine", "linear warm-up, then cosine annealing",
+         "        lr(t) = lr * (start_factor + (1 - start_factor) * t / warmup)   for t < warmup\n"
+         "        then cosine annealing from lr to eta_min over the remaining total_steps - warmup\n"
+         "        updates, its own step counting from 0 at t = warmup",
+         "Why warm up at all? Adam's second moment (and a freshly initialized net's gradient "
+         "scale) is unreliable for the first steps: a small rate while they settle.",
+         "warmup=50, start_factor=0.01, eta_min=0.0",
+         "        warmup: the warm-up's updates.\n"
+         "        start_factor: the rate at step 0, as a fraction of lr.\n"
+         "        eta_min: the rate the cosine ends at.",
+         {"warmup": 50, "start_factor": 0.01, "eta_min": 0.0}))
     return [Exercise(name, "schedule", name, fn, title, "lr_schedules",
                      f"dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0",
                      _schedule(name, fn, title, rule, derive, params, args), options)

@@ -105,6 +105,14 @@ def _relation(ours: np.ndarray, theirs: np.ndarray, ref: Callable, options: dict
         return ("your rate decays continuously, lr * gamma^(t / step_size): the step schedule "
                 "drops in stairs, lr * gamma^floor(t / step_size)",
                 "the rate stays constant for step_size updates, then is multiplied by gamma")
+    w = options.get("warmup_steps")
+    if w and "eta_min" in options:  # a warm-up in front of the cosine
+        eta, start = options["eta_min"], options.get("warmup_start_factor", 0.01)
+        cos = eta + (LR - eta) * (1 + np.cos(np.pi * (t - w) / TOTAL)) / 2
+        if _close(ours, np.where(t < w, LR * (start + (1 - start) * t / w), cos)):
+            return ("your cosine anneals over total_steps updates after the warm-up, so it ends "
+                    "above eta_min: dlx's anneals over the rest of the run, total_steps - warmup",
+                    "T = total_steps - warmup, the cosine's own step counting from 0 at t = warmup")
     if "eta_min" in options:
         T = options.get("T_max") or TOTAL
         if _close(ours, options["eta_min"] + (LR - options["eta_min"]) * np.cos(np.pi * t / T)):
