@@ -44,15 +44,7 @@ v[...] = self.beta2 * v + (1 - self.beta2) * g * g
 m_hat = m / (1 - self.beta1 ** self.t)
 v_hat = v / (1 - self.beta2 ** self.t)
 p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)"""],
-    "adamw": ["""\
-p *= 1 - self.lr * self.wd
-m = state.setdefault("m", np.zeros_like(p))
-v = state.setdefault("v", np.zeros_like(p))
-m[...] = self.beta1 * m + (1 - self.beta1) * g
-v[...] = self.beta2 * v + (1 - self.beta2) * g * g
-m_hat = m / (1 - self.beta1 ** self.t)
-v_hat = v / (1 - self.beta2 ** self.t)
-p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)"""],
+    "adamw": None,  # Adam's body after the decoupled decay: set below
     "adamax": ["""\
 m = state.setdefault("m", np.zeros_like(p))
 u = state.setdefault("u", np.zeros_like(p))
@@ -291,6 +283,9 @@ if not self.training:
 self.mask = (self.rng.random(x.shape) < self.keep_prob) / self.keep_prob
 return x * self.mask""", "return dout if self.mask is None else dout * self.mask"],
 }
+
+
+SOLUTIONS["adamw"] = ["p *= 1 - self.lr * self.wd\n" + SOLUTIONS["adam"][0]]
 
 
 def solve(code: str, bodies: list[str]) -> str:

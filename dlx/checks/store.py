@@ -113,12 +113,11 @@ def checked(target: str, files: dict) -> str | None:
     passed", "check failed: stage 1 fixed inputs", "not checked"), from the workspace this
     command runs in (never one a run's record names: a record is untrusted input); None
     outside a workspace."""
-    ws = os.environ.get("DLX_WORKSPACE")
-    if not ws or not isinstance(files, dict):
+    if not os.environ.get("DLX_WORKSPACE") or not isinstance(files, dict):
         return None
-    entry = for_target(Path(ws), target, {str(k): str(v) for k, v in files.items()})
-    if entry is None:
+    found = entry(target, files)
+    if found is None:
         return "not checked"
-    if entry.get("passed"):
+    if found.get("passed"):
         return "check passed"
-    return f"check failed: {entry.get('stage')}"
+    return f"check failed: {found.get('stage')}"
