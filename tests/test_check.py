@@ -1129,3 +1129,194 @@ def test_a_warm_up_whose_cosine_runs_over_every_step_is_named():
     result = schedule_check.check(lambda lr, total: (lambda t: mine(t, lr, total)),
                                   lambda lr, total: build_schedule(node, lr, total), node)
     assert result.failed == "1 fixed inputs" and "total_steps - warmup" in result.diagnosis
+
+
+from dlx.checks import bptt as bptt_check  # noqa: E402
+
+
+class MyRNN(Module):
+    """A learner's RNN over a sequence, with one BPTT slip switched on (``slip``)."""
+
+    slip = None
+
+    def __init__(self, input_size, hidden_size):
+        H, I = hidden_size, input_size  # noqa: E741
+        self.weight_ih = Parameter(np.zeros((H, I)), "rnn.weight_ih")
+        self.weight_hh = Parameter(np.zeros((H, H)), "rnn.weight_hh")
+        self.bias_ih = Parameter(np.zeros(H), "rnn.bias_ih")
+        self.bias_hh = Parameter(np.zeros(H), "rnn.bias_hh")
+
+    def forward(self, x):
+        self.x, self.hs = x, [np.zeros((len(x), self.weight_hh.data.shape[0]))]
+        for t in range(x.shape[1]):
+            prev = self.hs[0] if self.slip == "stale" else self.hs[-1]
+            self.hs.append(np.tanh(x[:, t] @ self.weight_ih.data.T + self.bias_ih.data
+                                   + prev @ self.weight_hh.data.T + self.bias_hh.data))
+        return np.stack(self.hs[1:], axis=1)
+
+    def backward(self, dout):
+        dx, dh_next = np.zeros_like(self.x), np.zeros_like(self.hs[0])
+        W_hh = self.weight_hh.data.T if self.slip == "carry_transposed" else self.weight_hh.data
+        for t in reversed(range(dout.shape[1])):
+            dh = dout[:, t] + (0 if self.slip == "no_carry" else dh_next)
+            da = dh * (1 - self.hs[t + 1] ** 2)
+            h_in = self.hs[t + 1] if self.slip == "offset" else self.hs[t]
+            shares = (da.T @ self.x[:, t], da.T @ h_in, da.sum(axis=0), da.sum(axis=0))
+            for p, share in zip(self.parameters(), shares):
+                if self.slip == "overwrite":
+                    p.grad[...] = share
+                else:
+                    p.grad += share
+            dx[:, t] = da @ self.weight_ih.data
+            dh_next = da @ W_hh
+        return dx
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None),
+    ("no_carry", "does not carry the gradient from step t+1"),
+    ("overwrite", "overwritten at every step"),
+    ("offset", "takes h_t where the step's input, h_{t-1}, belongs"),
+    ("carry_transposed", "parts at t = 5 of 6: what a step sends back"),
+    ("stale", "matches dlx's for t = 1..1 and parts at t = 2"),
+])
+def test_a_bptt_mistake_is_named_and_placed_in_time(slip, says):
+    from dlx import checks
+
+    result, _, reference = checks.check_layer(type("RNN", (MyRNN,), {"slip": slip}), "rnn", "RNN")
+    assert "over a sequence" in reference
+    step = type("MyRNN", (MyRNN,), {"forward": lambda self, x, h: h})  # a step: (x, h)
+    assert not bptt_check.is_sequence(step) and not bptt_check.is_sequence(RNNCell)
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+@pytest.mark.parametrize("which", ["lstm", "gru"])
+def test_an_lstm_or_gru_unrolled_over_a_sequence_is_checked_against_dlxs(which):
+    """A sequence layer made of dlx's own cell, stepped and stepped back by hand: BPTT with the
+    cell's state carried (an LSTM's (dh, dc)) matches dlx's sequence layer; dropping the carry
+    of c alone is named."""
+    from dlx import checks
+    from dlx.nn.recurrent import LSTMCell
+
+    cell_cls = LSTMCell if which == "lstm" else GRUCell
+
+    class Seq(Module):
+        drop_c = False
+
+        def __init__(self, input_size, hidden_size):
+            self.cell = cell_cls(input_size, hidden_size, dtype=np.float64)
+            self.H = hidden_size
+
+        def forward(self, x):
+            state = (np.zeros((len(x), self.H)),) * (2 if which == "lstm" else 1)
+            self.steps, out = [], []
+            for t in range(x.shape[1]):
+                step = cell_cls(x.shape[2], self.H, dtype=np.float64)
+                for p, q in zip(step.parameters(), self.cell.parameters()):
+                    p.data = q.data  # the shared weights; each step keeps its own cache
+                state = step.forward(x[:, t], state if which == "lstm" else state[0])
+                state = state if which == "lstm" else (state,)
+                self.steps.append(step)
+                out.append(state[0])
+            return np.stack(out, axis=1)
+
+        def backward(self, dout):
+            carry = [np.zeros_like(dout[:, 0])] * (2 if which == "lstm" else 1)
+            dx = []
+            for t in reversed(range(dout.shape[1])):
+                step = self.steps[t]
+                ds = (dout[:, t] + carry[0], *carry[1:])
+                dx.append(step.backward(ds if which == "lstm" else ds[0]))
+                for p, q in zip(self.cell.parameters(), step.parameters()):
+                    p.grad += q.grad
+                carry = list(step.dstate0) if which == "lstm" else [step.dstate0]
+                if self.drop_c:
+                    carry[1] = np.zeros_like(carry[1])
+            return np.stack(dx[::-1], axis=1)
+
+    name = "LSTM" if which == "lstm" else "GRU"
+    result = checks.check_layer(type(name, (Seq,), {}), which, name)[0]
+    assert result.passed, result
+    if which == "lstm":
+        result = checks.check_layer(type(name, (Seq,), {"drop_c": True}), which, name)[0]
+        assert result.failed == "1 fixed inputs" and "parts at t = 5 of 6" in result.diagnosis
+
+
+from dlx.checks import blocks as block_check  # noqa: E402
+from dlx.nn import Linear, ReLU  # noqa: E402
+from dlx.nn.norm import LayerNorm  # noqa: E402
+from dlx.nn.transformer import FeedForward  # noqa: E402
+
+
+class MyResidual(Module):
+    slip = None
+
+    def __init__(self, d, hidden):
+        self.fc1 = Linear(d, hidden, dtype=np.float64)
+        self.relu = ReLU()
+        self.fc2 = Linear(hidden, d, dtype=np.float64)
+
+    def forward(self, x):
+        f = self.fc2.forward(self.relu.forward(self.fc1.forward(x)))
+        return f if self.slip == "no_skip" else x + f
+
+    def backward(self, dout):
+        d = self.fc1.backward(self.relu.backward(self.fc2.backward(dout)))
+        return d if self.slip == "no_skip_back" else d + dout
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("no_skip", "output is F(x) alone: the skip, + x, is missing"),
+    ("no_skip_back", "only dx differs: dL/dx sums every path"),
+])
+def test_a_residual_block_mistake_is_named(slip, says):
+    result = block_check.check_residual(type("ResidualBlock", (MyResidual,), {"slip": slip}))
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+class MyBlock(Module):
+    slip = None
+
+    def __init__(self, d_model, n_heads, d_ff):
+        f64 = {"dtype": np.float64}
+        self.ln1 = LayerNorm(d_model, **f64)
+        self.attn = attention_check.MultiHeadAttention(d_model, n_heads, **f64)
+        self.ln2 = LayerNorm(d_model, **f64)
+        self.mlp = FeedForward(d_model, d_ff, **f64)
+
+    def forward(self, x):
+        if self.slip == "post_ln":
+            h = self.ln1.forward(x + self.attn.forward(x))
+            return self.ln2.forward(h + self.mlp.forward(h))
+        a = self.ln1.forward(x)
+        h = (a if self.slip == "skip_from_ln" else x) + self.attn.forward(a)
+        return h + self.mlp.forward(self.ln2.forward(h))
+
+    def backward(self, dout):
+        dh = self.ln2.backward(self.mlp.backward(dout)) + (0 if self.slip == "drop_second" else dout)
+        dx = self.ln1.backward(self.attn.backward(dh))
+        return dx if self.slip == "drop_first" else dx + dh
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("post_ln", "your block is post-LN"),
+    ("skip_from_ln", "your first residual adds ln1(x) where x belongs"),
+    ("drop_second", "leaves out the second residual's gradient"),
+    ("drop_first", "leaves out the first residual's gradient"),
+])
+def test_a_transformer_block_mistake_is_named(slip, says):
+    from dlx import checks
+
+    result, _, reference = checks.check_layer(type("Block", (MyBlock,), {"slip": slip}),
+                                              "block", "Block")
+    assert "pre-LN" in reference
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result

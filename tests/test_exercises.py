@@ -248,6 +248,30 @@ self.bias_ih.grad += da.sum(axis=0)
 self.bias_hh.grad += db.sum(axis=0)
 self.dstate0 = dh * z + db @ self.weight_hh.data
 return da @ self.weight_ih.data"""],
+    "bptt": ["""\
+B, T, _ = x.shape
+self.x, self.hs = x, [np.zeros((B, self.weight_hh.data.shape[0]))]
+for t in range(T):
+    self.hs.append(np.tanh(x[:, t] @ self.weight_ih.data.T + self.bias_ih.data
+                           + self.hs[-1] @ self.weight_hh.data.T + self.bias_hh.data))
+return np.stack(self.hs[1:], axis=1)""", """\
+dx, dh_next = np.zeros_like(self.x), np.zeros_like(self.hs[0])
+for t in reversed(range(dout.shape[1])):
+    da = (dout[:, t] + dh_next) * (1 - self.hs[t + 1] ** 2)
+    self.weight_ih.grad += da.T @ self.x[:, t]
+    self.weight_hh.grad += da.T @ self.hs[t]
+    self.bias_ih.grad += da.sum(axis=0)
+    self.bias_hh.grad += da.sum(axis=0)
+    dx[:, t] = da @ self.weight_ih.data
+    dh_next = da @ self.weight_hh.data
+return dx"""],
+    "residual": ["return x + self.fc2.forward(self.relu.forward(self.fc1.forward(x)))",
+                 "return dout + self.fc1.backward(self.relu.backward(self.fc2.backward(dout)))"],
+    "block": ["""\
+h = x + self.attn.forward(self.ln1.forward(x))
+return h + self.mlp.forward(self.ln2.forward(h))""", """\
+dh = dout + self.ln2.backward(self.mlp.backward(dout))
+return dh + self.ln1.backward(self.attn.backward(dh))"""],
     "softmax": ["""\
 e = np.exp(x - x.max(axis=-1, keepdims=True))
 self.y = e / e.sum(axis=-1, keepdims=True)
@@ -301,6 +325,7 @@ def solve(code: str, bodies: list[str]) -> str:
 
 def test_every_exercise_has_a_solution_and_names_what_exists():
     assert set(SOLUTIONS) == set(exercises.EXERCISES)
+    from dlx import checks
     from dlx.checks import losses
     from dlx.nn.activations import ACTIVATIONS
     from dlx.nn.models import MODELS
@@ -312,9 +337,7 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
              "schedule": {**SCHEDULES, "warmup_cosine": None},  # dlx's option: warm cosine
              "optimizer": OPTIMIZERS, "loss": losses.REFERENCES,
              "activation": ACTIVATIONS,
-             "layer": {"linear": None, "batchnorm": None, "dropout": None, "attention": None,
-                       "lstm": None, "conv": None, "rnn": None,
-                       "softmax": None}}
+             "layer": checks.LAYERS}  # a kind of layer dlx check knows by its class's name
     for ex in exercises.EXERCISES.values():
         assert ex.reference in known[ex.group], ex.name
         assert ex.days  # its experiment is one of the plan's

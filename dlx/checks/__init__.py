@@ -6,7 +6,9 @@ option the learner's file names (``reference: adam``), at the learner's options.
 Checked today: optimizers (:mod:`dlx.checks.optim`), losses (:mod:`dlx.checks.losses`),
 activation layers (:mod:`dlx.checks.layers`), a Linear layer (:mod:`dlx.checks.linear`), BatchNorm
 (:mod:`dlx.checks.batchnorm`), dropout (:mod:`dlx.checks.dropout`), causal self-attention
-(:mod:`dlx.checks.attention`) and whole models (:mod:`dlx.checks.models`, with makemore's named
+(:mod:`dlx.checks.attention`), recurrent cells (:mod:`dlx.checks.recurrent`) and layers over a
+sequence (:mod:`dlx.checks.bptt`), residual and transformer blocks (:mod:`dlx.checks.blocks`)
+and whole models (:mod:`dlx.checks.models`, with makemore's named
 intermediates).
 """
 
@@ -61,13 +63,16 @@ def _layer_path(path: str):
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
                          f"BatchNorm, a Dropout, a Softmax, a Conv2d, a MaxPool2d, a (self-)Attention "
-                         f"layer and an LSTM, GRU or RNN cell so far, known by the class's name; "
+                         f"layer, an LSTM, GRU or RNN (a cell, or over a sequence), a residual "
+                         f"block and a transformer Block so far, known by the class's name; "
                          f"{cls.__name__} is none of them")
     return cls, check_layer(cls, kind, learner.label_target(path))
 
 
 # a kind of layer -> (words its class's name holds, the reference's description)
-LAYERS = {"softmax": (("softmax",), "dlx's Softmax (over the last axis)"),
+LAYERS = {"residual": (("residual",), "dlx's Residual (y = x + F(x), F = Linear, ReLU, Linear)"),
+          "block": (("block", "transformer"), "dlx's Block (pre-LN, as GPT-2)"),
+          "softmax": (("softmax",), "dlx's Softmax (over the last axis)"),
           "gru": (("gru",), "dlx's GRUCell (torch's layout, gates r, z, n)"),
           "rnn": (("rnn",), "dlx's RNNCell (tanh, torch's layout)"),
           "maxpool": (("maxpool",), "dlx's MaxPool2d"),
@@ -85,12 +90,17 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import attention, batchnorm, conv, dropout, linear, recurrent, softmax
+    from dlx.checks import attention, batchnorm, blocks, bptt, conv, dropout, linear, recurrent, softmax
 
+    if kind in ("lstm", "gru", "rnn") and bptt.is_sequence(cls):  # over a sequence: BPTT
+        result = _guarded(bptt.check, cls, kind)
+        _dlx_only(result, "layers")
+        return result, label, f"dlx's {bptt.NAMES[kind]} over a sequence (batch first, h_0 = 0)"
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
              "maxpool": conv.check_pool, "gru": lambda c: recurrent.check(c, "gru"),
-             "rnn": lambda c: recurrent.check(c, "rnn"), "softmax": softmax.check}[kind]
+             "rnn": lambda c: recurrent.check(c, "rnn"), "softmax": softmax.check,
+             "residual": blocks.check_residual, "block": blocks.check_block}[kind]
     result = _guarded(check, cls)
     _dlx_only(result, "layers")
     return result, label, LAYERS[kind][1]

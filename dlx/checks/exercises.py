@@ -1017,6 +1017,148 @@ class Dropout(Module):
         raise NotImplementedError("Dropout.backward")
 '''
 
+_BPTT = '''"""Exercise bptt: an Elman RNN over a whole sequence, forward and backpropagation through time.
+
+Check it:  dlx check layer=mine.bptt.RNN
+           (an LSTM or a GRU over a sequence of yours is checked alike: dlx check layer=...LSTM)
+Use it:    in a model of yours (conf/model/), e.g. on dataset=adding (experiment rnn_adding).
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class RNN(Module):
+    """h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) for t = 1 .. T, from h_0 = 0;
+    the output is every h_t: x (B, T, I) -> out (B, T, H) (torch.nn.RNN with batch_first).
+
+    Args:
+        input_size: I, features per step.
+        hidden_size: H, the state's width.
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, input_size, hidden_size, dtype=np.float64, name="rnn"):
+        H, I = hidden_size, input_size
+        self.weight_ih = Parameter(np.zeros((H, I), dtype=dtype), f"{name}.weight_ih")
+        self.weight_hh = Parameter(np.zeros((H, H), dtype=dtype), f"{name}.weight_hh")
+        self.bias_ih = Parameter(np.zeros(H, dtype=dtype), f"{name}.bias_ih", decay=False)
+        self.bias_hh = Parameter(np.zeros(H, dtype=dtype), f"{name}.bias_hh", decay=False)
+
+    def forward(self, x):
+        """(B, T, I) -> (B, T, H), a loop over t. Keep on ``self`` what backward needs: every
+        h_t, h_0 included (step t's backward needs the state it made and the one it was given)."""
+        raise NotImplementedError("RNN.forward")
+
+    def backward(self, dout):
+        """dout = dL/dout (B, T, H) -> dL/dx (B, T, I). **Add** each weight's gradient into
+        its ``.grad`` (+=).
+
+        h_t reaches the loss twice: through out[:, t] and through h_{t+1}. So go back in time
+        from the last step, carrying dh_next (zero after the last step): the gradient reaching
+        h_t is dout[:, t] + dh_next; through the tanh (its derivative written with h_t); then
+        step t's shares of the weights' gradients (the weights are shared by every step: sum
+        them over t), its dx_t, and the dh_next it sends to step t - 1."""
+        raise NotImplementedError("RNN.backward")
+'''
+
+_RESIDUAL = '''"""Exercise residual: a residual block, y = x + F(x) (He et al. 2016), forward and backward.
+
+Check it:  dlx check layer=mine.residual.ResidualBlock
+Use it:    in a deep MLP of yours (conf/model/), beside the same layers without the skip
+           (experiment resnet shows what the skip does to a deep net's gradients).
+"""
+
+import numpy as np
+
+from dlx.nn import Linear, Module, ReLU
+
+
+class ResidualBlock(Module):
+    """y = x + F(x) with F = Linear(d, hidden) -> ReLU -> Linear(hidden, d): the branch learns
+    a correction to the identity. x (N, d) -> y (N, d).
+
+    The layers are dlx's (or yours, from the linear exercise): each keeps its own cache and
+    its backward adds its weights' gradients. What you write is the sum and its gradient.
+
+    Args:
+        d: the features of x (and of y).
+        hidden: the branch's width.
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, d, hidden, dtype=np.float64, name="res"):
+        self.fc1 = Linear(d, hidden, dtype=dtype, name=f"{name}.fc1")
+        self.relu = ReLU()
+        self.fc2 = Linear(hidden, d, dtype=dtype, name=f"{name}.fc2")
+
+    def forward(self, x):
+        """(N, d) -> (N, d): each layer's forward in turn, then the sum."""
+        raise NotImplementedError("ResidualBlock.forward")
+
+    def backward(self, dout):
+        """dout = dL/dy (N, d) -> dL/dx (N, d).
+
+        x reaches y twice, through the branch and directly: dL/dx is the sum of the two paths'
+        gradients (the layers' backward in reverse order for the branch). Then ask: with this
+        path in every block of a deep net, what is the smallest gradient the first block gets?"""
+        raise NotImplementedError("ResidualBlock.backward")
+'''
+
+_BLOCK = '''"""Exercise block: a transformer block, pre-LN as GPT-2, forward and backward.
+
+Check it:  dlx check layer=mine.block.Block
+Use it:    stacked in a language model of yours (conf/model/), as experiment transformer does.
+"""
+
+import numpy as np
+
+from dlx.nn import Module
+from dlx.nn.attention import MultiHeadAttention
+from dlx.nn.norm import LayerNorm
+from dlx.nn.transformer import FeedForward
+
+
+class Block(Module):
+    """h = x + attn(ln1(x));  y = h + mlp(ln2(h)), x (B, T, C) -> y (B, T, C), C = d_model.
+
+    The layers are dlx's: attn a causal multi-head self-attention (or yours, from the attention
+    exercise: ``from mine.attention import SelfAttention``, built alike), mlp Linear(C, d_ff) ->
+    GELU -> Linear(d_ff, C). Each keeps its own cache and adds its weights' gradients. What you
+    write is how they are joined: the order, the two residual sums, and the gradients that flow
+    around each branch.
+
+    Args:
+        d_model: C.
+        n_heads: the attention's heads (C a multiple of it).
+        d_ff: the MLP's hidden width (4 C in GPT-2).
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, d_model, n_heads, d_ff, dtype=np.float64, name="block"):
+        self.ln1 = LayerNorm(d_model, dtype=dtype, name=f"{name}.ln1")
+        self.attn = MultiHeadAttention(d_model, n_heads, dtype=dtype, name=f"{name}.attn")
+        self.ln2 = LayerNorm(d_model, dtype=dtype, name=f"{name}.ln2")
+        self.mlp = FeedForward(d_model, d_ff, dtype=dtype, name=f"{name}.mlp")
+
+    def forward(self, x):
+        """(B, T, C) -> (B, T, C): each sublayer reads the normalised residual stream, and its
+        output is added back to the stream."""
+        raise NotImplementedError("Block.forward")
+
+    def backward(self, dout):
+        """dout = dL/dy (B, T, C) -> dL/dx (B, T, C).
+
+        Backward in reverse order: h reaches y directly and through ln2 and the MLP, so dL/dh is
+        the sum of both; x reaches h directly and through ln1 and the attention, likewise. A
+        sublayer's backward returns the gradient of its input (and keeps its weights')."""
+        raise NotImplementedError("Block.backward")
+'''
+
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(),
@@ -1037,6 +1179,13 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "multi-head causal self-attention", "transformer", None, _ATTENTION),
     Exercise("lstm", "layer", "lstm", "LSTMCell",
              "one LSTM step, forward and backward (the unit of BPTT)", "rnn_memory", None, _LSTM),
+    Exercise("bptt", "layer", "rnn", "RNN",
+             "an Elman RNN over a sequence, backprop through time", "bptt_gradients",
+             None, _BPTT),
+    Exercise("residual", "layer", "residual", "ResidualBlock",
+             "a residual block, y = x + F(x)", "resnet", None, _RESIDUAL),
+    Exercise("block", "layer", "block", "Block", "a transformer block (pre-LN, as GPT-2)",
+             "transformer", None, _BLOCK),
     Exercise("conv", "layer", "conv", "Conv2d", "2-D convolution and max pooling (two layers)",
              "cnn", None, _CONV, also=("MaxPool2d",)),
     Exercise("rnn", "layer", "rnn", "RNNCell", "an Elman RNN step and a GRU step (BPTT's units)",

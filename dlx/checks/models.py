@@ -212,6 +212,8 @@ def _weight_from(name: str, pairs, grads, found, kept, x, dout, ref) -> str | No
     """A Linear's weight gradient computed from the wrong input: dW = A^T g for a kept forward
     array A that is not the layer's input (z1 where h1 belongs, say)."""
     layers = _layers(ref)
+    if np.ndim(dout) != 2:  # a layer of (N, features) only: dW = A^T g
+        return None
     for (_, ref_p, _), g in zip(pairs, grads):
         if f"{ref_p.name or 'param'} grad" != name or g.ndim != 2:
             continue
