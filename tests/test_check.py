@@ -734,6 +734,14 @@ def schedule_result(fn, name: str, **options):
      "lacks the (1 + cos) / 2"),
     (lambda t, lr, T: lr / (1 + 0.01 * t ** 1.01), "time_based", {"decay": 0.01},
      "parts from dlx's at step 2"),
+    (lambda t, lr, T: lr * 100 ** (min(t, T - 1) / (T - 1)), "log_range", {"final_lr": 10.0},
+     None),
+    (lambda t, lr, T: lr * 100 ** (min(t, T) / T), "log_range", {"final_lr": 10.0},
+     "reaches final_lr one update late"),
+    (lambda t, lr, T: lr + 9.9 * min(t, T - 1) / (T - 1), "log_range", {"final_lr": 10.0},
+     "grows linearly (by equal steps)"),
+    (lambda t, lr, T: lr * 100 ** (min(t, T - 1) / (T - 1)) * (1 + 1e-7 * (t == 1)), "log_range",
+     {"final_lr": 10.0}, "at step 1: yours 0.1004621, dlx's 0.100462"),  # printed with the digits that differ
 ])
 def test_a_schedule_mistake_is_named(fn, name, options, says):
     result = schedule_result(fn, name, **options)

@@ -265,6 +265,9 @@ for t in reversed(range(dout.shape[1])):
     dx[:, t] = da @ self.weight_ih.data
     dh_next = da @ self.weight_hh.data
 return dx"""],
+    "lr_range": ["""\
+span = max(total_steps - 1, 1)
+return lr * (final_lr / lr) ** (min(step, span) / span)"""],
     "residual": ["return x + self.fc2.forward(self.relu.forward(self.fc1.forward(x)))",
                  "return dout + self.fc1.backward(self.relu.backward(self.fc2.backward(dout)))"],
     "block": ["""\

@@ -414,11 +414,11 @@ class Linear(Module):
 
 
 def _schedule(name: str, fn: str, title: str, rule: str, derive: str, params: str,
-              args: str) -> str:
+              args: str, run: str) -> str:
     return f'''"""Exercise {name}: {title}.
 
 Check it:  dlx check schedule=my_{name}
-Run it:    dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0
+Run it:    {run}
 """
 
 import math  # noqa: F401 - for your schedule
@@ -480,10 +480,24 @@ def _schedules() -> list[Exercise]:
          "        start_factor: the rate at step 0, as a fraction of lr.\n"
          "        eta_min: the rate the cosine ends at.",
          {"warmup": 50, "start_factor": 0.01, "eta_min": 0.0}))
-    return [Exercise(name, "schedule", name, fn, title, "lr_schedules",
-                     f"dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0",
-                     _schedule(name, fn, title, rule, derive, params, args), options)
-            for name, fn, title, rule, derive, params, args, options in specs]
+    out = []
+    for name, fn, title, rule, derive, params, args, options in specs:
+        run = f"dlx run -m experiment=lr_schedules schedule={name},my_{name} seed=0"
+        out.append(Exercise(name, "schedule", name, fn, title, "lr_schedules", run,
+                            _schedule(name, fn, title, rule, derive, params, args, run), options))
+    run = "dlx run -m experiment=lr_range schedule=log_range,my_lr_range seed=0"
+    out.append(Exercise(
+        "lr_range", "schedule", "log_range", "log_range", "the LR range test's sweep (Smith 2017)",
+        "lr_range", run, _schedule(
+            "lr_range", "log_range", "the LR range test's sweep (Smith 2017)",
+            "        lr(t) = lr * (final_lr / lr)^(t / (T - 1)),  T = total_steps\n"
+            "        (held at final_lr after the last step)",
+            "From lr to final_lr evenly on a log scale: each update multiplies the rate by\n"
+            "    the same factor. Why not a linear sweep? The rates worth trying span decades,\n"
+            "    and a linear one spends nearly all its steps in the top decade.", "final_lr=10.0",
+            "        final_lr: the rate at the last update (lr is the first's).", run),
+        {"final_lr": 10.0}))
+    return out
 
 
 def _penalty(name: str, cls: str, title: str, formula: str, derive: str, init: str,

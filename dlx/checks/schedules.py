@@ -10,7 +10,8 @@ options, in stages:
 
 A failure is matched against relations to the reference: one step ahead or behind (the step
 counts from 0: the first update uses lr(0) = lr), a constant factor, a continuous decay where
-the reference drops in stairs (StepLR's floor), a cosine without its (1 + cos) / 2.
+the reference drops in stairs (StepLR's floor), a cosine without its (1 + cos) / 2, a range
+test's sweep that reaches final_lr one update late (t / T for t / (T - 1)) or grows linearly.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def check(mine: Callable, ref: Callable, options: dict) -> Result:
     theirs = _values(ref(LR, TOTAL), steps)
     bad = ~(np.abs(forward - theirs) <= RTOL * np.maximum(np.abs(theirs), LR))
     worst = int(np.argmax(np.abs(forward - theirs)))
-    rows = [Row(int(t), f"lr: yours {forward[t]:.6g}, dlx's {theirs[t]:.6g}",
+    rows = [Row(int(t), "lr: yours {}, dlx's {}".format(*_apart(forward[t], theirs[t])),
                 float(abs(forward[t] - theirs[t])), rel_error(forward[t:t + 1], theirs[t:t + 1]),
                 not bad[t]) for t in dict.fromkeys([0, *np.flatnonzero(bad)[:1], worst, TOTAL])]
     result.rows = rows
@@ -79,10 +80,17 @@ def check(mine: Callable, ref: Callable, options: dict) -> Result:
         return result
     t = int(np.flatnonzero(bad)[0])
     diagnosis, revisit = _relation(forward, theirs, ref, options)
+    yours, dlxs = _apart(forward[t], theirs[t])
     return result.fail("1 fixed inputs", diagnosis or f"your schedule parts from dlx's at step {t}: "
-                       f"yours {forward[t]:.6g}, dlx's {theirs[t]:.6g}",
+                       f"yours {yours}, dlx's {dlxs}",
                        revisit or "write lr(t) for t = 0, 1, 2 by hand from the definition and "
                                   "compare with the rows above")
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """Two rates printed with the digits that tell them apart (6 significant, up to 15)."""
+    digits = next((d for d in range(6, 16) if f"{a:.{d}g}" != f"{b:.{d}g}"), 6)
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
 
 
 def _relation(ours: np.ndarray, theirs: np.ndarray, ref: Callable, options: dict):
@@ -113,6 +121,18 @@ def _relation(ours: np.ndarray, theirs: np.ndarray, ref: Callable, options: dict
             return ("your cosine anneals over total_steps updates after the warm-up, so it ends "
                     "above eta_min: dlx's anneals over the rest of the run, total_steps - warmup",
                     "T = total_steps - warmup, the cosine's own step counting from 0 at t = warmup")
+    end = options.get("final_lr")
+    if end:  # the LR range test's sweep from lr to final_lr
+        if _close(ours, LR * (end / LR) ** (np.minimum(t, TOTAL) / TOTAL)):
+            return (f"your sweep reaches final_lr one update late: the exponent is t / T where "
+                    f"t / (T - 1) belongs, so the last update (t = T - 1 = {TOTAL - 1}) runs "
+                    f"below final_lr", "the run's T updates are t = 0 .. T - 1: the first uses "
+                    "lr, the last final_lr, so the exponent is t / (T - 1)")
+        span = TOTAL - 1
+        if _close(ours, LR + (end - LR) * np.minimum(t, span) / span):
+            return ("your sweep grows linearly (by equal steps) where the range test's grows "
+                    "geometrically (by equal factors)", "lr(t) = lr * (final_lr / lr)^(t / (T - "
+                    "1)): equal steps in log(lr), so each decade gets the same number of updates")
     if "eta_min" in options:
         T = options.get("T_max") or TOTAL
         if _close(ours, options["eta_min"] + (LR - options["eta_min"]) * np.cos(np.pi * t / T)):
