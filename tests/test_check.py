@@ -1328,3 +1328,100 @@ def test_a_transformer_block_mistake_is_named(slip, says):
         assert result.passed, result
     else:
         assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+from dlx.checks import dropconnect as dropconnect_check  # noqa: E402
+from dlx.nn.dropout import Dropout2d  # noqa: E402
+
+
+class MyDropout2d(Dropout2d):
+    """A learner's spatial dropout with one slip (``slip``), else correct."""
+    slip = None
+
+    def forward(self, x):
+        if not self.training:
+            self.m = None
+            return x
+        N, C = x.shape[:2]
+        shape = {"entries": x.shape, "batch": (1, C, 1, 1),
+                 "examples": (N, 1, 1, 1)}.get(self.slip, (N, C, 1, 1))
+        self.m = (self.rng.random(shape) < self.keep_prob) / self.keep_prob
+        return x * self.m
+
+    def backward(self, dout):
+        return dout if self.m is None else dout * self.m
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("entries", "drops single entries of a map"),
+    ("batch", "shared by every example of the batch"), ("examples", "drops whole examples"),
+])
+def test_a_spatial_dropout_mistake_is_named(slip, says):
+    from dlx import checks
+
+    cls = type("Dropout2d", (MyDropout2d,), {"slip": slip})
+    assert checks.layer_kind(cls) == "dropout2d"
+    result = checks.check_layer(cls, "dropout2d", "Dropout2d")[0]
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+class MyDropConnect(Module):
+    """A learner's DropConnect layer with one slip (``slip``), else correct."""
+    slip = None
+
+    def __init__(self, in_features, out_features, keep_prob, rng):
+        self.W = Parameter(np.zeros((in_features, out_features)), "fc.W")
+        self.b = Parameter(np.zeros(out_features), "fc.b")
+        self.keep_prob, self.rng, self.M = keep_prob, rng, None
+
+    def forward(self, x):
+        self.x = x
+        if not self.training and self.slip != "eval":
+            self.W_eff = self.W.data
+            return x @ self.W_eff + self.b.data
+        self.W_eff = self.W.data  # what the two slips below leave to backward
+        if self.slip == "outputs":
+            self.M = (self.rng.random((len(x), self.W.data.shape[1])) < self.keep_prob)
+            return (x @ self.W.data + self.b.data) * self.M / self.keep_prob
+        if self.slip == "per_example":
+            self.M = self.rng.random((len(x), *self.W.data.shape)) < self.keep_prob
+            return np.einsum("ni,nio->no", x, self.W.data * self.M / self.keep_prob) + self.b.data
+        if self.slip != "cached" or self.M is None:
+            draw = np.random.random if self.slip == "global" else self.rng.random
+            self.M = draw(self.W.data.shape) < self.keep_prob
+        scale = 1.0 if self.slip == "unscaled" else 1 / self.keep_prob
+        self.W_eff = self.W.data * self.M * scale
+        return x @ self.W_eff + self.b.data
+
+    def backward(self, dout):
+        g = self.x.T @ dout
+        if self.slip == "dW_unmasked":
+            self.W.grad += g
+        elif self.slip == "dW_unscaled":
+            self.W.grad += g * self.M
+        else:  # W_eff / W: the mask and its scale
+            self.W.grad += g * self.W_eff / np.where(self.W.data == 0, 1, self.W.data)
+        self.b.grad += dout.sum(axis=0)
+        return dout @ (self.W.data if self.slip == "dx_undropped" else self.W_eff).T
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("outputs", "drops outputs (dropout after a Linear), not weights"),
+    ("unscaled", "no 1/keep_prob scaling"), ("per_example", "did not share one mask"),
+    ("dW_unmasked", "the mask is missing from it"), ("dW_unscaled", "lacks the 1/keep_prob"),
+    ("dx_undropped", "your dx goes through W"), ("cached", "the same mask at every forward"),
+    ("eval", "drops weights in eval mode"), ("global", "does not draw from the rng dlx passes"),
+])
+def test_a_dropconnect_mistake_is_named(slip, says):
+    from dlx import checks
+
+    cls = type("DropConnectLinear", (MyDropConnect,), {"slip": slip})
+    assert checks.layer_kind(cls) == "dropconnect"
+    result = dropconnect_check.check(cls)
+    if says is None:
+        assert result.passed, result
+    else:
+        assert result.failed == "1 fixed inputs" and says in result.diagnosis, result

@@ -268,6 +268,21 @@ return dx"""],
     "lr_range": ["""\
 span = max(total_steps - 1, 1)
 return lr * (final_lr / lr) ** (min(step, span) / span)"""],
+    "dropconnect": ["""\
+self.x, self.M = x, np.ones_like(self.W.data)
+if self.training:
+    self.M = (self.rng.random(self.W.data.shape) < self.keep_prob) / self.keep_prob
+self.W_eff = self.W.data * self.M
+return x @ self.W_eff + self.b.data""", """\
+self.W.grad += (self.x.T @ dout) * self.M
+self.b.grad += dout.sum(axis=0)
+return dout @ self.W_eff.T"""],
+    "dropout2d": ["""\
+if not self.training:
+    self.mask = None
+    return x
+self.mask = (self.rng.random((*x.shape[:2], 1, 1)) < self.keep_prob) / self.keep_prob
+return x * self.mask""", "return dout if self.mask is None else dout * self.mask"],
     "residual": ["return x + self.fc2.forward(self.relu.forward(self.fc1.forward(x)))",
                  "return dout + self.fc1.backward(self.relu.backward(self.fc2.backward(dout)))"],
     "block": ["""\

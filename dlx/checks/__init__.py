@@ -62,7 +62,8 @@ def _layer_path(path: str):
                          f"holding `_target_: {path}` (or dlx.check({cls.__name__}) in Python)")
     if kind is None:
         raise UsageError(f"layer={path}: dlx checks a Linear (or Dense, Affine, FC), a "
-                         f"BatchNorm, a Dropout, a Softmax, a Conv2d, a MaxPool2d, a (self-)Attention "
+                         f"BatchNorm, a Dropout (or Dropout2d, DropConnect), a Softmax, a "
+                         f"Conv2d, a MaxPool2d, a (self-)Attention "
                          f"layer, an LSTM, GRU or RNN (a cell, or over a sequence), a residual "
                          f"block and a transformer Block so far, known by the class's name; "
                          f"{cls.__name__} is none of them")
@@ -80,6 +81,10 @@ LAYERS = {"residual": (("residual",), "dlx's Residual (y = x + F(x), F = Linear,
           "lstm": (("lstm",), "dlx's LSTMCell (torch's layout, gates i, f, g, o)"),
           "attention": (("attention",), "dlx's MultiHeadAttention (causal)"),
           "batchnorm": (("batchnorm",), "dlx's BatchNorm (torch's conventions)"),
+          "dropconnect": (("dropconnect",), "dlx's DropConnectLinear (W * M / keep_prob, one "
+                                            "mask per forward)"),
+          "dropout2d": (("dropout2d", "spatialdropout"), "dlx's Dropout2d (spatial dropout: "
+                                                         "whole channel maps)"),
           "dropout": (("dropout",), "dlx's Dropout (inverted dropout)"),
           "linear": (("linear", "dense", "affine", "fc"), "dlx's Linear (out = x W + b)")}
 
@@ -90,7 +95,18 @@ def layer_kind(cls) -> str | None:
 
 
 def check_layer(cls, kind: str, label: str):
-    from dlx.checks import attention, batchnorm, blocks, bptt, conv, dropout, linear, recurrent, softmax
+    from dlx.checks import (
+        attention,
+        batchnorm,
+        blocks,
+        bptt,
+        conv,
+        dropconnect,
+        dropout,
+        linear,
+        recurrent,
+        softmax,
+    )
 
     if kind in ("lstm", "gru", "rnn") and bptt.is_sequence(cls):  # over a sequence: BPTT
         result = _guarded(bptt.check, cls, kind)
@@ -100,7 +116,9 @@ def check_layer(cls, kind: str, label: str):
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
              "maxpool": conv.check_pool, "gru": lambda c: recurrent.check(c, "gru"),
              "rnn": lambda c: recurrent.check(c, "rnn"), "softmax": softmax.check,
-             "residual": blocks.check_residual, "block": blocks.check_block}[kind]
+             "residual": blocks.check_residual, "block": blocks.check_block,
+             "dropconnect": dropconnect.check,
+             "dropout2d": lambda c: dropout.check(c, spatial=True)}[kind]
     result = _guarded(check, cls)
     _dlx_only(result, "layers")
     return result, label, LAYERS[kind][1]

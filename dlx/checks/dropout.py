@@ -14,6 +14,10 @@ does, not entry by entry against dlx's:
 Each failure names the mistake: no 1/keep_prob scaling (or keep_prob multiplied in), keep and
 drop probabilities swapped, a mask re-drawn in backward or none applied there, one mask reused
 for every batch, dropping in eval mode, numpy's global generator instead of the layer's.
+
+`layer=mine.dropout.Dropout2d` (spatial dropout, Tompson et al. 2015) is checked alike on
+(N, C, H, W) maps, a draw per (example, channel) the unit: it names single entries dropped, a
+mask shared by the batch and whole examples dropped.
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ from dlx.checks.result import Result, Row
 
 KEEP = 0.8
 SHAPE = (200, 100)
+MAPS = (40, 50, 2, 5)  # spatial dropout's (N, C, H, W): 2,000 maps of 10 entries
 
 
-def _x() -> np.ndarray:
-    x = np.linspace(0.5, 2.0, SHAPE[0] * SHAPE[1]).reshape(SHAPE)
-    return x * np.where(np.arange(x.size).reshape(SHAPE) % 3 == 0, -1.0, 1.0)  # signs mixed
+def _x(shape=SHAPE) -> np.ndarray:
+    x = np.linspace(0.5, 2.0, int(np.prod(shape))).reshape(shape)
+    return x * np.where(np.arange(x.size).reshape(shape) % 3 == 0, -1.0, 1.0)  # signs mixed
 
 
-def _dout() -> np.ndarray:
-    return np.cos(np.linspace(0.0, 40.0, SHAPE[0] * SHAPE[1])).reshape(SHAPE) + 1.5
+def _dout(shape=SHAPE) -> np.ndarray:
+    return np.cos(np.linspace(0.0, 40.0, int(np.prod(shape)))).reshape(shape) + 1.5
 
 
 def _make(cls, keep: float = KEEP, seed: int = 0):
@@ -49,27 +54,35 @@ def _fail(result: Result, title: str, revisit: str, rows: list[Row]) -> Result:
     return result.fail("1 fixed inputs", title, revisit)
 
 
-def check(cls) -> Result:
+def check(cls, spatial: bool = False) -> Result:
+    """Inverted dropout; ``spatial``: Dropout2d's, whole (example, channel) maps of (N, C, H, W)
+    kept or dropped together."""
     result = Result(passed=False)
-    layer, x, dout = _make(cls), _x(), _dout()
+    shape = MAPS if spatial else SHAPE
+    layer, x, dout = _make(cls), _x(shape), _dout(shape)
     kept_x = x.copy()
     out = np.asarray(layer.forward(x))
-    if out.shape != SHAPE:
+    if out.shape != shape:
         return result.fail("0 interface", f"forward returned shape {out.shape} for x of shape "
-                                          f"{SHAPE}: dropout keeps the shape")
+                                          f"{shape}: dropout keeps the shape")
     if not np.array_equal(x, kept_x):
         return result.fail("0 interface", "forward changed its input in place (x *= mask): the "
                                           "layer before still needs it")
     dx = layer.backward(dout.copy())
-    if dx is None or np.shape(dx) != SHAPE:
+    if dx is None or np.shape(dx) != shape:
         return result.fail("0 interface", f"backward returned "
-                           f"{'None' if dx is None else np.shape(dx)}; dx has x's shape {SHAPE}")
+                           f"{'None' if dx is None else np.shape(dx)}; dx has x's shape {shape}")
     result.stages.append(("0 interface", "passed"))
 
     ratio = out / x
     kept = ratio != 0
-    frac = float(kept.mean())
-    sd = (KEEP * (1 - KEEP) / x.size) ** 0.5
+    units = kept.any(axis=(2, 3)) if spatial else kept  # what one draw keeps or drops
+    if spatial:
+        said = _maps(kept, units)
+        if said:
+            return _fail(result, *said, [_prop("one draw per (example, channel) map", False)])
+    frac = float(units.mean())
+    sd = (KEEP * (1 - KEEP) / units.size) ** 0.5
     rows = [Row(0, "fraction kept", abs(frac - KEEP), abs(frac - KEEP) / KEEP,
                 abs(frac - KEEP) <= 5 * sd, 5 * sd / KEEP)]
     scale = np.unique(np.round(ratio[kept], 12)) if kept.any() else np.array([])
@@ -144,5 +157,25 @@ def check(cls) -> Result:
     result.stages.append(("1 fixed inputs", "passed"))
     result.notes.append("not compared entry by entry with dlx's Dropout (the mask is random); "
                         "stage 2 not run: dx is checked against the forward's own mask above")
+    if spatial:
+        result.notes.append(f"checked on x of shape {MAPS} (N, C, H, W): whole maps kept or "
+                            f"dropped, one draw per example and channel")
     result.passed = True
     return result
+
+
+def _maps(kept: np.ndarray, units: np.ndarray) -> tuple[str, str] | None:
+    """Spatial dropout's own mistakes: single entries dropped, one mask shared by the batch,
+    whole examples dropped."""
+    revisit = ("spatial dropout draws m ~ Bernoulli(keep_prob) of shape (N, C, 1, 1): one per "
+               "example and channel, broadcast over H and W")
+    if not np.array_equal(units, kept.all(axis=(2, 3))):
+        return ("your layer drops single entries of a map: spatial dropout keeps or drops a "
+                "channel's whole map (its neighbouring pixels are too correlated for single "
+                "drops to regularize)", revisit)
+    if (units == units[:1]).all():
+        return "your mask is shared by every example of the batch (drawn per channel only)", revisit
+    if (units.all(axis=1) == units.any(axis=1)).all():
+        return "your layer drops whole examples: every channel of an example shares one draw", \
+            revisit
+    return None

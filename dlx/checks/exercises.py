@@ -1173,6 +1173,89 @@ class Block(Module):
         raise NotImplementedError("Block.backward")
 '''
 
+_DROPCONNECT = '''"""Exercise dropconnect: DropConnect (Wan et al. 2013), a Linear whose weights are dropped.
+
+Check it:  dlx check layer=mine.dropconnect.DropConnectLinear
+Use it:    in a model of yours (conf/model/) where a Linear stands; dlx's own is model.dropconnect=true
+           in experiment dropout.
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class DropConnectLinear(Module):
+    """Training: out = x (W * M / keep_prob) + b, M ~ Bernoulli(keep_prob) per weight, one M
+    per forward (for the whole mini-batch); eval: out = x W + b. W is (in, out); the bias is
+    never dropped.
+
+    Args:
+        in_features: the features of x.
+        out_features: the features of out.
+        keep_prob: the probability of keeping a weight, in (0, 1].
+        rng: the generator to draw the masks with (numpy's Generator, seeded by the run).
+        dtype: the parameters' dtype.
+        name: the prefix of the parameters' names.
+    """
+
+    def __init__(self, in_features, out_features, keep_prob, rng, dtype=np.float64, name="fc"):
+        self.keep_prob, self.rng = keep_prob, rng
+        self.W = Parameter(np.zeros((in_features, out_features), dtype=dtype), f"{name}.W")
+        self.b = Parameter(np.zeros(out_features, dtype=dtype), f"{name}.b", decay=False)
+
+    def forward(self, x):
+        """(N, in) -> (N, out). In training (``self.training``) draw M from ``self.rng``
+        (``self.rng.random(W.shape)`` is uniform on [0, 1)); in eval mode use W as it is. Keep
+        on ``self`` what backward needs (x, and the weights the forward used)."""
+        raise NotImplementedError("DropConnectLinear.forward")
+
+    def backward(self, dout):
+        """dout = dL/dout (N, out) -> dL/dx (N, in). **Add** dL/dW and dL/db into ``.grad``.
+
+        The forward was x W_eff + b with W_eff = W * M / keep_prob fixed: derive dx and
+        dL/dW_eff as for a Linear, then dL/dW from W_eff = W * M / keep_prob (what is the
+        gradient of a weight that was dropped?)."""
+        raise NotImplementedError("DropConnectLinear.backward")
+'''
+
+_SPATIAL = '''"""Exercise dropout2d: spatial dropout (Tompson et al. 2015), inverted, on (N, C, H, W) maps.
+
+Check it:  dlx check layer=mine.dropout2d.Dropout2d
+Use it:    in a CNN of yours (conf/model/), after a convolution's activation.
+"""
+
+import numpy as np  # noqa: F401 - for your forward and backward
+
+from dlx.nn import Module
+
+
+class Dropout2d(Module):
+    """Training: whole channel maps are kept or dropped, m ~ Bernoulli(keep_prob) per
+    (example, channel), the kept maps scaled by 1 / keep_prob; eval: the identity.
+
+    Neighbouring pixels of one map are strongly correlated: dropping single pixels hardly
+    removes information (the neighbours carry it), dropping the whole map does.
+
+    Args:
+        keep_prob: the probability of keeping a map, in (0, 1].
+        rng: the generator to draw the masks with (numpy's Generator, seeded by the run).
+    """
+
+    def __init__(self, keep_prob, rng):
+        self.keep_prob, self.rng = keep_prob, rng
+
+    def forward(self, x):
+        """x (N, C, H, W) -> out shaped as x. In training draw the mask from ``self.rng``
+        with the shape that makes one draw per (example, channel) and let broadcasting spread it
+        over H and W; in eval mode return x. Keep what backward needs; never change x in place."""
+        raise NotImplementedError("Dropout2d.forward")
+
+    def backward(self, dout):
+        """dL/dx, shaped as x, through the forward's own mask. In eval mode, dout."""
+        raise NotImplementedError("Dropout2d.backward")
+'''
+
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(),
@@ -1209,7 +1292,11 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     Exercise("batchnorm", "layer", "batchnorm", "BatchNorm",
              "batch normalization, training and eval modes", "batchnorm", None, _BATCHNORM),
     Exercise("dropout", "layer", "dropout", "Dropout", "inverted dropout",
-             "dropout", None, _DROPOUT)]}
+             "dropout", None, _DROPOUT),
+    Exercise("dropconnect", "layer", "dropconnect", "DropConnectLinear",
+             "DropConnect: a Linear whose weights are dropped", "dropout", None, _DROPCONNECT),
+    Exercise("dropout2d", "layer", "dropout2d", "Dropout2d",
+             "spatial dropout: whole channel maps dropped", "dropout", None, _SPATIAL)]}
 
 
 # --- start and status -------------------------------------------------------------------------
