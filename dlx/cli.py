@@ -714,7 +714,7 @@ def exercise_start(name: str = typer.Argument(..., help="The exercise (`dlx exer
         typer.echo(str(path))
     typer.echo(f"\nnext: write the bodies in {ex.module} (each says what it computes), then\n"
                + "".join(f"  {c}\n" for c in ex.checks)
-               + (f"  {ex.run}" if ex.run else "  use it in a model of yours (conf/model/)"),
+               + (f"  {ex.run}" if ex.run else f"  {ex.use}"),
                err=True)
 
 

@@ -1425,3 +1425,35 @@ def test_a_dropconnect_mistake_is_named(slip, says):
         assert result.passed, result
     else:
         assert result.failed == "1 fixed inputs" and says in result.diagnosis, result
+
+
+class MyEntropy:
+    """A learner's entropy of softmax(z) with one slip (``slip``), else correct."""
+    slip = None
+
+    def forward(self, scores, y):
+        z = scores if self.slip == "no_max" else scores - scores.max(axis=1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            self.logp = np.log(self.p)
+        log = self.logp / np.log(2) if self.slip == "bits" else self.logp
+        self.h = -(self.p * log).sum(axis=1)
+        return float(self.h.sum() if self.slip == "summed" else self.h.mean())
+
+    def backward(self):
+        if self.slip == "dp":
+            return -(self.logp + 1) / len(self.p)
+        return -self.p * (self.logp + self.h[:, None]) / len(self.p)
+
+
+@pytest.mark.parametrize("slip, says", [
+    (None, None), ("summed", "summed over the batch"), ("bits", "in bits: a log base 2"),
+    ("dp", "the softmax's Jacobian, from p back to the scores, is missing"),
+    ("no_max", "an exp of a large score overflowed"),
+])
+def test_an_entropy_mistake_is_named(slip, says):
+    result = loss_check.check(type("Entropy", (MyEntropy,), {"slip": slip}), "entropy")
+    if says is None:
+        assert result.passed, result
+    else:
+        assert not result.passed and says in result.diagnosis, result

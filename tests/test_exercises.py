@@ -79,6 +79,12 @@ return float(-logp[np.arange(len(y)), y].mean())""",
 d = self.p.copy()
 d[np.arange(len(self.y)), self.y] -= 1
 return d / len(self.y)"""],
+    "entropy": ["""\
+z = scores - scores.max(axis=1, keepdims=True)
+self.logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+self.p = np.exp(self.logp)
+self.h = -(self.p * self.logp).sum(axis=1)
+return float(self.h.mean())""", "return -self.p * (self.logp + self.h[:, None]) / len(self.p)"],
     "mse": ["""\
 self.diff = scores - y
 return float(np.mean(self.diff ** 2))""",

@@ -186,3 +186,23 @@ def test_the_spec_sizes_the_outputs():
     assert DataSpec.tokens(2, 5).n_out == 2  # a vocabulary of two is still a softmax
     with pytest.raises(ValueError):
         DataSpec("image", (28, 28), 10)  # an image has channels
+
+
+def test_entropy_gradient_and_values(torch):
+    """H(softmax(z)): its dH/dz against finite differences and torch; log C at the uniform
+    prediction, 0 at a certain one (no overflow at huge logits)."""
+    from dlx.nn.losses import Entropy
+
+    z = rng.standard_normal((5, 4)) * 2
+    loss = Entropy()
+    value = loss.forward(z)
+    grad = loss.backward()
+    assert rel_error(grad, numerical_grad(lambda: loss.forward(z), z)) < 1e-7
+    t = torch.tensor(z, requires_grad=True)
+    h = -(torch.softmax(t, 1) * torch.log_softmax(t, 1)).sum(1).mean()
+    h.backward()
+    assert value == pytest.approx(h.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-10, atol=1e-15)
+    assert Entropy().forward(np.zeros((3, 5))) == pytest.approx(math.log(5))
+    with np.errstate(over="raise", invalid="raise"):
+        assert Entropy().forward(np.array([[1e4, 0.0, 0.0]])) == pytest.approx(0.0, abs=1e-12)

@@ -24,7 +24,8 @@ from dlx.errors import UsageError
 GROUPS = ("optimizer", "loss", "schedule", "regularizer", "model", "model.activation", "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
-              "mse": "mse", "meansquarederror": "mse"}  # a class's name -> the reference
+              "mse": "mse", "meansquarederror": "mse",
+              "entropy": "entropy"}  # a class's name -> the reference
 
 
 def _target(args: list[str]) -> tuple[str, str]:
@@ -302,7 +303,7 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
         reference = LOSS_NAMES.get(factory.__name__.lower().replace("_", ""))
         if reference is None:
             raise UsageError(f"{label}: say which loss yours implements ({how}: bce, "
-                             f"cross_entropy or mse)")
+                             f"cross_entropy, mse or entropy)")
     if reference not in losses.REFERENCES:
         raise UsageError(f"reference {reference!r} is not a loss dlx checks against "
                          f"(valid: {', '.join(losses.REFERENCES)})")
@@ -311,8 +312,9 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
         from dlx.checks import oracle
 
         oracle.attach(result, oracle.loss(lambda: factory(**options), reference))
-    result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
-                        "losses)")
+    if reference in ("bce", "cross_entropy"):
+        result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
+                            "losses)")
     return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
 
 

@@ -51,6 +51,14 @@ class Exercise:
         return None if self.group == "layer" else f"conf/{self.group}/{self.option}.yaml"
 
     @property
+    def use(self) -> str:
+        """Where the learner's code goes when no dlx command runs it."""
+        if self.group == "loss":
+            return ("use it as a term of a loss of yours, e.g. the confidence penalty CE - beta "
+                    "H (Pereyra et al. 2017)")
+        return "use it in a model of yours (conf/model/)"
+
+    @property
     def checks(self) -> list[str]:
         """Every command that grades it (a layer exercise may define several classes)."""
         return [self.check, *(f"dlx check layer=mine.{self.name}.{c}" for c in self.also)]
@@ -262,7 +270,7 @@ def _loss(name: str, cls: str, title: str, shapes: str, forward: str, backward: 
     return f'''"""Exercise {name}: {title}.
 
 Check it:  dlx check loss=my_{name}
-Run it:    {run}
+{f"Run it:    {run}" if run else "Use it:    in a loss of yours (a confidence penalty, CE - beta H)"}
 """
 
 import numpy as np  # noqa: F401 - for your forward and backward
@@ -310,6 +318,15 @@ def _losses() -> list[Exercise]:
          "        and the true class adds one more term. Then the mean's 1/N.",
          "dlx run -m model=mlp dataset=blobs dataset.n_classes=3 loss=auto,my_cross_entropy "
          "seed=0"),
+        ("entropy", "entropy", "Entropy", "the entropy of softmax(z), in nats", "losses",
+         "scores: (N, C) logits z; y: (N,) labels, not used (the entropy is the prediction's "
+         "own).",
+         "H_i = -sum_k p_ik log p_ik with p_i = softmax(z_i); L = the mean of H_i over the "
+         "batch.\n        Compute log p from the shifted logits (z - max) so that nothing "
+         "overflows and no\n        log(0) appears for a confident prediction.",
+         "H depends on z only through p: derive dH/dp_k, then chain it through the softmax's "
+         "Jacobian\n        dp_k/dz_j = p_k (delta_kj - p_j); the result is short (in terms of "
+         "p, log p and H).\n        Then the mean's 1/N.", None),
         ("mse", "mse", "MSE", "mean squared error", "function_approx",
          "scores: (N, D) predictions z; y: (N, D) targets (floats).",
          "L = the mean of (z - y)^2 over every entry (N * D of them).",

@@ -11,7 +11,8 @@ stages, stopping at the first that fails, then naming the failure mode.
 
 A failure is matched against relations to the reference: the batch size (summed instead of
 averaged, or the 1/N left out of backward), 2 and 1/2 (the 1/2 (z - y)^2 convention), the sign,
-and overflow where the reference stays finite (exp of a large logit without the max taken out).
+a log base 2 (bits for nats), overflow where the reference stays finite (exp of a large logit
+without the max taken out); an entropy's gradient taken with respect to p, not the scores.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from dlx.checks.result import GRAD_RTOL, RTOL, Result, Row, rel_error
-from dlx.nn.losses import MSE, BCEWithLogits, SoftmaxCrossEntropy
+from dlx.nn.losses import MSE, BCEWithLogits, Entropy, SoftmaxCrossEntropy
 
 N = 6              # examples in the fixed batch
 
@@ -40,6 +41,9 @@ REFERENCES = {
                      "binary cross-entropy of sigmoid(z), averaged over the batch"),
     "cross_entropy": Reference(SoftmaxCrossEntropy, (N, 4), lambda: np.array([0, 3, 1, 2, 1, 0]),
                                "cross-entropy of softmax(z), averaged over the batch"),
+    "entropy": Reference(Entropy, (N, 4), lambda: np.array([0, 3, 1, 2, 1, 0]),
+                         "the entropy of softmax(z) in nats, averaged over the batch; the "
+                         "labels unused"),
     "mse": Reference(MSE, (N, 2), lambda: np.linspace(-1.0, 1.5, 2 * N).reshape(N, 2),
                      "mean of the squared errors over every entry"),
 }
@@ -88,6 +92,8 @@ def relation(mine: float, theirs: float, what: str, n: int) -> str | None:
                        (0.5, "half the reference's (the 1/2 (z - y)^2 convention, or a 1/2 "
                              "too many)"),
                        (2.0, "twice the reference's"),
+                       (1 / np.log(2), "the reference's in bits: a log base 2 where dlx's "
+                                       "losses take the natural log (nats)"),
                        (-1.0, "the reference's with the sign flipped")):
         if np.isclose(c, value, rtol=1e-6):
             return f"your {what} is {say}"
@@ -117,6 +123,14 @@ def _misses_the_target(grad: np.ndarray, theirs: np.ndarray, y: np.ndarray) -> b
         onehot[np.arange(len(y)), y] = 1.0
     return grad.shape == theirs.shape and np.allclose(grad - theirs, onehot / len(y),
                                                       rtol=1e-6, atol=1e-12)
+
+
+def _without_softmax(grad: np.ndarray, z: np.ndarray) -> bool:
+    """An entropy's gradient with respect to p, -(log p + 1) / N, given where dH/dz belongs."""
+    logp = z - z.max(axis=1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    want = -(logp + 1) / len(z)
+    return grad.shape == want.shape and rel_error(grad, want) <= RTOL
 
 
 def numerical_grad(make: Callable, z: np.ndarray, y: np.ndarray, h: float = 1e-6) -> np.ndarray:
@@ -171,7 +185,14 @@ def check(make: Callable, name: str) -> Result:
                                        else "")
         elif grad_said:
             result.diagnosis = grad_said + " (your value matches)" * (v_err <= RTOL)
-        elif name != "mse" and _misses_the_target(grad, their_grad, y):
+        elif name == "entropy" and v_err <= RTOL and _without_softmax(grad, z):
+            result.diagnosis = ("your backward is dH/dp = -(log p + 1) / N, the gradient with "
+                                "respect to the probabilities: the softmax's Jacobian, from p "
+                                "back to the scores, is missing")
+            result.revisit = ("chain through p = softmax(z): dH/dz_j = sum_c dH/dp_c p_c "
+                              "(delta_cj - p_j) = -p_j (log p_j + H)")
+            return result
+        elif name in ("bce", "cross_entropy") and _misses_the_target(grad, their_grad, y):
             result.diagnosis = ("your dL/dscores misses the target's term: it is p / N where "
                                 "(p - onehot(y)) / N belongs (the -1 at each example's true "
                                 "class)")

@@ -98,6 +98,8 @@ def loss(make, name: str) -> Row | str:
         value = F.binary_cross_entropy_with_logits(tz[:, 0], torch.tensor(y, dtype=torch.float64))
     elif name == "cross_entropy":
         value = F.cross_entropy(tz, torch.tensor(y))
+    elif name == "entropy":  # torch has no entropy loss: autograd through its definition
+        value = -(F.softmax(tz, 1) * F.log_softmax(tz, 1)).sum(1).mean()
     else:
         value = F.mse_loss(tz, torch.tensor(y, dtype=torch.float64))
     value.backward()

@@ -90,6 +90,30 @@ class SoftmaxCrossEntropy:
         return probs
 
 
+class Entropy:
+    """The entropy of the prediction softmax(z), in nats, averaged over the batch (the labels
+    are not used): H = -sum_c p_c log p_c = logsumexp(z) - sum_c p_c z_c, and
+
+    dH/dz_j = -p_j (log p_j + H)   (per example; then the mean's 1/N)
+
+    High for a hesitant prediction (log C at the uniform one), 0 for a certain one: what
+    label smoothing and the confidence penalty (Pereyra et al. 2017, loss = CE - beta H) keep
+    from collapsing.
+    """
+
+    def forward(self, logits: np.ndarray, y: np.ndarray | None = None) -> float:
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0: exp <= 1
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)
+        p = np.exp(logp)
+        h = -(p * logp).sum(axis=1)  # (N,)
+        self._cache = (p, logp, h)
+        return float(np.mean(h))
+
+    def backward(self) -> np.ndarray:
+        p, logp, h = self._cache
+        return -p * (logp + h[:, None]) / len(p)
+
+
 class MSE:
     """Mean squared error: loss = mean((z - y)^2);  dloss/dz = 2 (z - y) / size."""
 
