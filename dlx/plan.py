@@ -132,7 +132,7 @@ SCRATCH = {"logreg": "model", "gd_variants": "optimizer", "optimizers": "optimiz
 REFERENCE = "reference:"  # done-key prefix: a from-scratch deliverable run with dlx's code only
 # the deliverables whose code `dlx check` grades: there a run of the learner's code counts once
 # the check passed for the very bytes the run recorded; until then it shows as "yours ran"
-CHECKED = {"logreg", "gd_variants", "optimizers", "lr_schedules", "mnist_mlp"}
+CHECKED = {"logreg", "gd_variants", "optimizers", "lr_schedules", "mnist_mlp", "init"}
 UNCHECKED = "unchecked:"  # done-key prefix: the learner's code ran, its check has not passed
 
 

@@ -1457,3 +1457,73 @@ def test_an_entropy_mistake_is_named(slip, says):
         assert result.passed, result
     else:
         assert not result.passed and says in result.diagnosis, result
+
+
+from dlx.checks import inits as init_check  # noqa: E402
+
+
+def _fan_in(shape, torch_layout=False, kernel=True):
+    if len(shape) == 2:
+        return shape[1] if torch_layout else shape[0]
+    return shape[1] * (math.prod(shape[2:]) if kernel else 1)
+
+
+@pytest.mark.parametrize("reference, fn, says", [
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(2 / _fan_in(s)), s), None),
+    ("he_normal", lambda s, rng: rng.standard_normal(s) * math.sqrt(2 / _fan_in(s)), None),
+    ("he_uniform", lambda s, rng: rng.uniform(-1, 1, s) * math.sqrt(6 / _fan_in(s)), None),
+    ("xavier_uniform", lambda s, rng: rng.uniform(-1, 1, s) * math.sqrt(
+        6 / sum(init_check.fans(s))), None),
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(1 / _fan_in(s)), s),
+     "1 / fan_in where dlx's is 2 / fan_in: He's 2 is for ReLU"),
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(2 / _fan_in(s, torch_layout=True)), s),
+     "torch's (out, in) layout"),
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(2 / init_check.fans(s)[1]), s),
+     "divides by fan_out where dlx's uses fan_in"),
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(2 / _fan_in(s, kernel=False)), s),
+     "leave out the kernel's size"),
+    ("he_normal", lambda s, rng: rng.normal(0, 2 / _fan_in(s), s), "without the square root"),
+    ("he_normal", lambda s, rng: rng.normal(0, math.sqrt(6 / _fan_in(s)), s),
+     "the square of a uniform's bound"),
+    ("he_uniform", lambda s, rng: rng.uniform(-1, 1, s) * math.sqrt(2 / _fan_in(s)),
+     "your bound is the standard deviation's formula"),
+    ("xavier_uniform", lambda s, rng: rng.normal(0, math.sqrt(2 / sum(init_check.fans(s))), s),
+     "right standard deviation but are not uniform"),
+    ("xavier_normal", lambda s, rng: rng.normal(0, math.sqrt(1 / _fan_in(s)), s),
+     "divides by fan_in where dlx's uses (fan_in + fan_out) / 2"),
+    ("he_normal", lambda s, rng: np.random.normal(0, math.sqrt(2 / _fan_in(s)), s),
+     "does not draw from the rng it is given"),
+    ("he_normal", lambda s, rng: 0.3 + rng.normal(0, math.sqrt(2 / _fan_in(s)), s),
+     "not centred on 0"),
+])
+def test_an_init_mistake_is_named(reference, fn, says):
+    result = init_check.check(fn, reference, {})
+    if says is None:
+        assert result.passed, result
+    else:
+        assert not result.passed and says in result.diagnosis, result
+
+
+def test_dlxs_own_initializers_pass_their_checks():
+    from dlx.nn.init import INITS
+
+    for name in init_check.SPECS:
+        assert init_check.check(INITS[name], name, {}).passed, name
+    result = init_check.check(lambda s, rng, gain: INITS["xavier_normal"](s, rng, gain=gain),
+                              "xavier_normal", {"gain": 2.0})
+    assert result.passed, result
+
+
+def test_an_init_pass_says_it_checked_a_distribution():
+    from dlx import checks
+    from dlx.errors import UsageError
+    from dlx.nn.init import INITS
+
+    result, label, ref = checks.check_init(INITS["he_normal"], {}, None, "he_normal (x)", "")
+    text = checks.render(result, label, ref)
+    assert text.startswith("PASS  he_normal (x) draws from the distribution dlx's he_normal "
+                           "(N(0, 2 / fan_in)) draws from")
+    assert "not value by value" in text
+    assert checks.as_json(result, label, ref)["claim"].startswith("draws from the distribution")
+    with pytest.raises(UsageError, match="say which dlx initializer"):
+        checks.check_init(lambda shape, rng: None, {}, None, "mine", "add `reference:`")

@@ -79,6 +79,23 @@ return float(-logp[np.arange(len(y)), y].mean())""",
 d = self.p.copy()
 d[np.arange(len(self.y)), self.y] -= 1
 return d / len(self.y)"""],
+    "he_normal": ["""\
+fan_in = shape[0] if len(shape) == 2 else shape[1] * math.prod(shape[2:])
+return rng.normal(0.0, math.sqrt(2 / fan_in), shape)"""],
+    "he_uniform": ["""\
+fan_in = shape[0] if len(shape) == 2 else shape[1] * math.prod(shape[2:])
+return rng.uniform(-1, 1, shape) * math.sqrt(6 / fan_in)"""],
+    "lecun_normal": ["""\
+fan_in = shape[0] if len(shape) == 2 else shape[1] * math.prod(shape[2:])
+return rng.normal(0.0, math.sqrt(1 / fan_in), shape)"""],
+    "xavier_normal": ["""\
+k = 1 if len(shape) == 2 else math.prod(shape[2:])
+fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[1] * k, shape[0] * k)
+return rng.normal(0.0, gain * math.sqrt(2 / (fan_in + fan_out)), shape)"""],
+    "xavier_uniform": ["""\
+k = 1 if len(shape) == 2 else math.prod(shape[2:])
+fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (shape[1] * k, shape[0] * k)
+return rng.uniform(-1, 1, shape) * gain * math.sqrt(6 / (fan_in + fan_out))"""],
     "entropy": ["""\
 z = scores - scores.max(axis=1, keepdims=True)
 self.logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -350,7 +367,7 @@ def solve(code: str, bodies: list[str]) -> str:
 def test_every_exercise_has_a_solution_and_names_what_exists():
     assert set(SOLUTIONS) == set(exercises.EXERCISES)
     from dlx import checks
-    from dlx.checks import losses
+    from dlx.checks import inits, losses
     from dlx.nn.activations import ACTIVATIONS
     from dlx.nn.models import MODELS
     from dlx.optim.optimizers import OPTIMIZERS
@@ -359,7 +376,7 @@ def test_every_exercise_has_a_solution_and_names_what_exists():
 
     known = {"model": MODELS, "regularizer": REGULARIZERS,
              "schedule": {**SCHEDULES, "warmup_cosine": None},  # dlx's option: warm cosine
-             "optimizer": OPTIMIZERS, "loss": losses.REFERENCES,
+             "optimizer": OPTIMIZERS, "loss": losses.REFERENCES, "init": inits.SPECS,
              "activation": ACTIVATIONS,
              "layer": checks.LAYERS}  # a kind of layer dlx check knows by its class's name
     for ex in exercises.EXERCISES.values():
@@ -515,6 +532,7 @@ def test_every_run_command_composes_each_of_its_arms(ws):
         exercises.start(ws, ex.name)
         if ex.run is None:
             continue
+        (ws / ex.module).write_text(solve(ex.code, SOLUTIONS[ex.name]))  # as after its check
         words = ex.run.split()[2:]
         assert ex.run.startswith("dlx run") and (ex.option in ex.run)
         args = [w for w in words if w != "-m"]

@@ -21,7 +21,8 @@ from dataclasses import asdict
 
 from dlx.errors import UsageError
 
-GROUPS = ("optimizer", "loss", "schedule", "regularizer", "model", "model.activation", "layer")
+GROUPS = ("optimizer", "loss", "schedule", "regularizer", "init", "model", "model.activation",
+          "layer")
 LOSS_NAMES = {"bce": "bce", "bcewithlogits": "bce", "binarycrossentropy": "bce",
               "crossentropy": "cross_entropy", "softmaxcrossentropy": "cross_entropy",
               "mse": "mse", "meansquarederror": "mse",
@@ -37,11 +38,11 @@ def _target(args: list[str]) -> tuple[str, str]:
     if len(picked) != 1:
         other = [a.partition("=")[0] for a in args if "=" in a and not a.startswith("+")]
         raise UsageError("say what to check: one optimizer=NAME, loss=NAME, schedule=NAME, "
-                         "regularizer=NAME, model.activation=NAME or "
+                         "regularizer=NAME, init=NAME, model=NAME, model.activation=NAME or "
                          "layer=package.module.Linear (your workspace "
                          "option, e.g. optimizer=my_adam, or optimizer=mine.optim.Adam)"
                          + (f"; {other[0]} is not checked yet (optimizers, losses, schedules, "
-                            f"regularizers, activation layers, Linear, BatchNorm and Dropout are)"
+                            f"regularizers, initializers, models and layers are)"
                             if other and other[0] not in GROUPS else ""))
     group, _, name = picked[0].partition("=")
     return group, name
@@ -224,7 +225,8 @@ def _run(args: list[str]):
     if group == "model.activation":
         compose(["model=mlp", *args])  # validated as dlx run validates it
         return _layer(name)
-    node = OmegaConf.to_container(compose(args)[group], resolve=True)  # plain values
+    node = OmegaConf.to_container(compose(args, validated=group != "init")[group],
+                                  resolve=True)  # plain values
     if not learner.is_learner(node):
         raise UsageError(f"{group}={name} is dlx's own; dlx check compares your code with it "
                          f"(e.g. {group}=my_{name}, your file in conf/{group}/)")
@@ -232,7 +234,7 @@ def _run(args: list[str]):
     factory, options = learner.resolve(node, group)
     label = f"{name} ({learner.label_target(target)})"
     how = (f"add `reference: NAME` to its file, or {group}.reference=NAME")
-    check = {"loss": check_loss, "schedule": check_schedule,
+    check = {"loss": check_loss, "schedule": check_schedule, "init": check_init,
              "regularizer": check_regularizer}.get(group, check_optimizer)
     cls = getattr(factory, "__wrapped_learner__", factory)  # a schedule: the learner's function
     return cls, check(factory, options, node.get("reference"), label, how)
@@ -316,6 +318,25 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
         result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
                             "losses)")
     return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
+
+
+def check_init(factory, options: dict, reference, label: str, how: str):
+    """An initializer ``(shape, rng, **options)`` against dlx's ``reference``'s distribution."""
+    from dlx.checks import inits
+
+    fn = getattr(factory, "__wrapped_learner__", factory)
+    if reference is None:
+        reference = fn.__name__.lower()
+        if reference not in inits.SPECS:
+            raise UsageError(f"{label}: say which dlx initializer yours implements ({how}; "
+                             f"{', '.join(inits.SPECS)})")
+    if reference not in inits.SPECS:
+        raise UsageError(f"init reference {reference!r} is not one dlx check compares with "
+                         f"(valid: {', '.join(inits.SPECS)})")
+    result = _guarded(inits.check, factory, reference, options)
+    result.claim = "draws from the distribution {} draws from"
+    _dlx_only(result, "initializers")
+    return result, label, f"dlx's {reference} ({inits.SPECS[reference].title})"
 
 
 def check_schedule(builder, options: dict, reference, label: str, how: str):
@@ -528,7 +549,7 @@ def render(result, label: str, reference: str) -> str:
         return f"FAIL  {label}: {RAISED} {result.diagnosis}\n{result.trace}"
     lines = []
     if result.passed:
-        lines.append(f"PASS  {label} computes what {reference} computes"
+        lines.append(f"PASS  {label} {result.claim.format(reference)}"
                      + (" (an accepted variant)" if result.variant else ""))
         if result.variant:
             lines.append(f"  note: {result.variant}")
@@ -564,7 +585,9 @@ def as_json(result, label: str, reference: str) -> dict:
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         return v
-    return plain({"target": label, "reference": reference, **asdict(result)})
+    fields = asdict(result)
+    fields["claim"] = result.claim.format(reference)  # what a pass says, in words
+    return plain({"target": label, "reference": reference, **fields})
 
 
 class Report:

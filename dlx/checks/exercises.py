@@ -23,7 +23,7 @@ NOT_IMPLEMENTED = "not implemented yet"
 @dataclass(frozen=True)
 class Exercise:
     name: str            # the module's name (mine/NAME.py) and the option's (my_NAME)
-    group: str           # optimizer, loss, schedule, regularizer, model, activation or layer
+    group: str           # optimizer, loss, schedule, regularizer, init, model, activation or layer
     reference: str       # dlx's implementation of the same maths
     cls: str             # the class (a schedule: the function) the stub defines
     topic: str           # one line: what it is
@@ -514,6 +514,76 @@ def _schedules() -> list[Exercise]:
             "    and a linear one spends nearly all its steps in the top decade.", "final_lr=10.0",
             "        final_lr: the rate at the last update (lr is the first's).", run),
         {"final_lr": 10.0}))
+    return out
+
+
+def _init(name: str, title: str, formula: str, derive: str, params: str, args: str,
+          run: str) -> str:
+    return f'''"""Exercise {name}: {title}.
+
+Check it:  dlx check init=my_{name}
+Run it:    {run}
+"""
+
+import math  # noqa: F401 - for your initializer
+
+import numpy as np  # noqa: F401 - for your initializer
+
+
+def {name}(shape, rng{params}):
+    """{title[0].upper() + title[1:]}: a weight of this shape drawn from::
+
+{formula}
+
+    The shapes are dlx's: a dense weight is (fan_in, fan_out) (x @ W: its rows are a unit's
+    inputs); a convolution kernel is (C_out, C_in, kH, kW), whose units each see C_in kH kW
+    inputs: fan_in = C_in kH kW and fan_out = C_out kH kW. Biases are dlx's (zeros).
+
+    {derive}
+
+    Args:
+        shape: the weight's shape, a tuple.
+        rng: numpy's Generator, seeded by the run: draw with it (rng.normal(mean, std, shape),
+            rng.uniform(low, high, shape)), never with np.random, so that a run is
+            reproducible from its seed.
+{args}
+    Return an array of that shape.
+    """
+    raise NotImplementedError("{name}: draw the weights")
+'''
+
+
+def _inits() -> list[Exercise]:
+    he = ("He et al. 2015: z = sum of fan_in terms w x, so Var(z) = fan_in Var(w) E[x^2]; a "
+          "ReLU\n    zeroes half its inputs, E[x^2] = Var(z_prev) / 2: which Var(w) keeps Var(z) "
+          "from layer to layer?")
+    glorot = ("Glorot & Bengio 2010: the forward pass keeps its variance with Var(w) = 1 / "
+              "fan_in, the backward\n    pass with 1 / fan_out; the compromise is their harmonic "
+              "mean.")
+    uniform = "\n    U(-b, b) has variance b^2 / 3: choose b for the variance above."
+    gain = ("        gain: a factor on the standard deviation (1 for tanh or linear layers).\n",
+            ", gain=1.0")
+    specs = [
+        ("he_normal", "He initialization, normal", "        N(0, 2 / fan_in)", he, ("", ""), {},
+         "relu"),
+        ("he_uniform", "He initialization, uniform",
+         "        U(-b, b) with the variance of He's normal, 2 / fan_in", he + uniform, ("", ""),
+         {}, "relu"),
+        ("lecun_normal", "LeCun initialization, normal", "        N(0, 1 / fan_in)",
+         "LeCun 1998: Var(z) = fan_in Var(w) Var(x) for a linear (or tanh, near 0) layer: which "
+         "Var(w)\n    keeps Var(z) = Var(x)?", ("", ""), {}, "tanh"),
+        ("xavier_normal", "Xavier (Glorot) initialization, normal",
+         "        N(0, gain^2 * 2 / (fan_in + fan_out))", glorot, gain, {"gain": 1.0}, "tanh"),
+        ("xavier_uniform", "Xavier (Glorot) initialization, uniform",
+         "        U(-b, b) with the variance of Xavier's normal, gain^2 * 2 / (fan_in + fan_out)",
+         glorot + uniform, gain, {"gain": 1.0}, "tanh"),
+    ]
+    out = []
+    for name, title, formula, derive, (args, params), options, act in specs:
+        run = (f"dlx run -m experiment=init init={name},my_{name} model.activation={act} "
+               f"seed=0")
+        out.append(Exercise(name, "init", name, name, title, "init", run,
+                            _init(name, title, formula, derive, params, args, run), options))
     return out
 
 
@@ -1275,7 +1345,7 @@ class Dropout2d(Module):
 
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in [
-    *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(),
+    *_optimizers(), *_losses(), *_activations(), *_schedules(), *_penalties(), *_inits(),
     Exercise("logreg", "model", "logreg", "LogisticRegression",
              "logistic regression from scratch, logits = x W + b", "logreg",
              "dlx run -m experiment=logreg model=logreg,my_logreg seed=0", _LOGREG),

@@ -32,6 +32,7 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     trace: str = ""                    # the learner's own frames, when their code raised
+    claim: str = "computes what {} computes"  # what a pass says (random draws: a distribution)
 
     def fail(self, stage: str, diagnosis: str, revisit: str = "") -> "Result":
         """Stop at ``stage``, saying what is wrong (and what to look at again): a failure,
