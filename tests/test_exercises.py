@@ -291,6 +291,24 @@ return dx"""],
     "lr_range": ["""\
 span = max(total_steps - 1, 1)
 return lr * (final_lr / lr) ** (min(step, span) / span)"""],
+    "mlp": ["""\
+self.shape, h = x.shape, x.reshape(len(x), -1)
+self.hs = [h]
+for i in range(1, self.L + 1):
+    h = h @ getattr(self, f"W{i}").data + getattr(self, f"b{i}").data
+    if i < self.L:
+        h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0)
+    self.hs.append(h)
+return h""", """\
+g = dout
+for i in range(self.L, 0, -1):
+    getattr(self, f"W{i}").grad += self.hs[i - 1].T @ g
+    getattr(self, f"b{i}").grad += g.sum(axis=0)
+    g = g @ getattr(self, f"W{i}").data.T
+    if i > 1:
+        h = self.hs[i - 1]
+        g = g * (1 - h ** 2) if self.activation == "tanh" else g * (h > 0)
+return g.reshape(self.shape)"""],
     "dropconnect": ["""\
 self.x, self.M = x, np.ones_like(self.W.data)
 if self.training:
@@ -538,8 +556,9 @@ def test_every_run_command_composes_each_of_its_arms(ws):
         args = [w for w in words if w != "-m"]
         if "-m" not in words:
             assert not any("," in a for a in args), ex.run
-        choices = [[f"{w.partition('=')[0]}={v}" for v in w.partition("=")[2].split(",")]
-                   for w in args]
+        choices = [[f"{w.partition('=')[0]}={v}" for v in re.split(r",(?![^\[]*\])",
+                                                                 w.partition("=")[2])]
+                   for w in args]  # a comma inside [...] is a list's, not the sweep's
         for arm in itertools.product(*choices):
             try:
                 compose(list(arm))
@@ -614,3 +633,19 @@ def test_a_two_layer_net_that_does_not_flatten_fails_on_images(ws):
     (ws / ex.module).write_text(solve(ex.code, [unflat, backward]))
     result = _check(ws, ex)
     assert result.failed == "1 fixed inputs (images)" and "flatten x to (N, D)" in result.diagnosis
+
+
+def test_a_deep_mlps_slip_is_placed_between_its_layers(ws):
+    """tanh's derivative taken as if its output were its input, in a loop that keeps its arrays
+    in lists: the kept lists are compared (self.hs[i]) and, matching, the slip is placed by the
+    layers whose gradients still match: between fc3 and fc2, at the Tanh."""
+    ex = exercises.EXERCISES["mlp"]
+    exercises.start(ws, "mlp")
+    slipped = solve(ex.code, SOLUTIONS["mlp"]).replace("g * (1 - h ** 2)",
+                                                       "g * (1 - np.tanh(h) ** 2)")
+    (ws / ex.module).write_text(slipped)
+    result = _check(ws, ex)
+    assert result.failed == "1 fixed inputs", result
+    assert "layer 5 (Linear)'s gradients match and layer 3 (Linear)'s do not" in result.diagnosis
+    assert "layer 4 (Tanh)'s backward" in result.diagnosis
+    assert any(r.name.endswith("~ self.hs[1]") and r.ok for r in result.rows)

@@ -759,6 +759,58 @@ class TwoLayerNet(Module):
         raise NotImplementedError("TwoLayerNet.backward")
 '''
 
+_MLP = '''"""Exercise mlp: a multilayer perceptron of any depth, for function approximation.
+
+Check it:  dlx check model=my_mlp
+Run it:    {run}
+"""
+
+import numpy as np
+
+from dlx.nn import Module, Parameter
+
+
+class MLP(Module):
+    """scores = act(... act(x W1 + b1) ...) WL + bL: len(hidden) hidden layers, each a Linear
+    then the activation, and a Linear output (no activation: a regression's prediction, or a
+    classifier's logits). x (N, D) (images flattened first), K = spec.n_out.
+
+    Args:
+        spec: the data's description: ``spec.shape`` one input's shape, ``spec.n_out``.
+        hidden: the hidden layers' widths, e.g. [32, 32].
+        activation: ``tanh`` or ``relu``, after every hidden Linear.
+    """
+
+    def __init__(self, spec, hidden=(32, 32), activation="tanh"):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be tanh or relu, got {{activation!r}}")
+        self.activation = activation
+        sizes = [int(np.prod(spec.shape)), *map(int, hidden), spec.n_out]
+        self.L = len(sizes) - 1
+        for i in range(1, self.L + 1):  # fc1.W, fc1.b, fc2.W, ...: dlx's order, for the check
+            setattr(self, f"W{{i}}", Parameter(np.zeros((sizes[i - 1], sizes[i])), f"fc{{i}}.W"))
+            setattr(self, f"b{{i}}", Parameter(np.zeros(sizes[i]), f"fc{{i}}.b", decay=False))
+
+    def forward(self, x):
+        """x (N, ...) -> scores (N, K): a loop over the layers (``getattr(self, f"W{{i}}")``).
+        Keep what backward needs on ``self`` (each layer's input and output, in lists)."""
+        raise NotImplementedError("MLP.forward")
+
+    def backward(self, dout):
+        """dout = dL/dscores (N, K) -> dL/dx, shaped as the x forward was given. **Add** every
+        parameter's gradient into its ``.grad`` (+=).
+
+        The same loop backwards: at each layer, dW = (its input)^T g, db = g summed over the
+        batch, then the gradient passed down, g W^T, through the activation below it (tanh's
+        derivative written with its output, relu's with its mask)."""
+        raise NotImplementedError("MLP.backward")
+'''
+
+
+_MLP_RUN = ("dlx run -m model=mlp,my_mlp dataset=function model.hidden=[32,32] "
+            "model.activation=tanh init=xavier_normal optimizer=adam optimizer.lr=0.01 "
+            "epochs=100 seed=0")
+
 _ATTENTION = '''"""Exercise attention: multi-head causal self-attention, forward and backward.
 
 Check it:  dlx check layer=mine.attention.SelfAttention
@@ -1353,6 +1405,9 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
              "the perceptron on house prices, y_hat = x W + b", "house_prices",
              "dlx run -m model=linreg,my_linreg dataset=function optimizer=sgd optimizer.lr=0.1 "
              "seed=0", _LINREG),
+    Exercise("mlp", "model", "mlp", "MLP", "an MLP of any depth, for function approximation",
+             "function_approx", _MLP_RUN, _MLP.format(run=_MLP_RUN),
+             {"hidden": [32, 32], "activation": "tanh"}),
     Exercise("two_layer_net", "model", "mlp", "TwoLayerNet",
              "a 2-layer ReLU net, vectorized forward and backward", "mnist_mlp",
              "dlx run -m experiment=mnist_mlp model=mlp,my_two_layer_net", _TWO_LAYER,

@@ -61,17 +61,20 @@ def _fixed(pairs, rng) -> None:
 
 
 def _arrays(model, prefix: str = "self") -> dict[str, np.ndarray]:
-    """Every float array the model and its modules keep on themselves (not Parameters)."""
+    """Every float array the model and its modules keep on themselves (not Parameters), and
+    those in lists and tuples on them."""
     out = {}
     for name, value in vars(model).items():
         if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.ndim >= 1:
             out[f"{prefix}.{name}"] = value.copy()
         elif isinstance(value, Module):
             out.update(_arrays(value, f"{prefix}.{name}"))
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)):  # a loop's kept arrays (self.hs[i]) or layers
             for i, v in enumerate(value):
                 if isinstance(v, Module):
                     out.update(_arrays(v, f"{prefix}.{name}[{i}]"))
+                elif isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim >= 1:
+                    out[f"{prefix}.{name}[{i}]"] = v.copy()
     return out
 
 
@@ -172,6 +175,8 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
                                   if not any(v.shape == np.shape(r) and np.array_equal(v, r)
                                              for r in (scores, dx))},
                           result, (x, x.reshape(len(x), -1)))
+        if not where.startswith("; they part at"):  # nothing kept pointed at it
+            where = _between(pairs, result.rows, ref) or where
         verb = "differ" if bad.name.endswith("s") else "differs"
         result.diagnosis = said or f"your {bad.name} {verb} from dlx's {reference}'s" + where
         result.revisit = ("derive that step again" + ("; the rows below compare, in forward "
@@ -234,6 +239,28 @@ def _weight_from(name: str, pairs, grads, found, kept, x, dout, ref) -> str | No
                     return None
                 return (f"your {name} is {key}^T times the gradient reaching layer {j + 1}'s "
                         f"output: the weight's gradient takes the layer's own input, {right}")
+    return None
+
+
+def _between(pairs, rows, ref) -> str | None:
+    """When no kept array localises it: the layers whose Parameters' gradients match, from the
+    output down, and the first below them whose do not; what lies between them passed the
+    gradient down wrongly."""
+    layers = _layers(ref)
+    ok = {r.name: r.ok for r in rows}
+    state = []  # (index, its Parameters' gradients all match) for the layers that have some
+    for j, layer in enumerate(layers):
+        names = [f"{p[1].name or 'param'} grad" for p in pairs
+                 if any(p[1] is q for q in layer.parameters())]
+        if names:
+            state.append((j, all(ok.get(n, False) for n in names)))
+    for (j, good), (k, good_above) in zip(state[::-1][1:], state[::-1]):
+        if good_above and not good:
+            kinds = [f"layer {i + 1} ({type(layers[i]).__name__})" for i in range(j + 1, k)]
+            return (f"; layer {k + 1} ({type(layers[k]).__name__})'s gradients match and layer "
+                    f"{j + 1} ({type(layers[j]).__name__})'s do not: the gradient passed down "
+                    f"between them goes wrong (layer {k + 1}'s dx"
+                    + (f", or {' and '.join(kinds)}'s backward" if kinds else "") + ")")
     return None
 
 
