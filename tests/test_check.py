@@ -830,7 +830,7 @@ class TwoLayerNet(Module):
         self.x, self.z1 = x, x @ W1 + self.b1.data
         self.h1 = np.maximum(self.z1, 0.1 * self.z1) if self.slip == "leaky" else \
             np.maximum(self.z1, 0)
-        return self.h1 @ self.W2.data + self.b2.data
+        return self.h1 @ self.W2.data + self.b2.data * (2 if self.slip == "bias_twice" else 1)
 
     def backward(self, dout):
         W1 = self.W1.data.T if self.slip == "torch_layout" else self.W1.data
@@ -839,7 +839,8 @@ class TwoLayerNet(Module):
         self.dh1 = dout @ self.W2.data.T
         self.dz1 = self.dh1 if self.slip == "no_mask" else self.dh1 * (self.z1 > 0)
         dW1 = self.x.T @ self.dz1
-        self.W1.grad += dW1.T if self.slip == "torch_layout" else dW1
+        if self.slip != "w1_not_stored":  # a local dW1 never added into .grad
+            self.W1.grad += dW1.T if self.slip == "torch_layout" else dW1
         self.b1.grad += self.dz1.sum(axis=0)
         if self.slip == "w2_from_z1":
             self.W2.grad += (self.z1 - self.h1).T @ dout  # net: z1^T dout
@@ -888,6 +889,9 @@ def model_result(slip):
                                   "is the loss's"),
     ("dx_unmasked", "1 fixed inputs", "every parameter's gradient matches; only dx differs"),
     ("no_dx", "0 interface", "backward returned None"),
+    ("w1_not_stored", "1 fixed inputs", "your fc1.W grad is all zeros: nothing reached its .grad"),
+    ("bias_twice", "1 fixed inputs", "your scores differ from dlx's by the same offset in every "
+                                     "example: a bias added twice"),
 ])
 def test_a_models_mistake_is_localised_to_its_layer(slip, stage, says):
     result = model_result(slip)

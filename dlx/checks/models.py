@@ -197,11 +197,25 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
 
 def _relation(name: str, mine, theirs, n: int, rows, out: str) -> str | None:
     """A failing row's known relation to the reference's: a constant factor (1/N: a mean that
-    belongs to the loss), or dx alone wrong while every gradient matches (a path missed)."""
+    belongs to the loss), all zeros (a gradient never added into .grad), the same offset in
+    every example (a bias twice), or dx alone wrong while every gradient matches (a path
+    missed)."""
     if name == "dx" and all(r.ok for r in rows if r.name != "dx"):
         return ("every parameter's gradient matches; only dx differs: dL/dx sums every path "
                 "from x to the output (x feeds several branches here: add each branch's "
                 "gradient), and each path's factor, transposed")
+    plural = name.endswith("s")  # "scores"
+    if np.shape(mine) == np.shape(theirs) and not np.any(mine) and np.any(theirs):
+        return (f"your {name} is all zeros: nothing reached its .grad (add into the "
+                f"Parameter's .grad, self.W.grad += ...; a local variable, or a copy, leaves it "
+                f"at 0)" if name.endswith(" grad") else
+                f"your {name} {'are' if plural else 'is'} all zeros where dlx's "
+                f"{'are' if plural else 'is'} not")
+    d = np.asarray(mine, float) - theirs if np.shape(mine) == np.shape(theirs) else None
+    if d is not None and d.ndim >= 2 and len(d) > 1 and np.any(d) \
+            and np.allclose(d, d[:1], rtol=1e-9, atol=1e-12 * float(np.abs(theirs).max())):
+        return (f"your {name} {'differ' if plural else 'differs'} from dlx's by the same "
+                f"offset in every example: a bias added twice, or left out")
     keep = np.abs(theirs) > 1e-12
     ratio = np.asarray(mine)[keep] / theirs[keep] if np.shape(mine) == np.shape(theirs) else []
     if len(ratio) and np.allclose(ratio, ratio[0], rtol=1e-9) and not np.isclose(ratio[0], 1):
