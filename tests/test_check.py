@@ -573,7 +573,8 @@ def slipped(slip):
 def test_a_correct_linear_passes_in_either_layout(cls):
     result = linear_check.check(cls)
     assert result.passed, result
-    assert [r.name for r in result.rows] == ["out", "dx", "dW", "db"]
+    assert [r.name for r in result.rows][:4] == ["out", "dx", "dW", "db"]
+    assert result.stages[-1] in (("torch", "agrees"), ("torch", "skipped"))
 
 
 @pytest.mark.parametrize("slip, stage, says", [
@@ -634,7 +635,8 @@ def switched(**options):
 def test_dlxs_batchnorm_passes_every_stage():
     result = bn_check.check(switched())
     assert result.passed and result.variant is None, result
-    assert [s for s, _ in result.stages] == ["0 interface", "1 fixed inputs", "2 gradients"]
+    assert [s for s, _ in result.stages][:3] == ["0 interface", "1 fixed inputs", "2 gradients"]
+    assert result.stages[-1] in (("torch", "agrees"), ("torch", "skipped"))
     assert [r.name for r in result.rows][:8] == [
         "train out", "train dx", "dgamma", "dbeta", "running_mean (2 batches)",
         "running_var (2 batches)", "eval out", "eval dx"]
@@ -1531,3 +1533,69 @@ def test_an_init_pass_says_it_checked_a_distribution():
     assert checks.as_json(result, label, ref)["claim"].startswith("draws from the distribution")
     with pytest.raises(UsageError, match="say which dlx initializer"):
         checks.check_init(lambda shape, rng: None, {}, None, "mine", "add `reference:`")
+
+
+def test_torch_twins_agree_with_dlxs_modules_and_catch_a_difference(torch):
+    """The torch stage of layers and models: autograd through each reference's twin agrees
+    with dlx's own module (output, dx, every gradient), and a module that differs is caught."""
+    from dlx.checks import oracle, twin
+    from dlx.nn import GRU, LSTM, RNN
+    from dlx.nn.residual import basic_block
+    from dlx.nn.transformer import Block
+
+    f64 = {"dtype": np.float64}
+    rng = np.random.default_rng(0)
+    cases = [
+        (MODELS["mlp"](DataSpec.image(1, 3, 3, 4), hidden=[5, 4], activation="tanh", norm="layernorm",
+                       **f64), (3, 1, 3, 3)),
+        (MODELS["mlp"](DataSpec.features(3, 2), hidden=[4, 4], residual=True, norm="batchnorm",
+                       **f64), (5, 3)),
+        (Block(8, 2, 16, **f64), (2, 5, 8)), (Block(8, 2, 16, pre_ln=False, **f64), (2, 5, 8)),
+        (RNN(3, 4, 2, **f64), (2, 5, 3)), (RNN(3, 4, nonlinearity="relu", **f64), (2, 5, 3)),
+        (LSTM(3, 4, **f64), (2, 5, 3)), (GRU(3, 4, 2, **f64), (2, 5, 3)),
+        (basic_block(2, 3, 2, **f64), (2, 2, 6, 6)),
+        (MODELS["cnn"](DataSpec.image(1, 12, 12, 3), **f64), (2, 1, 12, 12)),
+    ]
+    for module, shape in cases:
+        model_check._open_input(module)  # a first Linear returns dx too, as the check asks
+        for p in module.parameters():
+            p.data[...] = rng.normal(0, 0.3, p.data.shape)
+        x = rng.standard_normal(shape)
+        dout = rng.standard_normal(np.shape(module.forward(x.copy())))
+        pairs = [(p, p, False) for p in module.parameters()]
+        row = oracle.module(module, module, pairs, x, dout)
+        assert row.ok, (type(module).__name__, row)
+    pre, post = Block(8, 2, 16, **f64), Block(8, 2, 16, pre_ln=False, **f64)
+    for p, q in zip(pre.parameters(), post.parameters()):
+        p.data[...] = q.data[...] = rng.normal(0, 0.3, p.data.shape)
+    x = rng.standard_normal((2, 5, 8))
+    row = oracle.module(post, pre, list(zip(post.parameters(), pre.parameters(), [False] * 12)),
+                        x, rng.standard_normal((2, 5, 8)))
+    assert not row.ok
+    with pytest.raises(twin.NoTwin, match="Dropout"):
+        twin.twin(Dropout(0.5, rng), torch, {})
+
+
+def test_without_torch_every_torch_stage_says_it_was_skipped(monkeypatch):
+    """CI's first step has no torch: a layer, a cell, a model, a schedule and a penalty pass
+    with the torch stage 'skipped' and the reason, never 'agrees'."""
+    from dlx.checks import oracle
+
+    monkeypatch.setattr(oracle, "_torch", lambda: None)
+    results = [checks_layer(type("Block", (MyBlock,), {}), "block"),
+               checks_layer(type("RNN", (MyRNN,), {}), "rnn"),
+               lstm_check.check(switched_cell(GRUCell, lstm_check.gru_forward), "gru"),
+               model_result(None),
+               schedule_result(lambda t, lr, T: lr * 0.995 ** t, "exponential", gamma=0.995)]
+    for result in results:
+        assert result.passed, result
+    assert oracle.penalty(lambda: None, 0.01, 0.0) == oracle.SKIPPED
+    assert oracle.schedule(None, "step", {}) == oracle.SKIPPED
+    for result in results[:4]:
+        assert result.stages[-1] == ("torch", "skipped") and oracle.SKIPPED in result.notes
+
+
+def checks_layer(cls, kind):
+    from dlx import checks
+
+    return checks.check_layer(cls, kind, cls.__name__)[0]

@@ -268,4 +268,9 @@ def check(cls, which: str = "lstm") -> Result:
         return result.fail("2 gradients", "your backward is not your forward's derivative")
     result.stages.append(("2 gradients", "passed"))
     result.passed = True
+    from dlx.checks import oracle
+
+    oracle.attach(result, oracle.cell(which, [p[1].data for p in pairs], x, state, dstate, got,
+                                      dx, grads, dstate0 if dstate0 is not None
+                                      and len(dstate0) == kind.arity else None))
     return result
