@@ -1599,3 +1599,43 @@ def checks_layer(cls, kind):
     from dlx import checks
 
     return checks.check_layer(cls, kind, cls.__name__)[0]
+
+
+@pytest.mark.parametrize("which, index", [(k, i) for k, kind in lstm_check.KINDS.items()
+                                          for i in range(len(kind.catalogue))])
+def test_every_recurrent_catalogue_entry_is_diagnosed_as_itself(which, index):
+    """Mutation: each entry of the LSTM, GRU and RNN cells' catalogues, thrown on dlx's cell,
+    is named by its own title (every gate order, not one)."""
+    kind = lstm_check.KINDS[which]
+    title, switches = kind.catalogue[index]
+    if which == "lstm":
+        cls = type("LSTMCell", (MyLSTM,), {"switches": switches})
+    else:
+        cls = switched_cell(kind.ref, kind.forward, **switches)
+    result = lstm_check.check(cls, which)
+    assert result.failed == "1 fixed inputs" and result.diagnosis == title, result
+
+
+def _init_mistakes():
+    return [(name, i) for name, spec in init_check.SPECS.items()
+            for i in range(len(init_check._mistakes(spec, 1.0)))]
+
+
+@pytest.mark.parametrize("reference, index", _init_mistakes())
+def test_every_init_mistake_is_diagnosed_as_itself(reference, index):
+    """Mutation: each formula of an init's catalogue, drawn in the reference's family, is named
+    by its title, or by an earlier entry's when the two formulas coincide on every checked
+    shape (then they are the same mistake there)."""
+    spec = init_check.SPECS[reference]
+    mistakes = init_check._mistakes(spec, 1.0)
+    title, _, formula = mistakes[index]
+
+    def mine(shape, rng):
+        sd = formula(shape)
+        return rng.uniform(-1, 1, shape) * sd * math.sqrt(3) if spec.uniform else \
+            rng.normal(0.0, sd, shape)
+
+    same = [t for t, _, f in mistakes[:index + 1]
+            if all(abs(f(s) / formula(s) - 1) < 1e-9 for s in init_check.SHAPES)]
+    result = init_check.check(mine, reference, {})
+    assert not result.passed and result.diagnosis == same[0], (result.diagnosis, title)

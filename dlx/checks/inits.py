@@ -79,11 +79,12 @@ def _mistakes(spec: Spec, gain: float) -> list[tuple[str, str, callable]]:
                " (the forward pass keeps the activations' variance)"),
             lambda s, f=f: gain * math.sqrt(spec.c / _fan(s, f)))
            for f in ("in", "out", "avg", "sum") if f != spec.fan]
-    out.append(("your fans are read from torch's (out, in) layout: dlx's dense weight is "
-                "(fan_in, fan_out), rows are a unit's inputs (x @ W)",
-                "fan_in = shape[0] for dlx's (in, out) weight; a kernel (C_out, C_in, k, k) has "
-                "fan_in = C_in k k",
-                lambda s: gain * math.sqrt(spec.c / _fan(s, spec.fan, torch_layout=True))))
+    if spec.fan != "avg":  # the mean of the two fans is the same in either layout
+        out.append(("your fans are read from torch's (out, in) layout: dlx's dense weight is "
+                    "(fan_in, fan_out), rows are a unit's inputs (x @ W)",
+                    "fan_in = shape[0] for dlx's (in, out) weight; a kernel (C_out, C_in, k, k) "
+                    "has fan_in = C_in k k",
+                    lambda s: gain * math.sqrt(spec.c / _fan(s, spec.fan, torch_layout=True))))
     out.append(("your fans leave out the kernel's size: a convolution's unit sees C_in k k "
                 "inputs, not C_in", "fan_in = C_in * kH * kW for a kernel (C_out, C_in, kH, kW)",
                 lambda s: gain * math.sqrt(spec.c / _fan(s, spec.fan, receptive=False))))
