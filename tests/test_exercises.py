@@ -309,6 +309,25 @@ for i in range(self.L, 0, -1):
         h = self.hs[i - 1]
         g = g * (1 - h ** 2) if self.activation == "tanh" else g * (h > 0)
 return g.reshape(self.shape)"""],
+    "lenet": ["""\
+for conv, relu, pool in zip(self.convs, self.relus, self.pools):
+    x = pool.forward(relu.forward(conv.forward(x)))
+self.maps = x.shape
+x = x.reshape(len(x), -1)
+for i, fc in enumerate(self.fcs):
+    x = fc.forward(x)
+    if i < len(self.fc_relus):
+        x = self.fc_relus[i].forward(x)
+return x""", """\
+g = dout
+for i in reversed(range(len(self.fcs))):
+    if i < len(self.fc_relus):
+        g = self.fc_relus[i].backward(g)
+    g = self.fcs[i].backward(g)
+g = g.reshape(self.maps)
+for conv, relu, pool in reversed(list(zip(self.convs, self.relus, self.pools))):
+    g = conv.backward(relu.backward(pool.backward(g)))
+return g"""],
     "dropconnect": ["""\
 self.x, self.M = x, np.ones_like(self.W.data)
 if self.training:

@@ -395,63 +395,88 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
 def check_model(args: list[str], name: str):
     """``dlx check model=my_mlp [dataset=...]``: the learner's model, built as `dlx run` builds
     it on the run's data, against dlx's ``reference`` at the learner's options, from the same
-    weights (the reference's initial ones, copied)."""
+    weights (the reference's initial ones, copied). Data whose files are not here are stood in
+    for by a fixed batch of their shape (the check is of the maths, not of the data)."""
+    import numpy as np
     from omegaconf import OmegaConf
 
     from dlx import learner
-    from dlx.assemble import build_data, build_model_for
+    from dlx.assemble import build_data, build_model, rngs
     from dlx.checks import models
+    from dlx.config import validate
+    from dlx.errors import Unavailable
     from dlx.gradcheck import compose
     from dlx.nn.models import MODELS
 
     # the weights are the reference's, copied: the init option does not matter (and zeros,
     # the default, would warn about a symmetry the check never trains into)
-    given_init = any(a.startswith(("init=", "init.")) for a in args)
-    cfg = OmegaConf.to_container(compose([*args, *([] if given_init else ["init=he_normal"])]),
-                                 resolve=True)
-    node = cfg["model"]
+    init = [] if any(a.startswith(("init=", "init.")) for a in args) else ["init=he_normal"]
+    raw = compose([*args, *init], validated=False)
+    node = OmegaConf.to_container(raw["model"], resolve=True)
     if not learner.is_learner(node):
         raise UsageError(f"model={name} is dlx's own; dlx check compares your model with it "
                          f"(e.g. model=my_{name}, your file in conf/model/)")
     factory, options = learner.resolve(node, "model")
     label = f"{name} ({learner.label_target(node[learner.TARGET])})"
     reference = node.get("reference") or {"logreg": "logreg", "logisticregression": "logreg",
-                                          "mlp": "mlp", "linreg": "linreg"}.get(
+                                          "mlp": "mlp", "linreg": "linreg", "cnn": "cnn",
+                                          "lenet": "cnn"}.get(
         factory.__name__.lower().replace("_", ""))
-    if reference not in ("logreg", "linreg", "mlp"):
+    if reference not in MODEL_REFERENCES:
         raise UsageError(f"{label}: say which dlx model yours implements (`reference: mlp` in "
-                         f"its file, or model.reference=...; logreg, linreg or mlp)"
+                         f"its file, or model.reference=...; {', '.join(MODEL_REFERENCES)})"
                          if reference is None else
                          f"model reference {reference!r}: dlx check compares whole models with "
-                         f"logreg, linreg and mlp so far")
+                         f"{', '.join(MODEL_REFERENCES)} so far")
     data_args = [a for a in args if a.startswith("dataset")]
-    if reference == "linreg" and not data_args:
-        # the run config's default data are classes: a regression model is checked on a
-        # regression data set unless one is named
-        data_args = ["dataset=function"]
-        cfg = OmegaConf.to_container(compose([*args, *data_args,
-                                              *([] if given_init else ["init=he_normal"])]),
-                                     resolve=True)
+    if not data_args and MODEL_REFERENCES[reference]:
+        # the run config's default data are classes as vectors: a regression model is checked
+        # on a regression data set, a CNN on images, unless one is named
+        data_args = [MODEL_REFERENCES[reference]]
+        raw = compose([*args, *data_args, *init], validated=False)
+    try:
+        validate(raw)  # as `dlx run` validates it
+        missing = None
+    except Unavailable as e:  # the data's files: their shape is known without them
+        if e.spec is None:
+            raise
+        missing = e
+    cfg = OmegaConf.to_container(raw, resolve=True)
     cfg["dtype"] = "float64"
-    data = build_data(cfg)
-    ref_cfg = OmegaConf.to_container(compose([f"model={reference}", *data_args]), resolve=True)
+    ref_cfg = OmegaConf.to_container(compose([f"model={reference}", *data_args],
+                                             validated=False), resolve=True)
     taken = inspect.signature(MODELS[reference]).parameters
     ref_node = {k: v for k, v in ref_cfg["model"].items() if k == "name" or k in taken}
     ref_node.update({k: v for k, v in options.items() if k in taken})
-    ref_model = build_model_for({**cfg, "model": ref_node, "init": ref_cfg["init"]}, data)
-    mine = build_model_for(cfg, data)
-    import numpy as np
-
-    x = np.array(data.X_train[:models.N], dtype=np.float64)
+    if missing is None:
+        data = build_data(cfg)
+        spec, x = data.spec, np.array(data.X_train[:models.N], dtype=np.float64)
+    else:
+        spec = missing.spec
+        n = models.N * int(np.prod(spec.shape))
+        x = np.sin(np.linspace(0.0, 40.0, n)).reshape(models.N, *spec.shape)
+    streams = rngs(cfg["seed"])
+    ref_model = build_model(ref_node, ref_cfg["init"], spec, streams["init"], np.float64,
+                            streams["dropout"])
+    streams = rngs(cfg["seed"])
+    mine = build_model(cfg["model"], cfg["init"], spec, streams["init"], np.float64,
+                       streams["dropout"])
     result = _guarded(models.check, mine, ref_model, x, reference)
-    if result.passed and data.spec.kind == "features" and reference == "mlp":  # MNIST's: flat?
-        result = _on_images(result, cfg, ref_node, ref_cfg["init"], data.spec)
+    if result.passed and spec.kind == "features" and reference == "mlp":  # MNIST's: flat?
+        result = _on_images(result, cfg, ref_node, ref_cfg["init"], spec)
     shown = ", ".join(f"{k}={v}" for k, v in ref_node.items() if k != "name")
-    result.notes.append(f"on {models.N} examples of {data.spec.describe()}"
-                        + ("; not checked: dropout (keep_prob 1 here)" if reference == "mlp"
-                           else ""))
+    result.notes.append(f"on {models.N} examples of {spec.describe()}"
+                        + (" (a fixed batch of their shape: the data set's files are not here)"
+                           if missing is not None else "")
+                        + ("; not checked: dropout (keep_prob 1 here)"
+                           if reference in ("mlp", "cnn") else ""))
     return getattr(factory, "__wrapped_learner__", factory), (
         result, label, f"dlx's {reference}" + (f" ({shown})" if shown else ""))
+
+
+# the whole models dlx check compares with -> the data set they are checked on by default
+MODEL_REFERENCES = {"logreg": None, "linreg": "dataset=function", "mlp": None,
+                    "cnn": "dataset=mnist"}
 
 
 def _check_warmup(builder, options: dict, label: str):

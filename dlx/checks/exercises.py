@@ -32,6 +32,7 @@ class Exercise:
     code: str            # the stub's text
     options: dict = field(default_factory=dict)  # the option file's hyperparameters
     also: tuple[str, ...] = ()  # other classes of the same module, each checked (layers)
+    defaults: tuple[str, ...] = ()  # the option file's defaults list (as dlx's option's)
 
     @property
     def module(self) -> str:
@@ -80,8 +81,10 @@ class Exercise:
 
     def config_text(self) -> str:
         lines = [f"# {self.config}: your {self.cls} ({self.module}) as dlx's {self.group} "
-                 f"option {self.option}",
-                 f"_target_: {self.target}",
+                 f"option {self.option}"]
+        if self.defaults:  # what dlx's own option sets beside itself (a CNN's data and init)
+            lines += ["defaults:", *(f"  - {d}" for d in self.defaults), ""]
+        lines += [f"_target_: {self.target}",
                  f"reference: {self.reference}          # dlx's option it implements: "
                  f"`dlx check` compares with it"]
         if self.group == "activation":  # dlx builds an activation with no options
@@ -811,6 +814,71 @@ _MLP_RUN = ("dlx run -m model=mlp,my_mlp dataset=function model.hidden=[32,32] "
             "model.activation=tanh init=xavier_normal optimizer=adam optimizer.lr=0.01 "
             "epochs=100 seed=0")
 
+_LENET = '''"""Exercise lenet: LeNet-5, a CNN made of convolution, pooling and fully connected layers.
+
+Check it:  dlx check model=my_lenet
+Run it:    dlx run -m model=cnn,my_lenet dataset=mnist epochs=2 seed=0
+           (its option file, like dlx's cnn, picks MNIST and He's init)
+"""
+
+import numpy as np
+
+from dlx.nn import Linear, Module, ReLU
+from dlx.nn.conv import Conv2d, MaxPool2d
+
+
+def _side(n, kernel, padding):
+    """A side of the map after a k x k convolution (stride 1) and a 2 x 2 pool."""
+    return (n + 2 * padding - kernel + 1) // 2
+
+
+class LeNet(Module):
+    """[conv k x k -> ReLU -> 2 x 2 max pool] per entry of ``channels``, the maps flattened,
+    [Linear -> ReLU] per entry of ``hidden``, then a Linear to the classes: dlx's cnn. On MNIST
+    (1 x 28 x 28) with the defaults: 6 maps 28 x 28 (padding 2) -> 14 x 14 -> 16 maps 10 x 10 ->
+    5 x 5 -> 400 numbers -> 120 -> 84 -> 10 scores.
+
+    The layers are dlx's (or yours, from the conv and linear exercises): each keeps its own
+    cache, and its backward adds its weights' gradients and returns its input's. What you
+    write is the model: the layers in order, and the flatten between the maps and the vectors
+    (forward and backward).
+
+    Args:
+        spec: the data's description: ``spec.shape`` one image's (C, H, W), ``spec.n_out``.
+        channels: the maps of each conv block.
+        kernel: k, the convolutions' size.
+        padding: the zeros around each side, one per conv block.
+        hidden: the widths of the fully connected layers before the output.
+    """
+
+    def __init__(self, spec, channels=(6, 16), kernel=5, padding=(2, 0), hidden=(120, 84)):
+        c, h, w = spec.shape
+        self.convs, self.relus, self.pools = [], [], []  # conv1, conv2, ...: dlx's order
+        for i, (f, p) in enumerate(zip(channels, padding)):
+            self.convs.append(Conv2d(c, f, kernel, 1, p, dtype=np.float64, name=f"conv{i + 1}"))
+            self.relus.append(ReLU())
+            self.pools.append(MaxPool2d(2))
+            c, h, w = f, _side(h, kernel, p), _side(w, kernel, p)
+        sizes = [c * h * w, *hidden, spec.n_out]
+        self.fcs = [Linear(a, b, dtype=np.float64, name=f"fc{i + 1}")
+                    for i, (a, b) in enumerate(zip(sizes, sizes[1:]))]
+        self.fc_relus = [ReLU() for _ in hidden]
+
+    def forward(self, x):
+        """x (N, C, H, W) -> scores (N, K): each conv block's conv, ReLU and pool, then
+        the maps flattened to (N, c h w), then the fully connected layers (a ReLU after each
+        but the last). Keep on ``self`` what backward needs (the maps' shape before the
+        flatten)."""
+        raise NotImplementedError("LeNet.forward")
+
+    def backward(self, dout):
+        """dout = dL/dscores (N, K) -> dL/dx (N, C, H, W): every layer's backward in the
+        reverse order, the flatten's backward (a reshape back to the maps' shape) between the
+        two parts. The layers add their weights' gradients themselves."""
+        raise NotImplementedError("LeNet.backward")
+'''
+
+
 _ATTENTION = '''"""Exercise attention: multi-head causal self-attention, forward and backward.
 
 Check it:  dlx check layer=mine.attention.SelfAttention
@@ -1408,6 +1476,11 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     Exercise("mlp", "model", "mlp", "MLP", "an MLP of any depth, for function approximation",
              "function_approx", _MLP_RUN, _MLP.format(run=_MLP_RUN),
              {"hidden": [32, 32], "activation": "tanh"}),
+    Exercise("lenet", "model", "cnn", "LeNet", "LeNet-5, a CNN of conv, pool and linear layers",
+             "cnn", "dlx run -m model=cnn,my_lenet dataset=mnist epochs=2 seed=0", _LENET,
+             {"channels": [6, 16], "kernel": 5, "padding": [2, 0], "hidden": [120, 84]},
+             defaults=("override /init@_global_.init: he_normal   # as dlx's cnn: fans of a "
+                       "kernel", "override /dataset@_global_.dataset: mnist")),
     Exercise("two_layer_net", "model", "mlp", "TwoLayerNet",
              "a 2-layer ReLU net, vectorized forward and backward", "mnist_mlp",
              "dlx run -m experiment=mnist_mlp model=mlp,my_two_layer_net", _TWO_LAYER,
