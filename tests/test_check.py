@@ -1639,3 +1639,48 @@ def test_every_init_mistake_is_diagnosed_as_itself(reference, index):
             if all(abs(f(s) / formula(s) - 1) < 1e-9 for s in init_check.SHAPES)]
     result = init_check.check(mine, reference, {})
     assert not result.passed and result.diagnosis == same[0], (result.diagnosis, title)
+
+
+def test_torch_confirms_cells_schedules_and_penalties_and_catches_a_difference(torch):
+    """The torch stage of a recurrent cell (torch.nn's), a schedule (torch.optim.lr_scheduler's,
+    warm-up and range test included) and a penalty (autograd): agrees on dlx's own, differs on
+    a wrong one."""
+    from dlx.checks import oracle
+    from dlx.optim.schedules import SCHEDULES
+
+    for base, which, fwd in ((GRUCell, "gru", lstm_check.gru_forward),
+                             (RNNCell, "rnn", lstm_check.rnn_forward)):
+        assert ("torch", "agrees") in lstm_check.check(switched_cell(base, fwd), which).stages
+    assert ("torch", "agrees") in lstm_check.check(type("LSTMCell", (MyLSTM,), {})).stages
+    for name, options in (("step", {"step_size": 200, "gamma": 0.5}),
+                          ("exponential", {"gamma": 0.995}),
+                          ("cosine", {"T_max": None, "eta_min": 0.01}),
+                          ("log_range", {"final_lr": 10.0})):
+        row = oracle.schedule(lambda lr, total, n=name, o=options: SCHEDULES[n](lr, total, **o),
+                              name, options)
+        assert row.ok, (name, row)
+    node = {"warmup_steps": 50, "warmup_start_factor": 0.01, "eta_min": 0.0}
+
+    def warm(lr, total):
+        return lambda t: lr * (0.01 + 0.99 * t / 50) if t < 50 else \
+            lr * (1 + math.cos(math.pi * (t - 50) / (total - 50))) / 2
+    assert oracle.schedule(warm, "warmup_cosine", node).ok
+    assert not oracle.schedule(lambda lr, total: lambda t: lr * 0.995 ** (t + 1), "exponential",
+                               {"gamma": 0.995}).ok
+    for lam, ratio in ((0.01, 1.0), (0.01, 0.0), (0.02, 0.3)):
+        assert oracle.penalty(lambda a=lam, r=ratio: ElasticNetPenalty(a, r), lam, ratio).ok
+    assert not oracle.penalty(lambda: ElasticNetPenalty(0.01, 0.0, half=False), 0.01, 0.0).ok
+
+
+class ElasticNetPenalty:
+    """A learner's penalty class: lam (r |w|_1 + (1 - r) / 2 |w|^2), or without the 1/2."""
+
+    def __init__(self, lam, l1_ratio, half=True):
+        self.lam, self.r, self.half = lam, l1_ratio, half
+
+    def penalty(self, w):
+        return self.lam * (self.r * np.abs(w).sum()
+                           + (1 - self.r) * (0.5 if self.half else 1) * (w ** 2).sum())
+
+    def grad(self, w):
+        return self.lam * (self.r * np.sign(w) + (1 - self.r) * (1 if self.half else 2) * w)

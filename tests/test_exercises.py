@@ -669,3 +669,16 @@ def test_a_deep_mlps_slip_is_placed_between_its_layers(ws):
     assert "layer 5 (Linear)'s gradients match and layer 3 (Linear)'s do not" in result.diagnosis
     assert "layer 4 (Tanh)'s backward" in result.diagnosis
     assert any(r.name.endswith("~ self.hs[1]") and r.ok for r in result.rows)
+
+
+def test_every_exercises_failure_points_to_where_its_maths_is_written_out():
+    from dlx import checks
+    from dlx.checks.result import Result
+
+    for ex in exercises.EXERCISES.values():
+        key = "bptt" if ex.name == "bptt" else ex.reference
+        assert checks.SEE.get(key, "").startswith("https://"), ex.name
+    result = Result(passed=False).fail("1 fixed inputs", "your step is wrong")
+    result.see = checks.SEE["adam"]
+    assert "  see: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html" in \
+        checks.render(result, "my_adam", "dlx's adam").splitlines()

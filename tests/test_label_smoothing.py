@@ -35,7 +35,7 @@ def test_smoothing_equals_torch_and_its_gradient_checks(torch):
     t = torch.tensor(logits, requires_grad=True)
     theirs = torch.nn.CrossEntropyLoss(label_smoothing=0.2)(t, torch.tensor(y))
     theirs.backward()
-    assert value == pytest.approx(float(theirs), rel=1e-13)
+    assert value == pytest.approx(theirs.item(), rel=1e-13)
     np.testing.assert_allclose(grad, t.grad.numpy(), rtol=1e-12, atol=1e-16)
     zb, yb = rng.standard_normal((5, 1)), rng.integers(0, 2, 5)
     bce = BCEWithLogits(0.2)
@@ -44,7 +44,7 @@ def test_smoothing_equals_torch_and_its_gradient_checks(torch):
     target = torch.tensor(yb, dtype=torch.float64)[:, None] * 0.8 + 0.1
     theirs = torch.nn.BCEWithLogitsLoss()(tz, target)
     theirs.backward()
-    assert value == pytest.approx(float(theirs), rel=1e-13)
+    assert value == pytest.approx(theirs.item(), rel=1e-13)
     np.testing.assert_allclose(grad, tz.grad.numpy(), rtol=1e-12, atol=1e-16)
 
 

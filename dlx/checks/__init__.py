@@ -112,6 +112,7 @@ def check_layer(cls, kind: str, label: str):
 
     if kind in ("lstm", "gru", "rnn") and bptt.is_sequence(cls):  # over a sequence: BPTT
         result = _guarded(bptt.check, cls, kind)  # torch's stage is models.check's
+        result.see = SEE.get("bptt", "")
         return result, label, f"dlx's {bptt.NAMES[kind]} over a sequence (batch first, h_0 = 0)"
     check = {"attention": attention.check, "batchnorm": batchnorm.check, "dropout": dropout.check,
              "linear": linear.check, "lstm": recurrent.check, "conv": conv.check_conv,
@@ -123,6 +124,7 @@ def check_layer(cls, kind: str, label: str):
     result = _guarded(check, cls)
     if kind in ("dropout", "dropconnect", "dropout2d"):  # the others compare with torch's twin
         _dlx_only(result, "the mask is random: checked by the properties every correct one has")
+    result.see = SEE.get(kind, "")
     return result, label, LAYERS[kind][1]
 
 
@@ -197,8 +199,50 @@ def check_activation(cls, reference, label: str, how: str):
         oracle.attach(result, oracle.activation(cls, reference, layers.fixed_x(),
                                                 layers.fixed_dout()))
     result.notes.append("not checked: options of yours (the layer is built with none)")
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference}"
 
+
+
+_TORCH_DOCS = "https://pytorch.org/docs/stable/generated/torch.{}.html"
+# where each reference's maths is written out: the page a failure points to ("see: ...")
+SEE = {
+    **{name: _TORCH_DOCS.format(f"optim.{cls}") for name, cls in (
+        ("sgd", "SGD"), ("momentum", "SGD"), ("nesterov", "SGD"), ("adagrad", "Adagrad"),
+        ("rmsprop", "RMSprop"), ("adam", "Adam"), ("adamw", "AdamW"), ("adamax", "Adamax"),
+        ("nadam", "NAdam"), ("radam", "RAdam"), ("adadelta", "Adadelta"))},
+    "bce": _TORCH_DOCS.format("nn.BCEWithLogitsLoss"),
+    "cross_entropy": _TORCH_DOCS.format("nn.CrossEntropyLoss"),
+    "mse": _TORCH_DOCS.format("nn.MSELoss"),
+    "entropy": "https://arxiv.org/abs/1701.06548 (Pereyra et al. 2017, the confidence penalty)",
+    **{name: "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+       for name in ("step", "exponential", "time_based", "cosine", "warmup_cosine")},
+    "log_range": "https://arxiv.org/abs/1506.01186 (Smith 2017, section 3.3)",
+    **{name: "https://d2l.ai/chapter_linear-regression/weight-decay.html"
+       for name in ("l1", "l2", "elastic_net")},
+    **{name: "https://arxiv.org/abs/1502.01852 (He et al. 2015, section 2.2)"
+       for name in ("he_normal", "he_uniform")},
+    **{name: "https://proceedings.mlr.press/v9/glorot10a.html (Glorot & Bengio 2010, "
+             "section 4.2)" for name in ("xavier_normal", "xavier_uniform", "lecun_normal")},
+    **{name: "https://cs231n.github.io/optimization-2/ (backpropagation, staged)"
+       for name in ("logreg", "linreg", "mlp", "linear", "softmax")},
+    **{name: "https://pytorch.org/docs/stable/nn.functional.html#non-linear-activation-functions"
+       for name in ("relu", "sigmoid", "tanh", "leaky_relu", "elu", "selu", "silu", "gelu",
+                    "softplus")},
+    "cnn": "https://cs231n.github.io/convolutional-networks/",
+    "conv": "https://cs231n.github.io/convolutional-networks/",
+    "maxpool": "https://cs231n.github.io/convolutional-networks/#pool",
+    "batchnorm": "https://arxiv.org/abs/1502.03167 (Ioffe & Szegedy 2015, algorithms 1 and 2)",
+    "dropout": "https://jmlr.org/papers/v15/srivastava14a.html (Srivastava et al. 2014)",
+    "dropout2d": "https://arxiv.org/abs/1411.4280 (Tompson et al. 2015, section 3.2)",
+    "dropconnect": "https://proceedings.mlr.press/v28/wan13.html (Wan et al. 2013)",
+    "attention": "https://arxiv.org/abs/1706.03762 (Vaswani et al. 2017, section 3.2)",
+    "lstm": _TORCH_DOCS.format("nn.LSTMCell"), "gru": _TORCH_DOCS.format("nn.GRUCell"),
+    "rnn": _TORCH_DOCS.format("nn.RNNCell"),
+    "bptt": "https://d2l.ai/chapter_recurrent-neural-networks/bptt.html",
+    "residual": "https://arxiv.org/abs/1512.03385 (He et al. 2016, section 3.2)",
+    "block": "https://arxiv.org/abs/2002.04745 (Xiong et al. 2020: pre-LN and post-LN)",
+}
 
 
 def run(args: list[str]):
@@ -295,6 +339,7 @@ def check_optimizer(factory, options: dict, reference, label: str, how: str):
     keys = [k for k in sorted(mine_options) if k in ref_options] or ["lr"]  # at least the rate
     keys += ["weight_decay"] if decay and "weight_decay" in ref_options else []
     shown = ", ".join(f"{k}={ref_options[k]}" for k in keys if k in ref_options)
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference} ({shown})"
 
 
@@ -317,6 +362,7 @@ def check_loss(factory, options: dict, reference, label: str, how: str):
     if reference in ("bce", "cross_entropy"):
         result.notes.append("not checked: label smoothing and ignored targets (options of dlx's "
                             "losses)")
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference} ({losses.REFERENCES[reference].what})"
 
 
@@ -336,6 +382,7 @@ def check_init(factory, options: dict, reference, label: str, how: str):
     result = _guarded(inits.check, factory, reference, options)
     result.claim = "draws from the distribution {} draws from"
     _dlx_only(result, "the draws are random: checked by their distribution")
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference} ({inits.SPECS[reference].title})"
 
 
@@ -389,6 +436,7 @@ def check_schedule(builder, options: dict, reference, label: str, how: str):
     result.notes.append("not checked: the warm-up (warmup_steps is dlx's, in front of any "
                         "schedule)")
     shown = ", ".join(f"{k}={v}" for k, v in sorted(ref_options.items()))
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference}" + (f" ({shown})" if shown else "")
 
 
@@ -470,6 +518,7 @@ def check_model(args: list[str], name: str):
                            if missing is not None else "")
                         + ("; not checked: dropout (keep_prob 1 here)"
                            if reference in ("mlp", "cnn") else ""))
+    result.see = SEE.get(reference, "")
     return getattr(factory, "__wrapped_learner__", factory), (
         result, label, f"dlx's {reference}" + (f" ({shown})" if shown else ""))
 
@@ -506,6 +555,7 @@ def _check_warmup(builder, options: dict, label: str):
         from dlx.checks import oracle
 
         oracle.attach(result, oracle.schedule(mine, "warmup_cosine", node))
+    result.see = SEE.get("warmup_cosine", "")
     return result, label, f"dlx's warmup_cosine ({shown})"
 
 
@@ -572,6 +622,7 @@ def check_regularizer(factory, options: dict, reference, label: str, how: str):
     result.notes.append("checked on one weight array (dlx sums your penalty over the weights, "
                         "never biases); not checked: a proximal step (dlx's own L1 option)")
     shown = f"lam={lam:g}" + (f", l1_ratio={ratio:g}" if reference == "elastic_net" else "")
+    result.see = SEE.get(reference, "")
     return result, label, f"dlx's {reference} ({shown})"
 
 
@@ -593,6 +644,8 @@ def render(result, label: str, reference: str) -> str:
         lines.append(f"  {result.diagnosis}.")
         if result.revisit:
             lines.append(f"  revisit: {result.revisit}.")
+        if result.see:
+            lines.append(f"  see: {result.see}")
     lines.append("")
     lines.append("  stages: " + "; ".join(f"{s} {state}" for s, state in result.stages))
     if result.rows:

@@ -33,6 +33,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     trace: str = ""                    # the learner's own frames, when their code raised
     claim: str = "computes what {} computes"  # what a pass says (random draws: a distribution)
+    see: str = ""                      # where the maths is written out (a failure shows it)
 
     def fail(self, stage: str, diagnosis: str, revisit: str = "") -> "Result":
         """Stop at ``stage``, saying what is wrong (and what to look at again): a failure,
