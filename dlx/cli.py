@@ -340,7 +340,10 @@ def rm(
     if purge:
         if paths:
             _fail("--purge empties the trash and takes no RUN: `dlx rm RUN...` first")
-        entries, size = trash.trash_content(root)
+        try:
+            entries, size = trash.trash_content(root)
+        except UsageError as e:
+            _fail(str(e))
         if not entries:
             typer.echo(f"the trash ({root / trash.TRASH}) is empty", err=True)
             return

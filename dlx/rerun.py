@@ -40,6 +40,42 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _hydras(override: str) -> bool:
+    """Hydra's own settings, in any spelling (``hydra.run.dir=``, ``++hydra.job.chdir=``,
+    ``hydra/callbacks=``): where and how a run is written, never what it computes, and what a
+    crafted record would use to write outside the runs root."""
+    key = _key(override).strip()
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def _unlike(override: str, config: dict) -> str | None:
+    """How ``override`` contradicts the recorded config, or None: a command-line option, a
+    key the config does not hold, or a value it does not hold there."""
+    if override.startswith("-"):
+        return "is a command-line option, not an override"
+    if override.startswith("~"):
+        return None  # a key the run deleted: nothing to compare
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+        value = parsed.value()
+    except (HydraException, ValueError, IndexError):
+        return "cannot be parsed"
+    node: object = config
+    for part in parsed.key_or_group.replace("/", ".").split("."):
+        if not isinstance(node, dict) or part not in node:
+            return f"names {parsed.key_or_group}, which its config.yaml does not hold"
+        node = node[part]
+    if isinstance(node, dict):  # a group's option: the config records its name
+        return None if str(node.get("name")) == str(value) else \
+            f"chose {value!r}, its config.yaml {node.get('name')!r}"
+    same = node == value or (isinstance(node, (int, float)) and isinstance(value, (int, float))
+                             and float(node) == float(value))
+    return None if same else f"sets {value!r}, its config.yaml {node!r}"
+
+
 def _sweep_overrides(sweep: Path) -> list[str]:
     import yaml
 
@@ -48,7 +84,7 @@ def _sweep_overrides(sweep: Path) -> list[str]:
         task = data["hydra"]["overrides"]["task"]
     except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
         return []
-    return [str(t) for t in task or [] if not str(t).startswith(("hydra.", "hydra/"))]
+    return [str(t) for t in task or [] if not _hydras(str(t))]
 
 
 def plan(path: Path) -> tuple[list[str], dict, dict, dict]:
@@ -62,8 +98,13 @@ def plan(path: Path) -> tuple[list[str], dict, dict, dict]:
     overrides = summary.get("overrides")
     if not isinstance(overrides, list):
         overrides = read_overrides(path)
-    kept = [str(o) for o in overrides if not str(o).startswith(("hydra.", "hydra/"))
+    kept = [str(o) for o in overrides if not _hydras(str(o))
             and _key(str(o)) not in (*DROPPED, "seed", "threads")]
+    for o in kept:  # the record is untrusted input: its overrides must be its config's
+        said = _unlike(o, config)
+        if said:
+            raise UsageError(f"{path}: the record's override {o!r} {said}: an edited or damaged "
+                             f"record; dlx rerun runs only what its config.yaml recorded")
     threads = config.get("threads", 1)
     args = [*kept, f"seed={config.get('seed', summary.get('seed'))}",
             f"threads={'null' if threads is None else threads}"]

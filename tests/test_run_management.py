@@ -381,16 +381,41 @@ def test_rerun_plan_keeps_what_computes_and_the_recorded_threads(root, monkeypat
     run = root / "20261120-100000-logreg-aaaaaa"
     summary = json.loads((run / "summary.json").read_text())
     summary.update(overrides=["optimizer=adam", "hydra.run.dir=runs/x", "runs_dir=/elsewhere",
-                              "+seed=7", "progress=none", "dataset.n_samples=200"],
+                              "+seed=7", "progress=none", "dataset.n_samples=200",
+                              "++hydra.run.dir=/tmp/elsewhere", "+hydra/callbacks=x",
+                              "~hydra.output_subdir"],
                    threads={"requested": None, "OMP_NUM_THREADS": "2", "libraries": []})
     (run / "summary.json").write_text(json.dumps(summary))
     config = yaml.safe_load((run / "config.yaml").read_text())
     config.update(seed=7, threads=None)
+    config["optimizer"]["name"], config["dataset"]["n_samples"] = "adam", 200
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # not recorded: not passed on
     args, env, _, _ = plan(run)
     assert args == ["optimizer=adam", "dataset.n_samples=200", "seed=7", "threads=null"]
     assert env["OMP_NUM_THREADS"] == "2" and "OPENBLAS_NUM_THREADS" not in env
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optimizer=adam", "chose 'adam', its config.yaml 'sgd'"),
+    ("dataset.n_samples=7", "sets 7, its config.yaml"),
+    ("+callbacks.evil._target_=os.remove", "names callbacks.evil._target_, which its config"),
+    ("--config-dir=/tmp/evil", "is a command-line option"),
+])
+def test_rerun_refuses_a_record_whose_overrides_are_not_its_config(root, override, says):
+    """An edited summary.json cannot make dlx rerun run what the record did not: an override
+    the config.yaml does not hold (a value, a key, a flag) is refused, naming it; Hydra's own
+    keys, in any spelling, are dropped (test above)."""
+    from dlx.errors import UsageError
+    from dlx.rerun import plan
+
+    run = root / "20261120-100000-logreg-aaaaaa"
+    summary = json.loads((run / "summary.json").read_text())
+    summary["overrides"] = [override]
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UsageError, match="an edited or damaged record") as e:
+        plan(run)
+    assert says in str(e.value), str(e.value)
 
 
 def test_first_difference():

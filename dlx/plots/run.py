@@ -19,6 +19,7 @@ from dlx.plots.style import (
     save,
     y_label,
 )
+from dlx.records.files import file_name
 
 log = logging.getLogger("dlx.plots")
 
@@ -120,7 +121,7 @@ def _metric_figure(run, metric: str, rows, steps_per_epoch: float, out: Path, fm
     log_scale_if_wide(ax, rows["value"], metric=metric)
     if len(ax.get_legend_handles_labels()[0]) > 1:
         ax.legend(loc="best", fontsize=9)
-    return [save(fig, out / f"{metric}.{fmt}")]
+    return [save(fig, out / file_name(f"{metric}.{fmt}"))]
 
 
 #: values of the widest layer evaluated at once when drawing a decision boundary (~32 MB of

@@ -24,6 +24,7 @@ from dlx.plots.style import (
     save,
     y_label,
 )
+from dlx.records.files import file_name
 from dlx.records.store import Run, differing, mark_learner, sweep_members
 
 log = logging.getLogger("dlx.plots")
@@ -206,4 +207,4 @@ def _overlay(out, runs, labels, name, fmt, split, metric, series, groups, banded
                       else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))))
     ax.legend(loc="best", fontsize=8, title="differs" + (" (band: ±1 std over seeds)"
                                                       if banded else ""), title_fontsize=8)
-    return [save(fig, out / f"{split}_{metric}.{fmt}")]
+    return [save(fig, out / file_name(f"{split}_{metric}.{fmt}"))]

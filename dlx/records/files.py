@@ -1,4 +1,7 @@
-"""Every file of a run's (and a sweep's) record, named once."""
+"""Every file of a run's (and a sweep's) record, named once; and the rule for file names made
+from what a record holds."""
+
+import re
 
 SUMMARY = "summary.json"        # status, final and best metrics, timings, versions
 METRICS = "metrics.csv"         # step,epoch,split,metric,value: byte-identical for one config+seed
@@ -10,3 +13,11 @@ LAYER_STATS = "layer_stats.csv"  # per-layer statistics (probe_every)
 LOG = "run.log"                 # the log; a failed run's traceback
 PLOTS = "plots"                 # the figures
 MULTIRUN = "multirun.yaml"      # a sweep's record (Hydra's)
+
+
+def file_name(stem: str) -> str:
+    """A file name made from names a record holds (a metric, a split, a run's name): anything
+    but letters, digits and ``._+=-`` becomes ``_``, and no leading dot, so that no name in a
+    run directory (untrusted input) can put a file outside the folder it is written to
+    (``../x``, ``/etc/x``)."""
+    return re.sub(r"[^\w.+=-]", "_", stem, flags=re.ASCII).lstrip(".") or "_"

@@ -28,6 +28,23 @@ def _still_running(run: Path) -> str | None:
     return None
 
 
+def _trash(root: Path) -> Path:
+    """``root/.trash``, refused when it is a symlink: dlx moves and deletes only inside the
+    runs root, and a run directory (or a root) copied from elsewhere is untrusted input."""
+    trash = root / TRASH
+    if trash.is_symlink():
+        raise UsageError(f"{trash} is a symlink (to {os_readlink(trash)}): dlx rm moves and "
+                         f"deletes only inside the runs root; remove the link (rm {trash})")
+    return trash
+
+
+def os_readlink(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:
+        return "?"
+
+
 def check_removable(paths: list[Path], root: Path) -> list[Path]:
     """The directories to move, each checked: a run or sweep directly under ``root`` (not a
     sweep member, not in the trash) with no run in progress. The first problem is raised
@@ -60,7 +77,7 @@ def move_to_trash(paths: list[Path], root: Path) -> list[Path]:
     """Move runs and sweeps into ``root/.trash/`` (each under its own name, or NAME.1, NAME.2 if
     the trash holds that name already); returns where each went."""
     todo = check_removable(paths, root)
-    trash = root / TRASH
+    trash = _trash(root)
     try:
         trash.mkdir(exist_ok=True)
     except OSError as e:
@@ -82,7 +99,7 @@ def move_to_trash(paths: list[Path], root: Path) -> list[Path]:
 
 def trash_content(root: Path) -> tuple[list[Path], int]:
     """What the trash holds (its entries) and their size in bytes."""
-    trash = root / TRASH
+    trash = _trash(root)
     if not trash.is_dir():
         return [], 0
     entries = sorted(trash.iterdir())

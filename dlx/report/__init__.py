@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dlx.errors import UsageError
-from dlx.records.files import SUMMARY
+from dlx.records.files import SUMMARY, file_name
 from dlx.records.store import (
     Run,
     check_dir,
@@ -405,13 +405,15 @@ class Doc:
         self.md += [f"*{cap}*", "", pipe(head), "|" + "---|" * len(head), *map(pipe, rows), ""]
 
     def figure(self, png: Path, caption: str, prefix: str) -> None:
+        if png.is_symlink():  # a record's link is not followed into a report that is sent on
+            return
         if self.n_fig == 0 and self.figdir.is_dir():  # a report rebuilt in its folder
             for old in self.figdir.glob("[0-9][0-9]-*.png"):
                 old.unlink()
         self.n_fig += 1
         cap = f"Figure {self.n_fig}. {caption}"
         self.figdir.mkdir(exist_ok=True)
-        target = self.figdir / f"{self.n_fig:02d}-{prefix}-{png.name}"
+        target = self.figdir / file_name(f"{self.n_fig:02d}-{prefix}-{png.name}")
         shutil.copyfile(png, target)
         raw = png.read_bytes()
         data = base64.b64encode(raw).decode("ascii")
