@@ -69,3 +69,40 @@ def test_a_report_does_not_follow_a_runs_symlinked_figure(cli, default_run, tmp_
     doc.figure(link, "a figure", "run/../name")
     assert doc.n_fig == 0 and not any((tmp_path / "report").rglob("*"))
     json.dumps(doc.md)  # nothing of the private file in the text either
+
+
+def test_control_characters_from_a_record_are_shown_not_obeyed(cli, root):  # noqa: F811
+    """A note and a tag-free name holding ESC sequences (clear the screen, forge a link):
+    `dlx show` and `dlx list` print them as visible escapes."""
+    run = root / "20261120-100000-logreg-aaaaaa"
+    (run / "notes.md").write_text("## 2026-11-20 10:00\n\nfine\x1b[2J\x1b]8;;http://evil\x07x\n")
+    summary = json.loads((run / "summary.json").read_text())
+    summary["experiment"] = "logreg\x1b[31m"
+    (run / "summary.json").write_text(json.dumps(summary))
+    for args in (("show", str(run)), ("list",)):
+        out = cli(*args)
+        assert out.returncode == 0, out.stderr
+        assert "\x1b" not in out.stdout and "\x07" not in out.stdout, args
+    assert "\\x1b[2J" in cli("show", str(run)).stdout
+
+
+def test_a_symlinked_note_is_not_read_into_show_or_a_report(cli, root, tmp_path):  # noqa: F811
+    secret = tmp_path / "secret.txt"
+    secret.write_text("my password is hunter2\n")
+    run = root / "20261120-100000-logreg-aaaaaa"
+    (run / "notes.md").unlink(missing_ok=True)
+    (run / "notes.md").symlink_to(secret)
+    shown = cli("show", str(run))
+    assert shown.returncode == 0 and "hunter2" not in shown.stdout
+    from dlx.records.notes import read_notes
+
+    assert read_notes(run) == ""
+
+
+def test_the_markdown_report_keeps_a_notes_html_inert():
+    from dlx.report import Doc
+
+    doc = Doc(__import__("pathlib").Path("/nonexistent"))
+    doc.slot("Yours", [("run/notes.md", "see <script>alert(1)</script> & <img src=x>")], "")
+    md = "\n".join(doc.md)
+    assert "<script>" not in md and "&lt;script&gt;" in md and "<img" not in md

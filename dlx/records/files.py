@@ -21,3 +21,13 @@ def file_name(stem: str) -> str:
     run directory (untrusted input) can put a file outside the folder it is written to
     (``../x``, ``/etc/x``)."""
     return re.sub(r"[^\w.+=-]", "_", stem, flags=re.ASCII).lstrip(".") or "_"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from a record as a terminal may show it: control characters (an ESC that would
+    clear the screen or forge a link, a carriage return that hides a line) as visible escapes
+    (``\\x1b``); newlines and tabs kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

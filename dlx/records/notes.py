@@ -68,7 +68,10 @@ def heading(when: datetime | None = None) -> str:
 
 
 def read_notes(path: Path) -> str:
-    """The run's notes.md ("" if it has none)."""
+    """The run's notes.md ("" if it has none, or if it is a symlink: a record's notes are its
+    own file, never one it points to, which `dlx show` and a report would pass on)."""
+    if (Path(path) / NOTES).is_symlink():
+        return ""
     try:
         return (Path(path) / NOTES).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -170,7 +173,10 @@ def full_text(path: Path) -> str:
 
 
 def read_tags(path: Path) -> list[str]:
-    """The run's tags (tags.txt, one per line), in the order they were added."""
+    """The run's tags (tags.txt, one per line), in the order they were added (none from a
+    symlink: see :func:`read_notes`)."""
+    if (Path(path) / TAGS).is_symlink():
+        return []
     try:
         text = (Path(path) / TAGS).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlx.errors import UsageError
+from dlx.records.files import printable
 from dlx.records.store import (
     check_dir,
     differing,
@@ -129,7 +130,7 @@ class Items:
     never split at its inner space (rich would wrap at any space)."""
 
     def __init__(self, items: list[str], sep: str = ", ", style: str = ""):
-        self.items, self.sep, self.style = [str(i) for i in items], sep, style
+        self.items, self.sep, self.style = [printable(str(i)) for i in items], sep, style
 
     @property
     def plain(self) -> str:
@@ -164,10 +165,11 @@ class Items:
 
 def _cell(value):
     if isinstance(value, Text):
-        return value.copy()
+        safe = printable(value.plain)
+        return value.copy() if safe == value.plain else Text(safe, style=value.style)
     if isinstance(value, Items):
         return value
-    return Text(str(value))
+    return Text(printable(str(value)))
 
 
 def _build(columns: list[Column], rows: list[list], shorten: bool) -> Table:
@@ -487,7 +489,7 @@ def _print_notes(console: Console, path: Path) -> None:
     notes = read_notes(path).strip()
     if notes:
         console.print(Text("notes", style="bold") + Text(f" ({path / NOTES})"), soft_wrap=True)
-        console.print(Text(notes), soft_wrap=True)
+        console.print(Text(printable(notes)), soft_wrap=True)
 
 
 def print_sweep(path: Path, width: int | None = None, file=None) -> None:
@@ -548,7 +550,7 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     info.add_column(style="bold", no_wrap=True)
     info.add_column(overflow="fold")
     for k, v in highlights:
-        info.add_row(k, v if isinstance(v, Items) else Text(_fmt(v)))
+        info.add_row(k, v if isinstance(v, Items) else Text(printable(_fmt(v))))
     console.print(info)
 
     final, best = s.get("final") or {}, s.get("best") or {}

@@ -219,6 +219,8 @@ class Source:
         tables: dict[str, tuple[list[str], list[list[str]]]] = {}
         for label, folder in dirs:
             for path in sorted(folder.glob("*throughput*.csv")):
+                if path.is_symlink():  # a record's own file, never one it points to
+                    continue
                 try:
                     with open(path, newline="", encoding="utf-8") as f:
                         rows = list(csv.reader(f))
@@ -376,6 +378,12 @@ def pooled(values: list) -> str:
 
 # --- the document: HTML and its Markdown twin, written side by side --------------------------
 
+def _md(text: str) -> str:
+    """Text from a record in the Markdown twin: its HTML inert (a note's <script> or <img>
+    is shown, not run, as report.html shows it)."""
+    return html.escape(text, quote=False)
+
+
 class Doc:
     def __init__(self, out: Path):
         self.html: list[str] = []
@@ -436,7 +444,8 @@ class Doc:
                              "the learner's notes</div>")
             for label, text in notes:
                 self.html.append(f"<div class='from'>{html.escape(label)}</div>{to_html(text)}")
-                self.md += [f"**{title}** (from `{label}`):", "", demote(text.strip()), ""]
+                self.md += [f"**{title}** (from `{_md(label)}`):", "",
+                            _md(demote(text.strip())), ""]
             self.html.append("</div>")
             return
         hint = (f"empty: write it with <code>dlx note {html.escape(where)} \"…\"</code> and "
