@@ -90,7 +90,14 @@ class ValidateCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _install_sweep_checks()  # now: Hydra's plugin scan re-executes the sweeper modules
         _adopt(config)
-        _validate(config)
+        try:
+            _validate(config)
+        except _Rejected:
+            # The sweep's base config is none of its members (model=mlp,linreg dataset=function
+            # composes with the default model, which cannot read the data): the basic sweeper
+            # checks every member before it creates anything, and names the one that fails.
+            if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+                raise
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

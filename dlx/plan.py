@@ -365,7 +365,7 @@ def week_rows(week: int, start: date | None, done: dict[str, str]) -> list[tuple
             out.append((d, _day(start, d), "consolidation", what, command, ""))
         else:
             topics = list(dict.fromkeys(later))
-            what = ("reading: the theory behind next week's " + "; ".join(topics)
+            what = ("reading: the theory behind next week: " + "; ".join(topics)
                     if topics else "reading: look back over the 60 days")
             out.append((d, _day(start, d), "reading", what, "", ""))
     return out

@@ -743,7 +743,9 @@ def schedule_result(fn, name: str, **options):
     (lambda t, lr, T: lr + 9.9 * min(t, T - 1) / (T - 1), "log_range", {"final_lr": 10.0},
      "grows linearly (by equal steps)"),
     (lambda t, lr, T: lr * 100 ** (min(t, T - 1) / (T - 1)) * (1 + 1e-7 * (t == 1)), "log_range",
-     {"final_lr": 10.0}, "at step 1: yours 0.1004621, dlx's 0.100462"),  # printed with the digits that differ
+     {"final_lr": 10.0}, "at step 1: yours 0.1004621, dlx's 0.1004620"),  # to the digit that differs
+    (lambda t, lr, T: lr * 100 ** (min(t, T - 1) / T), "log_range", {"final_lr": 10.0},
+     "reaches final_lr one update late"),  # clamped at T - 1 as the stub says, over T
 ])
 def test_a_schedule_mistake_is_named(fn, name, options, says):
     result = schedule_result(fn, name, **options)
@@ -1284,7 +1286,7 @@ class MyResidual(Module):
 
 @pytest.mark.parametrize("slip, says", [
     (None, None), ("no_skip", "output is F(x) alone: the skip, + x, is missing"),
-    ("no_skip_back", "only dx differs: dL/dx sums every path"),
+    ("no_skip_back", "your backward leaves out the skip's gradient"),
 ])
 def test_a_residual_block_mistake_is_named(slip, says):
     result = block_check.check_residual(type("ResidualBlock", (MyResidual,), {"slip": slip}))
@@ -1684,3 +1686,29 @@ class ElasticNetPenalty:
 
     def grad(self, w):
         return self.lam * (self.r * np.sign(w) + (1 - self.r) * (1 if self.half else 2) * w)
+
+
+class DropOutputs(MyDropConnect):
+    """Dropout on the outputs, written as a learner's DropConnect: per entry, or one mask per
+    output unit shared by the batch (with or without the bias in what is dropped)."""
+    how = "entries"
+
+    def forward(self, x):
+        self.x, self.W_eff = x, self.W.data
+        if not self.training:
+            return x @ self.W.data + self.b.data
+        shape = (len(x), self.W.data.shape[1]) if self.how == "entries" else self.W.data.shape[1]
+        self.M = (self.rng.random(shape) < self.keep_prob) / self.keep_prob
+        if self.how == "units_no_bias":
+            return (x @ self.W.data) * self.M + self.b.data
+        return (x @ self.W.data + self.b.data) * self.M
+
+
+@pytest.mark.parametrize("how, says", [
+    ("entries", "drops outputs (dropout after a Linear), not weights"),
+    ("units", "drops outputs (dropout after a Linear), not weights"),
+    ("units_no_bias", "keeps or drops whole output units"),
+])
+def test_dropping_outputs_is_named_whichever_way_it_is_written(how, says):
+    result = dropconnect_check.check(type("DropConnectLinear", (DropOutputs,), {"how": how}))
+    assert result.failed == "1 fixed inputs" and says in result.diagnosis, result

@@ -655,20 +655,35 @@ def test_a_two_layer_net_that_does_not_flatten_fails_on_images(ws):
     assert result.failed == "1 fixed inputs (images)" and "flatten x to (N, D)" in result.diagnosis
 
 
-def test_a_deep_mlps_slip_is_placed_between_its_layers(ws):
-    """tanh's derivative taken as if its output were its input, in a loop that keeps its arrays
-    in lists: the kept lists are compared (self.hs[i]) and, matching, the slip is placed by the
-    layers whose gradients still match: between fc3 and fc2, at the Tanh."""
+def test_a_deep_mlps_slip_is_named_in_every_layer_it_is_made(ws):
+    """tanh's derivative fed its output again, or its input, in a loop that keeps its arrays in
+    lists: the kept lists are compared (self.hs[i]), and the slip is named in every tanh layer
+    (a loop makes it in each); a slip no catalogue names is placed between the layers whose
+    gradients still match."""
     ex = exercises.EXERCISES["mlp"]
     exercises.start(ws, "mlp")
-    slipped = solve(ex.code, SOLUTIONS["mlp"]).replace("g * (1 - h ** 2)",
-                                                       "g * (1 - np.tanh(h) ** 2)")
-    (ws / ex.module).write_text(slipped)
+    solved = solve(ex.code, SOLUTIONS["mlp"])
+    twice = solved.replace("g * (1 - h ** 2)", "g * (1 - np.tanh(h) ** 2)")
+    (ws / ex.module).write_text(twice)
     result = _check(ws, ex)
     assert result.failed == "1 fixed inputs", result
-    assert "layer 5 (Linear)'s gradients match and layer 3 (Linear)'s do not" in result.diagnosis
-    assert "layer 4 (Tanh)'s backward" in result.diagnosis
+    assert "your tanh's derivative applies tanh to its output again" in result.diagnosis
+    assert "layer 2 (Tanh)'s backward, layer 4 (Tanh)'s backward" in result.diagnosis
     assert any(r.name.endswith("~ self.hs[1]") and r.ok for r in result.rows)
+    forward, backward = SOLUTIONS["mlp"]
+    forward = forward.replace("self.hs = [h]", "self.hs, self.zs = [h], [h]").replace(
+        "    if i < self.L:", "    self.zs.append(h)  # the pre-activation\n    if i < self.L:")
+    from_input = solve(ex.code, [forward, backward.replace("g * (1 - h ** 2)",
+                                                           "g * (1 - self.zs[i - 1] ** 2)")])
+    (ws / ex.module).write_text(from_input)
+    result = _check(ws, ex)
+    assert "your tanh's derivative is written with its input z (1 - z^2)" in result.diagnosis, \
+        result
+    cubed = solved.replace("g * (1 - h ** 2)", "g * (1 - h ** (2 if i < 3 else 3))")
+    (ws / ex.module).write_text(cubed)  # the top tanh's backward only, named by nothing
+    result = _check(ws, ex)
+    assert "layer 5 (Linear fc3)'s gradients match and layer 3 (Linear fc2)'s do not" in \
+        result.diagnosis and "layer 4 (Tanh)'s backward" in result.diagnosis, result
 
 
 def test_every_exercises_failure_points_to_where_its_maths_is_written_out():
@@ -682,3 +697,17 @@ def test_every_exercises_failure_points_to_where_its_maths_is_written_out():
     result.see = checks.SEE["adam"]
     assert "  see: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html" in \
         checks.render(result, "my_adam", "dlx's adam").splitlines()
+
+
+@pytest.mark.parametrize("name", ["mlp", "linreg"])
+def test_a_regression_exercises_run_command_runs_both_arms(tmp_path, name):
+    """`dlx run -m model=mlp,my_mlp dataset=function ...`: the sweep's base config (the default
+    model on regression data) is none of its members; both arms run."""
+    assert CLI(tmp_path)("init", "ws").returncode == 0
+    cli = CLI(tmp_path / "ws")
+    ex = exercises.EXERCISES[name]
+    assert cli("exercise", "start", name).returncode == 0
+    (tmp_path / "ws" / ex.module).write_text(solve(ex.code, SOLUTIONS[name]))
+    r = cli(*ex.run.split()[1:], "max_steps=3")
+    assert r.returncode == 0, r.stderr
+    assert "sweep of 2 runs: 2 completed" in r.stderr

@@ -263,6 +263,10 @@ def _run(args: list[str]):
 
     group, name = _target(args)
     if group == "layer":
+        extra = [a for a in args if a != f"layer={name}"]
+        if extra:
+            raise UsageError(f"layer= checks take no options ({' '.join(extra)}): dlx builds "
+                             f"your layer at the sizes its check uses and says them")
         return _layer_path(name)
     if group == "model":
         return check_model(args, name)
@@ -379,7 +383,7 @@ def check_init(factory, options: dict, reference, label: str, how: str):
     if reference not in inits.SPECS:
         raise UsageError(f"init reference {reference!r} is not one dlx check compares with "
                          f"(valid: {', '.join(inits.SPECS)})")
-    result = _guarded(inits.check, factory, reference, options)
+    result = _guarded(inits.check, fn, reference, options)  # theirs: shapes are stage 0's
     result.claim = "draws from the distribution {} draws from"
     _dlx_only(result, "the draws are random: checked by their distribution")
     result.see = SEE.get(reference, "")

@@ -54,10 +54,18 @@ def check_residual(cls) -> Result:
                           "output")
     if result.failed == "1 fixed inputs":
         y = np.asarray(layer.forward(x.copy()))
+        dout = np.linspace(-0.5, 0.6, y.size).reshape(y.shape) / len(x)
         if rel_error(y, ref.body.forward(x.copy())) <= RTOL:
             result.diagnosis = "your block's output is F(x) alone: the skip, + x, is missing"
             result.revisit = ("y = x + F(x): the identity shortcut carries x (and, backward, "
                               "dout) around the branch")
+        elif rel_error(y, ref.forward(x.copy())) <= RTOL and rel_error(
+                np.asarray(layer.backward(dout.copy())),
+                np.asarray(ref.body.backward(dout.copy()))) <= RTOL:
+            result.diagnosis = ("your backward leaves out the skip's gradient: dL/dx is only what "
+                                "comes back through F")
+            result.revisit = ("y = x + F(x): x reaches y directly too, so dL/dx = dout + "
+                              "F's backward of dout (the identity's Jacobian is I)")
     elif result.passed:
         result.notes.append(f"checked at d {D}, hidden {HID}, x of shape {x.shape}")
     return result

@@ -63,6 +63,14 @@ def _pass(layer, parts, x, dout):
     return out, dx, dW.copy(), b.grad.copy()
 
 
+def _dropped_outputs(out: np.ndarray, plain: np.ndarray) -> bool:
+    """Every output entry is 0 or (x W + b) / keep_prob: the outputs' dropout."""
+    some = np.abs(plain) > 1e-9
+    ratio = out[some] / plain[some]
+    kept = np.abs(ratio) > 1e-12
+    return bool(kept.any() and not kept.all() and np.allclose(ratio[kept], 1 / KEEP, rtol=1e-9))
+
+
 def check(cls) -> Result:
     result = Result(passed=False)
     layer, parts = _layer(cls)
@@ -105,6 +113,18 @@ def check(cls) -> Result:
                         "E[W * M / keep_prob] = W, and eval uses W as it is")
         return fail("the weights your forward used are not 0 or W / keep_prob",
                     "out = x (W * M / keep_prob) + b with M ~ Bernoulli(keep_prob) per weight")
+    err = rel_error(out[D_IN:], x[D_IN:] @ W_eff + b)
+    if err > RTOL and _dropped_outputs(out[D_IN:], plain[D_IN:]):
+        rows.append(Row(0, "one mask for the batch: out = x W_eff + b", err, err, False))
+        return fail("your layer drops outputs (dropout after a Linear), not weights",
+                    "DropConnect masks W itself: out = x (W * M / keep_prob) + b, with M of "
+                    "W's shape, one per forward; a dropped output is a whole column of M")
+    if kept.shape[1] > 1 and np.array_equal(kept.all(axis=0), kept.any(axis=0)):
+        rows.append(_prop("a mask per weight", False))
+        return fail("your mask keeps or drops whole output units (every weight into a unit "
+                    "together): that is dropout on the outputs, shared by the batch",
+                    "DropConnect draws M ~ Bernoulli(keep_prob) for every weight on its own, "
+                    "M of W's shape")
     frac = float(kept.mean())
     sd = (KEEP * (1 - KEEP) / kept.size) ** 0.5
     rows.append(Row(0, "fraction of weights kept", abs(frac - KEEP), abs(frac - KEEP) / KEEP,
@@ -114,7 +134,6 @@ def check(cls) -> Result:
                     + (": keep and drop probabilities are swapped"
                        if abs(frac - (1 - KEEP)) <= 5 * sd else ""),
                     "M ~ Bernoulli(keep_prob): each weight kept with probability keep_prob")
-    err = rel_error(out[D_IN:], x[D_IN:] @ W_eff + b)
     rows.append(Row(0, "one mask for the batch: out = x W_eff + b", err, err, err <= RTOL))
     if not rows[-1].ok:
         return fail("the examples of one batch did not share one mask of the weights (a mask "

@@ -155,8 +155,9 @@ def check(cls, spatial: bool = False) -> Result:
                      "keeping every entry is the identity", rows)
     result.rows = rows
     result.stages.append(("1 fixed inputs", "passed"))
-    result.notes.append("not compared entry by entry with dlx's Dropout (the mask is random); "
-                        "stage 2 not run: dx is checked against the forward's own mask above")
+    result.notes.append(f"not compared entry by entry with dlx's "
+                        f"{'Dropout2d' if spatial else 'Dropout'} (the mask is random); stage 2 "
+                        f"not run: dx is checked against the forward's own mask above")
     if spatial:
         result.notes.append(f"checked on x of shape {MAPS} (N, C, H, W): whole maps kept or "
                             f"dropped, one draw per example and channel")

@@ -810,8 +810,9 @@ class MLP(Module):
 '''
 
 
-_MLP_RUN = ("dlx run -m model=mlp,my_mlp dataset=function model.hidden=[32,32] "
-            "model.activation=tanh init=xavier_normal optimizer=adam optimizer.lr=0.01 "
+# ++: the sweep's base config holds the default model (logreg), which has no hidden to set
+_MLP_RUN = ("dlx run -m model=mlp,my_mlp dataset=function ++model.hidden=[32,32] "
+            "++model.activation=tanh init=xavier_normal optimizer=adam optimizer.lr=0.01 "
             "epochs=100 seed=0")
 
 _LENET = '''"""Exercise lenet: LeNet-5, a CNN made of convolution, pooling and fully connected layers.

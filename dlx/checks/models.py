@@ -171,6 +171,9 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
         named_of = {n: (a, b) for n, a, b in named}
         said = _relation(bad.name, *named_of[bad.name], len(x), result.rows, out)
         said = said or _weight_from(bad.name, pairs, grads, found, kept, x, dout, ref)
+        slip = None if said else _activation_slip(ref, pairs, x, dout, grads, dx)
+        if slip:
+            said, result.revisit = slip
         where = _localise(found, {k: v for k, v in kept.items()  # what it returned is a row
                                   if not any(v.shape == np.shape(r) and np.array_equal(v, r)
                                              for r in (scores, dx))},
@@ -179,9 +182,11 @@ def check(mine: Module, ref: Module, x: np.ndarray, reference: str,
             where = _between(pairs, result.rows, ref) or where
         verb = "differ" if bad.name.endswith("s") else "differs"
         result.diagnosis = said or f"your {bad.name} {verb} from dlx's {reference}'s" + where
-        result.revisit = ("derive that step again" + ("; the rows below compare, in forward "
-                          "then backward order, each of dlx's intermediates with the closest "
-                          "array your model keeps on self" if "~" in str(result.rows) else ""))
+        result.revisit = result.revisit or (
+            "derive that step again" + ("; the rows below compare, in forward then backward "
+                                        "order, each of dlx's intermediates with the closest "
+                                        "array your model keeps on self"
+                                        if "~" in str(result.rows) else ""))
         return result
 
     f_rows = _finite_differences(mine, pairs, x, dout, grads, np.asarray(dx), rng)
@@ -205,8 +210,8 @@ def _relation(name: str, mine, theirs, n: int, rows, out: str) -> str | None:
     missed)."""
     if name == "dx" and all(r.ok for r in rows if r.name != "dx"):
         return ("every parameter's gradient matches; only dx differs: dL/dx sums every path "
-                "from x to the output (x feeds several branches here: add each branch's "
-                "gradient), and each path's factor, transposed")
+                "from x to the output (where x feeds several, each one's gradient is added), "
+                "each through its own factor, transposed")
     plural = name.endswith("s")  # "scores"
     if np.shape(mine) == np.shape(theirs) and not np.any(mine) and np.any(theirs):
         return (f"your {name} is all zeros: nothing reached its .grad (add into the "
@@ -227,6 +232,57 @@ def _relation(name: str, mine, theirs, n: int, rows, out: str) -> str | None:
                "sum over the batch" if np.isclose(c, 1 / n) else
                ": the sign" if np.isclose(c, -1) else "")
         return f"your {name} is {c:g} times dlx's{why}"
+    return None
+
+
+def _activation_slip(ref, pairs, x, dout, grads, dx) -> tuple[str, str] | None:
+    """A tanh's or a sigmoid's derivative written with its input z where its output belongs
+    (1 - z^2 for 1 - tanh(z)^2): the reference with that one layer's backward so, against the
+    learner's gradients."""
+    from dlx.nn.activations import Sigmoid, Tanh
+
+    def act(kind, z):
+        return np.tanh(z) if kind is Tanh else 1 / (1 + np.exp(-z))
+
+    class _Slipped(Module):  # the derivative's formula fed the input z, or the output y again
+        def __init__(self, kind, fed):
+            self.kind, self.fed = kind, fed
+
+        def forward(self, z):
+            self.z, self.y = z, act(self.kind, z)
+            return self.y
+
+        def backward(self, d):
+            u = self.z if self.fed == "input" else act(self.kind, self.y)
+            return d * (1 - u * u) if self.kind is Tanh else d * u * (1 - u)
+
+    layers = getattr(ref, "layers", None)
+    if not isinstance(layers, list):
+        return None
+    acts = [i for i, layer in enumerate(layers) if type(layer) in (Tanh, Sigmoid)]
+    # the slip in every such layer (a loop's), then in one layer alone
+    for which in ([acts] if len(acts) > 1 else []) + [[i] for i in acts]:
+        for fed in ("input", "twice"):
+            kept = {i: layers[i] for i in which}
+            for i in which:
+                layers[i] = _Slipped(type(kept[i]), fed)
+            try:
+                _, their_dx, their_grads, _ = _run(ref, 1, pairs, x, dout)
+            finally:
+                for i in which:
+                    layers[i] = kept[i]
+            if rel_error(np.asarray(dx), np.asarray(their_dx)) > RTOL or not all(
+                    rel_error(a, b) <= RTOL for a, b in zip(grads, their_grads)):
+                continue
+            kind = type(kept[which[0]])
+            name = "tanh" if kind is Tanh else "sigmoid"
+            right = "1 - y^2" if kind is Tanh else "y (1 - y)"
+            what = (f"is written with its input z ({'1 - z^2' if name == 'tanh' else 'z (1 - z)'})"
+                    f" where its output y belongs" if fed == "input" else
+                    f"applies {name} to its output again ({name}'({name}(z)), not {name}'(z))")
+            where = ", ".join(f"{_named(kept[i], i)}'s backward" for i in which)
+            return (f"your {name}'s derivative {what} (in {where})",
+                    f"d{name}/dz = {right} with y = {name}(z), the output kept from forward")
     return None
 
 
@@ -273,12 +329,18 @@ def _between(pairs, rows, ref) -> str | None:
             state.append((j, all(ok.get(n, False) for n in names)))
     for (j, good), (k, good_above) in zip(state[::-1][1:], state[::-1]):
         if good_above and not good:
-            kinds = [f"layer {i + 1} ({type(layers[i]).__name__})" for i in range(j + 1, k)]
-            return (f"; layer {k + 1} ({type(layers[k]).__name__})'s gradients match and layer "
-                    f"{j + 1} ({type(layers[j]).__name__})'s do not: the gradient passed down "
-                    f"between them goes wrong (layer {k + 1}'s dx"
-                    + (f", or {' and '.join(kinds)}'s backward" if kinds else "") + ")")
+            kinds = [_named(layers[i], i) for i in range(j + 1, k)]
+            return (f"; {_named(layers[k], k)}'s gradients match and {_named(layers[j], j)}'s "
+                    f"do not: the gradient passed down between them goes wrong (in "
+                    + ", ".join(f"{n}'s backward" for n in [*kinds, _named(layers[k], k)][::-1])
+                    + ")")
     return None
+
+
+def _named(layer, i: int) -> str:
+    """``layer 3 (Linear fc2)``: its place in the model, its kind and its Parameters' name."""
+    names = {p.name.rpartition(".")[0] for p in layer.parameters() if p.name}
+    return f"layer {i + 1} ({type(layer).__name__}{' ' + min(names) if names else ''})"
 
 
 def _localise(found: list, kept: dict, result: Result, inputs=()) -> str:

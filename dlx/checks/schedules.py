@@ -90,7 +90,9 @@ def check(mine: Callable, ref: Callable, options: dict) -> Result:
 def _apart(a: float, b: float) -> tuple[str, str]:
     """Two rates printed with the digits that tell them apart (6 significant, up to 15)."""
     digits = next((d for d in range(6, 16) if f"{a:.{d}g}" != f"{b:.{d}g}"), 6)
-    return f"{a:.{digits}g}", f"{b:.{digits}g}"
+    if digits == 6:
+        return f"{a:.6g}", f"{b:.6g}"
+    return f"{a:#.{digits}g}", f"{b:#.{digits}g}"  # both to the digit that differs (no 0 cut)
 
 
 def _relation(ours: np.ndarray, theirs: np.ndarray, ref: Callable, options: dict):
@@ -123,7 +125,8 @@ def _relation(ours: np.ndarray, theirs: np.ndarray, ref: Callable, options: dict
                     "T = total_steps - warmup, the cosine's own step counting from 0 at t = warmup")
     end = options.get("final_lr")
     if end:  # the LR range test's sweep from lr to final_lr
-        if _close(ours, LR * (end / LR) ** (np.minimum(t, TOTAL) / TOTAL)):
+        if any(_close(ours, LR * (end / LR) ** (np.minimum(t, cap) / TOTAL))
+               for cap in (TOTAL, TOTAL - 1)):  # held from T, or from T - 1 as the stub says
             return (f"your sweep reaches final_lr one update late: the exponent is t / T where "
                     f"t / (T - 1) belongs, so the last update (t = T - 1 = {TOTAL - 1}) runs "
                     f"below final_lr", "the run's T updates are t = 0 .. T - 1: the first uses "
