@@ -74,11 +74,13 @@ class _State:
     sweep_dir: str | None = None
     n_members: int | None = None  # how many members the sweep asked for
     created: list = []  # (directory, whether it is ours alone) that this command created
+    locks: list = []  # (lock, directory) held by this command (a sweep's, for the whole sweep)
 
     @classmethod
     def reset(cls) -> None:
         cls.results, cls.last_dir, cls.sweep_dir, cls.n_members, cls.created = [], None, None, \
             None, []
+        cls.locks = []
 
 
 class ValidateCallback(Callback):
@@ -99,6 +101,7 @@ class ValidateCallback(Callback):
             if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
                 raise
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
+        _hold_sweep(Path(_State.sweep_dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # the basic sweeper writes multirun.yaml; others (Optuna) do not: every sweep has one
@@ -302,13 +305,46 @@ def _hint(args: list[str]) -> str:
     return ""
 
 
+def _hold_sweep(sweep: Path) -> None:
+    """The sweep directory's lock, for the whole sweep: a second sweep into it is refused with
+    one line naming this process, whatever its sweeper and launcher."""
+    from dlx.records import lock
+
+    if not sweep.exists():
+        try:
+            sweep.mkdir(parents=True)
+        except OSError as e:
+            raise _Rejected(UsageError(f"cannot create {sweep}: {e.strerror or e}")) from None
+        _State.created.append((sweep, True))
+    new_file = not (sweep / lock.LOCK).exists()
+    try:
+        _State.locks.append((lock.hold(sweep, "sweep"), sweep, new_file))
+    except UsageError as e:
+        raise _Rejected(e) from None
+
+
+def _release_locks(discard: bool = False) -> None:
+    """Let go of this command's locks; ``discard`` (a sweep refused or stopped at start-up):
+    also remove the lock files it made, so that a folder it was refused keeps nothing of it."""
+    from dlx.records import lock
+
+    for held, folder, new_file in reversed(_State.locks):
+        lock.release(held, folder)
+        if discard and new_file:
+            (folder / lock.LOCK).unlink(missing_ok=True)
+    _State.locks = []
+
+
 def _discard_unused() -> None:
     """Remove the directories this command created that hold no run (Ctrl-C or a rejection
     at start-up keeps nothing); a directory with any run's record is kept."""
     import shutil
 
+    from dlx.records.lock import busy
+
+    _release_locks(discard=True)
     for path, ours in reversed(_State.created):
-        if not path.is_dir():
+        if not path.is_dir() or busy(path):  # another process works in it now: never ours
             continue
         if ours:  # a new run or sweep directory: no other process writes into it
             if not any(path.rglob(SUMMARY)):
@@ -360,6 +396,7 @@ def main(args: list[str]) -> int:
         print(f"error: {describe(e)}{_hint(args) if _is_parse_error(e) else ''}", file=sys.stderr)
         return 2
     finally:
+        _release_locks()  # the sweep's, on every way out
         interrupts.restore(handlers)
         sys.argv = saved[0]
         if saved[1] is None:

@@ -75,9 +75,31 @@ def _previous(run_dir: Path, resolved: dict) -> dict | None:
 
 
 def run_job(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> JobResult:
-    from dlx.experiments import task_for  # after logging is configured
+    """One run into ``run_dir``, holding its lock throughout. Every sweeper and launcher passes
+    here, so this is where a directory is claimed: another process's run in it, or a finished
+    run of another config, is refused (Rejected: one error line), never overwritten."""
+    from dlx.errors import Rejected, UsageError
+    from dlx.records import lock
+    from dlx.records.store import occupant
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        held = lock.hold(run_dir)
+        problem = occupant(run_dir, resolved)
+    except UsageError as e:
+        raise Rejected(e) from None
+    try:
+        if problem:
+            raise Rejected(UsageError(f"{problem}; choose another directory"))
+        return _run_job(cfg, resolved, run_dir, overrides)
+    finally:
+        lock.release(held, run_dir)
+
+
+def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str]) -> JobResult:
+    from dlx.experiments import task_for  # after logging is configured
+
     previous = _previous(run_dir, resolved)
     if previous is not None and previous.get("status") == "completed":  # a re-run sweep
         log.info(f"{run_dir.name}: already completed with this config; skipped")

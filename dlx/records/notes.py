@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dlx.errors import UsageError
+from dlx.records.lock import editing
 from dlx.records.store import check_dir, is_run, is_sweep
 from dlx.writable import check_file
 
@@ -95,7 +96,9 @@ def add_note(path: str | Path, text: str, when: datetime | None = None) -> Path:
     if not text.strip():
         raise UsageError("the note is empty (give its text, or --edit to write it in $EDITOR)")
     entry = f"{heading(when)}\n\n{text}\n"
-    _write_atomic(path / NOTES, _joined(read_notes(path), entry))
+    _writable(path / NOTES)
+    with editing(path):  # another `dlx note` waits: both notes are kept
+        _write_atomic(path / NOTES, _joined(read_notes(path), entry))
     return path / NOTES
 
 
@@ -126,7 +129,12 @@ def edit_notes(path: str | Path, editor: str | None = None) -> Path | None:
     new = _drop_empty_last_note(new)
     if not new.strip() or new.strip() == old.strip():
         return None
-    _write_atomic(path / NOTES, new.rstrip("\n") + "\n")
+    with editing(path):
+        now = read_notes(path)
+        if now != old:  # a note added while the editor was open: keep it, after the edit
+            added = now[len(old):] if now.startswith(old) else now
+            new = _joined(new, added.strip("\n") + "\n")
+        _write_atomic(path / NOTES, new.rstrip("\n") + "\n")
     return path / NOTES
 
 
@@ -197,6 +205,12 @@ def set_tags(path: str | Path, names: list[str], remove: bool = False) -> tuple[
     path = annotated_dir(path)
     for name in names:
         check_tag(name)
+    _writable(path / TAGS)
+    with editing(path):  # another `dlx tag` waits: both sets of tags are kept
+        return _set_tags(path, names, remove)
+
+
+def _set_tags(path: Path, names: list[str], remove: bool) -> tuple[list[str], list[str]]:
     tags = read_tags(path)
     if remove:
         missing = [n for n in names if n not in tags]

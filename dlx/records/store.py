@@ -117,7 +117,7 @@ def read_summary(run_dir: Path) -> dict:
 
 
 # What Hydra and the log may leave in a directory before a run has started in it.
-BEFORE_A_RUN = {".hydra", "run.log"}
+BEFORE_A_RUN = {".hydra", "run.log", ".dlx.lock", ".dlx.lock.who", ".dlx.notes.lock"}  # = lock
 
 
 def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from dlx.errors import UsageError
+from dlx.records.lock import busy
 from dlx.records.store import check_dir, is_sweep, read_summary, sweep_members
 
 TRASH = ".trash"
@@ -63,6 +64,10 @@ def check_removable(paths: list[Path], root: Path) -> list[Path]:
             raise UsageError(f"{given} is not under the runs root {root} (dlx rm moves runs "
                              "within their root; --root DIR names another)")
         members = sweep_members(path) if is_sweep(path) else [path]
+        for folder in dict.fromkeys([path, *members]):
+            who = busy(folder)  # a run or sweep at work (a member starting has no summary yet)
+            if who:
+                raise UsageError(f"{folder} is in use ({who}): stop it first")
         for run in members:
             problem = _still_running(run)
             if problem:

@@ -1,0 +1,122 @@
+"""Records nothing can lose (issue #25): a run or sweep directory is locked for as long as a
+process writes into it; a second process is refused with one line naming the holder, and the
+lock of a process that died is free again. Notes and tags wait for each other."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import assert_one_error_line
+
+pytestmark = pytest.mark.slow
+
+
+def slow_run(cli, *args: str, pause: float = 4.0) -> subprocess.Popen:
+    """`dlx run ARGS` that holds its run directory ``pause`` seconds before training (a window
+    as wide as a test needs, deterministically)."""
+    code = ("import sys, time\nimport dlx.runner as r\norig = r._run_job\n"
+            f"def slow(*a):\n    time.sleep({pause})\n    return orig(*a)\n"
+            "r._run_job = slow\n"
+            f"sys.argv = ['dlx', 'run', *{list(args)!r}]\n"
+            "from dlx.cli import main\nmain()\n")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=cli.cwd, env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_second_run_into_a_locked_directory_is_refused_naming_the_holder(cli):
+    """Two runs of different configs into one hydra.run.dir: the second gets one line naming
+    the first (pid, host, since) and exit 2; the first's record is its own, whole."""
+    run = cli.cwd / "runs" / "shared"
+    first = slow_run(cli, f"hydra.run.dir={run}", "optimizer=adam")
+    wait_for(lambda: (run / ".dlx.lock.who").exists())
+    holder = json.loads((run / ".dlx.lock.who").read_text())
+    second = cli("run", f"hydra.run.dir={run}", "optimizer=sgd")
+    assert_one_error_line(second, "is in use by another dlx run", f"pid {holder['pid']}")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and "optimizer=adam" in summary["overrides"]
+    assert "name: adam" in (run / "config.yaml").read_text()
+    assert not (run / ".dlx.lock.who").exists()  # released: nobody holds it
+
+
+def test_the_lock_of_a_killed_run_is_free_and_the_same_command_carries_on(cli):
+    run = cli.cwd / "runs" / "killed"
+    first = slow_run(cli, f"hydra.run.dir={run}", pause=30)
+    wait_for(lambda: (run / ".dlx.lock.who").exists())
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    again = cli("run", f"hydra.run.dir={run}")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_second_sweep_into_a_sweep_at_work_is_refused_and_rm_waits(cli):
+    sweep = cli.cwd / "runs" / "sw"
+    code = ("import sys, time\nimport dlx.runner as r\norig = r._run_job\n"
+            "def slow(*a):\n    time.sleep(4)\n    return orig(*a)\nr._run_job = slow\n"
+            f"sys.argv = ['dlx', 'run', '-m', 'optimizer=sgd,adam', 'hydra.sweep.dir={sweep}']\n"
+            "from dlx.cli import main\nmain()\n")
+    first = subprocess.Popen([sys.executable, "-c", code], cwd=cli.cwd, env=cli.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (sweep / "0" / ".dlx.lock.who").exists())
+    second = cli("run", "-m", "optimizer=sgd,adam", f"hydra.sweep.dir={sweep}")
+    assert_one_error_line(second, "is in use by another dlx sweep")
+    removed = cli("rm", "--yes", str(sweep), "--root", str(cli.cwd / "runs"))
+    assert_one_error_line(removed, "is in use")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert [json.loads((sweep / m / "summary.json").read_text())["status"]
+            for m in ("0", "1")] == ["completed", "completed"]
+
+
+def test_concurrent_notes_and_tags_are_all_kept(cli, default_run, tmp_path):
+    from tests.test_run_management import copy_run
+
+    run = copy_run(default_run, tmp_path / "runs", default_run.name)
+    procs = [cli.popen("note", str(run), f"note number {i}") for i in range(6)]
+    procs += [cli.popen("tag", str(run), f"t{i}") for i in range(6)]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    notes = (run / "notes.md").read_text()
+    assert all(f"note number {i}" in notes for i in range(6)), notes
+    assert sorted((run / "tags.txt").read_text().split()) == [f"t{i}" for i in range(6)]
+
+
+def test_a_job_refuses_a_finished_run_of_another_config_whatever_its_sweeper(cli,
+                                                                               default_run,
+                                                                               tmp_path):
+    """The guard lives in the job (every sweeper and launcher passes there, the Optuna sweeper
+    included, which never calls the basic sweeper's member checks)."""
+    from omegaconf import OmegaConf
+
+    from dlx.errors import Rejected
+    from dlx.runner import run_job
+    from tests.test_run_management import copy_run
+
+    run = copy_run(default_run, tmp_path / "runs", default_run.name)
+    def files():
+        return {p.name: p.read_bytes() for p in run.iterdir()
+                if p.is_file() and not p.name.startswith(".dlx.lock")}
+
+    before = files()
+    config = OmegaConf.create(__import__("yaml").safe_load((run / "config.yaml").read_text()))
+    config.optimizer.lr = 0.5  # another config
+    with pytest.raises(Rejected) as e:
+        run_job(config, run, ["optimizer.lr=0.5"])
+    assert "holds a completed run with a different config" in str(e.value.args[0])
+    assert files() == before
