@@ -559,7 +559,8 @@ def print_run(path: Path, width: int | None = None, file=None) -> None:
     print_fitted([Column("metric", keep=None), Column("final", "right", keep=2),
                   Column("best", "right", keep=1)], rows, width=width, file=file)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*")
-                   if p.is_file() and ".hydra" not in p.parts)
+                   if p.is_file() and ".hydra" not in p.parts
+                   and not p.name.startswith(".dlx."))  # the lock files: not the record
     files_row = Table(show_header=False, box=None, pad_edge=False)
     files_row.add_column(style="bold", no_wrap=True)
     files_row.add_column()
