@@ -14,6 +14,7 @@ import socket
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from dlx.errors import UsageError
 
@@ -29,6 +30,19 @@ def _lock(folder: Path, name: str = LOCK, timeout: float = 0):
     return FileLock(str(folder / name), timeout=timeout, thread_local=False)
 
 
+def _take(lock, where: Path, busy: Callable[[], str]):
+    """``lock`` acquired, or one UsageError: ``busy()`` when another process holds it."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(busy()) from None
+    except OSError as e:
+        raise UsageError(f"cannot lock {where}: {e.strerror or e}") from None
+    return lock
+
+
 def holder(folder: Path) -> str:
     """Who holds ``folder``'s lock, as the holder wrote it."""
     try:
@@ -42,16 +56,9 @@ def holder(folder: Path) -> str:
 def hold(folder: Path, what: str = "run"):
     """Take ``folder``'s lock (the directory exists), or raise UsageError naming its holder.
     Returns the lock: ``release()`` it when done (a dead process's is released for it)."""
-    from filelock import Timeout
-
-    lock = _lock(folder)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise UsageError(f"{folder} is in use by another dlx {what} ({holder(folder)}): wait "
-                         f"for it, or choose another directory") from None
-    except OSError as e:
-        raise UsageError(f"cannot lock {folder}: {e.strerror or e}") from None
+    lock = _take(_lock(folder), folder / LOCK, lambda: (
+        f"{folder} is in use by another dlx {what} ({holder(folder)}): wait for it, or "
+        f"choose another directory"))
     try:
         (folder / WHO).write_text(json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(), "what": what,
@@ -83,16 +90,8 @@ def busy(folder: Path) -> str | None:
 def editing(folder: Path, timeout: float = 30):
     """Hold ``folder``'s notes-and-tags lock for one read-modify-write (waiting for another
     `dlx note` or `dlx tag` to finish its own)."""
-    from filelock import Timeout
-
-    lock = _lock(folder, NOTES_LOCK, timeout)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise UsageError(f"{folder}: another dlx note or tag has held it for {timeout:g} s "
-                         f"({folder / NOTES_LOCK})") from None
-    except OSError as e:
-        raise UsageError(f"cannot lock {folder / NOTES_LOCK}: {e.strerror or e}") from None
+    lock = _take(_lock(folder, NOTES_LOCK, timeout), folder / NOTES_LOCK, lambda: (
+        f"{folder}: another dlx note or tag has held it for {timeout:g} s"))
     try:
         yield
     finally:
