@@ -227,6 +227,7 @@ def compare(
     import csv as _csv
 
     from dlx.records.compare import table, to_markdown
+    from dlx.records.store import not_a_record
     from dlx.writable import check_file
 
     try:
@@ -234,7 +235,7 @@ def compare(
             raise UsageError("--notes lists each run's notes: not with --group-by, which "
                              "aggregates runs")
         if csv is not None:
-            check_file(csv)
+            check_file(not_a_record(csv))
         head, rows = table(paths, all_columns, sort, group_by, notes=notes)
         # the CSV carries every note whole; the table the latest's first line
         csv_rows = table(paths, all_columns, sort, group_by, notes=notes, full_notes=True)[1] \
@@ -767,6 +768,7 @@ def bench(
     parallel): medians of interleaved repetitions, printed and saved as JSON."""
     import time as _time
 
+    from dlx.records.store import not_a_record
     from dlx.writable import check_file
 
     cases = ("mlp", "transformer", "cnn", "lstm")
@@ -785,7 +787,7 @@ def bench(
             out = _runs_root(None) / "bench" / f"{kind}-{_time.strftime('%Y%m%d-%H%M%S')}.json"
             check_file(out, create_parents=True)
         else:
-            check_file(out)
+            check_file(not_a_record(out))
     except UsageError as e:
         _fail(str(e))
     from dlx import bench as _bench

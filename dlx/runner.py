@@ -101,9 +101,11 @@ def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str
     from dlx.experiments import task_for  # after logging is configured
 
     previous = _previous(run_dir, resolved)
-    if previous is not None and previous.get("status") == "completed":  # a re-run sweep
-        log.info(f"{run_dir.name}: already completed with this config; skipped")
-        return JobResult(run_dir, "completed", "skipped (already completed)",
+    if previous is not None and previous.get("status") in ("completed", "diverged"):
+        # a re-run sweep: a finished run (a divergence is a result) is not trained again
+        status = previous["status"]
+        log.info(f"{run_dir.name}: already {status} with this config; skipped")
+        return JobResult(run_dir, status, f"skipped (already {status})",
                          _objective(resolved, previous))
     resume = checkpoint.load(run_dir, resolved) if previous is not None else None
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")

@@ -120,3 +120,31 @@ def test_a_job_refuses_a_finished_run_of_another_config_whatever_its_sweeper(cli
         run_job(config, run, ["optimizer.lr=0.5"])
     assert "holds a completed run with a different config" in str(e.value.args[0])
     assert files() == before
+
+
+def test_a_finished_diverged_run_is_skipped_when_run_again(cli, default_run, tmp_path):
+    """A divergence is a result: running the same config into its directory again skips it
+    (it was retrained, and a Ctrl-C then turned the result into `interrupted`)."""
+    from tests.test_run_management import copy_run
+
+    run = copy_run(default_run, cli.cwd / "runs", default_run.name, status="diverged",
+                   diverged_at_step=7)
+    metrics = (run / "metrics.csv").read_bytes()
+    again = cli("run", f"hydra.run.dir={run}")
+    assert again.returncode == 0, again.stderr
+    assert "already diverged with this config; skipped" in again.stderr
+    assert (run / "metrics.csv").read_bytes() == metrics
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_an_output_option_never_overwrites_a_record(cli, default_run):
+    from tests.test_run_management import copy_run
+
+    run = copy_run(default_run, cli.cwd / "runs", default_run.name)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for args in (("compare", str(run), "--csv", str(run / "metrics.csv")),
+                 ("compare", str(run), "--csv", str(run / "summary.json")),
+                 ("bench", "--out", str(run / "summary.json"))):
+        assert_one_error_line(cli(*args), "is a file of the record")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert cli("compare", str(run), "--csv", str(cli.cwd / "table.csv")).returncode == 0

@@ -162,6 +162,25 @@ def sweep_occupant(sweep_dir: Path, n_members: int | None) -> str | None:
     return None
 
 
+def not_a_record(path: str | Path) -> Path:
+    """``path``, for an output option (``--csv``, ``--out``): refused when it is a file of a run
+    or sweep record already there, or one a record names (its summary, metrics, config, ...):
+    an output never overwrites the record it was made from."""
+    from dlx.records.notes import NOTES, TAGS
+
+    path = Path(path)
+    real = path.resolve()
+    own = {SUMMARY, METRICS, CONFIG, MODEL, CHECKPOINT, TIMING, LAYER_STATS, LOG, MULTIRUN,
+           NOTES, TAGS}
+    for folder in list(real.parents)[:3]:
+        if is_run(folder) or is_sweep(folder):
+            if real.exists() or (real.parent == folder and real.name in own):
+                raise UsageError(f"{path} is a file of the record {folder}: an output never "
+                                 f"overwrites a record (choose a file outside it)")
+            break
+    return path
+
+
 def occupant(run_dir: Path, config: dict) -> str | None:
     """Why ``run_dir`` cannot take a run of ``config``, or None if it can: it is new, holds
     nothing but what a start-up leaves, or holds a finished or stopped run of the same config
