@@ -28,6 +28,7 @@ from dlx import interrupts, threads
 from dlx._version import __version__
 from dlx.errors import UsageError
 from dlx.records import checkpoint
+from dlx.records.files import PLOTS
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, MODEL, SUMMARY, process_start, write_json
 
@@ -105,10 +106,12 @@ def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str
         # a re-run sweep: a finished run (a divergence is a result) is not trained again
         status = previous["status"]
         log.info(f"{run_dir.name}: already {status} with this config; skipped")
+        if previous.get("final") and not any((run_dir / PLOTS).glob("*.*")):
+            _plot(run_dir)  # killed while drawing them: the record gets its figures now
         return JobResult(run_dir, status, f"skipped (already {status})",
                          _objective(resolved, previous))
     resume = checkpoint.load(run_dir, resolved) if previous is not None else None
-    (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    git = _git_info()  # subprocesses: before the record's first file, not between two of them
     summary = {
         "run_id": run_dir.name, "status": "running", "experiment": resolved.get("experiment"),
         "backend": resolved["backend"],
@@ -119,7 +122,7 @@ def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str
         "optimizer_state_bytes": None, "param_bytes": None,
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "dlx": __version__},
-        **_git_info(), "host": socket.gethostname(),
+        **git, "host": socket.gethostname(),
         "pid": os.getpid(), "pid_start": process_start(os.getpid()),  # `lost` if it dies
         "resumed_from_epoch": resume[1]["epoch"] if resume else None,
     }
@@ -129,7 +132,10 @@ def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str
     earlier = float((previous or {}).get("wall_time_s") or 0.0) if resume else 0.0
     if resume:
         log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
+    # summary.json (status running) first, then config.yaml: a start cut between the two is
+    # recognised as one that never got going (records.store.occupant) and carried on
     write_json(run_dir / SUMMARY, summary)
+    (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
     start = time.perf_counter()
     handlers = interrupts.install()
     rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"][METRICS], resume[1]["final"],

@@ -148,3 +148,32 @@ def test_an_output_option_never_overwrites_a_record(cli, default_run):
         assert_one_error_line(cli(*args), "is a file of the record")
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert cli("compare", str(run), "--csv", str(cli.cwd / "table.csv")).returncode == 0
+
+
+@pytest.mark.parametrize("left", ["summary", "config"])
+def test_a_start_cut_short_is_carried_on_by_the_same_command(cli, left):
+    """Killed between the record's first files (a summary that says running, no step; or a
+    config.yaml alone, as dlx wrote them before): running the command again carries on."""
+    run = cli.cwd / "runs" / "cut"
+    (run / ".hydra").mkdir(parents=True)
+    if left == "summary":
+        (run / "summary.json").write_text(json.dumps({"status": "running", "steps": 0,
+                                                      "pid": 999999, "host": "x"}))
+    else:
+        (run / "config.yaml").write_text("seed: 0\n")
+    again = cli("run", f"hydra.run.dir={run}")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_completed_run_killed_while_drawing_gets_its_figures_when_run_again(cli,
+                                                                              default_run):
+    import shutil
+
+    from tests.test_run_management import copy_run
+
+    run = copy_run(default_run, cli.cwd / "runs", default_run.name)
+    shutil.rmtree(run / "plots")
+    again = cli("run", f"hydra.run.dir={run}")
+    assert again.returncode == 0 and "skipped" in again.stderr, again.stderr
+    assert len(list((run / "plots").glob("*.png"))) >= 2

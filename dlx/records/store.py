@@ -181,6 +181,22 @@ def not_a_record(path: str | Path) -> Path:
     return path
 
 
+def _start_cut_short(run_dir: Path, entries: set[str]) -> bool:
+    """A run's start interrupted before its record was whole: nothing but what a start-up
+    writes (its copy of the learner's source, a summary that says `running` with no step
+    made), and no process at work in it (the caller holds its lock, or it is free)."""
+    if not entries - BEFORE_A_RUN <= {SUMMARY, CONFIG, "source"}:
+        return False
+    if SUMMARY not in entries:  # config.yaml alone (dlx wrote it first before this version)
+        return True
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("status") == "running" \
+        and not summary.get("steps") and not (run_dir / METRICS).exists()
+
+
 def occupant(run_dir: Path, config: dict) -> str | None:
     """Why ``run_dir`` cannot take a run of ``config``, or None if it can: it is new, holds
     nothing but what a start-up leaves, or holds a finished or stopped run of the same config
@@ -197,6 +213,8 @@ def occupant(run_dir: Path, config: dict) -> str | None:
     if is_sweep(run_dir):
         return f"{run_dir} holds a sweep, not a run"
     if SUMMARY not in entries or CONFIG not in entries:
+        if _start_cut_short(run_dir, entries):
+            return None  # interrupted between its first files: the same command carries on
         return f"{run_dir} is not empty and holds no dlx run"
     summary, old = read_summary(run_dir), read_config(run_dir)
     status = summary["status"]
