@@ -177,3 +177,48 @@ def test_a_completed_run_killed_while_drawing_gets_its_figures_when_run_again(cl
     again = cli("run", f"hydra.run.dir={run}")
     assert again.returncode == 0 and "skipped" in again.stderr, again.stderr
     assert len(list((run / "plots").glob("*.png"))) >= 2
+
+
+@pytest.fixture
+def interrupted(cli):
+    """A run interrupted after its first checkpoint (epochs=400 of the default run, SIGINT)."""
+    run = cli.cwd / "runs" / "r"
+    args = ("run", "epochs=400", f"hydra.run.dir={run}", "progress=log")
+    proc = cli.popen(*args)
+    wait_for(lambda: (run / "checkpoint.npz").is_file())
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    return run, args
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("shorter", "fewer than the"), ("missing", "metrics.csv is missing"),
+    ("empty_checkpoint", "checkpoint.npz is unreadable"),
+    ("torn_checkpoint", "checkpoint.npz is unreadable"),
+])
+def test_resume_verifies_the_record_and_otherwise_starts_over_saying_so(cli, interrupted,
+                                                                         damage, says):
+    """Resume checks what it continues: metrics.csv shorter than the checkpoint recorded (it
+    was padded with NULs), missing (the run became `lost`), a zero-byte or torn checkpoint (a
+    traceback naming no file): one warning line naming the file, and the run starts over and
+    completes with a whole metrics.csv."""
+    run, args = interrupted
+    metrics, ckpt = run / "metrics.csv", run / "checkpoint.npz"
+    if damage == "shorter":
+        metrics.write_bytes(metrics.read_bytes()[:len(metrics.read_bytes()) // 3])
+    elif damage == "missing":
+        metrics.unlink()
+    elif damage == "empty_checkpoint":
+        ckpt.write_bytes(b"")
+    else:
+        ckpt.write_bytes(ckpt.read_bytes()[:100])
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert says in again.stderr and "starting over" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed_from_epoch"] is None
+    data = metrics.read_bytes()
+    assert b"\x00" not in data and data.startswith(b"step,epoch,split,metric,value\n")
