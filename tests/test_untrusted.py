@@ -106,3 +106,23 @@ def test_the_markdown_report_keeps_a_notes_html_inert():
     doc.slot("Yours", [("run/notes.md", "see <script>alert(1)</script> & <img src=x>")], "")
     md = "\n".join(doc.md)
     assert "<script>" not in md and "&lt;script&gt;" in md and "<img" not in md
+
+
+@pytest.mark.parametrize("edit", [{"final": "x"}, {"wall_time_s": "abc"}, {"experiment": ["a"]},
+                                  {"steps": 2 ** 70}, {"final": {"val/loss": "0.1"}}])
+def test_a_summary_of_the_wrong_types_is_unreadable_not_a_traceback(cli, root, edit):  # noqa: F811
+    """Valid JSON that dlx did not write: `dlx list` lists it as unreadable beside the others,
+    show and compare say so in one line, plan and report carry on."""
+    run = root / "20261120-100000-logreg-aaaaaa"
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(edit)
+    (run / "summary.json").write_text(json.dumps(summary))
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    assert any(run.name in line and "unreadable" in line for line in listed.stdout.splitlines())
+    assert "20261121-100000-house_prices-bbbbbb" in listed.stdout
+    for args in (("show", str(run)), ("compare", str(run))):
+        assert_one_error_line(cli(*args), "not a dlx summary")
+    for args in (("plan",), ("report", "--phase", "1")):
+        done = cli(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)

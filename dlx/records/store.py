@@ -101,6 +101,32 @@ def _dead(summary: dict) -> bool:
     return False
 
 
+_NUMBER = (int, float)
+_TYPES = {"status": (str,), "experiment": (str, type(None)), "final": (dict,), "best": (dict,),
+          "wall_time_s": (*_NUMBER, type(None)), "steps_per_s": (*_NUMBER, type(None)),
+          "steps": (int, type(None)), "seed": (int, type(None)),
+          "diverged_at_step": (int, type(None)), "resumed_from_epoch": (int, type(None)),
+          "started_at": (str, type(None)), "finished_at": (str, type(None)),
+          "error": (str, type(None)), "overrides": (list, type(None)),
+          "run_id": (str,), "host": (str, type(None)), "pid": (int, type(None)),
+          "threads": (dict, type(None)), "source": (dict, type(None))}
+
+
+def _wrong_type(data: dict) -> str | None:
+    """What in a parsed summary.json is not of the type dlx writes, or None."""
+    for key, types in _TYPES.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"{key!r} is {type(value).__name__} {str(value)[:30]!r}"
+        if isinstance(value, int) and abs(value) >= 2 ** 62:
+            return f"{key!r} is out of range ({str(value)[:30]})"
+    for key in ("final", "best"):
+        for name, value in (data.get(key) or {}).items():
+            if not isinstance(value, (*_NUMBER, type(None))) or isinstance(value, bool):
+                return f"{key}[{str(name)[:30]!r}] is {type(value).__name__}, not a number"
+    return None
+
+
 def read_summary(run_dir: Path) -> dict:
     path = run_dir / SUMMARY
     try:
@@ -111,6 +137,9 @@ def read_summary(run_dir: Path) -> dict:
         raise UsageError(f"{path}: corrupt JSON ({e})") from None
     if not isinstance(data, dict) or "status" not in data:
         raise UsageError(f"{path}: not a dlx summary (no 'status')")
+    wrong = _wrong_type(data)
+    if wrong:  # valid JSON, but not what dlx writes: unreadable, never a traceback of a reader
+        raise UsageError(f"{path}: not a dlx summary ({wrong})")
     if data["status"] == "running" and _dead(data):
         data["status"] = "lost"  # killed (SIGKILL, a crash, a reboot) before it could say so
     return data
