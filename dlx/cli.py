@@ -291,7 +291,11 @@ def note(
                 return
         else:
             if text == "-":
-                text = sys.stdin.read()
+                try:
+                    text = sys.stdin.buffer.read().decode("utf-8")
+                except UnicodeDecodeError as e:
+                    _fail(f"the note on stdin is not UTF-8 text (byte {e.start}): nothing was "
+                          f"written")
             written = _notes.add_note(path, text)
     except UsageError as e:
         _fail(str(e))

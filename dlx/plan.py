@@ -203,7 +203,11 @@ def parse_date(text: str, option: str) -> date:
     try:
         if len(text) != 10:
             raise ValueError
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
+        if not 1900 <= day.year <= 9000:  # the plan's days and weeks must be dates too
+            raise UsageError(f"{option}: {text!r} is out of the plan's range (years 1900 to "
+                             f"9000)")
+        return day
     except ValueError:
         raise UsageError(f"{option}: {text!r} is not a date (give YYYY-MM-DD, e.g. 2026-12-01, "
                          "or 'today')") from None
@@ -215,7 +219,10 @@ def read_start(root: Path) -> date | None:
     if not path.is_file():
         return None
     try:
-        return date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["start"])
+        day = date.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["start"])
+        if not 1900 <= day.year <= 9000:
+            raise ValueError(day)
+        return day
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise UsageError(f"{path}: corrupt (set the start date again: dlx plan --start "
                          "YYYY-MM-DD)") from None

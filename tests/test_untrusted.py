@@ -4,6 +4,8 @@ makes dlx write, read or delete outside where the user pointed it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -126,3 +128,23 @@ def test_a_summary_of_the_wrong_types_is_unreadable_not_a_traceback(cli, root, e
     for args in (("plan",), ("report", "--phase", "1")):
         done = cli(*args)
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+
+
+def test_dates_and_text_out_of_range_are_one_line(cli, root):  # noqa: F811
+    """Tracebacks that remained: a start date whose plan leaves the calendar (it was saved and
+    broke every later `dlx plan`), --since before year 1 or a duration beyond it, a note on
+    stdin that is not UTF-8."""
+    assert_one_error_line(cli("plan", "--start", "9999-12-31"), "out of the plan's range")
+    assert not (root / ".plan.json").exists()
+    (root / ".plan.json").write_text('{"start": "9999-12-31"}')
+    assert_one_error_line(cli("plan"), "corrupt (set the start date again")
+    assert cli("plan", "--start", "2026-11-01").returncode == 0  # and it can be set again
+    for since in ("0001-01-01", "99999999999w"):
+        assert_one_error_line(cli("list", "--since", since), "within the calendar")
+    run = root / "20261120-100000-logreg-aaaaaa"
+    noted = subprocess.run([sys.executable, "-m", "dlx.cli", "note", str(run), "-"],
+                           cwd=cli.cwd, env=cli.env, input=b"\xff\xfe not text",
+                           capture_output=True, timeout=120)
+    err = noted.stderr.decode()
+    assert noted.returncode == 2 and err.count("\n") == 1 and "not UTF-8 text" in err, err
+    assert not (run / "notes.md").exists()

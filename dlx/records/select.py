@@ -35,14 +35,14 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     (``2026-11-20``, ``2026-11-20 14:00``; local time unless it names a zone)."""
     now = now or datetime.now(timezone.utc)
     m = _DURATION.match(value.strip())
-    if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
     try:
+        if m:
+            return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
         when = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return when if when.tzinfo else when.astimezone()  # naive: the local time zone
+    except (ValueError, OverflowError):
         raise UsageError(f"--since {value!r}: give a date (2026-11-20, 2026-11-20 14:00) or a "
-                         "duration (30m, 12h, 2d, 1w)") from None
-    return when if when.tzinfo else when.astimezone()  # naive: the local time zone
+                         "duration (30m, 12h, 2d, 1w) within the calendar") from None
 
 
 def started(summary: dict, path: Path) -> datetime | None:
