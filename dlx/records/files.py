@@ -13,6 +13,8 @@ LAYER_STATS = "layer_stats.csv"  # per-layer statistics (probe_every)
 LOG = "run.log"                 # the log; a failed run's traceback
 PLOTS = "plots"                 # the figures
 MULTIRUN = "multirun.yaml"      # a sweep's record (Hydra's)
+NOTES = "notes.md"              # the learner's notes (`dlx note`)
+TAGS = "tags.txt"               # the learner's tags (`dlx tag`)
 
 
 def file_name(stem: str) -> str:

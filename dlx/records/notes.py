@@ -22,12 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 from dlx.errors import UsageError
+from dlx.records.files import NOTES, TAGS  # noqa: F401 - re-exported: readers import them here
 from dlx.records.lock import editing
 from dlx.records.store import check_dir, is_run, is_sweep
 from dlx.writable import check_file
 
-NOTES = "notes.md"
-TAGS = "tags.txt"
 _HEADING = re.compile(r"^## \d{4}-\d{2}-\d{2} \d{2}:\d{2}\s*$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
 

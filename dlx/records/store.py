@@ -195,7 +195,7 @@ def not_a_record(path: str | Path) -> Path:
     """``path``, for an output option (``--csv``, ``--out``): refused when it is a file of a run
     or sweep record already there, or one a record names (its summary, metrics, config, ...):
     an output never overwrites the record it was made from."""
-    from dlx.records.notes import NOTES, TAGS
+    from dlx.records.files import NOTES, TAGS
 
     path = Path(path)
     real = path.resolve()
