@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import zipfile
 from typing import Any, Mapping
 
 import numpy as np
@@ -218,8 +219,21 @@ def trained_model(run) -> tuple[Module, Dataset]:
 
     data = build_data(run.config)
     model = build_model_for(run.config, data)
-    with np.load(run.path / MODEL, allow_pickle=False) as arrays:
-        model.load_state_dict(arrays)
+    path = run.path / MODEL
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            model.load_state_dict(arrays)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        # a file dlx did not write, or a config.yaml edited after the run: say which
+        said = str(e.args[0] if e.args else e)
+        if "pickle" in said:  # numpy's hint to load it unsafely is not one to pass on
+            said = "it holds pickled Python objects, which dlx never loads"
+        why = (f"its arrays do not fit the model its config.yaml builds ({said})"
+               if said.startswith(("parameter", "missing parameter")) else
+               f"not a model dlx saved ({type(e).__name__}: {said[:80] or 'an empty file'})")
+        raise UsageError(f"{path}: {why}") from None
     model.eval()
     return model, data
 

@@ -861,7 +861,9 @@ def main() -> None:
             name = ctx.command_path if ctx is not None else "dlx"
             typer.echo(f"error: {e.format_message()} (see `{name} --help`)", err=True)
             code = 2
-    except (KeyboardInterrupt, Abort):
+    except (KeyboardInterrupt, Abort) as e:
+        if isinstance(e.__cause__, EOFError):  # click turns any EOFError into Abort: not a ^C
+            raise e.__cause__ from None
         typer.echo("error: interrupted", err=True)
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

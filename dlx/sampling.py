@@ -23,8 +23,8 @@ def sample_text(path: str | Path, prompt: str = "\n", length: int = 500,
     from dlx.records.files import MODEL
     from dlx.records.store import load_run
 
-    if temperature <= 0:
-        raise UsageError(f"--temperature must be > 0, got {temperature}")
+    if not 0 < temperature < float("inf"):
+        raise UsageError(f"--temperature must be a finite number > 0, got {temperature}")
     run = load_run(path)
     dataset = (run.config.get("dataset") or {}).get("name")
     if dataset not in TEXT_DATASETS:

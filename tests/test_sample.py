@@ -124,3 +124,35 @@ def test_sample_bad_input(lm_run, default_run):
     for f in ("config.yaml", "summary.json", "metrics.csv"):
         (no_model / f).write_bytes((run / f).read_bytes())
     assert_one_error_line(cli("sample", str(no_model)), "no model.npz")
+    for t in ("nan", "inf", "-inf"):
+        assert_one_error_line(cli("sample", str(run), "--temperature", t), "finite number > 0")
+
+
+@pytest.mark.slow
+def test_sample_of_a_record_whose_model_or_config_was_tampered_with(lm_run, tmp_path):
+    """A zero-byte model.npz is a bad file, not "interrupted" (exit 130, as click calls every
+    EOFError); a pickle is never loaded; a config.yaml edited after the run does not fit its
+    weights. Each is one line naming the file, exit 2."""
+    import shutil
+
+    import yaml
+
+    cli, run = lm_run
+    cases = {"zero-byte": (b"", "not a model dlx saved", "EOFError"),
+             "garbage": (b"\x93NUMPY garbage" * 9, "not a model dlx saved"),
+             "pickle": (None, "pickled Python objects, which dlx never loads"),
+             "edited": (None, "do not fit the model its config.yaml builds", "tok.W")}
+    for name, (content, *said) in cases.items():
+        copy = tmp_path / name
+        shutil.copytree(run, copy)
+        if content is not None:
+            (copy / "model.npz").write_bytes(content)
+        elif name == "pickle":
+            np.save(copy / "model.npz", np.array([{"W": 1}], dtype=object), allow_pickle=True)
+            (copy / "model.npz.npy").rename(copy / "model.npz")
+        else:
+            cfg = yaml.safe_load((copy / "config.yaml").read_text())
+            cfg["model"]["d_model"] *= 2
+            (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+        result = cli("sample", str(copy), "--length", "5")
+        assert_one_error_line(result, f"{copy / 'model.npz'}:", *said)
