@@ -18,6 +18,7 @@ What this module adds around Hydra:
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -388,11 +389,16 @@ def main(args: list[str]) -> int:
         if debug or user_full_error:
             raise e.args[0] from None
         print(f"error: {e.args[0]}", file=sys.stderr)
-        return 2
+        return e.code
     except Exception as e:
         _discard_unused()
         if debug or user_full_error:
             raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Hydra's own files of the run (.hydra/) on a full disk: no run started
+            where = f" (writing {e.filename})" if e.filename else ""
+            print(f"error: cannot start a run: {e.strerror}{where}", file=sys.stderr)
+            return 1
         print(f"error: {describe(e)}{_hint(args) if _is_parse_error(e) else ''}", file=sys.stderr)
         return 2
     finally:

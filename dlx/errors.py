@@ -20,4 +20,9 @@ class Unavailable(UsageError):
 
 class Rejected(BaseException):
     """Carries a UsageError out of a Hydra callback or an OmegaConf resolver (which would turn
-    an Exception into a warning, or wrap it in an interpolation error)."""
+    an Exception into a warning, or wrap it in an interpolation error). ``code``: the exit code
+    (2, bad usage; 1 for a run that could not start, e.g. on a full disk)."""
+
+    def __init__(self, error: Exception, code: int = 2):
+        super().__init__(error)
+        self.code = code

@@ -9,6 +9,7 @@ recorded and then re-raised, so Ctrl-C stops a whole sweep.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -26,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlx import interrupts, threads
 from dlx._version import __version__
-from dlx.errors import UsageError
+from dlx.errors import Rejected, UsageError
 from dlx.records import checkpoint
-from dlx.records.files import PLOTS
+from dlx.records.files import PLOTS, replacing, write_bytes
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, MODEL, SUMMARY, process_start, write_json
 
@@ -134,12 +135,19 @@ def _run_job(cfg: DictConfig, resolved: dict, run_dir: Path, overrides: list[str
         log.info(f"resuming from the checkpoint after epoch {resume[1]['epoch']}")
     # summary.json (status running) first, then config.yaml: a start cut between the two is
     # recognised as one that never got going (records.store.occupant) and carried on
-    write_json(run_dir / SUMMARY, summary)
-    (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    try:
+        write_json(run_dir / SUMMARY, summary)
+        write_bytes(run_dir / CONFIG, OmegaConf.to_yaml(cfg, resolve=True).encode())
+        rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"][METRICS], resume[1]["final"],
+                                                resume[1]["best"]) if resume else None)
+    except OSError as e:  # a full disk: no start at all (an earlier record's files are intact)
+        if previous is None:
+            for name in (SUMMARY, CONFIG, METRICS):
+                (run_dir / name).unlink(missing_ok=True)
+        raise Rejected(UsageError(f"cannot start a run in {run_dir}: {e.strerror or e}"),
+                       code=1) from None
     start = time.perf_counter()
     handlers = interrupts.install()
-    rec = MetricsWriter(run_dir / METRICS, (resume[1]["files"][METRICS], resume[1]["final"],
-                                            resume[1]["best"]) if resume else None)
     message, phase = "interrupted", "training"
     try:
         try:
@@ -202,7 +210,7 @@ def _close(rec: MetricsWriter, summary: dict) -> None:
 def _write_summary(run_dir: Path, summary: dict) -> None:
     """The summary, if the disk takes it: the run's end is logged either way."""
     try:
-        write_json(run_dir / SUMMARY, summary)
+        write_json(run_dir / SUMMARY, summary, in_place_if_full=True)
     except OSError as e:
         log.error(f"cannot write {run_dir / SUMMARY}: {e.strerror or e}")
 
@@ -214,23 +222,20 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         summary["threads"] = threads.apply(resolved)  # BLAS/OpenMP/torch pools, before training
         result = task(resolved, rec, run_dir, resume)
         if result.weights:
-            np.savez(run_dir / MODEL, **result.weights)
+            with replacing(run_dir / MODEL) as f:
+                np.savez(f, **result.weights)
     except UsageError as e:  # an invalid value found only while building (e.g. data on disk)
         summary.update(status="failed", error=str(e))
         return f"failed: {e}"
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _failed(e, resolved, run_dir, summary)
+        # the disk is full: the machine's state, not a bug to trace (the temporary files the
+        # run was writing are gone, so its final status still fits)
+        summary.update(status="failed", error=f"{e.strerror} (writing to {e.filename or run_dir})")
+        return f"failed: {summary['error']}"
     except Exception as e:  # noqa: BLE001 - any failure is recorded, the sweep goes on
-        from dlx.learner import pieces, their_frames
-
-        debug = os.environ.get("DLX_DEBUG") == "1"
-        log.error("run failed", exc_info=True, extra={"console": debug})
-        # the learner's frames only when the run ran the learner's code: anything else that
-        # raised is dlx's own failure, whose traceback is in run.log (and on the console with
-        # --debug), not a lesson for the learner
-        theirs = None if debug or not pieces(resolved) else their_frames(e)
-        if theirs:  # the learner's code raised: its frames, on the console
-            log.error(theirs)
-        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        return f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
+        return _failed(e, resolved, run_dir, summary)
     if result.early_stopping:
         summary["early_stopping"] = result.early_stopping
     summary.update(result.extra)
@@ -244,6 +249,23 @@ def _execute(task, resolved: dict, rec: MetricsWriter, run_dir: Path, resume, su
         return f"diverged at step {result.diverged_at_step}: {result.diverged_reason}"
     summary["status"] = "completed"
     return "completed"
+
+
+def _failed(e: Exception, resolved: dict, run_dir: Path, summary: dict) -> str:
+    """A failure of the run's code: recorded with its traceback in run.log; the learner's own
+    frames on the console when their code raised."""
+    from dlx.learner import pieces, their_frames
+
+    debug = os.environ.get("DLX_DEBUG") == "1"
+    log.error("run failed", exc_info=True, extra={"console": debug})
+    # the learner's frames only when the run ran the learner's code: anything else that
+    # raised is dlx's own failure, whose traceback is in run.log (and on the console with
+    # --debug), not a lesson for the learner
+    theirs = None if debug or not pieces(resolved) else their_frames(e)
+    if theirs:  # the learner's code raised: its frames, on the console
+        log.error(theirs)
+    summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+    return f"failed: {summary['error']} (traceback in {run_dir / 'run.log'})"
 
 
 def _objective(cfg: dict, summary: dict) -> float:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from dlx.records.files import CHECKPOINT
+from dlx.records.files import CHECKPOINT, replacing
 
 NAME = CHECKPOINT
 IGNORED = ("progress", "runs_dir")  # how a run is shown or stored, not what it computes
@@ -28,9 +27,8 @@ def config_key(cfg: dict) -> str:
 
 
 def save(run_dir: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    tmp = run_dir / f".{NAME}.tmp.npz"
-    np.savez(tmp, __meta__=np.array(json.dumps({**meta, "format": FORMAT})), **arrays)
-    os.replace(tmp, run_dir / NAME)
+    with replacing(run_dir / NAME) as f:  # no temporary file left if the disk is full
+        np.savez(f, __meta__=np.array(json.dumps({**meta, "format": FORMAT})), **arrays)
 
 
 def load(run_dir: Path, cfg: dict) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -26,11 +26,12 @@ from dlx.records.files import (  # noqa: F401 - re-exported: the names readers u
     PLOTS,
     SUMMARY,
     TIMING,
+    write_bytes,
 )
 from dlx.records.metrics import HEADER
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict, in_place_if_full: bool = False) -> None:
     """Write JSON atomically (temp file + rename); non-finite floats become null (strict JSON)."""
 
     def clean(x):
@@ -42,9 +43,7 @@ def write_json(path: Path, data: dict) -> None:
             return [clean(v) for v in x]
         return x
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(clean(data), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_bytes(path, (json.dumps(clean(data), indent=2) + "\n").encode(), in_place_if_full)
 
 
 def is_sweep(path: Path) -> bool:
