@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import logging
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from dlx import resolvers  # noqa: F401 - registers dlx's OmegaConf resolvers
+from dlx import interrupts, resolvers  # noqa: F401 - resolvers: registers dlx's OmegaConf resolvers
 from dlx.config import validate
 from dlx.errors import Rejected, UsageError
 from dlx.nn.transformer import width_for_budget
@@ -103,6 +105,7 @@ class ValidateCallback(Callback):
                 raise
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
         _hold_sweep(Path(_State.sweep_dir))
+        interrupts.forward(functools.partial(_pass_to_workers, Path(_State.sweep_dir)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # the basic sweeper writes multirun.yaml; others (Optuna) do not: every sweep has one
@@ -324,6 +327,31 @@ def _hold_sweep(sweep: Path) -> None:
         raise _Rejected(e) from None
 
 
+def _pass_to_workers(sweep: Path, signum: int, patience: float = 30.0) -> None:
+    """Ctrl-C or SIGTERM to a sweep: its launcher's worker processes (joblib's) get the signal
+    too, and the sweep waits (up to ``patience`` s) until none of its members' directories is
+    held, so each member has recorded ``interrupted`` before joblib's clean-up kills the
+    workers. Without this a SIGTERM to the sweep's process alone left its members ``lost``."""
+    import multiprocessing
+
+    from dlx.records.lock import busy
+
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        try:
+            os.kill(worker.pid, signum)
+        except OSError:  # gone already
+            pass
+    deadline = time.monotonic() + patience
+    while workers and time.monotonic() < deadline:
+        try:
+            if not any(busy(d) for d in sweep.iterdir() if d.is_dir()):
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
+
+
 def _release_locks(discard: bool = False) -> None:
     """Let go of this command's locks; ``discard`` (a sweep refused or stopped at start-up):
     also remove the lock files it made, so that a folder it was refused keeps nothing of it."""
@@ -359,8 +387,6 @@ def _discard_unused() -> None:
 
 def main(args: list[str]) -> int:
     """Run ``dlx run ARGS``; return the exit code (0 ok or diverged, 1 failed, 2 usage, 130 ^C)."""
-    from dlx import interrupts
-
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -12,14 +12,34 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 _received: list[int] = []
+_last = [float("-inf")]  # when the last signal came (time.monotonic)
+_forwarders: list = []
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+TWICE = 1.0  # s: a second signal this soon is the same interrupt arriving twice
 
 
 def _handler(signum, frame):
+    now, first = time.monotonic(), not _received
+    if not first and now - _last[0] < TWICE:
+        # Ctrl-C reaches a sweep's worker from the terminal and again from the sweep, which
+        # passes every signal on: the second must not cut short the recording of the first
+        return
     _received.append(signum)
+    _last[0] = now
+    if first:
+        for forward in list(_forwarders):
+            forward(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def forward(callback) -> None:
+    """``callback(signum)`` runs on the first Ctrl-C or SIGTERM, before the KeyboardInterrupt is
+    raised: a sweep passes the signal on to its launcher's worker processes there and waits for
+    them to record it (:func:`dlx.app._pass_to_workers`). :func:`clear` forgets it."""
+    _forwarders.append(callback)
 
 
 def _unraisable(previous):
@@ -53,6 +73,8 @@ def restore(previous: dict | None) -> None:
 
 def clear() -> None:
     _received.clear()
+    _forwarders.clear()
+    _last[0] = float("-inf")
 
 
 def check() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,6 +91,38 @@ def test_a_killed_sweep_resumes_only_what_is_missing(cli, tmp_path):
     reference = cli.run_dir(cli("run", "optimizer.lr=0.05", "epochs=800"))
     assert metrics(sweep / "1") == metrics(reference)  # as if never interrupted
     assert json.loads((sweep / "2" / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to", ["the sweep's process", "the process group (Ctrl-C)"])
+def test_an_interrupted_joblib_sweep_records_its_members_interrupted(cli, plugins, tmp_path, to):
+    """SIGTERM to the sweep's process alone used to leave its joblib members `lost` (the
+    workers never heard of it and joblib's clean-up killed them); Ctrl-C reaches the workers
+    from the terminal and from the sweep, which passes it on: recorded once, not cut short."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx.cli", "run", "-m", "hydra/launcher=joblib",
+         "optimizer=sgd,adam", "epochs=100000", "progress=none", f"hydra.sweep.dir={sweep}"],
+        cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # both members are training
+        if all((sweep / m / "metrics.csv").exists() and (sweep / m / "metrics.csv").stat().st_size
+               > 2000 for m in "01"):
+            break
+        time.sleep(0.1)
+    if to == "the sweep's process":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "sweep interrupted: 0 of 2 runs finished: 2 interrupted" in err, err
+    for m in "01":
+        summary = json.loads((sweep / m / "summary.json").read_text())
+        assert summary["status"] == "interrupted" and summary["steps"] > 0, (m, summary)
+        assert cli("show", str(sweep / m)).returncode == 0
+    assert "Traceback" not in err, err
 
 
 def test_compare_groups_seeds_into_mean_and_std(cli, tmp_path):
