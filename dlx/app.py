@@ -385,8 +385,11 @@ def _discard_unused() -> None:
                 pass
 
 
-def main(args: list[str]) -> int:
-    """Run ``dlx run ARGS``; return the exit code (0 ok or diverged, 1 failed, 2 usage, 130 ^C)."""
+def main(args: list[str], command: bool = False) -> int:
+    """Run ``dlx run ARGS``; return the exit code (0 ok or diverged, 1 failed, 2 usage, 130 ^C).
+    ``command``: the process is `dlx run` itself, which exits next: once the runs are over, a
+    late Ctrl-C or SIGTERM is ignored (it would turn a finished run's exit code into 130 or a
+    death by signal while the directory is printed)."""
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -403,9 +406,11 @@ def main(args: list[str]) -> int:
     sys.argv = ["dlx run", *args]
     interrupts.clear()
     handlers = interrupts.install()
+    finished = False
     try:
         _hydra_main()
         interrupts.check()  # one that Hydra or a library swallowed
+        finished = True
     except SystemExit as e:  # --help, --hydra-help, --info
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
@@ -429,7 +434,7 @@ def main(args: list[str]) -> int:
         return 2
     finally:
         _release_locks()  # the sweep's, on every way out
-        interrupts.restore(handlers)
+        (interrupts.settle if finished and command else interrupts.restore)(handlers)
         sys.argv = saved[0]
         if saved[1] is None:
             os.environ.pop("DLX_DEBUG", None)

@@ -115,7 +115,7 @@ def run(ctx: typer.Context) -> None:
     try:
         # last: argparse takes the overrides in one run
         args += inline.search_overrides(args, quick)
-        code = main(args)
+        code = main(args, command=True)
     except UsageError as e:
         _fail(str(e))
     finally:

@@ -71,6 +71,16 @@ def restore(previous: dict | None) -> None:
         signal.signal(s, handler)
 
 
+def settle(previous: dict | None) -> None:
+    """As :func:`restore`, but Ctrl-C and SIGTERM are ignored from now on: a command whose work
+    is done and recorded (it only says so and exits) is not turned into "interrupted", or killed
+    by the signal, by one that comes late."""
+    restore(previous)
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+
+
 def clear() -> None:
     _received.clear()
     _forwarders.clear()
