@@ -150,17 +150,33 @@ def test_an_output_option_never_overwrites_a_record(cli, default_run):
     assert cli("compare", str(run), "--csv", str(cli.cwd / "table.csv")).returncode == 0
 
 
-@pytest.mark.parametrize("left", ["summary", "config"])
+@pytest.mark.parametrize("left", ["hydra", "summary", "config"])
 def test_a_start_cut_short_is_carried_on_by_the_same_command(cli, left):
-    """Killed between the record's first files (a summary that says running, no step; or a
-    config.yaml alone, as dlx wrote them before): running the command again carries on."""
+    """Killed between the record's first files (Hydra's alone; a summary that says running, no
+    step; or a config.yaml alone, as dlx wrote them before): `dlx list` names the folder,
+    `dlx rm` removes it (it refused: "not a run"), running the command again carries on."""
+    import shutil
+    import socket
+
     run = cli.cwd / "runs" / "cut"
     (run / ".hydra").mkdir(parents=True)
+    (run / "run.log").write_text("")
     if left == "summary":
         (run / "summary.json").write_text(json.dumps({"status": "running", "steps": 0,
-                                                      "pid": 999999, "host": "x"}))
-    else:
+                                                      "pid": 999999, "pid_start": "1",
+                                                      "host": socket.gethostname()}))
+    elif left == "config":
         (run / "config.yaml").write_text("seed: 0\n")
+    listed = cli("list", str(cli.cwd / "runs"))
+    assert listed.returncode == 0, listed.stderr
+    if left == "summary":  # a record, with a summary to show: the run is lost
+        assert "lost" in listed.stdout
+    else:
+        assert f"{run}: a start cut short, no record in it" in listed.stdout, listed.stdout
+    other = run.with_name("cut2")
+    shutil.copytree(run, other)
+    removed = cli("rm", str(other), "--root", str(cli.cwd / "runs"))
+    assert removed.returncode == 0 and not other.exists(), removed.stderr
     again = cli("run", f"hydra.run.dir={run}")
     assert again.returncode == 0, again.stderr
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"

@@ -209,6 +209,18 @@ def not_a_record(path: str | Path) -> Path:
     return path
 
 
+def never_started(path: Path) -> bool:
+    """A directory a run's start left before its record began (Hydra's .hydra/ and run.log,
+    perhaps a config.yaml): `dlx list` names it, `dlx rm` removes it, the same command carries
+    on in it. (One with a summary is a record: listed as `lost` once its process is gone.)"""
+    try:
+        entries = {p.name for p in path.iterdir()}
+    except OSError:
+        return False
+    return bool(entries) and not (is_run(path) or is_sweep(path)) \
+        and (not entries - BEFORE_A_RUN or _start_cut_short(path, entries))
+
+
 def _start_cut_short(run_dir: Path, entries: set[str]) -> bool:
     """A run's start interrupted before its record was whole: nothing but what a start-up
     writes (its copy of the learner's source, a summary that says `running` with no step

@@ -31,6 +31,7 @@ from dlx.records.store import (
     is_sweep,
     load_run,
     mark_learner,
+    never_started,
     read_overrides,
     read_summary,
     sweep_members,
@@ -429,14 +430,24 @@ def list_rows(entries: list[Entry]) -> tuple[list[Column], list[list]]:
 
 def print_runs(root: Path, width: int | None = None, file=None, selection=None) -> None:
     entries = list_entries(root, selection)
+    console = console_for(width or output_width(), file)
     if not entries:
         given = selection.given if selection is not None else []
         what = (f"no runs under {root} match {' '.join(given)}" if given
                 else f"no runs under {root} yet: `dlx run` makes one")
-        console_for(width or output_width(), file).print(Text(what), soft_wrap=True)
+        console.print(Text(what), soft_wrap=True)
+    else:
+        columns, rows = list_rows(entries)
+        print_fitted(columns, rows, title=f"runs under {root}", width=width, file=file)
+    from dlx.records.lock import busy
+
+    if selection is not None and selection.given:
         return
-    columns, rows = list_rows(entries)
-    print_fitted(columns, rows, title=f"runs under {root}", width=width, file=file)
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name != ".trash"):
+        if never_started(path) and not busy(path):  # killed at start-up: not a record
+            console.print(Text(f"{printable(str(path))}: a start cut short, no record in it "
+                               f"(`dlx rm {printable(str(path))}` removes it; the same command "
+                               f"carries on in it)"), soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.records.lock import busy
-from dlx.records.store import check_dir, is_sweep, read_summary, sweep_members
+from dlx.records.store import check_dir, is_sweep, never_started, read_summary, sweep_members
 
 TRASH = ".trash"
 
@@ -53,7 +53,9 @@ def check_removable(paths: list[Path], root: Path) -> list[Path]:
     root_abs = root.resolve()
     out: list[Path] = []
     for given in paths:
-        path = check_dir(given)
+        # a start cut short (a folder that holds no record yet) may go too
+        path = Path(given) if Path(given).is_dir() and never_started(Path(given)) \
+            else check_dir(given)
         real = path.resolve()
         if real.parent.name == TRASH and real.parent.parent == root_abs:
             raise UsageError(f"{given} is in the trash already (`dlx rm --purge` deletes it)")
