@@ -31,6 +31,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlx import interrupts, resolvers  # noqa: F401 - resolvers: registers dlx's OmegaConf resolvers
@@ -62,6 +63,34 @@ def _new_run_dir(root, name) -> str:
 
 
 OmegaConf.register_new_resolver("dlx_run_dir", _new_run_dir, use_cache=True, replace=True)
+
+_SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(", "sort(", "shuffle(")
+
+
+def _sweep_name(name: str, *, _root_: DictConfig) -> str:
+    """``${dlx_sweep_name:${name}}``, a sweep directory's name: ``name``, except for a sweep
+    over models whose ``name`` is its base config's model (``-m model=cnn,my_lenet`` made
+    ``...-logreg-...``): the models it sweeps (``cnn+my_lenet``), or ``models``."""
+    return _swept_models(_root_) or name
+
+
+OmegaConf.register_new_resolver("dlx_sweep_name", _sweep_name, replace=True)
+
+
+def _swept_models(cfg: DictConfig) -> str | None:
+    raw = cfg._get_node("name")
+    if raw is None or str(raw._value()).replace(" ", "") != "${dlx_option:model}" \
+            or OmegaConf.select(cfg, "hydra.mode", default=None) != RunMode.MULTIRUN:
+        return None
+    for override in OmegaConf.select(cfg, "hydra.overrides.task", default=None) or []:
+        key, _, value = str(override).partition("=")
+        if key.lstrip("+~") != "model":
+            continue
+        if value.startswith(_SWEEP_FUNCTIONS):
+            return "models"
+        if "," in value:
+            return "+".join(v.strip() for v in value.split(","))
+    return None
 
 
 OmegaConf.register_new_resolver("dlx_width", width_for_budget, replace=True)

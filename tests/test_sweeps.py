@@ -57,6 +57,21 @@ def test_optuna_sweeper_minimizes_the_monitored_metric(cli, plugins):
     assert cli("plot", str(sweep)).returncode == 0
 
 
+@pytest.mark.slow
+def test_a_sweep_over_models_is_named_after_them(cli):
+    """Named after its base config's model, `-m model=mlp,linreg` went into `...-logreg-...`."""
+    names = {}
+    for sweep in ("model=mlp,logreg", "model=choice(mlp,logreg)", "optimizer=sgd,adam"):
+        result = cli("run", "-m", sweep, "epochs=1", "progress=none")
+        assert result.returncode == 0, result.stderr
+        names[sweep] = cli.run_dir(result).name.split("-")[2]
+    assert names == {"model=mlp,logreg": "mlp+logreg", "model=choice(mlp,logreg)": "models",
+                     "optimizer=sgd,adam": "logreg"}
+    named = cli("run", "-m", "model=mlp,logreg", "name=mine", "epochs=1", "progress=none")
+    assert named.returncode == 0, named.stderr  # a name given (an experiment's too) is kept
+    assert cli.run_dir(named).name.split("-")[2] == "mine"
+
+
 def test_missing_plugin_names_the_extra(cli, plugins):
     assert_one_error_line(cli("run", "-m", "hydra/launcher=nope"), "unknown hydra/launcher 'nope'",
                           "dlx[launchers]")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_.") or "run"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(name)).strip("_.") or "run"
 
 
 def create_unique_dir(root: str | Path, name: str) -> Path:
