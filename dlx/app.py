@@ -123,6 +123,7 @@ class ValidateCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _install_sweep_checks()  # now: Hydra's plugin scan re-executes the sweeper modules
+        _register_tuned_sweeper()
         _adopt(config)
         try:
             _validate(config)
@@ -130,7 +131,7 @@ class ValidateCallback(Callback):
             # The sweep's base config is none of its members (model=mlp,linreg dataset=function
             # composes with the default model, which cannot read the data): the basic sweeper
             # checks every member before it creates anything, and names the one that fails.
-            if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            if not str(config.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "TunedSweeper")):
                 raise
         _State.sweep_dir = str(config.hydra.sweep.dir)  # resolving the default creates it
         _hold_sweep(Path(_State.sweep_dir))
@@ -220,6 +221,16 @@ def _check_members(sweeper, batch, start: int) -> None:
         with open_dict(member):
             member.hydra.job.num = num
         _check_dir(Path(member.hydra.sweep.dir) / str(member.hydra.sweep.subdir), member, label)
+
+
+def _register_tuned_sweeper() -> None:
+    """`hydra/sweeper=tuned` (dlx.tuning), registered with Hydra before it instantiates the
+    sweeper: Hydra's scan of the hydra_plugins namespace misses an editable install's."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.dlx_tuned_sweeper import TunedSweeper
+
+    Plugins.instance().register(TunedSweeper)
 
 
 def _install_sweep_checks() -> None:

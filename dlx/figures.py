@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.plots.style import FORMATS
+from dlx.records.files import TUNING
 from dlx.records.store import Run, check_dir, is_sweep, load_run
 
 log = logging.getLogger("dlx.plots")
@@ -105,6 +106,10 @@ def plot_sweep(sweep_dir: Path, fmt: str = "png", out: Path | None = None,
     module = hooks(experiment_of(runs[0].config))
     written = overlays(out, runs, labels, name, fmt, notes) \
         if getattr(module, "GENERIC_RUN_PLOTS", True) else []
+    if (sweep_dir / TUNING).is_file():  # a tuned sweep: each arm's sensitivity curve
+        from dlx.plots.tuning import tuning_figure
+
+        written += guarded(notes, "tuning", tuning_figure, sweep_dir, out, fmt)
     if hasattr(module, "plot_sweep"):
         written += guarded(notes, f"{name}.plot_sweep", module.plot_sweep, sweep_dir, runs,
                            labels, fmt, out)

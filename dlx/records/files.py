@@ -19,6 +19,7 @@ PLOTS = "plots"                 # the figures
 MULTIRUN = "multirun.yaml"      # a sweep's record (Hydra's)
 NOTES = "notes.md"              # the learner's notes (`dlx note`)
 TAGS = "tags.txt"               # the learner's tags (`dlx tag`)
+TUNING = "tuning.csv"           # a tuned sweep's trials and each arm's choice (dlx.tuning)
 
 
 def file_name(stem: str) -> str:
