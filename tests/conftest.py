@@ -67,7 +67,8 @@ FIXTURE_NEEDS = {"torch": ("torch",), "plugins": ("plugins",), "tensorboardx": (
 # torch is installed, dlx's "needs PyTorch" otherwise) is marked @pytest.mark.both_ways(...):
 # CI's second run, with every extra, then runs it again even if it is an end-to-end (slow) test.
 # An end-to-end test that drives an extra's code path unmarked is refused at collection.
-EXTRA_PATHS = re.compile(r"backend=torch|--tensorboard|hydra/launcher=|hydra/sweeper=|"
+EXTRA_PATHS = re.compile(r"backend=torch|--tensorboard|hydra/launcher=|"
+                         r"hydra/sweeper=(?!tuned\b|basic\b)|"  # built-in sweepers need no extra
                          r"import torch|tensorboardX")
 
 

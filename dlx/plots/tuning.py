@@ -3,30 +3,13 @@ against the tuned setting, each arm's choice starred (see :mod:`dlx.tuning`)."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
-from dlx.errors import UsageError
 from dlx.plots.style import SPLIT_NAMES, figure, log_scale_if_wide, save, y_label
-from dlx.records.files import TUNING
-
-
-def read_tuning(sweep_dir: Path) -> list[dict]:
-    """tuning.csv's rows, the numbers parsed (an untrusted file: a bad one is a UsageError)."""
-    path = sweep_dir / TUNING
-    if path.is_symlink():
-        raise UsageError(f"{path} is a symlink: not read (a record's files are its own)")
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-        for r in rows:
-            r["objective"], r["mean_objective"] = float(r["objective"]), float(r["mean_objective"])
-            r["chosen"] = r["chosen"] == "1"
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
-    return rows
+from dlx.records.tuning import read_tuning
 
 
 def _number(setting: str) -> float | None:

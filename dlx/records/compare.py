@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dlx.errors import UsageError
 from dlx.records.store import Run, check_dir, is_sweep, sweep_members
+from dlx.records.tuning import tuned_keys
 
 HEADLINE = ("val/loss", "val/acc", "test/acc", "train/loss", "val/rmse", "test/rmse")  # rmse: regression
 
@@ -45,7 +46,7 @@ def collect(paths: list[Path], notes: bool = False) -> list[dict]:
     """One row per run (sweep members expanded): id, status, config.*, final.* and best.*;
     with ``notes``, each run's notes (with its sweep's, see :func:`_notes`) as ``notes`` (the
     latest's first line) and ``_notes_full`` (all of them)."""
-    rows = []
+    rows, tuned = [], {}
     for path in paths:
         path = check_dir(path)
         members = sweep_members(path) if is_sweep(path) else [path]
@@ -60,6 +61,9 @@ def collect(paths: list[Path], notes: bool = False) -> list[dict]:
                    "status": summary.get("status", "?")}
             row.update({f"config.{k}": v for k, v in _flatten(config).items()
                         if k.split(".")[0] not in IGNORED})
+            if sweep is not None:  # a tuned sweep: the setting each arm chose, always shown
+                row["_tuned"] = tuned[sweep] if sweep in tuned else \
+                    tuned.setdefault(sweep, tuned_keys(sweep))
             row.update({f"final.{k}": v for k, v in (summary.get("final") or {}).items()})
             row.update({f"best.{k}": v for k, v in (summary.get("best") or {}).items()})
             if notes:
@@ -114,7 +118,8 @@ def columns(rows: list[dict], show_all: bool) -> list[str]:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     config = [k for k in keys if k.startswith("config.")]
     if not show_all:
-        config = [k for k in config if len({str(r.get(k)) for r in rows}) > 1]
+        chosen = {f"config.{k}" for r in rows for k in r.get("_tuned", ())}
+        config = [k for k in config if len({str(r.get(k)) for r in rows}) > 1 or k in chosen]
         # a group option that differs (optimizer.name) implies its own options: show those only
         # where they vary between runs of the same option
         names = {k.rsplit(".", 1)[0] for k in config if k.endswith(".name")}

@@ -1,0 +1,123 @@
+"""Per-arm tuning (hydra/sweeper=tuned, dlx.tuning): each arm of a comparison at its own best
+setting. The end-to-end test is a comparison whose ranking flips once each arm is tuned."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+from conftest import assert_one_error_line
+
+from dlx.errors import UsageError
+from dlx.tuning import Spec, arms_of, choose, labels, trials_of
+
+GRID = "hydra.sweeper.tune.grid={optimizer.lr:[0.1,0.3,1.0,3.0]}"
+
+
+def test_the_spec_says_what_is_wrong():
+    spec = Spec.parse({"grid": {"optimizer.lr": "0.01,0.1"}, "budget": {"epochs": 2}})
+    assert spec.grid == {"optimizer.lr": ["0.01", "0.1"]} and spec.seeds == ["0"]
+    assert spec.settings() == [("optimizer.lr=0.01",), ("optimizer.lr=0.1",)]
+    two = Spec.parse({"grid": {"optimizer.lr": [1, 2], "optimizer.momentum": [0.5, 0.9]}})
+    assert len(two.settings()) == 4 and two.settings()[1] == ("optimizer.lr=1",
+                                                                "optimizer.momentum=0.9")
+    for bad, says in [({}, "at least one key"), ({"grid": {"a": []}}, "non-empty"),
+                      ({"grid": {"seed": [0, 1]}}, "the seed is not tuned"),
+                      ({"grid": {"a": [1]}, "budet": {}}, "unknown key(s) in hydra.sweeper.tune: "
+                                                          "budet"),
+                      ({"grid": {"a": [1]}, "budget": [1]}, "must map keys to values")]:
+        with pytest.raises(UsageError) as e:
+            Spec.parse(bad)
+        assert says in str(e.value), (bad, str(e.value))
+
+
+def test_arms_are_the_members_without_their_seed_named_by_what_differs():
+    members = [["optimizer=sgd", "seed=0", "epochs=5"], ["optimizer=sgd", "seed=1", "epochs=5"],
+               ["optimizer=adam", "seed=0", "epochs=5"], ["optimizer=adam", "seed=1", "epochs=5"]]
+    arms = arms_of(members)
+    assert list(arms) == [("optimizer=sgd", "epochs=5"), ("optimizer=adam", "epochs=5")]
+    assert list(labels(arms).values()) == ["optimizer=sgd", "optimizer=adam"]
+    spec = Spec.parse({"grid": {"optimizer.lr": [0.1, 1]}, "budget": {"epochs": 2},
+                       "seeds": [0, 1]})
+    trials = trials_of(arms, spec)
+    assert len(trials) == 2 * 2 * 2
+    arm, setting, seed, overrides = trials[3]
+    # the budget replaces the members' own epochs; each trial has its own directory tune/N
+    assert overrides == ["optimizer=sgd", "seed=1", "epochs=2",
+                         "optimizer.lr=1", "hydra.sweep.subdir=tune/3"]
+    assert (arm, setting, seed) == (("optimizer=sgd", "epochs=5"), ("optimizer.lr=1",), "1")
+
+
+def test_the_choice_is_the_best_mean_and_never_a_failed_setting():
+    arms = {("a",): [], ("b",): []}
+    spec = Spec.parse({"grid": {"lr": [1, 2, 3]}, "seeds": [0, 1]})
+    trials = trials_of(arms, spec)
+    objectives = [0.5, 0.5,   0.2, math.inf,   0.3, 0.3,    # a: lr=2 diverged once: not chosen
+                  0.4, 0.4,   0.4, 0.4,        0.9, 0.1]    # b: a tie goes to the first
+    chosen, mean = choose(trials, objectives)
+    assert chosen == {("a",): ("lr=3",), ("b",): ("lr=1",)}
+    assert mean[(("a",), ("lr=2",))] == math.inf and mean[(("b",), ("lr=3",))] == 0.5
+    nothing, _ = choose(trials, [math.inf] * 12)
+    assert nothing == {}
+
+
+def _final(sweep, member: str) -> float:
+    return json.loads((sweep / member / "summary.json").read_text())["best"]["val/loss"]
+
+
+@pytest.mark.slow
+def test_tuning_each_arm_flips_a_ranking_that_a_shared_learning_rate_made(cli):
+    """Adam against RMSProp on the default task (3 epochs): at one shared learning rate (0.1)
+    RMSProp is ahead; each at its own best (both at 1.0 of the grid 0.1..3) Adam is. The
+    tuned sweep records every trial, says each choice, and reuses them all when run again."""
+    common = ("optimizer=adam,rmsprop", "seed=0", "epochs=3", "progress=none")
+    shared = cli.run_dir(cli("run", "-m", *common, "optimizer.lr=0.1"))
+    assert _final(shared, "1") < _final(shared, "0")  # rmsprop ahead at the shared rate
+
+    args = ("run", "-m", "hydra/sweeper=tuned", *common, GRID,
+            f"hydra.sweep.dir={cli.cwd / 'tuned'}")
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    tuned = cli.cwd / "tuned"
+    assert "tuned: optimizer=adam: optimizer.lr=1.0 (best:val/loss 0.02116)" in result.stderr
+    assert "tuned: optimizer=rmsprop: optimizer.lr=1.0" in result.stderr
+    assert _final(tuned, "0") < _final(tuned, "1")  # adam ahead, each at its own rate
+    rows = list(csv.DictReader((tuned / "tuning.csv").open()))
+    assert len(rows) == 8 and [r["run"] for r in rows] == [f"tune/{i}" for i in range(8)]
+    assert [(r["arm"], r["setting"]) for r in rows if r["chosen"] == "1"] == \
+        [("optimizer=adam", "optimizer.lr=1.0"), ("optimizer=rmsprop", "optimizer.lr=1.0")]
+    for r in rows:  # each trial's objective is its own run's monitored metric
+        summary = json.loads((tuned / r["run"] / "summary.json").read_text())
+        assert float(r["objective"]) == summary["best"]["val/loss"]
+    member = json.loads((tuned / "0" / "summary.json").read_text())
+    assert member["overrides"][-1] == "optimizer.lr=1.0"  # the record says the arm's setting
+    compared = cli("compare", str(tuned), "--csv", str(cli.cwd / "compared.csv"))
+    assert compared.returncode == 0, compared.stderr
+    table = list(csv.DictReader((cli.cwd / "compared.csv").open()))  # the chosen lr is shown,
+    assert [float(r["optimizer.lr"]) for r in table] == [1.0, 1.0]  # the same for both arms
+    assert cli("plot", str(tuned)).stdout.strip().endswith("tuning.png")
+
+    again = cli(*args)  # every trial and member is a finished run: reused, not retrained
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("already completed with this config; skipped") == 10
+
+
+@pytest.mark.slow
+def test_tuning_refuses_a_grid_key_also_set_and_a_bad_spec(cli):
+    assert_one_error_line(
+        cli("run", "-m", "hydra/sweeper=tuned", "optimizer=sgd,adam", "optimizer.lr=0.1", GRID),
+        "optimizer.lr is tuned per arm", "hydra/sweeper=basic")
+    assert_one_error_line(cli("run", "-m", "hydra/sweeper=tuned", "optimizer=sgd,adam"),
+                          "hydra.sweeper.tune.grid must name at least one key")
+    assert not (cli.cwd / "runs").exists() or not any((cli.cwd / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_tuning_under_the_joblib_launcher_chooses_the_same(cli, plugins):
+    args = ("run", "-m", "hydra/sweeper=tuned", "optimizer=adam,rmsprop", "seed=0", "epochs=3",
+            "progress=none", GRID)
+    basic = cli.run_dir(cli(*args))
+    joblib = cli.run_dir(cli(*args, "hydra/launcher=joblib"))
+    assert (basic / "tuning.csv").read_bytes() == (joblib / "tuning.csv").read_bytes()
