@@ -159,7 +159,10 @@ def test_sweep_plot_and_list(cli):
     written = {Path(p).name for p in result.stdout.split()}
     assert {"val_loss.png", "val_acc.png", "train_loss.png"} <= written
     runs, skipped = load_members(sweep)
-    assert member_labels(runs) == ["optimizer=sgd", "optimizer=momentum", "optimizer=adam"]
+    # each at its own default learning rate: the legend says which, it decides the result
+    assert member_labels(runs) == ["optimizer=sgd, optimizer.lr=0.1",
+                                   "optimizer=momentum, optimizer.lr=0.05",
+                                   "optimizer=adam, optimizer.lr=0.001"]
     assert skipped == []
 
     listing = cli("list")

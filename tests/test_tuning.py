@@ -98,6 +98,11 @@ def test_tuning_each_arm_flips_a_ranking_that_a_shared_learning_rate_made(cli):
     table = list(csv.DictReader((cli.cwd / "compared.csv").open()))  # the chosen lr is shown,
     assert [float(r["optimizer.lr"]) for r in table] == [1.0, 1.0]  # the same for both arms
     assert cli("plot", str(tuned)).stdout.strip().endswith("tuning.png")
+    from dlx.plots.sweep import load_members, member_labels
+
+    runs, _ = load_members(tuned)  # the legends name each arm's rate, the same for both
+    assert member_labels(runs) == ["optimizer=adam, optimizer.lr=1.0",
+                                   "optimizer=rmsprop, optimizer.lr=1.0"]
 
     again = cli(*args)  # every trial and member is a finished run: reused, not retrained
     assert again.returncode == 0, again.stderr

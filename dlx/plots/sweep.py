@@ -47,8 +47,37 @@ def load_members(sweep_dir: Path) -> tuple[list[Run], list[str]]:
     return runs, skipped
 
 
+DECIDING = ("optimizer.lr",)  # a setting that decides a comparison: named where it differs
+
+
+def _with_tuned(runs: list[Run], diffs: list[list[str]]) -> list[list[str]]:
+    """``diffs`` with the setting that decides the result: for a tuned sweep's members the
+    setting their arm chose (even where every arm chose the same), and the learning rate
+    wherever it differs between members without being what they were swept over (each
+    optimizer's own default)."""
+    from dlx.records.tuning import tuned_keys
+
+    if not runs:
+        return diffs
+    keys = set(tuned_keys(runs[0].path.parent))
+    out = [d + [o for o in r.overrides if o.partition("=")[0] in keys and o not in d]
+           for r, d in zip(runs, diffs)]
+    for key in DECIDING:
+        values = [_select(r.config, key) for r in runs]
+        if len({repr(v) for v in values}) > 1:
+            out = [d if any(o.partition("=")[0] == key for o in d) else d + [f"{key}={v}"]
+                   for d, v in zip(out, values)]
+    return out
+
+
+def _select(config: dict, key: str):
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
 def member_labels(runs: list[Run]) -> list[str]:
-    diffs = differing([r.overrides for r in runs])
+    diffs = _with_tuned(runs, differing([r.overrides for r in runs]))
     labels = []
     for run, diff in zip(runs, diffs):
         label = ", ".join(mark_learner(diff, run.summary)) or f"member {run.path.name}"
@@ -61,7 +90,8 @@ def member_labels(runs: list[Run]) -> list[str]:
 
 def seed_groups(runs: list[Run]) -> list[tuple[str, list[int]]]:
     """Members grouped by what differs between them apart from the seed: (label, indices)."""
-    diffs = differing([[o for o in r.overrides if not o.startswith("seed=")] for r in runs])
+    diffs = _with_tuned(runs, differing([[o for o in r.overrides if not o.startswith("seed=")]
+                                         for r in runs]))
     groups: dict[str, list[int]] = {}
     for i, diff in enumerate(diffs):  # the learner's code marked: class and file hash
         groups.setdefault(", ".join(mark_learner(diff, runs[i].summary)) or "all", []).append(i)
