@@ -118,7 +118,8 @@ def labels(arms) -> dict[tuple[str, ...], str]:
     for arm in arms:
         for o in arm:
             values.setdefault(_key(o), set()).add(o)
-    differs = {k for k, v in values.items() if len(v) > 1 or any(k not in map(_key, a) for a in arms)}
+    differs = {k for k, v in values.items() if len(v) > 1 or any(k not in map(_key, a) for a in arms)
+               or len(arms) == 1}  # one arm: all of what sets it
     return {arm: " ".join(o for o in arm if _key(o) in differs) or "the base config"
             for arm in arms}
 
@@ -223,7 +224,7 @@ class TunedSweeper(BasicSweeper):
         tried = self.launcher.launch([t[3] for t in trials], initial_job_idx=0)
         objectives = [float(r.return_value) for r in tried]
         chosen, mean = choose(trials, objectives)
-        monitor = str(self.config.get("monitor", "best:val/loss"))
+        monitor = spec.budget.get("monitor") or str(self.config.get("monitor", "best:val/loss"))
         named = labels(arms)
         budget = " ".join(f"{k}={v}" for k, v in spec.budget.items()) or "the members' own"
         write_bytes(sweep_dir / TUNING, table(trials, objectives, chosen, mean, monitor, named,
