@@ -227,7 +227,9 @@ def _training_axes(ax_loss, ax_norm, groups: dict[str, list], note: str) -> None
 
 def _clip_label(run) -> str:
     c = _info(run).get("clip_grad_norm")
-    return "no clipping" if c is None else f"clip_grad_norm = {c:g}"
+    lr = (run.config.get("optimizer") or {}).get("lr")  # each arm's own (tuned) rate decides
+    rate = f", lr {lr:g}" if isinstance(lr, (int, float)) else ""
+    return ("no clipping" if c is None else f"clip_grad_norm = {c:g}") + rate
 
 
 def _read_probe(run) -> pd.DataFrame:
