@@ -74,6 +74,22 @@ def test_lstm_forget_bias_starts_the_forget_block_only():
         assert not cell.bias_hh.data.any()
 
 
+def test_chrono_initialisation_spreads_the_forget_gates_time_scales():
+    """Tallec & Ollivier 2018: b_f ~ log U[1, T_max - 1] per unit, b_i = -b_f (T_max: the
+    sequence length, here 60), so unit j keeps its memory for ~e^{b_f} steps."""
+    model = rnn(DataSpec.tokens(6, 60), cell="lstm", hidden=400, forget_bias="chrono",
+                dtype=np.float64, rng=np.random.default_rng(0))
+    b = model.rnn.cells[0].bias_ih.data
+    forget, inputs = b[400:800], b[:400]
+    assert (forget >= 0).all() and (forget <= np.log(59)).all()
+    np.testing.assert_array_equal(inputs, -forget)
+    assert not b[800:].any() and not model.rnn.cells[0].bias_hh.data.any()
+    # e^{b_f} ~ U[1, 59]: its mean is 30, its quartiles 15.5 and 44.5
+    np.testing.assert_allclose(np.exp(forget).mean(), 30, rtol=0.1)
+    with pytest.raises(ValueError, match="a number or chrono"):
+        rnn(DataSpec.tokens(6, 8), cell="lstm", forget_bias="chronos")
+
+
 def test_members_are_reproducible_and_log_recall(tmp_path):
     args = ("experiment=rnn_memory", "model.cell=gru", "dataset.delay=3", "dataset.n_samples=100",
             "max_steps=12", "rnn_memory.eval_every=5", "model.hidden=8")

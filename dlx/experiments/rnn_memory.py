@@ -123,25 +123,55 @@ def _adding(runs) -> bool:
     return any(_info(r).get("task") == "adding" for r in runs)
 
 
+def _forget_bias(r):
+    """The LSTM's forget-gate bias at init (a number, or chrono); None for the other cells."""
+    if _info(r).get("cell") != "lstm":
+        return None
+    value = ((r.config.get("model") or {}).get("forget_bias"))
+    return value if value == "chrono" else float(value or 0.0)
+
+
+def _arm(r) -> str:
+    """A member's arm: its cell, and for the LSTM its forget-gate bias at init, which decides
+    whether it remembers at all at long delays (#26)."""
+    fb = _forget_bias(r)
+    return _info(r)["cell"] if fb is None else f"lstm, forget bias {fb if fb == 'chrono' else f'{fb:g}'}"
+
+
+def _arm_name(arm: str) -> str:
+    cell, _, rest = arm.partition(", ")
+    return CELLS[cell] + (f" ({rest})" if rest else "")
+
+
+def _arm_order(arm: str) -> tuple:
+    cell, _, rest = arm.partition(", forget bias ")
+    bias = (1, 0.0) if rest == "chrono" else (0, float(rest)) if rest else (0, 0.0)
+    return list(CELLS).index(cell), bias
+
+
 def table(runs) -> pd.DataFrame:
-    """Per (cell, T), cells in CELLS' order and T ascending: the final validation score, mean,
-    sd and n over seeds — copy memory: ``delay`` and ``recall``; adding: ``length`` and
-    ``mse``."""
+    """Per (arm, T), arms in CELLS' order (an LSTM's by its forget-gate bias, chrono last) and T
+    ascending: the final validation score, mean, sd and n over seeds — copy memory: ``delay``
+    and ``recall``; adding: ``length`` and ``mse``. ``cell`` is the cell, ``forget_bias`` the
+    LSTM's (empty for the others)."""
     runs = [r for r in runs if _info(r)]
     x, y = ("length", "mse") if _adding(runs) else ("delay", "recall")
-    stats = setting_stats(runs, lambda r: (_info(r)["cell"], _info(r)[x]),
+    stats = setting_stats(runs, lambda r: (_arm(r), _info(r)[x]),
                           {y: lambda r: _info(r)[f"val_{y}"]})
-    stats.insert(0, "cell", [s[0] for s in stats["setting"]])
-    stats.insert(1, x, [int(s[1]) for s in stats["setting"]])
-    order = {c: i for i, c in enumerate(CELLS)}
-    return (stats.drop(columns="setting").assign(o=stats["cell"].map(order))
+    arms = [s[0] for s in stats["setting"]]
+    stats.insert(0, "cell", [a.partition(",")[0] for a in arms])
+    stats.insert(1, "forget_bias", [a.partition("forget bias ")[2] for a in arms])
+    stats.insert(2, x, [int(s[1]) for s in stats["setting"]])
+    stats.insert(3, "arm", arms)
+    order = [_arm_order(a) for a in arms]
+    return (stats.drop(columns="setting").assign(o=order)
             .sort_values(["o", x], ignore_index=True).drop(columns="o"))
 
 
-def _curves(runs, cell: str, x: str, value: int, metric: str):
-    """Steps, mean and sd over seeds of val/<metric> for one (cell, T)."""
+def _curves(runs, arm: str, x: str, value: int, metric: str):
+    """Steps, mean and sd over seeds of val/<metric> for one (arm, T)."""
     series = [r.series("val", metric).set_index("step")["value"] for r in runs
-              if _info(r).get("cell") == cell and _info(r).get(x) == value]
+              if _info(r) and _arm(r) == arm and _info(r).get(x) == value]
     if not series:
         return None
     frame = pd.concat(series, axis=1).sort_index()
@@ -167,11 +197,10 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
                  f"after a delay ({seeds_note(t['n'])})")
         reference, ref_label = info["chance"], f"chance (1/{info['n_symbols']})"
     fig, axes = panels(title, 2, size=(12.5, 4.6))
-    drawn = [cell for cell in CELLS if not t[t["cell"] == cell].empty]
-    for j, (cell, name) in enumerate(CELLS.items()):
-        c = t[t["cell"] == cell]
-        if c.empty:
-            continue
+    drawn = list(dict.fromkeys(t["arm"]))
+    for j, cell in enumerate(drawn):  # an arm: a cell (an LSTM with its forget-gate bias)
+        name = _arm_name(cell)
+        c = t[t["arm"] == cell]
         # side by side on the log axis, so error bars stay apart: 3% steps, centred on each T
         shift = 1 + (drawn.index(cell) - (len(drawn) - 1) / 2) * 0.03
         mean, sd = c[f"{y}_mean"].to_numpy(), c[f"{y}_sd"].fillna(0).to_numpy()
@@ -181,12 +210,12 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
                          color=f"C{j}")
         if adding:  # the seeds themselves: a mean over a solved and an unsolved seed hides both
             seeds = [(_info(r)[x], _info(r)[f"val_{y}"]) for r in runs
-                     if _info(r).get("cell") == cell]
+                     if _info(r) and _arm(r) == cell]
             axes[0].scatter([v[0] * shift for v in seeds], [v[1] for v in seeds], s=12,
                             color=f"C{j}", alpha=0.45, zorder=3)
         curves = _curves(runs, cell, x, max(ts), y)
         if curves is not None and adding:  # each seed's curve: they part at different steps
-            for k, r in enumerate(r for r in runs if _info(r).get("cell") == cell
+            for k, r in enumerate(r for r in runs if _info(r) and _arm(r) == cell
                                   and _info(r).get(x) == max(ts)):
                 series = r.series("val", y)
                 axes[1].plot(series["step"], series["value"], color=f"C{j}", lw=1.2,

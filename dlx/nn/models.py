@@ -163,8 +163,8 @@ class RecurrentNet(Module):
 
     def __init__(self, vocab: int, *, cell: str, hidden: int, layers: int,
                  nonlinearity: str = "tanh", embedding: int | None = None,
-                 forget_bias: float = 0.0, dtype=np.float32, features: int = 0,
-                 n_out: int = 0):
+                 forget_bias: float | str = 0.0, dtype=np.float32, features: int = 0,
+                 n_out: int = 0, steps: int = 0, rng=None):
         from dlx.nn.recurrent import RECURRENT
         from dlx.nn.transformer import Embedding
 
@@ -176,7 +176,13 @@ class RecurrentNet(Module):
         self.head = Linear(hidden, n_out if vocab is None else vocab, dtype=dtype, name="head")
         if cell == "lstm":  # biases start at zero (weights are the init option's): the f block
             for c in self.rnn.cells:
-                c.bias_ih.data[hidden:2 * hidden] = forget_bias
+                if forget_bias == "chrono":  # Tallec & Ollivier 2018, T_max = the sequence
+                    # b_f ~ log U[1, T_max - 1], b_i = -b_f: unit j forgets after ~e^{b_f} steps,
+                    # so the memories' time scales spread up to the longest dependency there is
+                    b = np.log(rng.uniform(1.0, max(steps - 1, 2), hidden)).astype(dtype)
+                    c.bias_ih.data[hidden:2 * hidden], c.bias_ih.data[:hidden] = b, -b
+                else:
+                    c.bias_ih.data[hidden:2 * hidden] = forget_bias
 
     def forward(self, idx: np.ndarray) -> np.ndarray:
         if self.vocab is None:  # real vectors (B, T, D): one prediction, after the last step
@@ -210,7 +216,7 @@ CELL_KINDS = ("rnn", "lstm", "gru")
 
 
 def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
-        nonlinearity: str = "tanh", embedding: int | None = None, forget_bias: float = 0.0,
+        nonlinearity: str = "tanh", embedding: int | None = None, forget_bias: float | str = 0.0,
         dtype=np.float32, rng=None) -> Module:
     """A recurrent net over the data's vocabulary: ``cell`` rnn (Elman, ``nonlinearity`` tanh
     or relu), lstm or gru, ``layers`` deep, ``hidden`` wide; tokens enter one-hot
@@ -219,8 +225,11 @@ def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
     predicted once, after the last step.
     ``forget_bias`` starts the LSTM's forget-gate bias b_if there (Gers et al. 2000; Jozefowicz
     et al. 2015 recommend 1: the cell keeps its memory from the first step; 0 is torch's
-    centre); the other cells have no forget gate and do not read it, so one config can sweep
-    the cell."""
+    centre), or ``chrono``: Tallec & Ollivier's (2018) chrono initialisation, b_f ~ log U[1,
+    T_max - 1] per unit and the input gate's bias -b_f, with T_max the data's sequence length;
+    the other cells have no forget gate and do not read it, so one config can sweep the cell."""
+    if isinstance(forget_bias, str) and forget_bias != "chrono":
+        raise ValueError(f"forget_bias must be a number or chrono, got {forget_bias!r}")
     if cell not in CELL_KINDS:
         raise ValueError(f"cell must be one of {', '.join(CELL_KINDS)}, got {cell!r}")
     if nonlinearity not in ("tanh", "relu"):
@@ -228,16 +237,19 @@ def rnn(spec, *, cell: str = "lstm", hidden: int = 64, layers: int = 1,
     if hidden < 1 or layers < 1 or (embedding is not None and embedding < 1):
         raise ValueError(f"hidden, layers and embedding must be >= 1, got {hidden}, {layers}, "
                          f"{embedding}")
+    forget = forget_bias if forget_bias == "chrono" else float(forget_bias)
+    rng = rng if rng is not None else np.random.default_rng(0)
     if spec.kind == "series":
         if embedding is not None:
             raise ValueError("embedding embeds tokens; sequences of real vectors enter as they "
                              "are (use model.embedding=null)")
         return RecurrentNet(None, cell=cell, hidden=hidden, layers=layers,
-                            nonlinearity=nonlinearity, forget_bias=float(forget_bias),
-                            dtype=dtype, features=spec.shape[1], n_out=spec.n_out)
+                            nonlinearity=nonlinearity, forget_bias=forget, dtype=dtype,
+                            features=spec.shape[1], n_out=spec.n_out, steps=spec.shape[0],
+                            rng=rng)
     return RecurrentNet(spec.vocab, cell=cell, hidden=hidden, layers=layers,
-                        nonlinearity=nonlinearity, embedding=embedding,
-                        forget_bias=float(forget_bias), dtype=dtype)
+                        nonlinearity=nonlinearity, embedding=embedding, forget_bias=forget,
+                        dtype=dtype, steps=spec.shape[0], rng=rng)
 
 
 rnn.reads = ("tokens", "series")
