@@ -31,7 +31,7 @@ import numpy as np
 
 from dlx.errors import UsageError
 from dlx.plots.style import STEP_LABEL, panels, save
-from dlx.plots.sweep import curve_stats, draw_band, seeds_note, setting_stats
+from dlx.plots.sweep import curve_stats, draw_band, n_seeds, seeds_note, setting_stats
 
 PERCENTILES = (15, 50, 85)
 UNIT_FILE, MODES_FILE = "unit_percentiles.csv", "train_eval.csv"
@@ -348,15 +348,21 @@ def grid(title: str, nrows: int, ncols: int, size):
     return fig, np.array(fig.subplots(nrows, ncols, squeeze=False))
 
 
+def _seeds_of(runs, norms, focus) -> str:
+    """'mean ± 1 sd over 3 seeds', or '1 seed, no spread': what the bands of a figure are."""
+    return seeds_note([len(_select(runs, norm, std)) for norm in norms for std in focus
+                       if _select(runs, norm, std)] or [1])
+
+
 def _convergence_figure(runs, norms, focus, out, fmt) -> Path:
     fig, axes = grid(f"convergence with and without normalization: {_shape_note(runs[0])} "
-                      "(mean ± 1 sd over seeds)", len(focus), 2, (12, 4.2 * len(focus)))
+                      f"({_seeds_of(runs, norms, focus)})", len(focus), 2, (12, 4.2 * len(focus)))
     for row, std in zip(axes, focus):
         for norm in norms:
             members = _select(runs, norm, std)
             if not members:
                 continue
-            label = f"{NAMES[norm]} ({len(members)} seeds)"
+            label = f"{NAMES[norm]} ({n_seeds(len(members))})"
             draw_band(row[0], curve_stats([_batch_loss(r) for r in members]),
                       color=COLORS[norm], label=label, log=True)
             draw_band(row[1], curve_stats([r.series("val", "acc") for r in members]),
@@ -387,7 +393,7 @@ def _shift_figure(runs, norms, focus, out, fmt) -> Path:
                 stats = _curves(members, lambda r: read_table(r, UNIT_FILE), f"p{q}")
                 if stats is not None:
                     draw_band(ax, stats, color=COLORS[norm], ls=style, label=f"{q}th percentile")
-            ax.set_title(f"{NAMES[norm]}, init N(0, {std:g}²) ({len(members)} seeds)",
+            ax.set_title(f"{NAMES[norm]}, init N(0, {std:g}²) ({n_seeds(len(members))})",
                          fontsize=10)
             ax.set_xlabel(STEP_LABEL)
             ax.set_ylabel("z_u (input of the ReLU" + (", after BN)" if norm == "batchnorm"
@@ -407,7 +413,7 @@ def _modes_figure(runs, norms, focus, out, fmt) -> Path:
     fig, axes = panels(f"training mode (statistics of each batch of {runs[0].config['batch_size']}) "
                        f"against eval mode (running statistics) on "
                        f"{runs[0].config['batchnorm']['probe_size']} fixed validation images "
-                       "(mean ± 1 sd over seeds)", 2, size=(13, 4.6))
+                       f"({_seeds_of(runs, norms, focus)})", 2, size=(13, 4.6))
     floor = 1e-12  # identical modes (no BN) give 0: drawn at the floor of the log axis
     for norm in norms:
         for std, ls in zip(focus, ("-", "--")):

@@ -9,6 +9,7 @@ import numpy as np
 
 from dlx.experiments.layers import FLOOR, STAT_LABELS, at_step, heatmap, read
 from dlx.plots.style import panels, save
+from dlx.plots.sweep import n_seeds
 
 
 def first_last_ratio(stats, step: int = 0, stat: str = "grad_z_norm") -> float:
@@ -83,8 +84,8 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
     out = sweep_dir / "plots" if out is None else out
     groups = _by_activation([r for r in runs if read(r) is not None])
     n = max(len(g) for g in groups.values())
-    fig, axes = panels(f"gradient flow: log₁₀ ‖∂L/∂z‖, layer x step (geometric mean of {n} "
-                       "seeds)", len(groups), size=(5.2 * len(groups), 4.4))
+    fig, axes = panels(f"gradient flow: log₁₀ ‖∂L/∂z‖, layer x step (geometric mean of "
+                       f"{n_seeds(n)})", len(groups), size=(5.2 * len(groups), 4.4))
     means = {act: geometric_mean_stats(members) for act, members in groups.items()}
     logs = [np.log10(m.query("stat == 'grad_z_norm'")["value"]) for m in means.values()]
     lo, hi = min(v.min() for v in logs), max(v.max() for v in logs)  # one scale for all
@@ -92,7 +93,7 @@ def plot_sweep(sweep_dir: Path, runs, labels, fmt: str, out: Path | None = None)
         ratio, spread = ratio_spread(members)
         heatmap(fig, ax, means[act], "grad_z_norm",
                 f"{_title(members[0])}\nfirst/last hidden layer at init: {ratio:.2g} ×/÷ "
-                f"{spread:.2f} ({len(members)} seeds)", vmin=lo, vmax=hi)
+                f"{spread:.2f} ({n_seeds(len(members))})", vmin=lo, vmax=hi)
     written = [save(fig, out / f"grad_flow_heatmaps.{fmt}")]
 
     fig, axes = panels(f"per-layer ‖∂L/∂z‖ at initialization and at the end (geometric mean, "

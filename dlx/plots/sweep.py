@@ -150,6 +150,11 @@ def draw_band(ax, stats: pd.DataFrame, x: str = "step", color=None, label=None, 
     ax.fill_between(stats[x], low, mean + sd, color=color, alpha=0.2, lw=0)
 
 
+def n_seeds(n: int) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{n} seed{'s' * (n != 1)}"
+
+
 def seeds_note(counts) -> str:
     """'mean ± 1 sd over 3 seeds' for settings of ``counts`` members each (or '2-3 seeds');
     '1 seed, no spread' when no setting has a second seed (a ± there would promise a spread
