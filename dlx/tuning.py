@@ -159,7 +159,8 @@ def choose(trials, objectives: list[float]) -> tuple[dict, dict]:
     return chosen, mean
 
 
-def table(trials, objectives, chosen, mean, monitor: str, named: dict, budget: str) -> bytes:
+def table(trials, objectives, chosen, mean, monitor: str, named: dict, budget: str,
+          follows: dict | None = None) -> bytes:
     """tuning.csv: one row per trial (``objective``: the monitor as minimised, accuracies
     negated; ``mean_objective``: over the setting's seeds; ``chosen``: 1 for the arm's)."""
     out = io.StringIO()
@@ -170,6 +171,9 @@ def table(trials, objectives, chosen, mean, monitor: str, named: dict, budget: s
         writer.writerow([named[arm], " ".join(setting), seed, budget, monitor, repr(objective),
                          repr(mean[(arm, setting)]), int(chosen.get(arm) == setting),
                          subdir.partition("=")[2]])
+    for arm, leader in (follows or {}).items():  # no trials of its own: its reference's choice
+        writer.writerow([named[arm], " ".join(chosen[arm]), "", budget, monitor, "nan", "nan", 1,
+                         f"as {named[leader]}"])
     return out.getvalue().encode()
 
 
@@ -194,6 +198,32 @@ class TunedSweeper(BasicSweeper):
         super().__init__(max_batch_size, params)
         self.tune = tune
 
+    def _followers(self, arms) -> dict:
+        """Arms that run a learner's implementation of a dlx option (``reference: adam``) next
+        to an arm of that option: each follows that arm's choice instead of being tuned, so the
+        learner's code is compared with dlx's at identical settings (as in every other sweep)."""
+        from dlx import app
+        from dlx.learner import GROUPS, is_learner
+
+        follows = {}
+        loader = self.hydra_context.config_loader
+        for arm in arms:
+            try:
+                cfg = loader.load_sweep_config(self.config, list(arm))
+                app._adopt(cfg)
+            except Exception:  # noqa: BLE001 - composition errors are said by the checks later
+                continue
+            for group in GROUPS:
+                node = cfg.get(group)
+                reference = node.get("reference") if node is not None and \
+                    is_learner(OmegaConf.to_container(node)) else None
+                if not reference:
+                    continue
+                leader = tuple(f"{group}={reference}" if _key(o) == group else o for o in arm)
+                if leader != arm and leader in arms:
+                    follows[arm] = leader
+        return follows
+
     def sweep(self, arguments: list[str]) -> Any:
         from dlx import app
 
@@ -210,7 +240,8 @@ class TunedSweeper(BasicSweeper):
                 f"{', '.join(fixed)} is tuned per arm (hydra.sweeper.tune.grid): do not also set "
                 f"it in the sweep; to compare at one shared value, use hydra/sweeper=basic"))
         arms = arms_of(members)
-        trials = trials_of(arms, spec)
+        follows = self._followers(arms)
+        trials = trials_of([a for a in arms if a not in follows], spec)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         app._State.n_members = len(members)
         app._check_sweep_dir(sweep_dir, len(members))
@@ -224,20 +255,30 @@ class TunedSweeper(BasicSweeper):
         tried = self.launcher.launch([t[3] for t in trials], initial_job_idx=0)
         objectives = [float(r.return_value) for r in tried]
         chosen, mean = choose(trials, objectives)
+        for arm, leader in follows.items():  # the learner's code at its reference's setting
+            if leader in chosen:
+                chosen[arm] = chosen[leader]
         monitor = spec.budget.get("monitor") or str(self.config.get("monitor", "best:val/loss"))
         named = labels(arms)
         budget = " ".join(f"{k}={v}" for k, v in spec.budget.items()) or "the members' own"
         write_bytes(sweep_dir / TUNING, table(trials, objectives, chosen, mean, monitor, named,
-                                              budget))
+                                              budget, {a: follows[a] for a in follows
+                                                       if follows[a] in chosen}))
         lost = [named[arm] for arm in arms if arm not in chosen]
         if lost:
             raise Rejected(UsageError(
                 f"no setting of {'; '.join(lost)} trained (every trial failed or diverged: see "
                 f"{sweep_dir / TUNING}); widen or move hydra.sweeper.tune.grid"), code=1)
         for arm, setting in chosen.items():
+            if arm in follows:
+                continue
             log.info(f"tuned: {named[arm]}: {' '.join(setting)} "
                      f"({monitor} {_shown(mean[(arm, setting)], monitor)})")
-        for line in _edges(spec, chosen, named):
+        for arm, leader in follows.items():
+            if arm in chosen:
+                log.info(f"tuned: {named[arm]}: {' '.join(chosen[arm])} (as {named[leader]}, "
+                         f"the option it implements: compared at identical settings)")
+        for line in _edges(spec, {a: c for a, c in chosen.items() if a not in follows}, named):
             log.warning(line)
         batch = [_with(m, chosen[_arm(m)]) for m in members]  # the members' own order
         app._check_members(self, batch, 0)

@@ -4,6 +4,7 @@ initial weights and batches, and recorded with their source."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import linecache
@@ -331,6 +332,33 @@ def test_a_correct_adam_matches_the_reference_side_by_side(ws, dtype, rel):
     config = (sweep / "1" / "config.yaml").read_text()
     assert "name: my_adam" in config and "_target_: mine.optim.Adam" in config
     assert "lr: 0.005" in config  # the experiment's tuned lr for the reference it implements
+
+
+@pytest.mark.slow
+def test_a_tuned_sweep_runs_the_learners_optimizer_at_its_references_rate(ws):
+    """hydra/sweeper=tuned tunes each arm on its own, but a learner's implementation of a dlx
+    option (my_adam: `reference: adam`) is not an arm to tune: it follows its reference's
+    choice, so it is still compared with dlx's at identical settings (and costs no trials)."""
+    result = CLI(ws)("run", "-m", "hydra/sweeper=tuned", "optimizer=adam,my_adam,sgd", "seed=0",
+                     "epochs=2", "hydra.sweeper.tune.grid={optimizer.lr:[0.01,0.1]}",
+                     "progress=none")
+    assert result.returncode == 0, result.stderr
+    sweep = Path(result.stdout.split()[-1])
+    rows = list(csv.DictReader((sweep / "tuning.csv").open()))
+    assert [r["arm"] for r in rows] == ["optimizer=adam"] * 2 + ["optimizer=sgd"] * 2 + \
+        ["optimizer=my_adam"]  # 4 trials: none for the learner's Adam
+    follower = rows[-1]
+    adam = next(r for r in rows if r["arm"] == "optimizer=adam" and r["chosen"] == "1")
+    assert follower["setting"] == adam["setting"] and follower["run"] == "as optimizer=adam"
+    assert "tuned: optimizer=my_adam: " + adam["setting"] + " (as optimizer=adam, the option " \
+        "it implements: compared at identical settings)" in result.stderr
+    assert_same_run(sweep / "1", sweep / "0", 1e-5)  # the same rate, the same numbers
+    assert cli_plot(ws, sweep)
+
+
+def cli_plot(ws: Path, sweep: Path) -> bool:
+    plotted = CLI(ws)("plot", str(sweep))
+    return plotted.returncode == 0 and "tuning.png" in plotted.stdout
 
 
 def test_the_record_holds_the_learners_source_with_its_hash(ws):

@@ -29,7 +29,8 @@ def _wide(settings: list[str]) -> bool:
 
 
 def tuning_figure(sweep_dir: Path, out: Path, fmt: str) -> list[Path]:
-    rows = read_tuning(sweep_dir)
+    # a learner's arm that ran at its reference's choice has no trials of its own to draw
+    rows = [r for r in read_tuning(sweep_dir) if not r["run"].startswith("as ")]
     if not rows:
         return []
     monitor = rows[0]["monitor"]
