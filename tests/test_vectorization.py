@@ -50,9 +50,14 @@ def test_a_run_records_differences_not_times_and_draws_the_figure(tmp_path):
     assert set(m["split"]) == {"distances", "linear_forward", "linear_dW", "softmax_ce", "conv2d"}
     assert (m["value"] < 1e-10).all()  # every version agrees with the vectorized one
     times = pd.read_csv(a.path / v.TIMES)
-    assert (times["median_seconds"] > 0).all() and len(times) == len(m)
+    assert (times["min_seconds"] > 0).all() and len(times) == len(m)
+    assert (times["min_seconds"] <= times["median_seconds"]).all()
+    assert (times["median_seconds"] <= times["max_seconds"]).all()
     speedups = a.summary["vectorization"]["distances"]["speedup"]
     assert speedups["vectorized"] == 1.0 and set(speedups) == set(v.VERSIONS)
+    seconds = a.summary["vectorization"]["distances"]["seconds"]  # the fastest call's
+    assert seconds == dict(zip(times[times["case"] == "distances"]["version"],
+                               times[times["case"] == "distances"]["min_seconds"]))
     assert (a.path / "plots" / "vectorization.png").is_file()
     assert not (a.path / "plots" / "loss.png").exists()  # no training curves: none were trained
 
