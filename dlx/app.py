@@ -454,7 +454,11 @@ def main(args: list[str], command: bool = False) -> int:
     except SystemExit as e:  # --help, --hydra-help, --info
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
-        return _interrupted()
+        # one in the instant between the last record's final status and the end of Hydra's
+        # job (the 'completed:' line printed, the directory not yet): the runs are over
+        finished = command and _all_recorded()
+        if not finished:
+            return _interrupted()
     except _Rejected as e:
         _discard_unused()
         if debug or user_full_error:
@@ -483,11 +487,35 @@ def main(args: list[str], command: bool = False) -> int:
 
     if _State.sweep_dir is not None:
         return _report_sweep(Path(_State.sweep_dir).absolute())
-    if not _State.results:  # --cfg, --info: Hydra printed what was asked
+    if not _State.results and _State.last_dir is None:  # --cfg, --info: Hydra printed it
         return 0
-    result = _State.results[-1]
-    print(result.run_dir)
-    return {"completed": 0, "diverged": 0, "interrupted": 130}.get(result.status, 1)
+    run_dir, status = (_State.results[-1].run_dir, _State.results[-1].status) if _State.results \
+        else (_State.last_dir, _final_status(_State.last_dir))
+    print(run_dir)
+    return {"completed": 0, "diverged": 0, "interrupted": 130}.get(status, 1)
+
+
+FINAL = ("completed", "diverged", "failed")  # a record that says how its run ended
+
+
+def _final_status(run_dir: Path | None) -> str | None:
+    from dlx.records.store import read_summary
+
+    try:
+        status = read_summary(run_dir)["status"] if run_dir is not None else None
+    except (UsageError, OSError):
+        return None
+    return status if status in FINAL else None
+
+
+def _all_recorded() -> bool:
+    """Every run this command was to make has its final status on disk (a signal that came
+    after that changes nothing): the run, or every member the sweep asked for."""
+    if _State.sweep_dir is None:
+        return _final_status(_State.last_dir) is not None
+    rows = _member_status(Path(_State.sweep_dir))
+    return bool(_State.n_members) and len(rows) >= _State.n_members \
+        and all(status in FINAL for _, status, _ in rows)
 
 
 def _is_parse_error(e: Exception) -> bool:
@@ -517,6 +545,13 @@ def _interrupted() -> int:
 
 def _report_sweep(sweep_dir: Path, interrupted: bool = False) -> int:
     rows = _member_status(sweep_dir)
+    trials = _member_status(sweep_dir / "tune") if (sweep_dir / "tune").is_dir() else []
+    if trials and not rows:  # a tuned sweep stopped in its tuning stage (dlx.tuning)
+        done = sum(status in ("completed", "diverged") for _, status, _ in trials)
+        print(f"sweep {'interrupted ' if interrupted else ''}while tuning: {done} of {len(trials)} "
+              f"tuning runs finished ({sweep_dir / 'tune'}); no member ran", file=sys.stderr)
+        print(sweep_dir)
+        return 130 if interrupted else 1
     counts: dict[str, int] = {}
     for _, status, _ in rows:
         counts[status] = counts.get(status, 0) + 1

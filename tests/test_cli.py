@@ -216,16 +216,23 @@ def test_interrupt_keeps_the_record(cli, sig):
 def test_a_signal_after_the_run_finished_changes_nothing(cli, sig):
     """The run is recorded and its directory printed: a Ctrl-C in the moments before the process
     exits used to turn exit 0 into 130, or a death by the signal (-2)."""
-    for delay in (0.0, 0.05, 0.2):
-        proc = cli.popen("run", "progress=none", f"hydra.run.dir=r{delay}")
-        proc.stdout.readline()  # the run directory: the run is over
+    for when, delay in (("completed", 0.0), ("directory", 0.0), ("directory", 0.05),
+                        ("directory", 0.2)):
+        proc = cli.popen("run", "progress=none", f"hydra.run.dir=r{when}{delay}")
+        if when == "completed":  # its last log line: the record is final, Hydra's job not over
+            while "completed:" not in proc.stderr.readline():
+                pass
+        else:
+            proc.stdout.readline()  # the run directory: the run is over
         time.sleep(delay)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, (delay, proc.returncode, err)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (when, delay, proc.returncode, err)
         assert "interrupted" not in err, err
-        assert json.loads((cli.cwd / f"r{delay}" / "summary.json").read_text())["status"] \
+        assert json.loads((cli.cwd / f"r{when}{delay}" / "summary.json").read_text())["status"] \
             == "completed"
+        if when == "completed":
+            assert out.strip().endswith(f"r{when}{delay}"), out  # the directory, as ever
 
 
 def test_an_exception_fails_the_run_with_traceback_in_the_log(cli):

@@ -150,3 +150,26 @@ def test_the_optimizers_experiment_tuned_records_each_optimizers_own_rate(cli):
     assert len(said) == 1 and "optimizer=sgd" in said[0] \
         and said[0].endswith(f"{chosen[0]['setting']} (final:val/loss "
                              f"{float(chosen[0]['objective']):.4g})"), said
+
+
+@pytest.mark.slow
+def test_a_tuned_sweep_stopped_while_tuning_says_so(cli):
+    """SIGTERM in the tuning stage: the trials' records are kept, and the sweep's last line
+    says it stopped while tuning (it said "0 of 1 runs finished: no members")."""
+    import signal
+    import time
+
+    sweep = cli.cwd / "stopped"
+    proc = cli.popen("run", "-m", "hydra/sweeper=tuned", "optimizer=sgd", "epochs=100000",
+                     "hydra.sweeper.tune.grid={optimizer.lr:[0.1,0.3]}", "progress=none",
+                     f"hydra.sweep.dir={sweep}")
+    deadline = time.time() + 120
+    while time.time() < deadline and not (sweep / "tune" / "0" / "checkpoint.npz").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"sweep interrupted while tuning: 0 of 1 tuning runs finished ({sweep / 'tune'}); " \
+        "no member ran" in err, err
+    assert json.loads((sweep / "tune" / "0" / "summary.json").read_text())["status"] == \
+        "interrupted"

@@ -25,7 +25,7 @@ def _number(setting: str) -> float | None:
 def _wide(settings: list[str]) -> bool:
     """Numeric settings spanning more than a decade: a log axis."""
     xs = [_number(s) for s in settings]
-    return min(xs) > 0 and max(xs) / min(xs) > 10
+    return min(xs) > 0 and max(xs) / min(xs) >= 10
 
 
 def tuning_figure(sweep_dir: Path, out: Path, fmt: str) -> list[Path]:
