@@ -98,6 +98,9 @@ def test_tuning_each_arm_flips_a_ranking_that_a_shared_learning_rate_made(cli):
     table = list(csv.DictReader((cli.cwd / "compared.csv").open()))  # the chosen lr is shown,
     assert [float(r["optimizer.lr"]) for r in table] == [1.0, 1.0]  # the same for both arms
     assert cli("plot", str(tuned)).stdout.strip().endswith("tuning.png")
+    shown = cli("show", str(tuned)).stdout
+    assert "tuned: optimizer=adam: optimizer.lr=1.0\ntuned: optimizer=rmsprop: optimizer.lr=1.0" \
+        in shown, shown
     from dlx.plots.sweep import load_members, member_labels
 
     runs, _ = load_members(tuned)  # the legends name each arm's rate, the same for both
@@ -173,3 +176,13 @@ def test_a_tuned_sweep_stopped_while_tuning_says_so(cli):
         "no member ran" in err, err
     assert json.loads((sweep / "tune" / "0" / "summary.json").read_text())["status"] == \
         "interrupted"
+    shown = cli("show", str(sweep))  # not just "members: none yet"
+    assert f"tuning: stopped, 0 of 1 tuning runs finished ({sweep / 'tune'}); no member ran" \
+        in shown.stdout, shown.stdout
+    diverged = cli("run", "-m", "hydra/sweeper=tuned", "optimizer=sgd,adam", "epochs=1",
+                   "hydra.sweeper.tune.grid={optimizer.lr:[1e9]}", "progress=none",
+                   f"hydra.sweep.dir={cli.cwd / 'diverged'}")
+    assert diverged.returncode == 1 and "no setting of optimizer=sgd; optimizer=adam trained" \
+        in diverged.stderr, diverged.stderr
+    shown = cli("show", str(cli.cwd / "diverged")).stdout
+    assert "tuned: optimizer=sgd: no setting trained (every trial failed or diverged)" in shown

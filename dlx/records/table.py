@@ -517,9 +517,37 @@ def print_sweep(path: Path, width: int | None = None, file=None) -> None:
     tags = read_tags(path)
     if tags:
         console.print(Text.assemble(("tags", "bold"), "  ", ", ".join(tags)), soft_wrap=True)
+    for line in _tuning_lines(path):
+        console.print(Text(line), soft_wrap=True)
     console.print(Text(f"members: {', '.join(m.name for m in members) or 'none yet'} (dlx show "
                        f"{path}/N for one, dlx compare {path} for all)"), soft_wrap=True)
     _print_notes(console, path)
+
+
+def _tuning_lines(path: Path) -> list[str]:
+    """A tuned sweep's stage before its members (dlx.tuning): each arm's choice, or why there
+    is none (its trials all failed or diverged; the tuning was stopped)."""
+    from dlx.records.tuning import read_tuning
+
+    tune = path / "tune"
+    if not tune.is_dir():
+        return []
+    try:
+        rows = read_tuning(path)
+    except UsageError as e:
+        return [f"tuning: {e}"]
+    trials = [_safe_summary(m).get("status") for m in sweep_members(tune)]
+    done = sum(status in ("completed", "diverged") for status in trials)
+    if not rows:  # stopped before its trials were all in
+        return [printable(f"tuning: stopped, {done} of {len(trials)} tuning runs finished "
+                          f"({tune}); no member ran")]
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    chosen = {r["arm"]: r["setting"] for r in rows if r["chosen"]}
+    out = [printable(f"tuned: {arm}: {chosen[arm]}") if arm in chosen else
+           printable(f"tuned: {arm}: no setting trained (every trial failed or diverged)")
+           for arm in arms]
+    return out + [printable(f"tuning: {len(trials)} runs in {tune}, each trial in "
+                            f"{path / 'tuning.csv'}")]
 
 
 def print_run(path: Path, width: int | None = None, file=None) -> None:
