@@ -32,6 +32,7 @@ from dlx.records import checkpoint
 from dlx.records.files import PLOTS, replacing, write_bytes
 from dlx.records.metrics import MetricsWriter
 from dlx.records.store import CONFIG, METRICS, MODEL, SUMMARY, process_start, write_json
+from dlx.records.tuning import maximised
 
 log = logging.getLogger("dlx")
 
@@ -275,8 +276,7 @@ def _objective(cfg: dict, summary: dict) -> float:
     value = (summary.get(kind or "best") or {}).get(key)
     if summary.get("status") != "completed" or not isinstance(value, (int, float)):
         return float("inf")
-    # accuracies and R^2 are maximized: negated
-    return -float(value) if "acc" in key or key.endswith("/r2") else float(value)
+    return -float(value) if maximised(key) else float(value)
 
 
 def _plot(run_dir: Path) -> None:

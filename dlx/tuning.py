@@ -36,6 +36,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlx.errors import Rejected, UsageError
 from dlx.records.files import MULTIRUN, TUNING, write_bytes
+from dlx.records.tuning import maximised
 
 log = logging.getLogger("dlx")
 
@@ -290,5 +291,5 @@ class TunedSweeper(BasicSweeper):
 
 def _shown(objective: float, monitor: str) -> str:
     key = monitor.rpartition(":")[2]
-    value = -objective if "acc" in key or key.endswith("/r2") else objective
+    value = -objective if maximised(key) else objective
     return f"{value:.4g}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dlx.plots.style import SPLIT_NAMES, figure, log_scale_if_wide, save, y_label
-from dlx.records.tuning import read_tuning
+from dlx.records.tuning import maximised, read_tuning
 
 
 def _number(setting: str) -> float | None:
@@ -36,7 +36,7 @@ def tuning_figure(sweep_dir: Path, out: Path, fmt: str) -> list[Path]:
     monitor = rows[0]["monitor"]
     metric = monitor.rpartition(":")[2]
     split, _, name = metric.rpartition("/")
-    sign = -1.0 if "acc" in metric or metric.endswith("/r2") else 1.0  # objective -> metric
+    sign = -1.0 if maximised(metric) else 1.0  # objective -> metric
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     numeric = all(_number(s) is not None for s in settings)
     key = settings[0].partition("=")[0] if numeric else "setting"

@@ -10,6 +10,12 @@ from dlx.errors import UsageError
 from dlx.records.files import TUNING
 
 
+def maximised(metric: str) -> bool:
+    """Accuracies and R^2 are maximised (a monitor negates them into an objective to minimise);
+    losses and errors are minimised."""
+    return "acc" in metric or metric.endswith("/r2")
+
+
 def read_tuning(sweep_dir: Path) -> list[dict]:
     """tuning.csv's rows with the numbers parsed; [] for a sweep that was not tuned. A bad file
     is a UsageError naming it."""
